@@ -1,0 +1,20 @@
+// mtrelay: one CLI, a subcommand per role. Run from a checkout as ./bin/mtrelay <role> …
+import { Command } from 'commander';
+import { relayCommand } from './relay/command.ts';
+
+// kafkajs schedules a timer with a negative delay on every connection (harmless, it runs at
+// once); Node warns about it. Other warnings are printed as usual.
+process.removeAllListeners('warning');
+process.on('warning', (warning) => {
+  if (warning.name !== 'TimeoutNegativeWarning') process.stderr.write(`${warning.name}: ${warning.message}\n`);
+});
+
+const program = new Command('mtrelay')
+  .description('Kubernetes-native SMTP relay: submission, delivery, operator')
+  .addCommand(relayCommand())
+  .showHelpAfterError();
+
+program.parseAsync(process.argv).catch((error: Error) => {
+  process.stderr.write(`mtrelay: ${error.message}\n`);
+  process.exit(1);
+});

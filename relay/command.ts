@@ -1,0 +1,129 @@
+// `mtrelay relay`: the SMTP submission service.
+import { Command } from 'commander';
+import { integer, list, option } from '../shared/cli-options.ts';
+import { parseBrokers } from '../shared/kafka/client.ts';
+import { DEFAULT_RETRY_DELAYS } from '../shared/kafka/topics.ts';
+import { createLogger } from '../shared/ops/logger.ts';
+import { DEFAULT_AUTH_THROTTLE } from './auth-throttle.ts';
+import { startRelay, type RelayConfig } from './main.ts';
+import type { ListenerSpec } from './relay-server.ts';
+
+interface RelayFlags {
+  resources: string;
+  kafka: string;
+  host: string;
+  hostname: string;
+  port: number;
+  altPort: number;
+  smtpsPort: number;
+  tlsCert?: string;
+  tlsKey?: string;
+  authUser: string;
+  allowAuthWithoutTls: boolean;
+  maxSize: number;
+  maxHeaderSize: number;
+  maxRecipients: number;
+  maxAttrAddresses: number;
+  maxClients: number;
+  commandTimeout: number;
+  drainTimeout: number;
+  sandboxDomain: string;
+  proxyProtocol?: string[];
+  kafkaTimeout: number;
+  topicPrefix: string;
+  partitions: number;
+  replicationFactor: number;
+  retryDelays: string[];
+  authSlowAfter: number;
+  authBlockAfter: number;
+  authWindow: number;
+  metricsHost: string;
+  metricsPort: number;
+  logLevel: string;
+}
+
+export function relayCommand(): Command {
+  return new Command('relay')
+    .description('SMTP submission service: AUTH with API keys, header checks, durable hand-off to Kafka')
+    .addOption(option('--resources <dir>', 'folder of SendingDomain, ApiKey and Secret manifests (reloaded on change)').makeOptionMandatory())
+    .addOption(option('--kafka <brokers>', 'Kafka bootstrap brokers, HOST:PORT[,HOST:PORT…]').makeOptionMandatory())
+    .addOption(option('--host <address>', 'address the SMTP listeners bind to').default('0.0.0.0'))
+    .addOption(option('--hostname <name>', 'name in the greeting and EHLO reply').default('localhost'))
+    .addOption(option('--port <port>', 'submission port with STARTTLS (0 picks a free port, -1 disables)').argParser(integer(-1, 65535)).default(587))
+    .addOption(option('--alt-port <port>', 'alternate submission port with STARTTLS (-1 disables)').argParser(integer(-1, 65535)).default(2525))
+    .addOption(option('--smtps-port <port>', 'implicit TLS port (-1 disables)').argParser(integer(-1, 65535)).default(465))
+    .addOption(option('--tls-cert <file>', 'PEM certificate chain; reloaded when the file changes'))
+    .addOption(option('--tls-key <file>', 'PEM private key; reloaded when the file changes'))
+    .addOption(option('--auth-user <name>', 'the AUTH user name clients send').default('smtp_mt_injection'))
+    .addOption(option('--allow-auth-without-tls', 'allow AUTH before STARTTLS (for clients without TLS)').default(false))
+    .addOption(option('--max-size <bytes>', 'SIZE: largest message accepted').argParser(integer(1024)).default(25 * 1024 * 1024))
+    .addOption(option('--max-header-size <bytes>', 'largest header block accepted').argParser(integer(1024)).default(256 * 1024))
+    .addOption(option('--max-recipients <n>', 'envelope recipients per message (more get 452 4.5.3)').argParser(integer(1)).default(100))
+    .addOption(option('--max-attr-addresses <n>', 'cc + bcc + archive addresses in X-MT-ATTR').argParser(integer(0)).default(1000))
+    .addOption(option('--max-clients <n>', 'concurrent SMTP connections per listener').argParser(integer(1)).default(10_000))
+    .addOption(option('--command-timeout <seconds>', 'idle time allowed per command (RFC 5321 recommends 300; never under 60)').argParser(integer(60)).default(300))
+    .addOption(option('--drain-timeout <seconds>', 'on SIGTERM, how long open sessions may finish').argParser(integer(0)).default(30))
+    .addOption(option('--sandbox-domain <domain>', 'a From domain every key may use').default('sandbox.mailtarget.co'))
+    .addOption(option('--proxy-protocol <addresses>', 'accept a PROXY protocol header from these load balancer addresses (comma-separated, or "*")').argParser(list))
+    .addOption(option('--kafka-timeout <ms>', 'how long to wait for the broker before answering 451').argParser(integer(100)).default(10_000))
+    .addOption(option('--topic-prefix <prefix>', 'prefix of every Kafka topic').default('mtrelay'))
+    .addOption(option('--partitions <n>', 'partitions of topics the relay creates').argParser(integer(1)).default(12))
+    .addOption(option('--replication-factor <n>', 'replication of topics the relay creates (-1: broker default)').argParser(integer(-1)).default(-1))
+    .addOption(option('--retry-delays <list>', 'delays of the retry ladder topics').argParser(list).default(DEFAULT_RETRY_DELAYS))
+    .addOption(option('--auth-slow-after <n>', 'failed AUTHs per address before replies are slowed').argParser(integer(1)).default(DEFAULT_AUTH_THROTTLE.slowAfter))
+    .addOption(option('--auth-block-after <n>', 'failed AUTHs per address before it is refused with 421').argParser(integer(1)).default(DEFAULT_AUTH_THROTTLE.blockAfter))
+    .addOption(option('--auth-window <seconds>', 'window in which failed AUTHs are counted').argParser(integer(1)).default(DEFAULT_AUTH_THROTTLE.windowMs / 1000))
+    .addOption(option('--metrics-host <address>', 'address of /metrics, /healthz and /readyz').default('0.0.0.0'))
+    .addOption(option('--metrics-port <port>', 'port of /metrics, /healthz and /readyz').argParser(integer(0, 65535)).default(9090))
+    .addOption(option('--log-level <level>', 'fatal, error, warn, info, debug').default('info'))
+    .action(async (flags: RelayFlags) => {
+      const logger = createLogger('relay', flags.logLevel);
+      const relay = await startRelay(relayConfig(flags), logger);
+      const stop = (signal: string) => {
+        logger.info({ signal }, 'shutting down');
+        relay.shutdown().then(() => process.exit(0), (error: Error) => {
+          logger.error({ err: { message: error.message } }, 'shutdown failed');
+          process.exit(1);
+        });
+      };
+      process.once('SIGTERM', () => stop('SIGTERM'));
+      process.once('SIGINT', () => stop('SIGINT'));
+    });
+}
+
+function relayConfig(flags: RelayFlags): RelayConfig {
+  if (Boolean(flags.tlsCert) !== Boolean(flags.tlsKey)) throw new Error('--tls-cert and --tls-key go together');
+  const listeners: ListenerSpec[] = [
+    { name: 'submission' as const, port: flags.port, implicitTls: false },
+    { name: 'alt' as const, port: flags.altPort, implicitTls: false },
+    { name: 'smtps' as const, port: flags.smtpsPort, implicitTls: true },
+  ].filter((l) => l.port >= 0 && (l.implicitTls ? Boolean(flags.tlsCert) : true));
+  const proxy = flags.proxyProtocol;
+  return {
+    resourcesDir: flags.resources,
+    brokers: parseBrokers(flags.kafka),
+    kafkaTimeoutMs: flags.kafkaTimeout,
+    tlsCert: flags.tlsCert,
+    tlsKey: flags.tlsKey,
+    metricsHost: flags.metricsHost,
+    metricsPort: flags.metricsPort,
+    topics: { prefix: flags.topicPrefix, partitions: flags.partitions, replicationFactor: flags.replicationFactor, retryDelays: flags.retryDelays },
+    authThrottle: { slowAfter: flags.authSlowAfter, blockAfter: flags.authBlockAfter, windowMs: flags.authWindow * 1000 },
+    settings: {
+      host: flags.host,
+      hostname: flags.hostname,
+      listeners,
+      authUser: flags.authUser,
+      allowAuthWithoutTls: flags.allowAuthWithoutTls,
+      maxMessageBytes: flags.maxSize,
+      maxHeaderBytes: flags.maxHeaderSize,
+      maxRecipients: flags.maxRecipients,
+      maxAttrAddresses: flags.maxAttrAddresses,
+      maxClients: flags.maxClients,
+      commandTimeoutMs: flags.commandTimeout * 1000,
+      drainTimeoutMs: flags.drainTimeout * 1000,
+      sandboxDomain: flags.sandboxDomain.toLowerCase(),
+      proxyProtocol: !proxy ? false : proxy.includes('*') ? true : proxy,
+    },
+  };
+}

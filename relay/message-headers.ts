@@ -1,0 +1,49 @@
+// Just enough RFC 5322 to check a message before it is queued: find the header block,
+// unfold fields, look them up by name. The body is never parsed here.
+
+export const MAX_HEADER_LINE = 998; // RFC 5322 2.1.1, without the CRLF
+
+export interface HeaderField {
+  /** Lower-case field name. */
+  name: string;
+  /** Unfolded value, leading white space removed. */
+  value: string;
+}
+
+export class HeaderError extends Error {}
+
+/** Index of the empty line that ends the header block, or -1 when the message is all header. */
+export function headerBlockEnd(message: Buffer): number {
+  if (message.length >= 2 && message[0] === 0x0d && message[1] === 0x0a) return 0;
+  const end = message.indexOf('\r\n\r\n');
+  return end === -1 ? -1 : end + 2;
+}
+
+/** Parses the header block (without the empty line). Throws HeaderError on a malformed one. */
+export function parseHeaderBlock(block: string): HeaderField[] {
+  const fields: HeaderField[] = [];
+  const lines = block.split('\r\n');
+  if (lines.at(-1) === '') lines.pop();
+  let current: { name: string; value: string } | undefined;
+  lines.forEach((line, index) => {
+    if (line.length > MAX_HEADER_LINE) {
+      throw new HeaderError(`Header line ${index + 1} is longer than ${MAX_HEADER_LINE} characters (RFC 5322 2.1.1)`);
+    }
+    if (line.startsWith(' ') || line.startsWith('\t')) {
+      if (!current) throw new HeaderError('The message starts with a folded header line');
+      current.value += line; // unfolding removes the CRLF and keeps the white space
+      return;
+    }
+    const colon = line.indexOf(':');
+    if (colon <= 0 || !/^[\x21-\x39\x3b-\x7e]+$/.test(line.slice(0, colon))) {
+      throw new HeaderError(`Header line ${index + 1} is not a "Name: value" field`);
+    }
+    current = { name: line.slice(0, colon).toLowerCase(), value: line.slice(colon + 1) };
+    fields.push(current);
+  });
+  return fields.map((f) => ({ name: f.name, value: f.value.trim() }));
+}
+
+export function fieldValues(fields: HeaderField[], name: string): string[] {
+  return fields.filter((f) => f.name === name).map((f) => f.value);
+}

@@ -1,0 +1,275 @@
+// The SMTP submission service: listeners on the submission, alternate and implicit-TLS
+// ports, AUTH with API keys, header checks after the final dot, and a 250 only once Kafka
+// has the message.
+import './enhanced-status-codes.ts';
+import type { AddressInfo } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import { SMTPServer, type SMTPServerAuthentication, type SMTPServerDataStream, type SMTPServerSession } from 'smtp-server';
+import type { Logger } from 'pino';
+import { sha256Hex as sha256 } from '../shared/config/compiler.ts';
+import type { ConfigStore } from '../shared/config/store.ts';
+import { newTransmissionId } from '../shared/ids.ts';
+import { submissionHeaders, type Submission } from '../shared/kafka/submission-record.ts';
+import type { AuthThrottle } from './auth-throttle.ts';
+import { checkMessage } from './message-checks.ts';
+import type { RelayMetrics } from './metrics.ts';
+import { SmtpReply, reply } from './replies.ts';
+import { QueueUnavailableError, type SubmissionProducer } from './submission-producer.ts';
+import { TLS_OPTIONS, type TlsMaterial } from './tls-files.ts';
+
+export interface ListenerSpec {
+  name: 'submission' | 'alt' | 'smtps';
+  port: number;
+  implicitTls: boolean;
+}
+
+export interface RelaySettings {
+  host: string;
+  hostname: string;
+  listeners: ListenerSpec[];
+  authUser: string;
+  allowAuthWithoutTls: boolean;
+  maxMessageBytes: number;
+  maxHeaderBytes: number;
+  maxRecipients: number;
+  maxAttrAddresses: number;
+  maxClients: number;
+  commandTimeoutMs: number;
+  drainTimeoutMs: number;
+  sandboxDomain: string;
+  /** true, or the addresses of load balancers allowed to send a PROXY protocol header. */
+  proxyProtocol: boolean | string[];
+}
+
+export interface RelayDeps {
+  settings: RelaySettings;
+  store: ConfigStore;
+  producer: SubmissionProducer;
+  throttle: AuthThrottle;
+  metrics: RelayMetrics;
+  logger: Logger;
+  tls: TlsMaterial | undefined;
+}
+
+interface SessionUser {
+  keyId: string;
+  keySha256: string;
+  namespace: string;
+}
+
+export class RelayServer {
+  readonly #deps: RelayDeps;
+  readonly #servers = new Map<ListenerSpec['name'], SMTPServer>();
+  readonly #tlsProtocol = new Map<string, string>();
+  #draining = false;
+
+  constructor(deps: RelayDeps) {
+    this.#deps = deps;
+  }
+
+  get draining(): boolean {
+    return this.#draining;
+  }
+
+  async listen(): Promise<void> {
+    for (const listener of this.#deps.settings.listeners) {
+      if (listener.implicitTls && !this.#deps.tls) {
+        throw new Error(`the ${listener.name} listener (port ${listener.port}) needs --tls-cert and --tls-key`);
+      }
+      const server = this.#create(listener);
+      this.#servers.set(listener.name, server);
+      await new Promise<void>((resolve, reject) => {
+        server.server.once('error', reject);
+        server.listen(listener.port, this.#deps.settings.host, () => resolve());
+      });
+      server.on('error', (error) => this.#deps.logger.warn({ err: { message: error.message }, listener: listener.name }, 'SMTP listener error'));
+    }
+  }
+
+  /** The port a listener is bound to (useful with port 0). */
+  port(name: ListenerSpec['name']): number {
+    const server = this.#servers.get(name);
+    if (!server) throw new Error(`no ${name} listener`);
+    return (server.server.address() as AddressInfo).port;
+  }
+
+  updateTls(material: TlsMaterial): void {
+    for (const server of this.#servers.values()) server.updateSecureContext({ ...material, ...TLS_OPTIONS });
+  }
+
+  /** Stops accepting, lets transactions in DATA finish and be answered, then resolves. */
+  async drain(): Promise<void> {
+    this.#draining = true;
+    await Promise.all([...this.#servers.values()].map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
+  }
+
+  #create(listener: ListenerSpec): SMTPServer {
+    const { settings, metrics } = this.#deps;
+    return new SMTPServer({
+      name: settings.hostname,
+      banner: 'mtrelay',
+      hideENHANCEDSTATUSCODES: false,
+      secure: listener.implicitTls,
+      ...(this.#deps.tls ? { ...this.#deps.tls, ...TLS_OPTIONS } : {}),
+      disabledCommands: this.#deps.tls ? [] : ['STARTTLS'],
+      authMethods: ['PLAIN', 'LOGIN'],
+      allowInsecureAuth: settings.allowAuthWithoutTls,
+      authRequiredMessage: reply.authRequired(),
+      size: settings.maxMessageBytes,
+      maxRecipients: settings.maxRecipients,
+      maxClients: settings.maxClients,
+      socketTimeout: settings.commandTimeoutMs,
+      closeTimeout: settings.drainTimeoutMs,
+      useProxy: settings.proxyProtocol,
+      disableReverseLookup: true,
+      hideDSN: true,
+      logger: false,
+      onConnect: (session, callback) => {
+        metrics.connections.inc({ listener: listener.name });
+        metrics.openConnections.inc({ listener: listener.name });
+        callback(this.#refuseConnection(session) ?? undefined);
+      },
+      onSecure: (socket, session, callback) => {
+        const protocol = (socket as TLSSocket).getProtocol?.() ?? 'unknown';
+        this.#tlsProtocol.set(session.id, protocol);
+        metrics.tlsHandshakes.inc({ listener: listener.name, protocol });
+        callback();
+      },
+      onClose: (session) => {
+        metrics.openConnections.dec({ listener: listener.name });
+        this.#tlsProtocol.delete(session.id);
+      },
+      onAuth: (auth, session, callback) => this.#onAuth(auth, session, callback),
+      onMailFrom: (_address, session, callback) => callback(this.#refuseTransaction(session) ?? undefined),
+      onData: (stream, session, callback) => this.#onData(stream, session, callback),
+    });
+  }
+
+  #refuseConnection(session: SMTPServerSession): SmtpReply | undefined {
+    if (this.#draining) return reply.shuttingDown();
+    if (!this.#deps.store.loaded) return reply.notReady();
+    const blockedFor = this.#deps.throttle.blockedFor(session.remoteAddress);
+    return blockedFor ? reply.authThrottled(session.remoteAddress, blockedFor) : undefined;
+  }
+
+  /** MAIL FROM: refused while draining, or when the session's key was revoked since AUTH. */
+  #refuseTransaction(session: SMTPServerSession): SmtpReply | undefined {
+    if (this.#draining) return reply.shuttingDown();
+    const user = session.user as SessionUser | undefined;
+    if (user && !this.#deps.store.checkKey(user.keySha256).ok) return reply.authRevoked();
+    return undefined;
+  }
+
+  #onAuth(
+    auth: SMTPServerAuthentication,
+    session: SMTPServerSession,
+    callback: (error: Error | null | undefined, response?: { user: SessionUser }) => void,
+  ): void {
+    const { store, throttle, metrics, logger, settings } = this.#deps;
+    const address = session.remoteAddress;
+    const blockedFor = throttle.blockedFor(address);
+    if (blockedFor) {
+      metrics.auth.inc({ result: 'throttled' });
+      callback(reply.authThrottled(address, blockedFor));
+      return;
+    }
+    const userOk = (auth.username ?? '').toLowerCase() === settings.authUser.toLowerCase();
+    const check = store.checkKey(sha256(auth.password ?? ''));
+    if (userOk && check.ok) {
+      metrics.auth.inc({ result: 'ok' });
+      callback(null, { user: { keyId: check.key.id, keySha256: check.key.sha256, namespace: check.key.namespace } });
+      return;
+    }
+    const reason = userOk ? (check as { reason: string }).reason : 'bad_user';
+    metrics.auth.inc({ result: reason });
+    const delayMs = throttle.fail(address);
+    logger.info({ session: session.id, client: address, method: auth.method, reason,
+      keyId: check.ok ? undefined : check.key?.id, delayMs }, 'AUTH failed');
+    setTimeout(() => callback(reply.authFailed()), delayMs).unref();
+  }
+
+  #onData(stream: SMTPServerDataStream, session: SMTPServerSession, callback: (error?: Error | null, message?: string) => void): void {
+    const { settings, metrics } = this.#deps;
+    const chunks: Buffer[] = [];
+    let received = 0;
+    stream.on('data', (chunk: Buffer) => {
+      received += chunk.length;
+      // Past the limit nothing more is kept: memory is bounded by SIZE, not by the client.
+      if (received <= settings.maxMessageBytes) chunks.push(chunk);
+      else chunks.length = 0;
+    });
+    stream.once('end', () => {
+      metrics.receivedBytes.inc(received);
+      const answer = (error: SmtpReply | undefined, transmissionId?: string) => {
+        const line = error ? error.line : `250 ${reply.accepted(transmissionId!)}`;
+        const [code = '', enhanced = ''] = line.split(' ');
+        metrics.replies.inc({ code, enhanced });
+        this.#logTransaction(session, received, line, transmissionId);
+        if (error) callback(error);
+        else callback(null, reply.accepted(transmissionId!));
+      };
+      if (stream.sizeExceeded || received > settings.maxMessageBytes) {
+        answer(reply.messageTooBig(settings.maxMessageBytes));
+        return;
+      }
+      this.#accept(Buffer.concat(chunks, received), session).then(
+        (transmissionId) => answer(undefined, transmissionId),
+        (error: Error) => answer(error instanceof SmtpReply ? error : this.#unexpected(error, session)),
+      );
+    });
+  }
+
+  /** Checks the message, produces it, and resolves with its transmission id once Kafka has it. */
+  async #accept(received: Buffer, session: SMTPServerSession): Promise<string> {
+    const { settings, store, producer, metrics } = this.#deps;
+    const user = session.user as SessionUser;
+    const checked = checkMessage(received, user.namespace, {
+      store, sandboxDomain: settings.sandboxDomain, maxHeaderBytes: settings.maxHeaderBytes, maxAttrAddresses: settings.maxAttrAddresses,
+    });
+    const transmissionId = newTransmissionId();
+    const submission: Submission = {
+      transmissionId,
+      namespace: user.namespace,
+      apiKeyId: user.keyId,
+      mailFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
+      rcptTo: session.envelope.rcptTo.map((r) => r.address),
+      sendingDomain: checked.sendingDomain,
+      attributes: checked.attributes,
+      receivedAt: new Date().toISOString(),
+      clientAddress: session.remoteAddress,
+      tls: this.#tlsProtocol.get(session.id) ?? 'none',
+    };
+    try {
+      await producer.send({ key: transmissionId, value: checked.raw, headers: submissionHeaders(submission) });
+    } catch (error) {
+      if (error instanceof QueueUnavailableError) {
+        this.#deps.logger.warn({ session: session.id, err: { message: error.message } }, 'message not queued');
+        throw reply.queueUnavailable();
+      }
+      throw error;
+    }
+    metrics.acceptedMessages.inc();
+    return transmissionId;
+  }
+
+  #unexpected(error: Error, session: SMTPServerSession): SmtpReply {
+    this.#deps.logger.error({ session: session.id, err: { message: error.message, stack: error.stack } }, 'unexpected error in DATA');
+    return reply.queueUnavailable();
+  }
+
+  #logTransaction(session: SMTPServerSession, bytes: number, replyLine: string, transmissionId: string | undefined): void {
+    const user = session.user as SessionUser | undefined;
+    this.#deps.logger.info({
+      session: session.id,
+      client: session.remoteAddress,
+      keyId: user?.keyId,
+      namespace: user?.namespace,
+      transmissionId,
+      mailFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address : undefined,
+      recipients: session.envelope.rcptTo.length,
+      bytes,
+      tls: this.#tlsProtocol.get(session.id) ?? 'none',
+      reply: replyLine,
+    }, 'transaction');
+  }
+}

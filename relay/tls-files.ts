@@ -1,0 +1,36 @@
+// Certificate and key from files, reloaded without a restart when either file changes
+// (cert-manager rotates them in place), and only TLS 1.2 or newer.
+import { readFileSync, unwatchFile, watchFile } from 'node:fs';
+import tls from 'node:tls';
+import type { Logger } from 'pino';
+
+export const TLS_OPTIONS = { minVersion: 'TLSv1.2' as const };
+
+export interface TlsMaterial {
+  key: Buffer;
+  cert: Buffer;
+}
+
+export function readTlsFiles(certFile: string, keyFile: string): TlsMaterial {
+  const material = { cert: readFileSync(certFile), key: readFileSync(keyFile) };
+  tls.createSecureContext({ ...material, ...TLS_OPTIONS }); // throws when they do not match
+  return material;
+}
+
+/** Calls `onChange` with new material whenever both files read as a valid pair again. */
+export function watchTlsFiles(certFile: string, keyFile: string, logger: Logger, onChange: (m: TlsMaterial) => void): () => void {
+  const reload = () => {
+    try {
+      onChange(readTlsFiles(certFile, keyFile));
+      logger.info({ certFile }, 'TLS certificate reloaded');
+    } catch (error) {
+      logger.warn({ err: { message: (error as Error).message }, certFile, keyFile }, 'TLS files unreadable or mismatched; keeping the current certificate');
+    }
+  };
+  watchFile(certFile, { interval: 1000 }, reload);
+  watchFile(keyFile, { interval: 1000 }, reload);
+  return () => {
+    unwatchFile(certFile, reload);
+    unwatchFile(keyFile, reload);
+  };
+}

@@ -1,0 +1,199 @@
+// Turns account resources (SendingDomain, ApiKey and the Secrets holding keys, exactly as
+// one would `kubectl apply` them) into the compiled config document. Standalone mode and
+// the relay's --resources folder use it directly; the operator feeds it from informers.
+import { createHash } from 'node:crypto';
+import type { ValidateFunction } from 'ajv';
+import { ajv, describeFirstError } from '../validation.ts';
+import objectMetaSchema from './schemas/object-meta.schema.json' with { type: 'json' };
+import sendingDomainSchema from './schemas/sending-domain.schema.json' with { type: 'json' };
+import apiKeySchema from './schemas/api-key.schema.json' with { type: 'json' };
+import secretSchema from './schemas/secret.schema.json' with { type: 'json' };
+import compiledConfigSchema from './schemas/compiled-config.schema.json' with { type: 'json' };
+import {
+  API_GROUP_VERSION, CONFIG_API_VERSION,
+  type ApiKey, type CompiledApiKey, type CompiledConfig, type CompiledNamespace, type Resource,
+  type Secret, type SendingDomain,
+} from './types.ts';
+
+ajv.addSchema(objectMetaSchema);
+const validators: Record<string, ValidateFunction> = {
+  [`${API_GROUP_VERSION}/SendingDomain`]: ajv.compile(sendingDomainSchema),
+  [`${API_GROUP_VERSION}/ApiKey`]: ajv.compile(apiKeySchema),
+  'v1/Secret': ajv.compile(secretSchema),
+};
+export const validateCompiledConfig = ajv.compile<CompiledConfig>(compiledConfigSchema);
+
+/** API keys shorter than this are refused: they could be guessed. */
+export const MIN_API_KEY_LENGTH = 20;
+const DEFAULT_NAMESPACE = 'default';
+
+/** One parsed document and where it came from, for error messages. */
+export interface SourcedDocument {
+  source: string;
+  document: unknown;
+}
+
+export class ConfigCompileError extends Error {
+  readonly problems: string[];
+  constructor(problems: string[]) {
+    super(problems.length === 1 ? problems[0] : `${problems.length} problems:\n  ${problems.join('\n  ')}`);
+    this.name = 'ConfigCompileError';
+    this.problems = problems;
+  }
+}
+
+export function sha256Hex(value: string | Buffer): string {
+  return createHash('sha256').update(value).digest('hex');
+}
+
+export function apiKeyPrefix(key: string): string {
+  return key.slice(0, 6);
+}
+
+function kindOf(document: unknown): string | undefined {
+  if (!document || typeof document !== 'object') return undefined;
+  const { apiVersion, kind } = document as { apiVersion?: unknown; kind?: unknown };
+  return typeof apiVersion === 'string' && typeof kind === 'string' ? `${apiVersion}/${kind}` : undefined;
+}
+
+function label(resource: Resource): string {
+  return `${resource.kind} ${resource.metadata.namespace ?? DEFAULT_NAMESPACE}/${resource.metadata.name}`;
+}
+
+function secretValue(secret: Secret, key: string): string | undefined {
+  const plain = secret.stringData?.[key];
+  if (plain !== undefined) return plain.trim();
+  const encoded = secret.data?.[key];
+  return encoded === undefined ? undefined : Buffer.from(encoded, 'base64').toString('utf8').trim();
+}
+
+/** Validates every document against its schema and sorts the known kinds; others are ignored. */
+function validateAll(documents: SourcedDocument[], problems: string[]): Resource[] {
+  const resources: Resource[] = [];
+  for (const { source, document } of documents) {
+    if (document === null || document === undefined) continue; // an empty YAML document
+    const kind = kindOf(document);
+    if (!kind) {
+      problems.push(`${source}: not a Kubernetes resource (apiVersion and kind are required)`);
+      continue;
+    }
+    const validate = validators[kind];
+    if (!validate) continue; // other kinds (Deployments, ConfigMaps, …) may share the folder
+    if (!validate(document)) {
+      const name = (document as { metadata?: { name?: unknown } }).metadata?.name;
+      problems.push(`${source}: ${kind.split('/').pop()} ${String(name ?? '(unnamed)')}: ${describeFirstError(validate.errors)}`);
+      continue;
+    }
+    resources.push(document as Resource);
+  }
+  return resources;
+}
+
+function indexUnique<T extends Resource>(items: T[], problems: string[]): Map<string, T> {
+  const byName = new Map<string, T>();
+  for (const item of items) {
+    const key = `${item.metadata.namespace ?? DEFAULT_NAMESPACE}/${item.metadata.name}`;
+    if (byName.has(key)) problems.push(`${label(item)} is defined twice`);
+    byName.set(key, item);
+  }
+  return byName;
+}
+
+function compileDomains(domains: SendingDomain[], problems: string[]): Record<string, CompiledNamespace> {
+  const namespaces: Record<string, CompiledNamespace> = {};
+  const owner = new Map<string, string>();
+  for (const resource of domains) {
+    const namespace = resource.metadata.namespace ?? DEFAULT_NAMESPACE;
+    const domain = resource.spec.domain;
+    const claimedBy = owner.get(domain);
+    if (claimedBy) {
+      problems.push(`${label(resource)}: domain ${domain} is already claimed by ${claimedBy}`);
+      continue;
+    }
+    owner.set(domain, label(resource));
+    const entry = (namespaces[namespace] ??= { domains: {} });
+    entry.domains[domain] = {
+      domain,
+      resource: resource.metadata.name,
+      dkimSelector: resource.spec.dkim?.selector ?? 'mtrelay',
+      ...(resource.spec.trackingDomain ? { trackingDomain: resource.spec.trackingDomain } : {}),
+    };
+  }
+  return namespaces;
+}
+
+function compileApiKeys(keys: ApiKey[], secrets: Map<string, Secret>, problems: string[]): CompiledApiKey[] {
+  const compiled: CompiledApiKey[] = [];
+  const seenHashes = new Map<string, string>();
+  for (const resource of keys) {
+    const namespace = resource.metadata.namespace ?? DEFAULT_NAMESPACE;
+    const id = `${namespace}/${resource.metadata.name}`;
+    const ref = resource.spec.secretRef;
+    if (!ref) {
+      problems.push(`${label(resource)}: spec.secretRef is required here (only the operator generates keys)`);
+      continue;
+    }
+    const secretKey = ref.key ?? 'apiKey';
+    const secret = secrets.get(`${namespace}/${ref.name}`);
+    if (!secret) {
+      problems.push(`${label(resource)}: Secret ${namespace}/${ref.name} not found`);
+      continue;
+    }
+    const key = secretValue(secret, secretKey);
+    if (!key) {
+      problems.push(`${label(resource)}: Secret ${namespace}/${ref.name} has no key "${secretKey}"`);
+      continue;
+    }
+    if (key.length < MIN_API_KEY_LENGTH) {
+      problems.push(`${label(resource)}: the API key in Secret ${namespace}/${ref.name} is shorter than ${MIN_API_KEY_LENGTH} characters`);
+      continue;
+    }
+    const sha256 = sha256Hex(key);
+    const sharedWith = seenHashes.get(sha256);
+    if (sharedWith) {
+      problems.push(`${label(resource)}: uses the same key as ApiKey ${sharedWith}; every ApiKey needs its own`);
+      continue;
+    }
+    seenHashes.set(sha256, id);
+    compiled.push({
+      id,
+      namespace,
+      sha256,
+      prefix: apiKeyPrefix(key),
+      permissions: [...resource.spec.permissions].sort(),
+      disabled: resource.spec.disabled ?? false,
+      ...(resource.spec.expiresAt ? { expiresAt: resource.spec.expiresAt } : {}),
+    });
+  }
+  return compiled.sort((a, b) => a.id.localeCompare(b.id));
+}
+
+/** Sorted-key JSON, so that equal content always hashes to the same revision. */
+function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => a.localeCompare(b)))
+      : v);
+}
+
+/** Compiles the documents, or throws ConfigCompileError listing every problem found. */
+export function compileConfig(documents: SourcedDocument[]): CompiledConfig {
+  const problems: string[] = [];
+  const resources = validateAll(documents, problems);
+  const domains = indexUnique(resources.filter((r): r is SendingDomain => r.kind === 'SendingDomain'), problems);
+  const keys = indexUnique(resources.filter((r): r is ApiKey => r.kind === 'ApiKey'), problems);
+  const secrets = indexUnique(resources.filter((r): r is Secret => r.kind === 'Secret'), problems);
+  const namespaces = compileDomains([...domains.values()], problems);
+  const apiKeys = compileApiKeys([...keys.values()], secrets, problems);
+  if (problems.length) throw new ConfigCompileError(problems);
+  const body = { namespaces, apiKeys };
+  const config: CompiledConfig = {
+    apiVersion: CONFIG_API_VERSION,
+    revision: sha256Hex(canonicalJson(body)),
+    ...body,
+  };
+  if (!validateCompiledConfig(config)) {
+    throw new ConfigCompileError([`compiled config ${describeFirstError(validateCompiledConfig.errors)}`]);
+  }
+  return config;
+}

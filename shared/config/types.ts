@@ -1,0 +1,85 @@
+// The resources users write (as for `kubectl apply`) and the compiled config document
+// that relay and deliverer pods read. JSON Schemas for each live in ./schemas/.
+
+export const API_GROUP_VERSION = 'mtrelay.dev/v1alpha1';
+export const CONFIG_API_VERSION = 'mtrelay.dev/config/v1';
+
+export interface ObjectMeta {
+  name: string;
+  namespace?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  uid?: string;
+  generation?: number;
+}
+
+export type Permission = 'smtp/send' | 'events/read' | 'suppressions/manage';
+export const SMTP_SEND: Permission = 'smtp/send';
+
+export interface SendingDomain {
+  apiVersion: typeof API_GROUP_VERSION;
+  kind: 'SendingDomain';
+  metadata: ObjectMeta;
+  spec: {
+    domain: string;
+    dkim?: { selector?: string; algorithm?: 'rsa-sha256'; keySize?: 2048 | 3072 | 4096 };
+    trackingDomain?: string;
+  };
+}
+
+export interface ApiKey {
+  apiVersion: typeof API_GROUP_VERSION;
+  kind: 'ApiKey';
+  metadata: ObjectMeta;
+  spec: {
+    permissions: Permission[];
+    secretRef?: { name: string; key?: string };
+    disabled?: boolean;
+    expiresAt?: string;
+  };
+}
+
+export interface Secret {
+  apiVersion: 'v1';
+  kind: 'Secret';
+  metadata: ObjectMeta;
+  type?: string;
+  data?: Record<string, string>;
+  stringData?: Record<string, string>;
+}
+
+export type Resource = SendingDomain | ApiKey | Secret;
+
+/** A sending domain as the relay and deliverer see it. */
+export interface CompiledDomain {
+  domain: string;
+  resource: string;
+  dkimSelector: string;
+  trackingDomain?: string;
+}
+
+/** An API key as the relay sees it: never the key, only its SHA-256. */
+export interface CompiledApiKey {
+  /** `namespace/name` of the ApiKey resource. */
+  id: string;
+  namespace: string;
+  /** Hex SHA-256 of the key. */
+  sha256: string;
+  /** The first characters of the key, to tell keys apart in logs and status. */
+  prefix: string;
+  permissions: Permission[];
+  disabled: boolean;
+  expiresAt?: string;
+}
+
+export interface CompiledNamespace {
+  domains: Record<string, CompiledDomain>;
+}
+
+/** The document the compiler produces; `revision` is a hash of everything else. */
+export interface CompiledConfig {
+  apiVersion: typeof CONFIG_API_VERSION;
+  revision: string;
+  namespaces: Record<string, CompiledNamespace>;
+  apiKeys: CompiledApiKey[];
+}

@@ -1,0 +1,61 @@
+// The topics mtrelay uses, and their configs. The project creates them itself with the
+// admin client; broker auto-create is never relied on (it would pick the wrong limits).
+import type { Admin, ITopicConfig } from 'kafkajs';
+import type { Logger } from 'pino';
+
+export interface TopicLayout {
+  prefix: string;
+  partitions: number;
+  /** -1 takes the broker's default.replication.factor. */
+  replicationFactor: number;
+  /** Largest message the relay accepts (SMTP SIZE); records may be this plus headers. */
+  maxMessageBytes: number;
+  /** Delays of the retry ladder, e.g. ['1m', '5m', '15m', '1h', '4h']. */
+  retryDelays: string[];
+}
+
+export const DEFAULT_RETRY_DELAYS = ['1m', '5m', '15m', '1h', '4h'];
+/** Room for record headers and batch overhead on top of the message itself. */
+export const RECORD_OVERHEAD_BYTES = 256 * 1024;
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+
+export function topicNames(prefix: string, retryDelays = DEFAULT_RETRY_DELAYS) {
+  return {
+    submissions: `${prefix}.submissions`,
+    retries: retryDelays.map((d) => `${prefix}.retry.${d}`),
+    events: `${prefix}.events`,
+    suppressions: `${prefix}.suppressions`,
+    deadLetter: `${prefix}.dead-letter`,
+  };
+}
+
+export function topicConfigs(layout: TopicLayout): ITopicConfig[] {
+  const names = topicNames(layout.prefix, layout.retryDelays);
+  const maxBytes = String(layout.maxMessageBytes + RECORD_OVERHEAD_BYTES);
+  const entries = (config: Record<string, string>) => Object.entries(config).map(([name, value]) => ({ name, value }));
+  const base = { numPartitions: layout.partitions, replicationFactor: layout.replicationFactor };
+  const messages = entries({
+    'max.message.bytes': maxBytes,
+    'retention.ms': String(7 * DAY_MS),
+    'cleanup.policy': 'delete',
+    'min.insync.replicas': layout.replicationFactor === 1 ? '1' : '2',
+  });
+  return [
+    { topic: names.submissions, ...base, configEntries: messages },
+    ...names.retries.map((topic) => ({ topic, ...base, configEntries: messages })),
+    { topic: names.deadLetter, ...base, configEntries: entries({ 'max.message.bytes': maxBytes, 'retention.ms': String(30 * DAY_MS) }) },
+    { topic: names.events, ...base, configEntries: entries({ 'retention.ms': String(14 * DAY_MS) }) },
+    { topic: names.suppressions, ...base, configEntries: entries({ 'cleanup.policy': 'compact', 'retention.ms': '-1' }) },
+  ];
+}
+
+/** Creates whichever of the topics are missing; existing ones are left as they are. */
+export async function ensureTopics(admin: Admin, layout: TopicLayout, logger: Logger): Promise<string[]> {
+  const existing = new Set(await admin.listTopics());
+  const missing = topicConfigs(layout).filter((t) => !existing.has(t.topic));
+  if (missing.length === 0) return [];
+  await admin.createTopics({ topics: missing, waitForLeaders: true });
+  logger.info({ topics: missing.map((t) => t.topic) }, 'created Kafka topics');
+  return missing.map((t) => t.topic);
+}

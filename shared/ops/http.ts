@@ -1,0 +1,47 @@
+// The operations endpoint of every process: /metrics for Prometheus, /healthz (the process
+// is alive) and /readyz (it can do its job; the reason when it cannot).
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Registry } from 'prom-client';
+
+export type ReadinessCheck = () => string | undefined;
+
+export interface OpsServerOptions {
+  host: string;
+  port: number;
+  registry: Registry;
+  /** Returns undefined when ready, else why not. */
+  readiness: ReadinessCheck;
+}
+
+export async function startOpsServer(options: OpsServerOptions): Promise<http.Server> {
+  const server = http.createServer((req, res) => {
+    const url = (req.url ?? '/').split('?')[0];
+    if (url === '/metrics') {
+      options.registry.metrics().then(
+        (body) => res.writeHead(200, { 'content-type': options.registry.contentType }).end(body),
+        (error: Error) => res.writeHead(500).end(error.message),
+      );
+      return;
+    }
+    if (url === '/healthz') {
+      res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
+      return;
+    }
+    if (url === '/readyz') {
+      const reason = options.readiness();
+      res.writeHead(reason ? 503 : 200, { 'content-type': 'text/plain' }).end(reason ? `not ready: ${reason}\n` : 'ready\n');
+      return;
+    }
+    res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host, () => resolve());
+  });
+  return server;
+}
+
+export function listeningPort(server: http.Server): number {
+  return (server.address() as AddressInfo).port;
+}

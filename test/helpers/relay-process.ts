@@ -1,0 +1,106 @@
+// Starts `mtrelay relay` as a real child process on free ports and reads its JSON logs.
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { repoRoot } from '../kafka/broker.ts';
+
+export interface RelayProcessOptions {
+  resources: string;
+  kafka: string;
+  tls?: { cert: string; key: string };
+  args?: string[];
+  env?: Record<string, string>;
+}
+
+export interface LogLine {
+  msg?: string;
+  [key: string]: unknown;
+}
+
+export class RelayProcess {
+  readonly child: ChildProcess;
+  readonly logs: LogLine[] = [];
+  readonly stderr: string[] = [];
+  ports = { submission: 0, alt: 0, smtps: 0 };
+  metricsPort = 0;
+  #waiters: { predicate: (l: LogLine) => boolean; resolve: (l: LogLine) => void }[] = [];
+  readonly exited: Promise<number | null>;
+
+  constructor(options: RelayProcessOptions) {
+    const args = [
+      path.join(repoRoot, 'cli.ts'), 'relay',
+      '--resources', options.resources, '--kafka', options.kafka,
+      '--host', '127.0.0.1', '--port', '0', '--alt-port', '0', '--smtps-port', '0',
+      '--metrics-host', '127.0.0.1', '--metrics-port', '0', '--partitions', '2', '--kafka-timeout', '5000',
+      '--drain-timeout', '10',
+      ...(options.tls ? ['--tls-cert', options.tls.cert, '--tls-key', options.tls.key] : []),
+      ...(options.args ?? []),
+    ];
+    this.child = spawn(process.execPath, args, { env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    createInterface({ input: this.child.stdout! }).on('line', (line) => {
+      let parsed: LogLine;
+      try {
+        parsed = JSON.parse(line) as LogLine;
+      } catch {
+        parsed = { msg: line };
+      }
+      this.logs.push(parsed);
+      this.#waiters = this.#waiters.filter((w) => (w.predicate(parsed) ? (w.resolve(parsed), false) : true));
+    });
+    createInterface({ input: this.child.stderr! }).on('line', (line) => this.stderr.push(line));
+    this.exited = new Promise((resolve) => this.child.once('exit', (code) => resolve(code)));
+  }
+
+  static async start(options: RelayProcessOptions): Promise<RelayProcess> {
+    const relay = new RelayProcess(options);
+    const ready = await Promise.race([
+      relay.waitForLog((l) => l.msg === 'relay listening', 60_000),
+      relay.exited.then((code) => {
+        throw new Error(`relay exited with ${code}: ${relay.stderr.join('\n')} ${JSON.stringify(relay.logs)}`);
+      }),
+    ]);
+    relay.ports = ready.ports as RelayProcess['ports'];
+    relay.metricsPort = ready.metricsPort as number;
+    await relay.waitUntilReady();
+    return relay;
+  }
+
+  waitForLog(predicate: (l: LogLine) => boolean, timeoutMs = 15_000): Promise<LogLine> {
+    const found = this.logs.find(predicate);
+    if (found) return Promise.resolve(found);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no matching relay log line within ${timeoutMs} ms`)), timeoutMs);
+      this.#waiters.push({ predicate, resolve: (l) => { clearTimeout(timer); resolve(l); } });
+    });
+  }
+
+  async http(pathname: string): Promise<{ status: number; body: string }> {
+    const res = await fetch(`http://127.0.0.1:${this.metricsPort}${pathname}`);
+    return { status: res.status, body: await res.text() };
+  }
+
+  async waitUntilReady(timeoutMs = 30_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while ((await this.http('/readyz')).status !== 200) {
+      if (Date.now() > deadline) throw new Error('relay not ready in time');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  /** The value of one metric series from /metrics, or 0 when absent. */
+  async metric(name: string, labels: Record<string, string> = {}): Promise<number> {
+    const { body } = await this.http('/metrics');
+    const want = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
+    for (const line of body.split('\n')) {
+      if (!line.startsWith(name)) continue;
+      const [series, value] = line.split(' ');
+      if (series === name || (series!.startsWith(`${name}{`) && want.every((w) => series!.includes(w)))) return Number(value);
+    }
+    return 0;
+  }
+
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
+    return this.exited;
+  }
+}

@@ -1,0 +1,50 @@
+// Writes account manifests into a folder the relay watches, as a user would.
+import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import os from 'node:os';
+import path from 'node:path';
+
+export function newApiKey(): string {
+  return `mt_${randomBytes(24).toString('base64url')}`;
+}
+
+export function tempDir(prefix: string): string {
+  return mkdtempSync(path.join(os.tmpdir(), `mtrelay-${prefix}-`));
+}
+
+export function sendingDomainYaml(namespace: string, name: string, domain: string): string {
+  return `apiVersion: mtrelay.dev/v1alpha1\nkind: SendingDomain\nmetadata:\n  name: ${name}\n  namespace: ${namespace}\nspec:\n  domain: ${domain}\n`;
+}
+
+export interface KeyManifestOptions {
+  permissions?: string[];
+  disabled?: boolean;
+  expiresAt?: string;
+}
+
+export function apiKeyYaml(namespace: string, name: string, key: string, options: KeyManifestOptions = {}): string {
+  const permissions = JSON.stringify(options.permissions ?? ['smtp/send']);
+  return [
+    'apiVersion: mtrelay.dev/v1alpha1', 'kind: ApiKey', 'metadata:', `  name: ${name}`, `  namespace: ${namespace}`, 'spec:',
+    `  permissions: ${permissions}`, '  secretRef:', `    name: ${name}-key`,
+    ...(options.disabled !== undefined ? [`  disabled: ${options.disabled}`] : []),
+    ...(options.expiresAt ? [`  expiresAt: "${options.expiresAt}"`] : []),
+    '---', 'apiVersion: v1', 'kind: Secret', 'metadata:', `  name: ${name}-key`, `  namespace: ${namespace}`,
+    'data:', `  apiKey: ${Buffer.from(key).toString('base64')}`, '',
+  ].join('\n');
+}
+
+/** A folder with one account: namespace `acme`, domain `example.com`, one key. */
+export function accountFolder(key: string, dir = tempDir('resources')) {
+  writeFileSync(path.join(dir, 'domain.yaml'), sendingDomainYaml('acme', 'example-com', 'example.com'));
+  writeFileSync(path.join(dir, 'key.yaml'), apiKeyYaml('acme', 'app', key));
+  return {
+    dir,
+    write(file: string, content: string) {
+      writeFileSync(path.join(dir, file), content);
+    },
+    remove(file: string) {
+      rmSync(path.join(dir, file), { force: true });
+    },
+  };
+}

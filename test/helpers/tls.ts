@@ -1,0 +1,42 @@
+// A test certificate authority and server certificates, made with the openssl CLI.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+export interface TestCa {
+  dir: string;
+  caCert: string;
+  caKey: string;
+  /** Issues a certificate for the names (DNS names and IP addresses); returns file paths. */
+  issue(name: string, altNames: string[]): { cert: string; key: string };
+}
+
+function openssl(args: string[], cwd: string): void {
+  execFileSync('openssl', args, { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
+}
+
+export function createTestCa(dir = mkdtempSync(path.join(os.tmpdir(), 'mtrelay-ca-'))): TestCa {
+  const caKey = path.join(dir, 'ca.key');
+  const caCert = path.join(dir, 'ca.pem');
+  openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', caKey, '-out', caCert, '-days', '30',
+    '-subj', '/CN=mtrelay test CA', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'], dir);
+  let serial = 1;
+  return {
+    dir,
+    caCert,
+    caKey,
+    issue(name, altNames) {
+      const key = path.join(dir, `${name}.key`);
+      const csr = path.join(dir, `${name}.csr`);
+      const cert = path.join(dir, `${name}.pem`);
+      const ext = path.join(dir, `${name}.ext`);
+      const san = altNames.map((n) => (/^[\d.]+$|:/.test(n) ? `IP:${n}` : `DNS:${n}`)).join(',');
+      writeFileSync(ext, `subjectAltName=${san}\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n`);
+      openssl(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', csr, '-subj', `/CN=${altNames[0] ?? name}`], dir);
+      openssl(['x509', '-req', '-in', csr, '-CA', caCert, '-CAkey', caKey, '-set_serial', String(serial++), '-days', '30',
+        '-out', cert, '-extfile', ext], dir);
+      return { cert, key };
+    },
+  };
+}

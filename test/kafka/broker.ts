@@ -1,0 +1,155 @@
+// A real Apache Kafka broker (KRaft, combined broker+controller) for tests and development.
+// The jars come from Maven Central through test/kafka/pom.xml into an ignored cache folder,
+// once; every later start reuses them.
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, writeFileSync, openSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+export const repoRoot = path.resolve(here, '../..');
+export const KAFKA_VERSION = '4.1.1';
+const libsDir = path.join(repoRoot, '.cache', `kafka-${KAFKA_VERSION}`, 'libs');
+
+/** Fetches the broker jars with Maven unless they are cached already. */
+export function ensureKafkaJars(): string {
+  if (existsSync(path.join(libsDir, `kafka_2.13-${KAFKA_VERSION}.jar`))) return libsDir;
+  mkdirSync(libsDir, { recursive: true });
+  execFileSync(
+    'mvn',
+    ['-q', '-B', '-f', path.join(here, 'pom.xml'), 'dependency:copy-dependencies',
+      `-Dkafka.version=${KAFKA_VERSION}`, `-DoutputDirectory=${libsDir}`, '-Dmdep.includeScope=runtime'],
+    { stdio: ['ignore', 'inherit', 'inherit'] },
+  );
+  if (readdirSync(libsDir).length === 0) throw new Error(`Maven fetched no Kafka jars into ${libsDir}`);
+  return libsDir;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function canConnect(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host: '127.0.0.1', port });
+    socket.once('connect', () => { socket.destroy(); resolve(true); });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+export interface BrokerOptions {
+  /** Folder for the broker's data and logs; created if missing. */
+  dir: string;
+  /** Largest record the broker takes, to match the relay's SMTP SIZE. */
+  maxMessageBytes?: number;
+  /** Keep the broker running after this process exits (development use). */
+  detached?: boolean;
+}
+
+export class KafkaBroker {
+  readonly dir: string;
+  brokerPort = 0;
+  controllerPort = 0;
+  private process: ChildProcess | undefined;
+  private readonly options: BrokerOptions;
+
+  constructor(options: BrokerOptions) {
+    this.options = options;
+    this.dir = options.dir;
+  }
+
+  get bootstrap(): string {
+    return `127.0.0.1:${this.brokerPort}`;
+  }
+
+  get pid(): number | undefined {
+    return this.process?.pid;
+  }
+
+  /** Formats storage (first start only) and starts the broker; resolves once it accepts connections. */
+  async start(): Promise<void> {
+    const libs = ensureKafkaJars();
+    const classpath = path.join(libs, '*');
+    const dataDir = path.join(this.dir, 'data');
+    const propsFile = path.join(this.dir, 'server.properties');
+    if (!this.brokerPort) {
+      this.brokerPort = await freePort();
+      this.controllerPort = await freePort();
+    }
+    mkdirSync(dataDir, { recursive: true });
+    writeFileSync(propsFile, this.properties(dataDir));
+    const java = ['-Xms256m', '-Xmx768m', '-XX:+UseG1GC', '-Djava.awt.headless=true',
+      `-Dlog4j2.configurationFile=${path.join(here, 'log4j2.properties')}`, `-Dkafka.logs.dir=${this.dir}`,
+      '-cp', classpath];
+    if (!existsSync(path.join(dataDir, 'meta.properties'))) {
+      const clusterId = randomBytes(16).toString('base64url');
+      execFileSync('java', [...java, 'kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', propsFile],
+        { stdio: ['ignore', 'ignore', 'inherit'] });
+    }
+    const out = openSync(path.join(this.dir, 'stdout.log'), 'a');
+    const child = spawn('java', [...java, 'kafka.Kafka', propsFile], {
+      stdio: ['ignore', out, out],
+      detached: this.options.detached ?? false,
+    });
+    this.process = child;
+    let exited: number | null | undefined;
+    child.once('exit', (code) => { exited = code; });
+    const deadline = Date.now() + 90_000;
+    while (!(await canConnect(this.brokerPort))) {
+      if (exited !== undefined) throw new Error(`Kafka broker exited with ${exited}; see ${this.dir}/stdout.log and server.log`);
+      if (Date.now() > deadline) throw new Error(`Kafka broker did not listen on ${this.bootstrap} within 90 s`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    if (this.options.detached) child.unref();
+  }
+
+  /** Stops the broker: SIGTERM for a clean shutdown, or SIGKILL to simulate a crash. */
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    const child = this.process;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const gone = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    child.kill(signal);
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    await gone;
+    clearTimeout(timer);
+    this.process = undefined;
+  }
+
+  private properties(dataDir: string): string {
+    const max = this.options.maxMessageBytes ?? 32 * 1024 * 1024;
+    return [
+      'process.roles=broker,controller',
+      'node.id=1',
+      `controller.quorum.voters=1@127.0.0.1:${this.controllerPort}`,
+      `listeners=PLAINTEXT://127.0.0.1:${this.brokerPort},CONTROLLER://127.0.0.1:${this.controllerPort}`,
+      `advertised.listeners=PLAINTEXT://127.0.0.1:${this.brokerPort}`,
+      'controller.listener.names=CONTROLLER',
+      'inter.broker.listener.name=PLAINTEXT',
+      'listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT',
+      `log.dirs=${dataDir}`,
+      'auto.create.topics.enable=false',
+      'num.partitions=1',
+      'offsets.topic.replication.factor=1',
+      'offsets.topic.num.partitions=3',
+      'transaction.state.log.replication.factor=1',
+      'transaction.state.log.min.isr=1',
+      'share.coordinator.state.topic.replication.factor=1',
+      'share.coordinator.state.topic.min.isr=1',
+      'group.initial.rebalance.delay.ms=0',
+      `message.max.bytes=${max + 1024 * 1024}`,
+      `replica.fetch.max.bytes=${max + 1024 * 1024}`,
+      `socket.request.max.bytes=${Math.max(104857600, max * 2)}`,
+      '',
+    ].join('\n');
+  }
+}
