@@ -152,9 +152,9 @@ export class RelayServer {
     return blockedFor ? reply.authThrottled(session.remoteAddress, blockedFor) : undefined;
   }
 
-  /** MAIL FROM: refused while draining, or when the session's key was revoked since AUTH. */
+  /** MAIL FROM: refused when the session's key was revoked since AUTH. (While draining,
+   *  smtp-server itself answers every command with 421 4.4.2 Server shutting down.) */
   #refuseTransaction(session: SMTPServerSession): SmtpReply | undefined {
-    if (this.#draining) return reply.shuttingDown();
     const user = session.user as SessionUser | undefined;
     if (user && !this.#deps.store.checkKey(user.keySha256).ok) return reply.authRevoked();
     return undefined;

@@ -7,7 +7,8 @@ import addFormatsModule from 'ajv-formats';
 const addFormats = ((addFormatsModule as unknown as { default?: unknown }).default ?? addFormatsModule) as
   (ajv: Ajv) => Ajv;
 
-export const ajv = new Ajv({ allErrors: false, strict: true, useDefaults: true });
+// verbose: errors carry their schema, so an anyOf can be explained by its description.
+export const ajv = new Ajv({ allErrors: false, strict: true, useDefaults: true, verbose: true });
 addFormats(ajv);
 
 export function compileSchema<T>(schema: object): ValidateFunction<T> {
@@ -31,6 +32,10 @@ export function errorProblem(error: ErrorObject): string {
       return 'is not a known field';
     case 'format':
       return `must be a valid ${String(error.params.format)}`;
+    case 'anyOf': {
+      const description = (error.parentSchema as { description?: string } | undefined)?.description;
+      return description ? `must be ${description}` : 'must match one of the allowed forms';
+    }
     default:
       return error.message ?? 'is invalid';
   }
@@ -38,7 +43,8 @@ export function errorProblem(error: ErrorObject): string {
 
 /** `field: problem` for the first error, or `problem` when the document itself is wrong. */
 export function describeFirstError(errors: ErrorObject[] | null | undefined): string {
-  const first = errors?.[0];
+  // A failed anyOf also lists each branch's error; the anyOf itself says more.
+  const first = errors?.find((e) => e.keyword === 'anyOf') ?? errors?.[0];
   if (!first) return 'is invalid';
   const field = errorField(first);
   return field ? `${field}: ${errorProblem(first)}` : errorProblem(first);

@@ -24,7 +24,7 @@ process.stderr.write(`Kafka broker up at ${broker.bootstrap} in ${((Date.now() -
 
 const files = process.argv.slice(2);
 const child = spawn(process.execPath, [
-  '--test', '--test-concurrency=2', '--test-timeout=300000',
+  '--disable-warning=TimeoutNegativeWarning', '--test', '--test-concurrency=2', '--test-timeout=300000',
   ...(files.length ? files : ['test/**/*.test.ts']),
 ], { cwd: repoRoot, stdio: 'inherit', env: { ...process.env, MTRELAY_TEST_KAFKA: broker.bootstrap } });
 

@@ -1,0 +1,93 @@
+// What an operator sees: /healthz, /readyz, /metrics, one JSON log line per transaction with
+// no secrets, a clear refusal to start on a broken folder, and a graceful drain on SIGTERM.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { testKafka } from '../helpers/env.ts';
+import { KafkaReader } from '../helpers/kafka-reader.ts';
+import { RelayProcess } from '../helpers/relay-process.ts';
+import { accountFolder, newApiKey, tempDir } from '../helpers/resources.ts';
+import { RawSmtp } from '../helpers/smtp-raw.ts';
+import { submitArgs, swaks } from '../helpers/swaks.ts';
+import { createTestCa } from '../helpers/tls.ts';
+
+const key = newApiKey();
+const account = accountFolder(key);
+const ca = createTestCa();
+const cert = ca.issue('relay', ['localhost', '127.0.0.1']);
+let kafka: KafkaReader;
+
+before(async () => {
+  kafka = await KafkaReader.start(testKafka());
+});
+after(async () => {
+  await kafka?.stop();
+});
+
+test('health, readiness, metrics and one log line per transaction without secrets', async () => {
+  const relay = await RelayProcess.start({ resources: account.dir, kafka: testKafka(), tls: cert });
+  try {
+    assert.deepEqual(await relay.http('/healthz'), { status: 200, body: 'ok\n' });
+    assert.deepEqual(await relay.http('/readyz'), { status: 200, body: 'ready\n' });
+    const ok = await swaks(submitArgs({ port: relay.ports.submission, key, ca: ca.caCert }));
+    const id = /OK (\d+)$/.exec(ok.dataReply ?? '')?.[1];
+    assert.ok(id, ok.output);
+    await swaks(submitArgs({ port: relay.ports.smtps, key: 'wrong-key-wrong-key-wrong', tls: 'implicit' }));
+    await swaks(submitArgs({ port: relay.ports.submission, key, from: 'x@elsewhere.test' }));
+
+    assert.equal(await relay.metric('mtrelay_relay_connections_total', { listener: 'submission' }), 2);
+    assert.equal(await relay.metric('mtrelay_relay_tls_handshakes_total', { listener: 'smtps', protocol: 'TLSv1.3' }), 1);
+    assert.equal(await relay.metric('mtrelay_relay_auth_total', { result: 'ok' }), 2);
+    assert.equal(await relay.metric('mtrelay_relay_auth_total', { result: 'unknown_key' }), 1);
+    assert.equal(await relay.metric('mtrelay_relay_replies_total', { code: '250', enhanced: '2.0.0' }), 1);
+    assert.equal(await relay.metric('mtrelay_relay_replies_total', { code: '550', enhanced: '5.7.1' }), 1);
+    assert.ok(await relay.metric('mtrelay_relay_received_bytes_total') > 0);
+    assert.equal(await relay.metric('mtrelay_relay_kafka_produce_seconds_count', { result: 'ok' }), 1);
+    assert.equal(await relay.metric('mtrelay_config_generation'), 1);
+    assert.equal(await relay.metric('mtrelay_relay_kafka_connected'), 1);
+
+    const line = await relay.waitForLog((l) => l.msg === 'transaction' && l.transmissionId === id);
+    assert.equal(line.reply, `250 2.0.0 OK ${id}`);
+    assert.equal(line.keyId, 'acme/app');
+    assert.equal(line.tls, 'TLSv1.3');
+    const refused = await relay.waitForLog((l) => l.msg === 'transaction' && String(l.reply).startsWith('550'));
+    assert.equal(refused.reply, '550 5.7.1 Unconfigured Sending Domain <elsewhere.test>');
+    const everything = JSON.stringify(relay.logs) + relay.stderr.join('\n');
+    assert.ok(!everything.includes(key), 'the API key never appears in the logs');
+    assert.ok(!everything.includes('wrong-key-wrong-key-wrong'), 'nor does a wrong one');
+  } finally {
+    await relay.stop();
+  }
+});
+
+test('a relay whose resources folder is broken at start refuses to start and says why', async () => {
+  const broken = tempDir('broken');
+  const folder = accountFolder(key, broken);
+  folder.write('domain.yaml', 'apiVersion: mtrelay.dev/v1alpha1\nkind: SendingDomain\nmetadata: {name: bad, namespace: acme}\nspec: {domain: "Not A Domain"}\n');
+  const relay = new RelayProcess({ resources: broken, kafka: testKafka() });
+  assert.equal(await relay.exited, 1);
+  assert.match(relay.stderr.join('\n'), /domain\.yaml: SendingDomain bad: spec\.domain: must match pattern/);
+});
+
+test('SIGTERM drains: no new connections, the transaction in DATA is finished and answered, then exit 0', async () => {
+  const relay = await RelayProcess.start({ resources: account.dir, kafka: testKafka(), args: ['--allow-auth-without-tls'] });
+  const busy = await RawSmtp.connect(relay.ports.submission);
+  await busy.reply();
+  await busy.login(key);
+  await busy.command('MAIL FROM:<sender@example.com>');
+  await busy.command('RCPT TO:<x@recipient.test>');
+  assert.match((await busy.command('DATA')) ?? '', /^354 /);
+  await busy.write('From: sender@example.com\r\nSubject: drain\r\n\r\nfirst half, ');
+
+  relay.child.kill('SIGTERM');
+  await relay.waitForLog((l) => String(l.msg).startsWith('draining'));
+  await assert.rejects(RawSmtp.connect(relay.ports.submission), /ECONNREFUSED/, 'no new connections while draining');
+  assert.equal((await relay.http('/readyz')).status, 503);
+
+  await busy.write('second half\r\n.\r\n');
+  const id = /^250 2\.0\.0 OK (\d+)$/.exec((await busy.reply()) ?? '')?.[1];
+  assert.ok(id, 'the message in DATA is accepted');
+  assert.equal(await busy.command('MAIL FROM:<sender@example.com>'), '421 4.4.2 Server shutting down');
+  assert.equal(await relay.exited, 0);
+  const record = await kafka.waitFor(id);
+  assert.match(record.value.toString(), /first half, second half/);
+});

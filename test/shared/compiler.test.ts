@@ -1,0 +1,64 @@
+// The config compiler on manifest folders, as a user would write them for kubectl apply.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { ConfigCompileError, compileConfig, sha256Hex } from '../../shared/config/compiler.ts';
+import { compileManifestFolder } from '../../shared/config/manifest-folder.ts';
+import { accountFolder, apiKeyYaml, newApiKey, sendingDomainYaml } from '../helpers/resources.ts';
+import { parseAllDocuments } from 'yaml';
+
+const docs = (...yaml: string[]) => yaml.flatMap((y, i) => parseAllDocuments(y).map((d) => ({ source: `file${i}.yaml`, document: d.toJS() })));
+
+test('the example resources compile: domain per namespace, key as hash and prefix only', async () => {
+  const config = await compileManifestFolder(new URL('../../examples/resources', import.meta.url).pathname);
+  assert.equal(config.apiVersion, 'mtrelay.dev/config/v1');
+  assert.deepEqual(config.namespaces, { acme: { domains: { 'example.com': { domain: 'example.com', resource: 'example-com', dkimSelector: 'mt1' } } } });
+  assert.deepEqual(config.apiKeys, [{
+    id: 'acme/app-sender', namespace: 'acme', sha256: sha256Hex('mt_example_3f9c1b7e2a6d4f08b5e1c9a7d2f4b6e8'), prefix: 'mt_exa',
+    permissions: ['smtp/send'], disabled: false,
+  }]);
+  assert.ok(!JSON.stringify(config).includes('3f9c1b7e2a6d4f08'), 'the key itself is not in the document');
+});
+
+test('the revision depends on content only, not on file order', async () => {
+  const key = newApiKey();
+  const a = compileConfig(docs(sendingDomainYaml('acme', 'a', 'a.example'), sendingDomainYaml('acme', 'b', 'b.example'), apiKeyYaml('acme', 'k', key)));
+  const b = compileConfig(docs(apiKeyYaml('acme', 'k', key), sendingDomainYaml('acme', 'b', 'b.example'), sendingDomainYaml('acme', 'a', 'a.example')));
+  assert.equal(a.revision, b.revision);
+  const c = compileConfig(docs(apiKeyYaml('acme', 'k', key, { disabled: true }), sendingDomainYaml('acme', 'a', 'a.example'), sendingDomainYaml('acme', 'b', 'b.example')));
+  assert.notEqual(a.revision, c.revision);
+});
+
+test('every problem is reported at once, with its file or resource', () => {
+  const key = newApiKey();
+  try {
+    compileConfig(docs(
+      sendingDomainYaml('acme', 'one', 'shared.example'),
+      sendingDomainYaml('other', 'two', 'shared.example'),
+      apiKeyYaml('acme', 'short', 'tooshort'),
+      'apiVersion: mtrelay.dev/v1alpha1\nkind: ApiKey\nmetadata: {name: orphan, namespace: acme}\nspec: {permissions: [smtp/send], secretRef: {name: missing}}\n',
+      'apiVersion: mtrelay.dev/v1alpha1\nkind: ApiKey\nmetadata: {name: typo, namespace: acme}\nspec: {permissions: [smtp/send], secretRf: {name: x}}\n',
+      apiKeyYaml('acme', 'twin-a', key), apiKeyYaml('acme', 'twin-b', key),
+      'just: a map\n',
+    ));
+    assert.fail('expected a ConfigCompileError');
+  } catch (error) {
+    assert.ok(error instanceof ConfigCompileError);
+    assert.deepEqual(error.problems.sort(), [
+      'ApiKey acme/orphan: Secret acme/missing not found',
+      'ApiKey acme/short: the API key in Secret acme/short-key is shorter than 20 characters',
+      'ApiKey acme/twin-b: uses the same key as ApiKey acme/twin-a; every ApiKey needs its own',
+      'SendingDomain other/two: domain shared.example is already claimed by SendingDomain acme/one',
+      'file4.yaml: ApiKey typo: spec.secretRf: is not a known field',
+      'file7.yaml: not a Kubernetes resource (apiVersion and kind are required)',
+    ]);
+  }
+});
+
+test('other kinds in the folder are ignored; a YAML syntax error names the file', async () => {
+  const folder = accountFolder(newApiKey());
+  folder.write('deployment.yaml', 'apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec: {}\n');
+  const config = await compileManifestFolder(folder.dir);
+  assert.equal(config.apiKeys.length, 1);
+  folder.write('zz-broken.yaml', 'kind: [unclosed\n');
+  await assert.rejects(compileManifestFolder(folder.dir), (e: Error) => e instanceof ConfigCompileError && /^zz-broken\.yaml: /.test(e.message));
+});

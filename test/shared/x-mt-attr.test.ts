@@ -1,0 +1,34 @@
+// X-MT-ATTR against the shipped schema: what is accepted, and the message for what is not.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { AttributeError, parseAttributes } from '../../shared/attributes/x-mt-attr.ts';
+
+const problem = (value: string) => {
+  try {
+    parseAttributes(value, 5);
+  } catch (error) {
+    assert.ok(error instanceof AttributeError);
+    return `${error.kind}: ${error.message}`;
+  }
+  return 'accepted';
+};
+
+test('the seed\'s example and the address forms are accepted and normalized', () => {
+  assert.deepEqual(parseAttributes('{ "optionsAttributes" : { "openTracking" : true,"clickTracking" : true }}'), {
+    openTracking: true, clickTracking: true, cc: [], bcc: [], archive: [], tags: [], metadata: {},
+  });
+  assert.deepEqual(parseAttributes('{"cc":["a@x.test",{"email":"b@x.test","name":"B"}],"campaign_id":"spring","metadata":{"order":7}}'), {
+    cc: [{ email: 'a@x.test' }, { email: 'b@x.test', name: 'B' }], bcc: [], archive: [], campaignId: 'spring', tags: [], metadata: { order: 7 },
+  });
+});
+
+test('each kind of mistake gets a message that names the field', () => {
+  assert.match(problem('{"cc": ['), /^json: /);
+  assert.equal(problem('[]'), 'schema: value must be object');
+  assert.equal(problem('{"optionsAttributes":{"openTracking":1}}'), 'schema: optionsAttributes.openTracking: must be boolean');
+  assert.equal(problem('{"optionsAttributes":{"opentracking":true}}'), 'schema: optionsAttributes.opentracking: is not a known field');
+  assert.equal(problem('{"cc":[{"name":"no address"}]}'), 'schema: cc[0]: must be an email address, or an object {"email": …, "name": …}');
+  assert.equal(problem('{"tags":["a","b","c","d","e","f","g","h","i","j","k"]}'), 'schema: tags: must NOT have more than 10 items');
+  assert.equal(problem('{"cc":["a@x.test","b@x.test"],"bcc":["c@x.test","d@x.test"],"archive":["e@x.test","f@x.test"]}'),
+    'limit: cc, bcc, archive: 6 addresses exceed the limit of 5');
+});
