@@ -68,6 +68,19 @@ test('a relay whose resources folder is broken at start refuses to start and say
   assert.match(relay.stderr.join('\n'), /domain\.yaml: SendingDomain bad: spec\.domain: must match pattern/);
 });
 
+test('every flag can come from an MTRELAY_<FLAG> environment variable', async () => {
+  const relay = await RelayProcess.start({ resources: account.dir, kafka: testKafka(),
+    env: { MTRELAY_MAX_SIZE: '12345', MTRELAY_HOSTNAME: 'smtp.env.test' } });
+  try {
+    const client = await RawSmtp.connect(relay.ports.submission);
+    assert.match((await client.reply()) ?? '', /^220 smtp\.env\.test /);
+    assert.match((await client.command('EHLO client.test')) ?? '', /^250 SIZE 12345$/m);
+    client.close();
+  } finally {
+    await relay.stop();
+  }
+});
+
 test('SIGTERM drains: no new connections, the transaction in DATA is finished and answered, then exit 0', async () => {
   const relay = await RelayProcess.start({ resources: account.dir, kafka: testKafka(), args: ['--allow-auth-without-tls'] });
   const busy = await RawSmtp.connect(relay.ports.submission);

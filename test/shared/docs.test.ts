@@ -1,0 +1,31 @@
+// The reference docs list what the code has: every reply, every relay flag, every metric.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { test } from 'node:test';
+import { REPLIES } from '../../relay/replies.ts';
+import { relayCommand } from '../../relay/command.ts';
+import { createRelayMetrics } from '../../relay/metrics.ts';
+
+const doc = (name: string) => readFileSync(new URL(`../../docs/${name}`, import.meta.url), 'utf8');
+
+test('docs/smtp-replies.md lists every reply code the relay chooses', () => {
+  const replies = doc('smtp-replies.md');
+  for (const [name, spec] of Object.entries(REPLIES)) {
+    assert.ok(replies.includes(`\`${spec.code} ${spec.enhanced}`), `${name} (${spec.code} ${spec.enhanced}) is not documented`);
+  }
+});
+
+test('docs/configuration.md documents every flag of mtrelay relay', () => {
+  const configuration = doc('configuration.md');
+  for (const option of relayCommand().options) {
+    assert.ok(configuration.includes(`\`${option.long}`), `${option.long} is not documented`);
+  }
+});
+
+test('docs/operations.md documents every relay metric', async () => {
+  const operations = doc('operations.md');
+  const names = (await createRelayMetrics().registry.getMetricsAsJSON()).map((m) => m.name)
+    .filter((n) => n.startsWith('mtrelay_relay_') || n.startsWith('mtrelay_config_'));
+  assert.ok(names.length > 5);
+  for (const name of names) assert.ok(operations.includes(`\`${name}\``), `${name} is not documented`);
+});
