@@ -1,0 +1,70 @@
+// Brute force protection and client addresses behind a load balancer, through the real relay.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { testKafka } from '../helpers/env.ts';
+import { KafkaReader } from '../helpers/kafka-reader.ts';
+import { RelayProcess } from '../helpers/relay-process.ts';
+import { accountFolder, newApiKey } from '../helpers/resources.ts';
+import { RawSmtp } from '../helpers/smtp-raw.ts';
+
+const key = newApiKey();
+const account = accountFolder(key);
+let relay: RelayProcess;
+let kafka: KafkaReader;
+
+before(async () => {
+  kafka = await KafkaReader.start(testKafka());
+  relay = await RelayProcess.start({ resources: account.dir, kafka: testKafka(),
+    args: ['--allow-auth-without-tls', '--auth-slow-after', '2', '--auth-block-after', '4', '--auth-window', '600', '--proxy-protocol', '127.0.0.1'] });
+});
+after(async () => {
+  await Promise.all([relay?.stop(), kafka?.stop()]);
+});
+
+/** A connection that announces `client` in a PROXY protocol v1 header, as a load balancer does. */
+async function connectAs(client: string): Promise<RawSmtp> {
+  const smtp = await RawSmtp.connect(relay.ports.submission);
+  await smtp.write(`PROXY TCP4 ${client} 127.0.0.1 40000 587\r\n`);
+  return smtp;
+}
+
+test('failed AUTHs from one address are slowed, then refused with 421 4.7.0, and counted', async () => {
+  const attacker = '198.51.100.7';
+  const timings: number[] = [];
+  for (let i = 0; i < 4; i++) {
+    const smtp = await connectAs(attacker);
+    assert.match((await smtp.reply()) ?? '', /^220 /);
+    const started = Date.now();
+    assert.equal(await smtp.login(newApiKey()), '535 5.7.8 Sorry.');
+    timings.push(Date.now() - started);
+    smtp.close();
+  }
+  assert.ok(timings[0]! < 500 && timings[1]! < 500, `the first failures are answered at once: ${timings}`);
+  assert.ok(timings[2]! >= 900 && timings[3]! >= 1900, `later failures are slowed: ${timings}`);
+
+  const refused = await connectAs(attacker);
+  assert.match((await refused.reply()) ?? '', /^421 4\.7\.0 Too many failed authentications from 198\.51\.100\.7; try again in \d+ seconds$/);
+  refused.close();
+  assert.equal(await relay.metric('mtrelay_relay_auth_total', { result: 'unknown_key' }), 4);
+
+  const other = await connectAs('198.51.100.8');
+  await other.reply();
+  assert.match((await other.login(key)) ?? '', /^235 /, 'other addresses are not affected');
+  other.close();
+});
+
+test('with the PROXY protocol the client address of the load balancer\'s header is logged and stored', async () => {
+  const smtp = await connectAs('203.0.113.9');
+  await smtp.reply();
+  await smtp.login(key);
+  await smtp.command('MAIL FROM:<sender@example.com>');
+  await smtp.command('RCPT TO:<x@recipient.test>');
+  await smtp.command('DATA');
+  await smtp.write('From: sender@example.com\r\nSubject: proxied\r\n\r\nbody\r\n.\r\n');
+  const id = /OK (\d+)$/.exec((await smtp.reply()) ?? '')?.[1];
+  assert.ok(id);
+  smtp.close();
+  assert.equal(kafka.header(await kafka.waitFor(id), 'mtrelay-client-address'), '203.0.113.9');
+  const line = await relay.waitForLog((l) => l.msg === 'transaction' && l.transmissionId === id);
+  assert.equal(line.client, '203.0.113.9');
+});
