@@ -28,7 +28,9 @@ export function createKafka(options: KafkaClientOptions): Kafka {
     logCreator: () => (entry: LogEntry) => {
       const { message, ...rest } = entry.log;
       // Connection errors while the broker is away are expected and reported by our own metrics.
-      const level = entry.level === logLevel.ERROR ? 'warn' : (LEVELS[entry.level] ?? 'info');
+      // Bounded retries on the idempotent producer are deliberate (see SubmissionProducer).
+      const expected = message.startsWith('Limiting retries for the idempotent producer');
+      const level = expected ? 'debug' : entry.level === logLevel.ERROR ? 'warn' : (LEVELS[entry.level] ?? 'info');
       log[level]({ namespace: entry.namespace, ...rest }, message);
     },
   };
