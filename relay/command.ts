@@ -28,6 +28,7 @@ interface RelayFlags {
   commandTimeout: number;
   drainTimeout: number;
   sandboxDomain: string;
+  sandboxQuota: number;
   proxyProtocol?: string[];
   kafkaTimeout: number;
   topicPrefix: string;
@@ -64,6 +65,7 @@ export function relayCommand(): Command {
     .addOption(option('--command-timeout <seconds>', 'idle time allowed per command (RFC 5321 recommends 300; never under 60)').argParser(integer(60)).default(300))
     .addOption(option('--drain-timeout <seconds>', 'on SIGTERM, how long open sessions may finish').argParser(integer(0)).default(30))
     .addOption(option('--sandbox-domain <domain>', 'a From domain every key may use').default('sandbox.mailtarget.co'))
+    .addOption(option('--sandbox-quota <n>', 'messages per account per 24 hours from the sandbox domain (per relay process)').argParser(integer(0)).default(50))
     .addOption(option('--proxy-protocol <addresses>', 'accept a PROXY protocol header from these load balancer addresses (comma-separated, or "*")').argParser(list))
     .addOption(option('--kafka-timeout <ms>', 'how long to wait for the broker before answering 451').argParser(integer(100)).default(10_000))
     .addOption(option('--topic-prefix <prefix>', 'prefix of every Kafka topic').default('mtrelay'))
@@ -123,6 +125,7 @@ function relayConfig(flags: RelayFlags): RelayConfig {
       commandTimeoutMs: flags.commandTimeout * 1000,
       drainTimeoutMs: flags.drainTimeout * 1000,
       sandboxDomain: flags.sandboxDomain.toLowerCase(),
+      sandboxQuota: flags.sandboxQuota,
       proxyProtocol: !proxy ? false : proxy.includes('*') ? true : proxy,
     },
   };

@@ -14,6 +14,7 @@ import type { AuthThrottle } from './auth-throttle.ts';
 import { checkMessage } from './message-checks.ts';
 import type { RelayMetrics } from './metrics.ts';
 import { SmtpReply, reply } from './replies.ts';
+import { SandboxQuota } from './sandbox-quota.ts';
 import { QueueUnavailableError, type SubmissionProducer } from './submission-producer.ts';
 import { TLS_OPTIONS, type TlsMaterial } from './tls-files.ts';
 
@@ -37,6 +38,8 @@ export interface RelaySettings {
   commandTimeoutMs: number;
   drainTimeoutMs: number;
   sandboxDomain: string;
+  /** Messages per namespace per 24 h from the sandbox domain. */
+  sandboxQuota: number;
   /** true, or the addresses of load balancers allowed to send a PROXY protocol header. */
   proxyProtocol: boolean | string[];
 }
@@ -61,10 +64,12 @@ export class RelayServer {
   readonly #deps: RelayDeps;
   readonly #servers = new Map<ListenerSpec['name'], SMTPServer>();
   readonly #tlsProtocol = new Map<string, string>();
+  readonly #sandbox: SandboxQuota;
   #draining = false;
 
   constructor(deps: RelayDeps) {
     this.#deps = deps;
+    this.#sandbox = new SandboxQuota(deps.settings.sandboxQuota);
   }
 
   get draining(): boolean {
@@ -226,6 +231,8 @@ export class RelayServer {
     const checked = checkMessage(received, user.namespace, {
       store, sandboxDomain: settings.sandboxDomain, maxHeaderBytes: settings.maxHeaderBytes, maxAttrAddresses: settings.maxAttrAddresses,
     });
+    const sandbox = checked.sendingDomain === settings.sandboxDomain;
+    if (sandbox && !this.#sandbox.allows(user.namespace)) throw reply.sandboxQuota(user.namespace, this.#sandbox.limit);
     const transmissionId = newTransmissionId();
     const submission: Submission = {
       transmissionId,
@@ -248,6 +255,7 @@ export class RelayServer {
       }
       throw error;
     }
+    if (sandbox) this.#sandbox.record(user.namespace);
     metrics.acceptedMessages.inc();
     return transmissionId;
   }

@@ -18,6 +18,7 @@ export const REPLIES = {
   HEADER_TOO_BIG: { code: 552, enhanced: '5.3.4' },
   MALFORMED_MESSAGE: { code: 550, enhanced: '5.6.0' },
   UNCONFIGURED_SENDING_DOMAIN: { code: 550, enhanced: '5.7.1' },
+  SANDBOX_QUOTA: { code: 550, enhanced: '5.7.1' },
   ATTR_INVALID: { code: 550, enhanced: '5.6.0' },
   QUEUE_UNAVAILABLE: { code: 451, enhanced: '4.3.0' },
   NOT_READY: { code: 421, enhanced: '4.3.0' },
@@ -57,6 +58,8 @@ export const reply = {
     new SmtpReply('HEADER_TOO_BIG', `Message header block exceeds ${limit} bytes`),
   malformed: (detail: string) => new SmtpReply('MALFORMED_MESSAGE', detail),
   unconfiguredDomain: (domain: string) => new SmtpReply('UNCONFIGURED_SENDING_DOMAIN', `Unconfigured Sending Domain <${domain}>`),
+  sandboxQuota: (namespace: string, limit: number) =>
+    new SmtpReply('SANDBOX_QUOTA', `Sandbox domain limit of ${limit} messages per 24 hours reached for account ${namespace}; create a SendingDomain to send more`),
   attrJson: (detail: string) => new SmtpReply('ATTR_INVALID', `JSON parsing error in X-MT-ATTR: ${detail}`),
   attrSchema: (detail: string) => new SmtpReply('ATTR_INVALID', `X-MT-ATTR ${detail}`),
   queueUnavailable: () => new SmtpReply('QUEUE_UNAVAILABLE', 'Message not queued: the queue is unavailable; try again later'),

@@ -40,7 +40,7 @@ before(async () => {
   relay = await RelayProcess.start({ resources: account.dir, kafka: testKafka(), tls: serverCert });
   plainRelay = await RelayProcess.start({
     resources: account.dir, kafka: testKafka(),
-    args: ['--allow-auth-without-tls', '--max-size', '20000', '--max-recipients', '3', '--auth-slow-after', '100', '--auth-block-after', '200'],
+    args: ['--allow-auth-without-tls', '--max-size', '20000', '--max-recipients', '3', '--sandbox-quota', '2', '--auth-slow-after', '100', '--auth-block-after', '200'],
   });
 });
 
@@ -178,6 +178,16 @@ describe('refused submissions', () => {
     assert.ok(id, 'a small message still passes on the same relay');
     await kafka.waitFor(id);
     assert.equal(kafka.records.length, before + 1);
+  });
+
+  test('the sandbox domain has a quota per account: 550 5.7.1 once it is used up', async () => {
+    const sandbox = () => swaks(submitArgs({ port: plainRelay.ports.submission, key, tls: 'none', from: 'try@sandbox.mailtarget.co' }));
+    assert.ok(transmissionOf((await sandbox()).dataReply));
+    assert.ok(transmissionOf((await sandbox()).dataReply));
+    assert.equal((await sandbox()).dataReply,
+      '550 5.7.1 Sandbox domain limit of 2 messages per 24 hours reached for account acme; create a SendingDomain to send more');
+    const own = await swaks(submitArgs({ port: plainRelay.ports.submission, key, tls: 'none' }));
+    assert.ok(transmissionOf(own.dataReply), 'the account\'s own domain is not limited');
   });
 
   test('more recipients than allowed: 452 4.5.3 for the extra ones, the rest is accepted', async () => {
