@@ -6,7 +6,7 @@ import libmime from 'libmime';
 import addressparser, { type Address } from 'nodemailer/lib/addressparser';
 import { AttributeError, EMPTY_ATTRIBUTES, X_MT_ATTR, parseAttributes, type MessageAttributes } from '../shared/attributes/x-mt-attr.ts';
 import type { ConfigStore } from '../shared/config/store.ts';
-import { HeaderError, fieldValues, headerBlockEnd, parseHeaderBlock } from './message-headers.ts';
+import { HeaderError, fieldValues, headerBlockEnd, parseHeaderBlock } from '../shared/mail/headers.ts';
 import { reply } from './replies.ts';
 
 export interface MessagePolicy {

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { addressDomain, normalizeLineEndings } from '../../relay/message-checks.ts';
-import { HeaderError, headerBlockEnd, parseHeaderBlock } from '../../relay/message-headers.ts';
+import { HeaderError, headerBlockEnd, parseHeaderBlock } from '../../shared/mail/headers.ts';
 import { AuthThrottle } from '../../relay/auth-throttle.ts';
 import { newTransmissionId } from '../../shared/ids.ts';
 

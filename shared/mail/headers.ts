@@ -1,5 +1,5 @@
-// Just enough RFC 5322 to check a message before it is queued: find the header block,
-// unfold fields, look them up by name. The body is never parsed here.
+// Just enough RFC 5322 for the relay and the deliverer: find the header block,
+// unfold fields, look them up by name, or split them keeping their bytes. Bodies are never parsed.
 
 export const MAX_HEADER_LINE = 998; // RFC 5322 2.1.1, without the CRLF
 
@@ -46,4 +46,27 @@ export function parseHeaderBlock(block: string): HeaderField[] {
 
 export function fieldValues(fields: HeaderField[], name: string): string[] {
   return fields.filter((f) => f.name === name).map((f) => f.value);
+}
+
+/** One header field as it stands in the message, continuation lines and CRLF included. */
+export interface RawField {
+  /** Lower-case field name. */
+  name: string;
+  raw: string;
+}
+
+/** Splits a header block into its fields, keeping each field's bytes as they are. */
+export function splitRawFields(block: string): RawField[] {
+  const fields: RawField[] = [];
+  for (const line of block.split(/(?<=\r\n)/)) {
+    if (line === '' || line === '\r\n') continue;
+    const last = fields.at(-1);
+    if ((line.startsWith(' ') || line.startsWith('\t')) && last) {
+      last.raw += line;
+      continue;
+    }
+    const colon = line.indexOf(':');
+    fields.push({ name: (colon > 0 ? line.slice(0, colon) : line).trim().toLowerCase(), raw: line.endsWith('\r\n') ? line : `${line}\r\n` });
+  }
+  return fields;
 }

@@ -1,0 +1,65 @@
+// Turns one submission into one message per recipient, exactly as the seed describes:
+// envelope recipients plus one copy per address in X-MT-ATTR cc, bcc and archive; every
+// copy shows Cc with all cc addresses; a bcc copy carries Bcc with only its own address;
+// archive copies (and all others) carry no Bcc; the sender's To is kept; each address gets
+// one copy even when listed twice; X-MT-ATTR is removed.
+import { encodeWords, foldLines } from 'nodemailer/lib/mime-funcs';
+import type { Recipient } from '../shared/attributes/x-mt-attr.ts';
+import type { Submission } from '../shared/kafka/submission-record.ts';
+import { headerBlockEnd, splitRawFields } from '../shared/mail/headers.ts';
+
+export type RcptType = 'to' | 'cc' | 'bcc' | 'archive';
+
+export interface Copy {
+  rcptTo: string;
+  rcptType: RcptType;
+  /** The message this recipient receives (not yet signed). */
+  message: Buffer;
+}
+
+function formatAddress(r: Recipient): string {
+  if (!r.name) return r.email;
+  const name = /^[\x20-\x7e]*$/.test(r.name) ? `"${r.name.replace(/(["\\])/g, '\\$1')}"` : encodeWords(r.name, 'Q', 52);
+  return `${name} <${r.email}>`;
+}
+
+/** A header field folded at 78 characters, between addresses where possible. */
+function addressField(name: string, recipients: Recipient[]): string {
+  return `${foldLines(`${name}: ${recipients.map(formatAddress).join(', ')}`, 76).replace(/(\r\n)*$/, '')}\r\n`;
+}
+
+/** Recipients in order to, cc, bcc, archive; an address seen before (any case) is skipped. */
+export function recipients(submission: Submission): { email: string; type: RcptType }[] {
+  const seen = new Set<string>();
+  const out: { email: string; type: RcptType }[] = [];
+  const add = (email: string, type: RcptType) => {
+    const key = email.toLowerCase();
+    if (seen.has(key)) return;
+    seen.add(key);
+    out.push({ email, type });
+  };
+  for (const email of submission.rcptTo) add(email, 'to');
+  for (const r of submission.attributes.cc) add(r.email, 'cc');
+  for (const r of submission.attributes.bcc) add(r.email, 'bcc');
+  for (const r of submission.attributes.archive) add(r.email, 'archive');
+  return out;
+}
+
+export function fanOut(raw: Buffer, submission: Submission): Copy[] {
+  const end = headerBlockEnd(raw);
+  const headerLength = end === -1 ? raw.length : end;
+  const body = raw.subarray(headerLength);
+  const { cc } = submission.attributes;
+  // X-MT-ATTR goes; Bcc never reaches anyone but its own recipient; Cc is rebuilt from the cc list.
+  const kept = splitRawFields(raw.toString('latin1', 0, headerLength))
+    .filter((f) => f.name !== 'x-mt-attr' && f.name !== 'bcc' && !(cc.length && f.name === 'cc'))
+    .map((f) => f.raw)
+    .join('');
+  const ccField = cc.length ? Buffer.from(addressField('Cc', cc), 'utf8') : Buffer.alloc(0);
+  const common = Buffer.concat([Buffer.from(kept, 'latin1'), ccField]);
+  const bccByAddress = new Map(submission.attributes.bcc.map((r) => [r.email.toLowerCase(), r]));
+  return recipients(submission).map(({ email, type }) => {
+    const bcc = type === 'bcc' ? Buffer.from(addressField('Bcc', [bccByAddress.get(email.toLowerCase())!]), 'utf8') : Buffer.alloc(0);
+    return { rcptTo: email, rcptType: type, message: Buffer.concat([common, bcc, body]) };
+  });
+}

@@ -1,0 +1,70 @@
+// The seed's cc/bcc/archive rules, on the bytes each recipient would receive.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { fanOut } from '../../deliverer/fan-out.ts';
+import { EMPTY_ATTRIBUTES } from '../../shared/attributes/x-mt-attr.ts';
+import type { Submission } from '../../shared/kafka/submission-record.ts';
+
+const raw = Buffer.from([
+  'From: Shop <shop@example.com>', 'To: Customer <customer@recipient.test>', 'Cc: old@recipient.test',
+  'Bcc: leaked@recipient.test', 'Subject: Your order',
+  'X-MT-ATTR: {"cc":["boss@recipient.test"],', ' "bcc":["audit@recipient.test"]}', '', 'Thanks!', '',
+].join('\r\n'));
+
+function submission(attributes: Partial<Submission['attributes']>, rcptTo = ['customer@recipient.test']): Submission {
+  return {
+    transmissionId: '1', namespace: 'acme', apiKeyId: 'acme/app', mailFrom: 'shop@example.com', rcptTo,
+    sendingDomain: 'example.com', attributes: { ...EMPTY_ATTRIBUTES, ...attributes }, receivedAt: '', clientAddress: '', tls: 'none',
+  };
+}
+
+const headers = (m: Buffer) => m.toString().split('\r\n\r\n')[0]!;
+
+test('one copy per envelope recipient and per cc, bcc and archive address', () => {
+  const copies = fanOut(raw, submission({
+    cc: [{ email: 'boss@recipient.test' }, { email: 'peer@recipient.test', name: 'Peer, P.' }],
+    bcc: [{ email: 'audit@recipient.test' }, { email: 'legal@recipient.test' }],
+    archive: [{ email: 'archive@recipient.test' }],
+  }));
+  assert.deepEqual(copies.map((c) => [c.rcptTo, c.rcptType]), [
+    ['customer@recipient.test', 'to'], ['boss@recipient.test', 'cc'], ['peer@recipient.test', 'cc'],
+    ['audit@recipient.test', 'bcc'], ['legal@recipient.test', 'bcc'], ['archive@recipient.test', 'archive'],
+  ]);
+  for (const copy of copies) {
+    const h = headers(copy.message);
+    assert.match(h, /^To: Customer <customer@recipient\.test>$/m, 'the sender\'s To is kept');
+    assert.match(h, /^Cc: boss@recipient\.test, "Peer, P\." <peer@recipient\.test>$/m, 'every copy shows all cc addresses');
+    assert.doesNotMatch(h, /old@recipient\.test/, 'the cc list replaces the message\'s own Cc');
+    assert.doesNotMatch(h, /^X-MT-ATTR/im, 'X-MT-ATTR is removed');
+    assert.doesNotMatch(h, /leaked@recipient\.test/, 'a Bcc in the message never reaches anyone');
+    assert.ok(copy.message.toString().endsWith('\r\n\r\nThanks!\r\n'));
+  }
+  const bccHeaders = copies.map((c) => headers(c.message).match(/^Bcc: .*$/gm) ?? []);
+  assert.deepEqual(bccHeaders, [[], [], [], ['Bcc: audit@recipient.test'], ['Bcc: legal@recipient.test'], []]);
+});
+
+test('an address listed more than once gets one copy, with its first role', () => {
+  const copies = fanOut(raw, submission({
+    cc: [{ email: 'Customer@Recipient.test' }, { email: 'twice@recipient.test' }],
+    bcc: [{ email: 'twice@recipient.test' }, { email: 'bcc@recipient.test' }, { email: 'bcc@recipient.test' }],
+    archive: [{ email: 'bcc@recipient.test' }],
+  }));
+  assert.deepEqual(copies.map((c) => [c.rcptTo, c.rcptType]), [
+    ['customer@recipient.test', 'to'], ['twice@recipient.test', 'cc'], ['bcc@recipient.test', 'bcc'],
+  ]);
+});
+
+test('without a cc list the message\'s own Cc is kept; other headers keep their bytes', () => {
+  const [copy] = fanOut(raw, submission({}));
+  assert.equal(copy!.message.toString(), raw.toString()
+    .replace('Bcc: leaked@recipient.test\r\n', '')
+    .replace('X-MT-ATTR: {"cc":["boss@recipient.test"],\r\n "bcc":["audit@recipient.test"]}\r\n', ''));
+});
+
+test('a long cc list is folded between addresses', () => {
+  const cc = Array.from({ length: 30 }, (_, i) => ({ email: `person${i}@recipient.test` }));
+  const [copy] = fanOut(raw, submission({ cc }));
+  const field = /^Cc: [\s\S]*?\r\n(?![ \t])/m.exec(copy!.message.toString())![0];
+  assert.ok(field.split('\r\n').every((line) => line.length <= 78), field);
+  assert.equal(field.replace(/\r\n[ \t]/g, ' ').trim().replace(/\s+/g, ' '), `Cc: ${cc.map((c) => c.email).join(', ')}`);
+});
