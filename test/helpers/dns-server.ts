@@ -1,0 +1,65 @@
+// A real DNS server on loopback (UDP and TCP) answering from a zone the test controls.
+import dns2 from 'dns2';
+import type { AddressInfo } from 'node:net';
+
+const { Packet } = dns2;
+
+export interface ZoneRecords {
+  A?: string[];
+  AAAA?: string[];
+  MX?: { exchange: string; priority: number }[];
+  TXT?: string[];
+  /** Answer SERVFAIL for this name, as a broken authoritative server would. */
+  servfail?: boolean;
+}
+
+export class TestDnsServer {
+  readonly zone = new Map<string, ZoneRecords>();
+  #server: ReturnType<typeof dns2.createServer>;
+  port = 0;
+
+  constructor() {
+    this.#server = dns2.createServer({
+      udp: true,
+      tcp: true,
+      handle: (request, send) => {
+        const response = Packet.createResponseFromRequest(request);
+        const question = request.questions[0]!;
+        const name = question.name.toLowerCase().replace(/\.$/, '');
+        const records = this.zone.get(name);
+        if (!records) response.header.rcode = Packet.RCODE.NXDOMAIN;
+        else if (records.servfail) response.header.rcode = Packet.RCODE.SERVFAIL;
+        else {
+          const base = { name: question.name, class: Packet.CLASS.IN, ttl: 60 };
+          if (question.type === Packet.TYPE.A) for (const address of records.A ?? []) response.answers.push({ ...base, type: Packet.TYPE.A, address });
+          if (question.type === Packet.TYPE.AAAA) for (const address of records.AAAA ?? []) response.answers.push({ ...base, type: Packet.TYPE.AAAA, address });
+          if (question.type === Packet.TYPE.MX) for (const mx of records.MX ?? []) response.answers.push({ ...base, type: Packet.TYPE.MX, ...mx });
+          if (question.type === Packet.TYPE.TXT) for (const data of records.TXT ?? []) response.answers.push({ ...base, type: Packet.TYPE.TXT, data: chunk(data) });
+        }
+        send(response);
+      },
+    });
+  }
+
+  set(name: string, records: ZoneRecords): void {
+    this.zone.set(name.toLowerCase(), records);
+  }
+
+  async start(): Promise<string> {
+    await this.#server.listen({ udp: { port: 0, address: '127.0.0.1' }, tcp: { port: 0, address: '127.0.0.1' } });
+    const addresses = this.#server.addresses() as { udp?: AddressInfo; tcp?: AddressInfo };
+    this.port = addresses.udp!.port;
+    return `127.0.0.1:${this.port}`;
+  }
+
+  async stop(): Promise<void> {
+    await this.#server.close();
+  }
+}
+
+/** TXT strings are at most 255 bytes each; longer values (DKIM keys) are split. */
+function chunk(value: string): string[] {
+  const parts: string[] = [];
+  for (let i = 0; i < value.length; i += 255) parts.push(value.slice(i, i + 255));
+  return parts;
+}
