@@ -3,6 +3,7 @@
 import type { Server } from 'node:http';
 import type { Admin } from 'kafkajs';
 import type { Logger } from 'pino';
+import { relayView } from '../shared/config/compiler.ts';
 import { FolderConfigSource } from '../shared/config/folder-source.ts';
 import { ConfigStore } from '../shared/config/store.ts';
 import { createKafka } from '../shared/kafka/client.ts';
@@ -58,7 +59,7 @@ export async function startRelay(config: RelayConfig, logger: Logger): Promise<R
   const store = new ConfigStore();
   store.on('change', (loaded) => metrics.configGeneration.set(loaded.generation));
   const source = new FolderConfigSource({
-    dir: config.resourcesDir, store, logger, onError: () => metrics.configReloadErrors.inc(),
+    dir: config.resourcesDir, store, logger, onError: () => metrics.configReloadErrors.inc(), view: relayView,
   });
   await source.start();
 

@@ -99,7 +99,13 @@ function indexUnique<T extends Resource>(items: T[], problems: string[]): Map<st
   return byName;
 }
 
-function compileDomains(domains: SendingDomain[], problems: string[]): Record<string, CompiledNamespace> {
+/** The Secret holding a domain's DKIM key: the one the operator creates, `<name>-dkim`. */
+export function dkimSecretName(domain: SendingDomain): string {
+  return `${domain.metadata.name}-dkim`;
+}
+export const DKIM_SECRET_KEY = 'privateKey';
+
+function compileDomains(domains: SendingDomain[], secrets: Map<string, Secret>, problems: string[]): Record<string, CompiledNamespace> {
   const namespaces: Record<string, CompiledNamespace> = {};
   const owner = new Map<string, string>();
   for (const resource of domains) {
@@ -111,11 +117,18 @@ function compileDomains(domains: SendingDomain[], problems: string[]): Record<st
       continue;
     }
     owner.set(domain, label(resource));
+    const dkimSecret = secrets.get(`${namespace}/${dkimSecretName(resource)}`);
+    const dkimPrivateKey = dkimSecret ? secretValue(dkimSecret, DKIM_SECRET_KEY) : undefined;
+    if (dkimSecret && !dkimPrivateKey?.startsWith('-----BEGIN')) {
+      problems.push(`${label(resource)}: Secret ${namespace}/${dkimSecretName(resource)} has no PEM key "${DKIM_SECRET_KEY}"`);
+      continue;
+    }
     const entry = (namespaces[namespace] ??= { domains: {} });
     entry.domains[domain] = {
       domain,
       resource: resource.metadata.name,
       dkimSelector: resource.spec.dkim?.selector ?? 'mtrelay',
+      ...(dkimPrivateKey ? { dkimPrivateKey: `${dkimPrivateKey}\n` } : {}),
       ...(resource.spec.trackingDomain ? { trackingDomain: resource.spec.trackingDomain } : {}),
     };
   }
@@ -183,7 +196,7 @@ export function compileConfig(documents: SourcedDocument[]): CompiledConfig {
   const domains = indexUnique(resources.filter((r): r is SendingDomain => r.kind === 'SendingDomain'), problems);
   const keys = indexUnique(resources.filter((r): r is ApiKey => r.kind === 'ApiKey'), problems);
   const secrets = indexUnique(resources.filter((r): r is Secret => r.kind === 'Secret'), problems);
-  const namespaces = compileDomains([...domains.values()], problems);
+  const namespaces = compileDomains([...domains.values()], secrets, problems);
   const apiKeys = compileApiKeys([...keys.values()], secrets, problems);
   if (problems.length) throw new ConfigCompileError(problems);
   const body = { namespaces, apiKeys };
@@ -196,4 +209,12 @@ export function compileConfig(documents: SourcedDocument[]): CompiledConfig {
     throw new ConfigCompileError([`compiled config ${describeFirstError(validateCompiledConfig.errors)}`]);
   }
   return config;
+}
+
+/** The relay faces the internet: its config holds no private keys. */
+export function relayView(config: CompiledConfig): CompiledConfig {
+  const namespaces = Object.fromEntries(Object.entries(config.namespaces).map(([ns, { domains }]) => [ns, {
+    domains: Object.fromEntries(Object.entries(domains).map(([name, { dkimPrivateKey: _secret, ...rest }]) => [name, rest])),
+  }]));
+  return { ...config, namespaces };
 }

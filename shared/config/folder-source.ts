@@ -4,6 +4,7 @@ import { watch, type FSWatcher } from 'node:fs';
 import type { Logger } from 'pino';
 import { compileManifestFolder, folderFingerprint } from './manifest-folder.ts';
 import type { ConfigStore } from './store.ts';
+import type { CompiledConfig } from './types.ts';
 
 export interface FolderSourceOptions {
   dir: string;
@@ -12,6 +13,8 @@ export interface FolderSourceOptions {
   /** How often the folder is checked even without file events. */
   pollMs?: number;
   onError?: (error: Error) => void;
+  /** Narrows the document before it is put in force (the relay drops private keys). */
+  view?: (config: CompiledConfig) => CompiledConfig;
 }
 
 export class FolderConfigSource {
@@ -70,7 +73,8 @@ export class FolderConfigSource {
     const { dir, store, logger } = this.#options;
     this.#fingerprint = await folderFingerprint(dir);
     try {
-      const document = await compileManifestFolder(dir);
+      const compiled = await compileManifestFolder(dir);
+      const document = this.#options.view ? this.#options.view(compiled) : compiled;
       if (store.apply(document)) {
         const loaded = store.current!;
         logger.info({ revision: document.revision, generation: loaded.generation, apiKeys: document.apiKeys.length,

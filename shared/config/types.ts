@@ -55,6 +55,8 @@ export interface CompiledDomain {
   domain: string;
   resource: string;
   dkimSelector: string;
+  /** PEM private key; only in the deliverer's part of the config, never the relay's. */
+  dkimPrivateKey?: string;
   trackingDomain?: string;
 }
 

@@ -2,7 +2,16 @@
 import dns2 from 'dns2';
 import type { AddressInfo } from 'node:net';
 
-const { Packet } = dns2;
+// dns2's type declarations lag its API (RCODE, plain-object answers): describe what is used.
+interface DnsAnswer { name: string; type: number; class: number; ttl: number; address?: string; exchange?: string; priority?: number; data?: string[] }
+interface DnsResponse { header: { rcode: number }; answers: DnsAnswer[] }
+interface DnsRequest { questions: { name: string; type: number }[] }
+const Packet = (dns2 as unknown as { Packet: {
+  TYPE: { A: number; AAAA: number; MX: number; TXT: number };
+  CLASS: { IN: number };
+  RCODE: { NXDOMAIN: number; SERVFAIL: number };
+  createResponseFromRequest(request: DnsRequest): DnsResponse;
+} }).Packet;
 
 export interface ZoneRecords {
   A?: string[];
@@ -22,7 +31,9 @@ export class TestDnsServer {
     this.#server = dns2.createServer({
       udp: true,
       tcp: true,
-      handle: (request, send) => {
+      handle: (incoming, reply) => {
+        const request = incoming as unknown as DnsRequest;
+        const send = reply as unknown as (response: DnsResponse) => void;
         const response = Packet.createResponseFromRequest(request);
         const question = request.questions[0]!;
         const name = question.name.toLowerCase().replace(/\.$/, '');

@@ -1,7 +1,7 @@
 // The config compiler on manifest folders, as a user would write them for kubectl apply.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ConfigCompileError, compileConfig, sha256Hex } from '../../shared/config/compiler.ts';
+import { ConfigCompileError, compileConfig, relayView, sha256Hex } from '../../shared/config/compiler.ts';
 import { compileManifestFolder } from '../../shared/config/manifest-folder.ts';
 import { accountFolder, apiKeyYaml, newApiKey, sendingDomainYaml } from '../helpers/resources.ts';
 import { parseAllDocuments } from 'yaml';
@@ -61,4 +61,18 @@ test('other kinds in the folder are ignored; a YAML syntax error names the file'
   assert.equal(config.apiKeys.length, 1);
   folder.write('zz-broken.yaml', 'kind: [unclosed\n');
   await assert.rejects(compileManifestFolder(folder.dir), (e: Error) => e instanceof ConfigCompileError && /^zz-broken\.yaml: /.test(e.message));
+});
+
+test('a DKIM key in the <name>-dkim Secret reaches the deliverer\'s config, never the relay\'s', async () => {
+  const { generateKeyPairSync } = await import('node:crypto');
+  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const pem = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+  const secret = `apiVersion: v1\nkind: Secret\nmetadata: {name: shop-dkim, namespace: acme}\nstringData:\n  privateKey: |\n${pem.trim().split('\n').map((l) => `    ${l}`).join('\n')}\n`;
+  const config = compileConfig(docs(sendingDomainYaml('acme', 'shop', 'shop.example'), secret));
+  assert.equal(config.namespaces.acme!.domains['shop.example']!.dkimPrivateKey, pem);
+  const relay = relayView(config);
+  assert.equal(relay.namespaces.acme!.domains['shop.example']!.dkimPrivateKey, undefined);
+  assert.ok(!JSON.stringify(relay).includes('PRIVATE KEY'));
+  assert.throws(() => compileConfig(docs(sendingDomainYaml('acme', 'shop', 'shop.example'),
+    'apiVersion: v1\nkind: Secret\nmetadata: {name: shop-dkim, namespace: acme}\nstringData: {privateKey: nonsense}\n')), /has no PEM key "privateKey"/);
 });

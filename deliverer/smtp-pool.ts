@@ -1,0 +1,210 @@
+// Outbound SMTP connections, pooled per destination (address:port) with limits on
+// connections, messages per connection and messages per second, and the STARTTLS policy
+// of the recipient domain. Modelled on Haraka's outbound client pool.
+import { rootCertificates } from 'node:tls';
+import SMTPConnection from 'nodemailer/lib/smtp-connection';
+import type { Hop } from './routes.ts';
+
+export type TlsPolicy = 'opportunistic' | 'required' | 'verified';
+
+export interface PoolLimits {
+  connectionsPerDestination: number;
+  messagesPerConnection: number;
+  /** 0 for no limit. */
+  messagesPerSecond: number;
+}
+
+export interface PoolOptions extends PoolLimits {
+  heloName: string;
+  extraCa: Buffer[];
+  connectTimeoutMs: number;
+  socketTimeoutMs: number;
+  tlsPolicy: (domain: string) => TlsPolicy;
+  /** Connections opened now, by destination, for metrics. */
+  onOpenChange?: (destination: string, open: number) => void;
+}
+
+export interface Transaction {
+  from: string;
+  to: string[];
+  message: Buffer;
+}
+
+/** The remote's answer per recipient, or why the whole transaction failed. */
+export interface TransactionResult {
+  accepted: string[];
+  /** Recipient → the remote's reply (RCPT rejected). */
+  rejected: Map<string, string>;
+  response: string;
+  tls: boolean;
+}
+
+/** The transaction did not get a per-recipient answer: connection, TLS, greeting or DATA failure. */
+export class TransactionError extends Error {
+  /** The remote's reply, when there was one (e.g. "554 5.6.0 …" to DATA). */
+  readonly reply: string | undefined;
+  /** True when another host of the same domain could be tried (connection-level trouble). */
+  readonly tryNextHost: boolean;
+  constructor(message: string, reply: string | undefined, tryNextHost: boolean) {
+    super(message);
+    this.name = 'TransactionError';
+    this.reply = reply;
+    this.tryNextHost = tryNextHost;
+  }
+}
+
+interface PooledConnection {
+  connection: SMTPConnection;
+  sent: number;
+  secure: boolean;
+  broken: boolean;
+}
+
+class Destination {
+  readonly idle: PooledConnection[] = [];
+  open = 0;
+  readonly waiting: (() => void)[] = [];
+  nextSlot = 0;
+}
+
+export class SmtpPool {
+  readonly #options: PoolOptions;
+  readonly #destinations = new Map<string, Destination>();
+  #closed = false;
+
+  constructor(options: PoolOptions) {
+    this.#options = options;
+  }
+
+  #destination(key: string): Destination {
+    let d = this.#destinations.get(key);
+    if (!d) this.#destinations.set(key, (d = new Destination()));
+    return d;
+  }
+
+  async #rateSlot(d: Destination): Promise<void> {
+    const rate = this.#options.messagesPerSecond;
+    if (!rate) return;
+    const now = Date.now();
+    const slot = Math.max(now, d.nextSlot);
+    d.nextSlot = slot + 1000 / rate;
+    if (slot > now) await new Promise((r) => setTimeout(r, slot - now));
+  }
+
+  async #connect(hop: Hop, address: string, domain: string): Promise<PooledConnection> {
+    const policy = this.#options.tlsPolicy(domain);
+    const connection = new SMTPConnection({
+      host: address,
+      port: hop.port,
+      name: this.#options.heloName,
+      secure: false,
+      opportunisticTLS: policy === 'opportunistic',
+      requireTLS: policy !== 'opportunistic',
+      connectionTimeout: this.#options.connectTimeoutMs,
+      greetingTimeout: this.#options.connectTimeoutMs,
+      socketTimeout: this.#options.socketTimeoutMs,
+      allowInternalNetworkInterfaces: true,
+      tls: policy === 'verified'
+        ? { servername: hop.name, rejectUnauthorized: true, ca: [...rootCertificates, ...this.#options.extraCa], minVersion: 'TLSv1.2' }
+        : { servername: hop.name, rejectUnauthorized: false },
+    });
+    const pooled: PooledConnection = { connection, sent: 0, secure: false, broken: false };
+    connection.on('error', () => { pooled.broken = true; });
+    connection.on('end', () => { pooled.broken = true; });
+    await new Promise<void>((resolve, reject) => {
+      connection.connect((error?: Error | null) => (error ? reject(error) : resolve()));
+    }).catch((error: Error & { response?: string; code?: string }) => {
+      connection.close();
+      throw new TransactionError(`${address}:${hop.port}: ${error.message}`, error.response, true);
+    });
+    pooled.secure = connection.secure;
+    return pooled;
+  }
+
+  async #acquire(key: string, d: Destination, hop: Hop, address: string, domain: string): Promise<PooledConnection> {
+    for (;;) {
+      if (this.#closed) throw new TransactionError('the deliverer is shutting down', undefined, false);
+      const reused = d.idle.pop();
+      if (reused && !reused.broken) return reused;
+      if (reused) {
+        d.open--;
+        reused.connection.close();
+        this.#options.onOpenChange?.(key, d.open);
+        continue;
+      }
+      if (d.open < this.#options.connectionsPerDestination) {
+        d.open++;
+        this.#options.onOpenChange?.(key, d.open);
+        try {
+          return await this.#connect(hop, address, domain);
+        } catch (error) {
+          d.open--;
+          this.#options.onOpenChange?.(key, d.open);
+          this.#wake(d);
+          throw error;
+        }
+      }
+      await new Promise<void>((resolve) => d.waiting.push(resolve));
+    }
+  }
+
+  #wake(d: Destination): void {
+    d.waiting.shift()?.();
+  }
+
+  #release(key: string, d: Destination, pooled: PooledConnection, reusable: boolean): void {
+    if (reusable && !pooled.broken && !this.#closed && pooled.sent < this.#options.messagesPerConnection) {
+      d.idle.push(pooled);
+    } else {
+      d.open--;
+      this.#options.onOpenChange?.(key, d.open);
+      if (pooled.broken) pooled.connection.close();
+      else pooled.connection.quit();
+    }
+    this.#wake(d);
+  }
+
+  /** Sends one transaction to one address of a hop. */
+  async send(hop: Hop, address: string, domain: string, transaction: Transaction): Promise<TransactionResult> {
+    const key = `${address}:${hop.port}`;
+    const d = this.#destination(key);
+    await this.#rateSlot(d);
+    const pooled = await this.#acquire(key, d, hop, address, domain);
+    pooled.sent++;
+    try {
+      const info = await new Promise<SMTPConnection.SentMessageInfo>((resolve, reject) => {
+        pooled.connection.send({ from: transaction.from, to: transaction.to }, transaction.message, (error, result) => (error ? reject(error) : resolve(result)));
+      });
+      const rejected = new Map<string, string>();
+      for (const e of info.rejectedErrors ?? []) {
+        const recipient = (e as { recipient?: string }).recipient;
+        if (recipient) rejected.set(recipient, (e as { response?: string }).response ?? e.message);
+      }
+      for (const r of info.rejected) if (!rejected.has(r)) rejected.set(r, info.response);
+      this.#release(key, d, pooled, true);
+      return { accepted: info.accepted, rejected, response: info.response, tls: pooled.secure };
+    } catch (error) {
+      const e = error as Error & { response?: string; code?: string; rejectedErrors?: (Error & { recipient?: string; response?: string })[] };
+      // Every recipient refused at RCPT: answer per recipient, the connection stays usable after RSET.
+      if (e.code === 'EENVELOPE' && e.rejectedErrors?.length) {
+        const rejected = new Map(e.rejectedErrors.map((r) => [r.recipient ?? '', r.response ?? r.message]));
+        const reusable = await new Promise<boolean>((resolve) => pooled.connection.reset((err) => resolve(!err)));
+        this.#release(key, d, pooled, reusable);
+        return { accepted: [], rejected, response: e.response ?? e.message, tls: pooled.secure };
+      }
+      pooled.broken = true;
+      this.#release(key, d, pooled, false);
+      const connectionLevel = ['ECONNECTION', 'ETIMEDOUT', 'ESOCKET', 'ETLS', 'EPROTOCOL', 'EAUTH'].includes(e.code ?? '') && !e.response;
+      throw new TransactionError(`${key}: ${e.message}`, e.response, connectionLevel);
+    }
+  }
+
+  /** Closes idle connections and refuses new work. */
+  close(): void {
+    this.#closed = true;
+    for (const d of this.#destinations.values()) {
+      for (const pooled of d.idle.splice(0)) pooled.connection.quit();
+      for (const wake of d.waiting.splice(0)) wake();
+    }
+  }
+}
