@@ -1,0 +1,136 @@
+// One delivery attempt of one submission: fan out, skip suppressed recipients, resolve each
+// domain's route, sign, send identical copies for a destination in one transaction, and
+// return an outcome per recipient. What happens next (events, retries, suppression) is
+// the runtime's business, so Kafka and standalone mode share this code.
+import { createHash } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { ConfigStore } from '../shared/config/store.ts';
+import type { Submission } from '../shared/kafka/submission-record.ts';
+import { BOUNCE_CLASS, classifyReply, parseReply } from './bounce-class.ts';
+import { dkimSign } from './dkim.ts';
+import { fanOut, type Copy, type RcptType } from './fan-out.ts';
+import type { Hop, RouteResolver } from './routes.ts';
+import { TransactionError, type SmtpPool } from './smtp-pool.ts';
+
+export interface DeliveryJob {
+  submission: Submission;
+  raw: Buffer;
+  /** On a retry, only these recipients (lower case); on the first attempt, all. */
+  only?: string[];
+  /** Attempts made before this one. */
+  attempt: number;
+}
+
+export type RecipientOutcome = { rcptTo: string; rcptType: RcptType } & (
+  | { kind: 'delivered'; reply: string; remote: string; tls: boolean }
+  | { kind: 'deferred'; reply: string; bounceClass: number; remote?: string }
+  | { kind: 'bounced'; reply: string; bounceClass: number; remote?: string }
+  | { kind: 'suppressed' }
+);
+
+export interface DeliveryDeps {
+  store: ConfigStore;
+  routes: RouteResolver;
+  pool: SmtpPool;
+  isSuppressed: (namespace: string, address: string) => boolean;
+  /** Domain of the VERP return path; without it the envelope sender is kept. */
+  bounceDomain?: string;
+  logger: Logger;
+}
+
+function domainOf(address: string): string {
+  return address.slice(address.lastIndexOf('@') + 1).toLowerCase();
+}
+
+/** VERP: bounces come back to an address that names the transmission (and recipient). */
+export function returnPath(submission: Submission, recipients: string[], bounceDomain: string | undefined): string {
+  if (!bounceDomain) return submission.mailFrom;
+  if (recipients.length !== 1) return `b+${submission.transmissionId}@${bounceDomain}`;
+  const [local, domain] = [recipients[0]!.slice(0, recipients[0]!.lastIndexOf('@')), domainOf(recipients[0]!)];
+  return `b+${submission.transmissionId}+${local.replace(/[^A-Za-z0-9._-]/g, '_')}=${domain}@${bounceDomain}`;
+}
+
+function failure(copy: Copy, reply: string, remote?: string): RecipientOutcome {
+  const { code, enhanced, text } = parseReply(reply);
+  const bounceClass = classifyReply(code, enhanced, text);
+  const base = { rcptTo: copy.rcptTo, rcptType: copy.rcptType, reply, bounceClass, ...(remote ? { remote } : {}) };
+  return code >= 500 ? { ...base, kind: 'bounced' } : { ...base, kind: 'deferred' };
+}
+
+export class Deliverer {
+  readonly #deps: DeliveryDeps;
+
+  constructor(deps: DeliveryDeps) {
+    this.#deps = deps;
+  }
+
+  async attempt(job: DeliveryJob): Promise<RecipientOutcome[]> {
+    const only = job.only && new Set(job.only);
+    const copies = fanOut(job.raw, job.submission).filter((c) => !only || only.has(c.rcptTo.toLowerCase()));
+    const outcomes: RecipientOutcome[] = [];
+    const byDomain = new Map<string, Copy[]>();
+    for (const copy of copies) {
+      if (this.#deps.isSuppressed(job.submission.namespace, copy.rcptTo)) {
+        outcomes.push({ rcptTo: copy.rcptTo, rcptType: copy.rcptType, kind: 'suppressed' });
+        continue;
+      }
+      const domain = domainOf(copy.rcptTo);
+      byDomain.set(domain, [...(byDomain.get(domain) ?? []), copy]);
+    }
+    const perDomain = await Promise.all([...byDomain].map(([domain, group]) => this.#deliverDomain(job, domain, group)));
+    return outcomes.concat(perDomain.flat());
+  }
+
+  async #deliverDomain(job: DeliveryJob, domain: string, copies: Copy[]): Promise<RecipientOutcome[]> {
+    const route = await this.#deps.routes.resolve(domain);
+    if (route.kind === 'permanent') {
+      return copies.map((c) => ({ rcptTo: c.rcptTo, rcptType: c.rcptType, kind: 'bounced', reply: `550 5.1.2 ${route.reason}`, bounceClass: BOUNCE_CLASS.INVALID_RECIPIENT }));
+    }
+    if (route.kind === 'temporary') {
+      return copies.map((c) => ({ rcptTo: c.rcptTo, rcptType: c.rcptType, kind: 'deferred', reply: `451 4.4.3 ${route.reason}`, bounceClass: BOUNCE_CLASS.DNS_FAILURE }));
+    }
+    // Recipients that receive identical bytes share one transaction.
+    const groups = new Map<string, Copy[]>();
+    for (const copy of copies) {
+      const digest = createHash('sha256').update(copy.message).digest('hex');
+      groups.set(digest, [...(groups.get(digest) ?? []), copy]);
+    }
+    const results = await Promise.all([...groups.values()].map((group) => this.#sendGroup(job, domain, route.hops, group)));
+    return results.flat();
+  }
+
+  async #sign(job: DeliveryJob, message: Buffer): Promise<Buffer> {
+    const { submission } = job;
+    const domain = this.#deps.store.sendingDomain(submission.namespace, submission.sendingDomain);
+    if (!domain?.dkimPrivateKey) return message;
+    return dkimSign(message, { domainName: domain.domain, keySelector: domain.dkimSelector, privateKey: domain.dkimPrivateKey });
+  }
+
+  async #sendGroup(job: DeliveryJob, domain: string, hops: Hop[], group: Copy[]): Promise<RecipientOutcome[]> {
+    const message = await this.#sign(job, group[0]!.message);
+    const to = group.map((c) => c.rcptTo);
+    const from = returnPath(job.submission, to, this.#deps.bounceDomain);
+    let lastError = 'no host could be reached';
+    for (const hop of hops) {
+      for (const address of hop.addresses) {
+        const remote = `${hop.name}[${address}]:${hop.port}`;
+        try {
+          const result = await this.#deps.pool.send(hop, address, domain, { from, to, message });
+          const accepted = new Set(result.accepted.map((a) => a.toLowerCase()));
+          const rejected = new Map([...result.rejected].map(([a, r]) => [a.toLowerCase(), r]));
+          return group.map((copy): RecipientOutcome => {
+            const key = copy.rcptTo.toLowerCase();
+            if (accepted.has(key)) return { rcptTo: copy.rcptTo, rcptType: copy.rcptType, kind: 'delivered', reply: result.response, remote, tls: result.tls };
+            return failure(copy, rejected.get(key) ?? result.response, remote);
+          });
+        } catch (error) {
+          if (!(error instanceof TransactionError)) throw error;
+          this.#deps.logger.debug({ remote, err: { message: error.message } }, 'delivery attempt failed');
+          if (error.reply && !error.tryNextHost) return group.map((copy) => failure(copy, error.reply!, remote));
+          lastError = error.reply ?? error.message;
+        }
+      }
+    }
+    return group.map((c) => ({ rcptTo: c.rcptTo, rcptType: c.rcptType, kind: 'deferred', reply: /^\d{3} /.test(lastError) ? lastError : `421 4.4.1 ${lastError}`, bounceClass: BOUNCE_CLASS.TIMEOUT }));
+  }
+}
