@@ -1,0 +1,151 @@
+// A private Postfix instance for comparison: its own main.cf/master.cf, queue and data
+// folders under .cache, smtpd on a free loopback port, and every accepted message queued to
+// disk and then dropped by the discard transport. The system's default instance and
+// /etc/postfix are not touched: `postfix -c DIR` run as root needs no
+// alternate_config_directories (only the set-gid postdrop/postqueue do).
+import { execFileSync, spawnSync } from 'node:child_process';
+import { chownSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { canConnect, freePort } from '../kafka/broker.ts';
+
+function mainCf(dir: string): string {
+  return [
+    'compatibility_level = 3.6',
+    `queue_directory = ${dir}/queue`,
+    `data_directory = ${dir}/data`,
+    // No syslog daemon here: log to a file through postlogd (one more Postfix process to count).
+    `maillog_file = ${dir}/maillog`,
+    `maillog_file_prefixes = ${dir}`,
+    'myhostname = bench.localdomain',
+    'inet_interfaces = 127.0.0.1',
+    'inet_protocols = ipv4',
+    // Clients on loopback may relay without AUTH: there is no SASL backend (Dovecot, Cyrus) here.
+    'mynetworks = 127.0.0.0/8',
+    'smtpd_relay_restrictions = permit_mynetworks, reject',
+    // Nothing is local: every recipient goes to the default transport, which discards it
+    // after the queue manager took it from the disk queue.
+    'mydestination =',
+    'relay_domains =',
+    'local_recipient_maps =',
+    'alias_maps =',
+    'alias_database =',
+    'default_transport = discard',
+    'relay_transport = discard',
+    // Like the relay (disableReverseLookup), no reverse DNS lookup of the client.
+    'smtpd_peername_lookup = no',
+    'smtpd_tls_security_level = none',
+    'biff = no',
+    '',
+  ].join('\n');
+}
+
+function masterCf(port: number): string {
+  return `# service type private unpriv chroot wakeup maxproc command
+127.0.0.1:${port} inet n - n - - smtpd
+cleanup   unix  n - n -   0 cleanup
+qmgr      unix  n - n 300 1 qmgr
+rewrite   unix  - - n -   - trivial-rewrite
+bounce    unix  - - n -   0 bounce
+defer     unix  - - n -   0 bounce
+trace     unix  - - n -   0 bounce
+verify    unix  - - n -   1 verify
+proxymap  unix  - - n -   - proxymap
+error     unix  - - n -   - error
+retry     unix  - - n -   - error
+discard   unix  - - n -   - discard
+anvil     unix  - - n -   1 anvil
+scache    unix  - - n -   1 scache
+postlog   unix-dgram n - n - 1 postlogd
+`;
+}
+
+function postfix(configDir: string, command: string): { ok: boolean; output: string } {
+  const result = spawnSync('postfix', ['-c', configDir, command], { encoding: 'utf8' });
+  return { ok: result.status === 0, output: `${result.stdout ?? ''}${result.stderr ?? ''}` };
+}
+
+export class PostfixInstance {
+  readonly dir: string;
+  readonly configDir: string;
+  readonly port: number;
+  #stopped = false;
+
+  private constructor(dir: string, port: number) {
+    this.dir = dir;
+    this.configDir = path.join(dir, 'etc');
+    this.port = port;
+  }
+
+  /** Starts a fresh instance in `dir` (stopping and wiping one left there by an aborted run). */
+  static async start(dir: string): Promise<PostfixInstance> {
+    if (process.getuid?.() !== 0) throw new Error('Postfix must be started as root');
+    if (existsSync(path.join(dir, 'etc', 'main.cf'))) postfix(path.join(dir, 'etc'), 'stop');
+    rmSync(dir, { recursive: true, force: true });
+    const instance = new PostfixInstance(dir, await freePort());
+    for (const sub of ['etc', 'queue', 'data']) mkdirSync(path.join(dir, sub), { recursive: true });
+    // master.lock lives in data_directory, which must belong to the mail owner.
+    const owner = execFileSync('postconf', ['-h', 'mail_owner'], { encoding: 'utf8' }).trim();
+    const uid = Number(execFileSync('id', ['-u', owner], { encoding: 'utf8' }));
+    const gid = Number(execFileSync('id', ['-g', owner], { encoding: 'utf8' }));
+    chownSync(path.join(dir, 'data'), uid, gid);
+    writeFileSync(path.join(instance.configDir, 'main.cf'), mainCf(dir));
+    writeFileSync(path.join(instance.configDir, 'master.cf'), masterCf(instance.port));
+    const started = postfix(instance.configDir, 'start');
+    if (!started.ok) throw new Error(`postfix -c ${instance.configDir} start failed: ${started.output}\n${instance.logTail()}`);
+    const deadline = Date.now() + 15_000;
+    while (!(await canConnect(instance.port))) {
+      if (Date.now() > deadline) throw new Error(`Postfix smtpd not listening on ${instance.port}\n${instance.logTail()}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    return instance;
+  }
+
+  /** The master daemon's pid: every other Postfix process of this instance is its child. */
+  get masterPid(): number {
+    return Number(readFileSync(path.join(this.dir, 'queue', 'pid', 'master.pid'), 'latin1').trim());
+  }
+
+  /** Messages still in the queue (files under incoming, active, deferred, hold). */
+  queued(): number {
+    const count = (dir: string): number => {
+      try {
+        return readdirSync(dir, { withFileTypes: true }).reduce((n, e) => n + (e.isDirectory() ? count(path.join(dir, e.name)) : 1), 0);
+      } catch {
+        return 0;
+      }
+    };
+    return ['incoming', 'active', 'deferred', 'hold'].reduce((n, q) => n + count(path.join(this.dir, 'queue', q)), 0);
+  }
+
+  /** Waits (at most `timeoutMs`) until the queue manager has discarded every queued message. */
+  async drained(timeoutMs = 10_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.queued() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  }
+
+  /** How many deliveries the discard transport logged. */
+  discarded(): number {
+    try {
+      return readFileSync(path.join(this.dir, 'maillog'), 'utf8').split('\n').filter((l) => /postfix\/discard\[\d+\]: .*status=sent/.test(l)).length;
+    } catch {
+      return 0;
+    }
+  }
+
+  logTail(lines = 20): string {
+    try {
+      return readFileSync(path.join(this.dir, 'maillog'), 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+    } catch {
+      return '(no maillog)';
+    }
+  }
+
+  /** `postfix stop` (which waits for the master to exit), then removes queue and config. */
+  stop(): void {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    const stopped = postfix(this.configDir, 'stop');
+    if (!stopped.ok) process.stderr.write(`postfix stop: ${stopped.output}\n`);
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}

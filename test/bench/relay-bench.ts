@@ -1,0 +1,232 @@
+// `npm run bench:relay`: the same SMTP load against mtrelay (backed by a real Kafka broker this
+// script starts) and against a private Postfix, on loopback, in one run. Prints accepted
+// msgs/s, reply latency, CPU per 1000 messages and peak memory of each; the latency at half
+// the peak rate; the memory an idle connection costs the relay; and a Markdown summary that
+// is also written to .cache/bench-results/. Everything it starts, it stops and removes.
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { RelayProcess } from '../helpers/relay-process.ts';
+import { accountFolder, newApiKey } from '../helpers/resources.ts';
+import { createTestCa } from '../helpers/tls.ts';
+import { KAFKA_VERSION, KafkaBroker, repoRoot } from '../kafka/broker.ts';
+import { ensureSystemDeps } from '../system-deps.ts';
+import { BENCH_USAGE, parseBenchFlags, type BenchFlags } from './bench-options.ts';
+import { idleConnectionsAllowed, rerunWithHigherFdLimit } from './fd-limit.ts';
+import { describeResult, openIdleConnections, runOpenLoop, type LoadOptions } from './load-generator.ts';
+import { measureRun } from './measure.ts';
+import { PostfixInstance } from './postfix-instance.ts';
+import { rssKb } from './proc-stats.ts';
+import { UsageMeter } from './process-usage.ts';
+import { idleKbPerConnection, renderSummary, writeSummary, type RunRow, type Summary } from './report.ts';
+import type { SmtpTarget } from './smtp-connection.ts';
+
+const HOST = '127.0.0.1';
+const cache = path.join(repoRoot, '.cache');
+const dirs = {
+  kafka: path.join(cache, 'bench-kafka'),
+  run: path.join(cache, 'bench-run'), // the account manifests and the test CA
+  postfix: path.join(cache, 'bench-postfix'),
+  results: path.join(cache, 'bench-results'),
+};
+const began = Date.now();
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const progress = (message: string) => process.stderr.write(`[bench ${((Date.now() - began) / 1000).toFixed(0).padStart(3)} s] ${message}\n`);
+
+// Whatever was started is stopped in reverse order, on success, failure, Ctrl-C or timeout.
+const cleanups: (() => unknown)[] = [];
+async function cleanUp(): Promise<void> {
+  for (let step = cleanups.pop(); step; step = cleanups.pop()) {
+    try {
+      await step();
+    } catch (error) {
+      process.stderr.write(`cleanup: ${(error as Error).message}\n`);
+    }
+  }
+}
+let aborting = false;
+async function abort(reason: string, code: number): Promise<never> {
+  if (!aborting) {
+    aborting = true;
+    process.stderr.write(`bench:relay stopped: ${reason}\n`);
+    await cleanUp();
+  }
+  process.exit(code);
+}
+
+function machine(): string[] {
+  const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
+  const postfixVersion = (() => {
+    try {
+      return execFileSync('postconf', ['-h', 'mail_version'], { encoding: 'utf8' }).trim();
+    } catch {
+      return 'not installed';
+    }
+  })();
+  return [
+    `Machine: ${os.availableParallelism()} CPUs (${cpu}), ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB RAM, Linux ${os.release()}`,
+    `Node ${process.version}; Kafka ${KAFKA_VERSION} (one KRaft broker on this machine); Postfix ${postfixVersion}`,
+  ];
+}
+
+async function startRelay(resources: string, kafka: string, extra: { tls?: { cert: string; key: string }; args: string[] }): Promise<RelayProcess> {
+  const relay = await RelayProcess.start({ resources, kafka, ...(extra.tls ? { tls: extra.tls } : {}), args: ['--max-clients', '20000', '--partitions', '3', ...extra.args] });
+  cleanups.push(() => relay.stop());
+  return relay;
+}
+
+async function bench(flags: BenchFlags): Promise<Summary> {
+  ensureSystemDeps(flags.postfix ? { postfix: 'postfix' } : {});
+  const load: LoadOptions = { connections: flags.connections, messages: flags.messages, size: flags.size, from: 'sender@example.com', to: 'someone@recipient.test' };
+  const rows: RunRow[] = [];
+  const notes: string[] = [];
+  const summary: Summary = {
+    startedAt: new Date(), machine: machine(), rows, notes,
+    load: `${flags.rounds} rounds of ${load.connections} connections × ${load.messages} messages × ${load.size} bytes per run, one ` +
+      'transaction at a time per connection (MAIL, RCPT, DATA pipelined), after an uncounted warm-up round of the same load',
+  };
+
+  for (const dir of [dirs.kafka, dirs.run]) rmSync(dir, { recursive: true, force: true });
+  mkdirSync(path.join(dirs.run, 'ca'), { recursive: true });
+  mkdirSync(path.join(dirs.run, 'resources'), { recursive: true });
+  cleanups.push(() => rmSync(dirs.run, { recursive: true, force: true }));
+  const broker = new KafkaBroker({ dir: dirs.kafka });
+  cleanups.push(async () => {
+    await broker.stop();
+    rmSync(dirs.kafka, { recursive: true, force: true });
+  });
+  progress('starting the Kafka broker');
+  await broker.start();
+
+  const key = newApiKey();
+  const resources = accountFolder(key, path.join(dirs.run, 'resources')).dir;
+  const ca = createTestCa(path.join(dirs.run, 'ca'));
+  const cert = ca.issue('relay', ['localhost', '127.0.0.1']);
+  const auth = flags.auth ? { auth: { user: 'smtp_mt_injection', password: key } } : {};
+
+  // 1. mtrelay with AUTH and without TLS: the run compared with Postfix.
+  progress('mtrelay (AUTH, no TLS): closed loop');
+  const relay = await startRelay(resources, broker.bootstrap, { args: ['--allow-auth-without-tls'] });
+  const relayPid = relay.child.pid!;
+  const plain: SmtpTarget = { host: HOST, port: relay.ports.submission, ...auth };
+  const relayRow = await measureRun('mtrelay, AUTH PLAIN, no TLS', { pid: relayPid, withChildren: false, sidecarPid: broker.pid! }, plain, load, flags.rounds);
+  rows.push(relayRow);
+  progress(`  ${describeResult(relayRow.load)}`);
+
+  // 2. Open loop at half the peak rate (or --rate): latency when the relay is not saturated.
+  const rate = flags.rate ?? relayRow.load.rate / 2;
+  progress(`mtrelay: open loop at ${rate.toFixed(0)} msgs/s for ${flags.seconds} s`);
+  const openMeter = new UsageMeter(relayPid, false).start();
+  const open = await runOpenLoop(plain, { ...load, rate, seconds: flags.seconds });
+  summary.openLoop = { result: open, usage: openMeter.stop(), peakRate: relayRow.load.rate };
+  progress(`  ${describeResult(open)}`);
+
+  await relay.stop();
+
+  // 3. Idle connections: RSS of a fresh relay before and after K sessions that only said EHLO.
+  // Fresh, because heap left free by the load runs would absorb the new objects and hide their cost.
+  const allowed = idleConnectionsAllowed(flags.idle);
+  if (allowed.count > 0) {
+    progress(`mtrelay (fresh process): ${allowed.count} idle connections`);
+    const idleRelay = await startRelay(resources, broker.bootstrap, { args: ['--allow-auth-without-tls'] });
+    const idlePid = idleRelay.child.pid!;
+    const heapUsed = () => idleRelay.metric('mtrelay_nodejs_heap_size_used_bytes');
+    await sleep(3000); // past start-up work (config load, Kafka metadata)
+    const rssBeforeKb = rssKb(idlePid);
+    const heapBefore = await heapUsed();
+    const idle = await openIdleConnections({ host: HOST, port: idleRelay.ports.submission }, allowed.count);
+    await sleep(3000);
+    const rssAfterKb = rssKb(idlePid);
+    const heapAfter = await heapUsed();
+    const seen = await idleRelay.metric('mtrelay_relay_open_connections', { listener: 'submission' });
+    await idle.close();
+    await idleRelay.stop();
+    const heapNote = idle.opened > 0 ? `V8 heap used grew ${((heapAfter - heapBefore) / 1024 / idle.opened).toFixed(1)} KiB per connection.` : undefined;
+    const failure = idle.firstError ? `First failure: ${idle.firstError}.` : undefined;
+    const note = [heapNote, allowed.note, failure].filter(Boolean).join(' ');
+    summary.idle = {
+      requested: flags.idle, opened: idle.opened, failed: idle.failed, rssBeforeKb, rssAfterKb, ...(note ? { note } : {}),
+    };
+    progress(`  ${idle.opened} open (the relay counted ${seen}), ${idleKbPerConnection(summary.idle).toFixed(1)} KiB RSS each; ${heapNote ?? ''}`);
+  }
+
+  // 4. mtrelay with STARTTLS and AUTH, for information (what production clients do).
+  if (flags.starttls) {
+    progress('mtrelay (STARTTLS + AUTH): closed loop');
+    const tlsRelay = await startRelay(resources, broker.bootstrap, { tls: cert, args: [] });
+    const target: SmtpTarget = { host: HOST, port: tlsRelay.ports.submission, ...auth, starttls: { ca: readFileSync(ca.caCert), servername: 'localhost' } };
+    const row = await measureRun('mtrelay, STARTTLS + AUTH PLAIN', { pid: tlsRelay.child.pid!, withChildren: false, sidecarPid: broker.pid! }, target, load, flags.rounds);
+    rows.push(row);
+    progress(`  ${describeResult(row.load)}`);
+    await tlsRelay.stop();
+  }
+  // The broker is not needed any more: stop it so Postfix has the machine to itself.
+  await broker.stop();
+
+  // 5. Postfix smtpd: same load, no AUTH (mynetworks), disk queue, discard transport.
+  if (flags.postfix) {
+    progress('Postfix (no AUTH, no TLS): closed loop');
+    const postfix = await PostfixInstance.start(dirs.postfix);
+    cleanups.push(() => postfix.stop());
+    const row = await measureRun('Postfix smtpd, no AUTH, no TLS',
+      { pid: postfix.masterPid, withChildren: true, settle: () => postfix.drained() }, { host: HOST, port: postfix.port }, load, flags.rounds);
+    rows.push(row);
+    summary.ratio = { relay: relayRow, postfix: row };
+    progress(`  ${describeResult(row.load)}`);
+    notes.push(`Postfix's log shows ${postfix.discarded()} messages (warm-up included) queued and then discarded; ${postfix.queued()} left in its queue.`);
+    postfix.stop();
+  }
+
+  if (flags.postfix) {
+    notes.push(
+      'Postfix runs without AUTH and without TLS: there is no SASL backend (Dovecot, Cyrus) on this machine, so loopback clients are ' +
+        'trusted through mynetworks = 127.0.0.0/8. mtrelay always requires AUTH; the ratio compares mtrelay with AUTH PLAIN ' +
+        '(--allow-auth-without-tls, no TLS) against Postfix without AUTH.',
+      'Postfix is a private instance (postfix -c .cache/bench-postfix/etc; /etc/postfix untouched) with its own disk queue; its cleanup ' +
+        'process writes and fsyncs each message before the 250, then the discard transport drops it. Its CPU is the master plus all ' +
+        'its children (smtpd, cleanup, qmgr, trivial-rewrite, discard, postlogd, …), including children that exited (through the ' +
+        "master's cutime/cstime), from the first connect until its queue was empty.",
+    );
+  }
+  notes.push(
+    'mtrelay answers 250 only after the Kafka broker acknowledged the record (acks=all; one broker, so one replica). The broker ' +
+      "writes to the page cache and does not fsync per message. The broker's CPU is shown in its own column.",
+    `Same machine, same run: the load generator, the relay, the Kafka broker (JVM) and Postfix share the ${os.availableParallelism()} CPUs, ` +
+      'so these are comparisons on this machine, not capacity figures. At the peak the CPUs are saturated: the load generator\'s own ' +
+      'CPU (its column; it also reads the relay\'s log) is taken from the server under test.',
+    'msgs/s counts 250 replies over the wall time of the whole run, including each connection\'s connect, EHLO, STARTTLS/AUTH and QUIT. ' +
+      'Reply latency runs from writing the final dot to the final reply.',
+    'Idle-connection memory is measured on a fresh relay process (after the load runs, heap they left free would absorb the new ' +
+      'objects and hide their cost); RSS does not include the kernel\'s socket buffers.',
+    'Peak RSS is VmHWM (for Postfix, summed over its processes, which counts shared libraries once per process); PSS is sampled every ' +
+      '250 ms and splits shared pages between the processes that share them.',
+  );
+  return summary;
+}
+
+let flags: BenchFlags | undefined;
+try {
+  flags = parseBenchFlags(process.argv.slice(2));
+} catch (error) {
+  process.stderr.write(`bench:relay: ${(error as Error).message}\n${BENCH_USAGE}\n`);
+  process.exit(2);
+}
+if (!flags) process.exit(0);
+const rerunCode = await rerunWithHigherFdLimit(flags.idle + 1000);
+if (rerunCode !== undefined) process.exit(rerunCode);
+
+process.on('SIGINT', () => void abort('interrupted', 130));
+process.on('SIGTERM', () => void abort('terminated', 143));
+const watchdog = setTimeout(() => void abort('took longer than 15 minutes', 1), 15 * 60_000);
+try {
+  const summary = await bench(flags);
+  await cleanUp();
+  const markdown = renderSummary(summary);
+  const file = writeSummary(dirs.results, summary, markdown);
+  process.stdout.write(`\n${markdown}\nWritten to ${path.relative(repoRoot, file)}\n`);
+  progress('done');
+  clearTimeout(watchdog);
+} catch (error) {
+  await abort((error as Error).stack ?? String(error), 1);
+}
