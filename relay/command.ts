@@ -3,6 +3,7 @@ import { Command } from 'commander';
 import { integer, list, option } from '../shared/cli-options.ts';
 import { parseBrokers } from '../shared/kafka/client.ts';
 import { DEFAULT_RETRY_DELAYS } from '../shared/kafka/topics.ts';
+import { exitOnSignals } from '../shared/ops/lifecycle.ts';
 import { createLogger } from '../shared/ops/logger.ts';
 import { DEFAULT_AUTH_THROTTLE } from './auth-throttle.ts';
 import { startRelay, type RelayConfig } from './main.ts';
@@ -81,15 +82,7 @@ export function relayCommand(): Command {
     .action(async (flags: RelayFlags) => {
       const logger = createLogger('relay', flags.logLevel);
       const relay = await startRelay(relayConfig(flags), logger);
-      const stop = (signal: string) => {
-        logger.info({ signal }, 'shutting down');
-        relay.shutdown().then(() => process.exit(0), (error: Error) => {
-          logger.error({ err: { message: error.message } }, 'shutdown failed');
-          process.exit(1);
-        });
-      };
-      process.once('SIGTERM', () => stop('SIGTERM'));
-      process.once('SIGINT', () => stop('SIGINT'));
+      exitOnSignals(relay.shutdown, logger);
     });
 }
 

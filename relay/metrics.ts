@@ -1,9 +1,9 @@
 // The relay's Prometheus metrics, on a registry of its own so tests can run several relays.
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram } from 'prom-client';
+import { createRegistry } from '../shared/ops/metrics.ts';
 
 export function createRelayMetrics() {
-  const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'mtrelay_' });
+  const registry = createRegistry();
   const registers = [registry];
   return {
     registry,
