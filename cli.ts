@@ -1,5 +1,6 @@
 // mtrelay: one CLI, a subcommand per role. Run from a checkout as ./bin/mtrelay <role> …
 import { Command } from 'commander';
+import { delivererCommand } from './deliverer/command.ts';
 import { relayCommand } from './relay/command.ts';
 
 // kafkajs schedules a timer with a negative delay on every connection (harmless, it runs at
@@ -12,6 +13,7 @@ process.on('warning', (warning) => {
 const program = new Command('mtrelay')
   .description('Kubernetes-native SMTP relay: submission, delivery, operator')
   .addCommand(relayCommand())
+  .addCommand(delivererCommand())
   .showHelpAfterError();
 
 program.parseAsync(process.argv).catch((error: Error) => {

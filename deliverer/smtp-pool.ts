@@ -111,11 +111,18 @@ export class SmtpPool {
     const pooled: PooledConnection = { connection, sent: 0, secure: false, broken: false };
     connection.on('error', () => { pooled.broken = true; });
     connection.on('end', () => { pooled.broken = true; });
+    // nodemailer reports a failed connect (refused, TLS required but not offered, bad
+    // greeting) as an 'error' event, not through the connect callback.
     await new Promise<void>((resolve, reject) => {
+      connection.once('error', reject);
+      connection.once('end', () => reject(new Error('connection closed during the greeting')));
       connection.connect((error?: Error | null) => (error ? reject(error) : resolve()));
-    }).catch((error: Error & { response?: string; code?: string }) => {
+    }).catch((error: Error & { response?: string; code?: string; command?: string }) => {
       connection.close();
-      throw new TransactionError(`${address}:${hop.port}: ${error.message}`, error.response, true);
+      // Trouble before the first transaction is the host's, not the message's: try the next one.
+      const tls = policy !== 'opportunistic' && (error.code === 'ETLS' || error.command === 'STARTTLS') ? `TLS policy ${policy}: ` : '';
+      const reply = error.response ? ` (${error.response})` : '';
+      throw new TransactionError(`${hop.name}[${address}]:${hop.port}: ${tls}${error.message}${reply}`, undefined, true);
     });
     pooled.secure = connection.secure;
     return pooled;

@@ -29,7 +29,7 @@ export class KafkaReader {
     // The project's own topic setup, so the reader may start before any relay.
     const admin = kafka.admin();
     await admin.connect();
-    await ensureTopics(admin, { prefix: 'mtrelay', partitions: 2, replicationFactor: 1, maxMessageBytes: 32 * 1024 * 1024, retryDelays: DEFAULT_RETRY_DELAYS }, pino({ level: 'silent' }));
+    await ensureTopics(admin, { prefix: topic.split('.')[0]!, partitions: 2, replicationFactor: 1, maxMessageBytes: 32 * 1024 * 1024, retryDelays: DEFAULT_RETRY_DELAYS }, pino({ level: 'silent' }));
     await admin.disconnect();
     await consumer.connect();
     await consumer.subscribe({ topic, fromBeginning: true });

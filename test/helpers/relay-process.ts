@@ -1,42 +1,25 @@
-// Starts `mtrelay relay` as a real child process on free ports and reads its JSON logs.
+// Starts `mtrelay <role>` as a real child process on free ports and reads its JSON logs.
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { repoRoot } from '../kafka/broker.ts';
-
-export interface RelayProcessOptions {
-  resources: string;
-  kafka: string;
-  tls?: { cert: string; key: string };
-  args?: string[];
-  env?: Record<string, string>;
-}
 
 export interface LogLine {
   msg?: string;
   [key: string]: unknown;
 }
 
-export class RelayProcess {
+/** Any `mtrelay <role>` child process: its JSON logs, its ops endpoint, its exit. */
+export class MtrelayProcess {
   readonly child: ChildProcess;
   readonly logs: LogLine[] = [];
   readonly stderr: string[] = [];
-  ports = { submission: 0, alt: 0, smtps: 0 };
+  readonly exited: Promise<number | null>;
   metricsPort = 0;
   #waiters: { predicate: (l: LogLine) => boolean; resolve: (l: LogLine) => void }[] = [];
-  readonly exited: Promise<number | null>;
 
-  constructor(options: RelayProcessOptions) {
-    const args = [
-      path.join(repoRoot, 'cli.ts'), 'relay',
-      '--resources', options.resources, '--kafka', options.kafka,
-      '--host', '127.0.0.1', '--port', '0', '--alt-port', '0', '--smtps-port', '0',
-      '--metrics-host', '127.0.0.1', '--metrics-port', '0', '--partitions', '2', '--kafka-timeout', '5000',
-      '--drain-timeout', '10',
-      ...(options.tls ? ['--tls-cert', options.tls.cert, '--tls-key', options.tls.key] : []),
-      ...(options.args ?? []),
-    ];
-    this.child = spawn(process.execPath, args, { env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  constructor(args: string[], env: Record<string, string> = {}) {
+    this.child = spawn(process.execPath, [path.join(repoRoot, 'cli.ts'), ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     createInterface({ input: this.child.stdout! }).on('line', (line) => {
       let parsed: LogLine;
       try {
@@ -51,25 +34,21 @@ export class RelayProcess {
     this.exited = new Promise((resolve) => this.child.once('exit', (code) => resolve(code)));
   }
 
-  static async start(options: RelayProcessOptions): Promise<RelayProcess> {
-    const relay = new RelayProcess(options);
-    const ready = await Promise.race([
-      relay.waitForLog((l) => l.msg === 'relay listening', 60_000),
-      relay.exited.then((code) => {
-        throw new Error(`relay exited with ${code}: ${relay.stderr.join('\n')} ${JSON.stringify(relay.logs)}`);
+  /** Resolves with the log line `message`, or rejects when the process exits first. */
+  started(message: string, timeoutMs = 60_000): Promise<LogLine> {
+    return Promise.race([
+      this.waitForLog((l) => l.msg === message, timeoutMs),
+      this.exited.then((code): never => {
+        throw new Error(`mtrelay exited with ${code}: ${this.stderr.join('\n')} ${JSON.stringify(this.logs)}`);
       }),
     ]);
-    relay.ports = ready.ports as RelayProcess['ports'];
-    relay.metricsPort = ready.metricsPort as number;
-    await relay.waitUntilReady();
-    return relay;
   }
 
   waitForLog(predicate: (l: LogLine) => boolean, timeoutMs = 15_000): Promise<LogLine> {
     const found = this.logs.find(predicate);
     if (found) return Promise.resolve(found);
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no matching relay log line within ${timeoutMs} ms`)), timeoutMs);
+      const timer = setTimeout(() => reject(new Error(`no matching log line within ${timeoutMs} ms`)), timeoutMs);
       this.#waiters.push({ predicate, resolve: (l) => { clearTimeout(timer); resolve(l); } });
     });
   }
@@ -82,7 +61,7 @@ export class RelayProcess {
   async waitUntilReady(timeoutMs = 30_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while ((await this.http('/readyz')).status !== 200) {
-      if (Date.now() > deadline) throw new Error('relay not ready in time');
+      if (Date.now() > deadline) throw new Error('not ready in time');
       await new Promise((r) => setTimeout(r, 100));
     }
   }
@@ -102,5 +81,49 @@ export class RelayProcess {
   async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
     if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
     return this.exited;
+  }
+}
+
+export interface RelayProcessOptions {
+  resources: string;
+  kafka: string;
+  tls?: { cert: string; key: string };
+  args?: string[];
+  env?: Record<string, string>;
+}
+
+export class RelayProcess extends MtrelayProcess {
+  ports = { submission: 0, alt: 0, smtps: 0 };
+
+  constructor(options: RelayProcessOptions) {
+    super([
+      'relay', '--resources', options.resources, '--kafka', options.kafka,
+      '--host', '127.0.0.1', '--port', '0', '--alt-port', '0', '--smtps-port', '0',
+      '--metrics-host', '127.0.0.1', '--metrics-port', '0', '--partitions', '2', '--kafka-timeout', '5000',
+      '--drain-timeout', '10',
+      ...(options.tls ? ['--tls-cert', options.tls.cert, '--tls-key', options.tls.key] : []),
+      ...(options.args ?? []),
+    ], options.env);
+  }
+
+  static async start(options: RelayProcessOptions): Promise<RelayProcess> {
+    const relay = new RelayProcess(options);
+    const ready = await relay.started('relay listening');
+    relay.ports = ready.ports as RelayProcess['ports'];
+    relay.metricsPort = ready.metricsPort as number;
+    await relay.waitUntilReady();
+    return relay;
+  }
+}
+
+export class DelivererProcess extends MtrelayProcess {
+  static async start(options: { resources: string; kafka: string; args?: string[] }): Promise<DelivererProcess> {
+    const deliverer = new DelivererProcess([
+      'deliverer', '--resources', options.resources, '--kafka', options.kafka,
+      '--metrics-host', '127.0.0.1', '--metrics-port', '0', '--partitions', '2', ...(options.args ?? []),
+    ]);
+    const ready = await deliverer.started('deliverer running');
+    deliverer.metricsPort = ready.metricsPort as number;
+    return deliverer;
   }
 }

@@ -1,0 +1,106 @@
+// `mtrelay deliverer`: consumes submissions and retries from Kafka and delivers them.
+import { Command } from 'commander';
+import { integer, list, option } from '../shared/cli-options.ts';
+import { parseBrokers } from '../shared/kafka/client.ts';
+import { DEFAULT_RETRY_DELAYS } from '../shared/kafka/topics.ts';
+import { exitOnSignals } from '../shared/ops/lifecycle.ts';
+import { createLogger } from '../shared/ops/logger.ts';
+import { startDeliverer, type DelivererConfig } from './main.ts';
+import { parseDuration, retryPolicy } from './retry-policy.ts';
+import { parseStaticRoute } from './routes.ts';
+import type { TlsPolicy } from './smtp-pool.ts';
+
+interface DelivererFlags {
+  resources: string;
+  kafka: string;
+  dns: string[];
+  route: string[];
+  smtpPort: number;
+  tlsPolicy: string[];
+  tlsCa: string[];
+  heloName: string;
+  bounceDomain?: string;
+  connectionsPerDestination: number;
+  messagesPerConnection: number;
+  messagesPerSecond: number;
+  connectTimeout: string;
+  socketTimeout: string;
+  retryDelays: string[];
+  retryExpiry: string;
+  maxInFlight: number;
+  groupId: string;
+  topicPrefix: string;
+  partitions: number;
+  replicationFactor: number;
+  maxSize: number;
+  metricsHost: string;
+  metricsPort: number;
+  logLevel: string;
+}
+
+const repeat = (value: string, previous: string[]) => [...previous, ...list(value)];
+const POLICIES = new Set(['opportunistic', 'required', 'verified']);
+
+export function parseTlsPolicy(spec: string): [string, TlsPolicy] {
+  const [domain, policy] = spec.split('=');
+  if (!domain || !policy || !POLICIES.has(policy)) throw new Error(`invalid TLS policy "${spec}" (expected DOMAIN=opportunistic|required|verified, DOMAIN may be *)`);
+  return [domain.toLowerCase(), policy as TlsPolicy];
+}
+
+export function delivererCommand(): Command {
+  return new Command('deliverer')
+    .description('delivery: fan-out, DKIM, MX, STARTTLS, retries, bounces, suppression, events')
+    .addOption(option('--resources <dir>', 'folder of SendingDomain manifests and their <name>-dkim Secrets').makeOptionMandatory())
+    .addOption(option('--kafka <brokers>', 'Kafka bootstrap brokers, HOST:PORT[,HOST:PORT…]').makeOptionMandatory())
+    .addOption(option('--dns <servers>', 'DNS resolvers HOST:PORT (repeatable; default: the system\'s)').argParser(repeat).default([]))
+    .addOption(option('--route <route>', 'static route DOMAIN=HOST:PORT, * for every domain (repeatable)').argParser(repeat).default([]))
+    .addOption(option('--smtp-port <port>', 'port of MX hosts').argParser(integer(1, 65535)).default(25))
+    .addOption(option('--tls-policy <policy>', 'DOMAIN=opportunistic|required|verified, * for the default (repeatable)').argParser(repeat).default([]))
+    .addOption(option('--tls-ca <file>', 'extra CA certificates to trust for verified TLS (repeatable)').argParser(repeat).default([]))
+    .addOption(option('--helo-name <name>', 'name in EHLO').default('localhost'))
+    .addOption(option('--bounce-domain <domain>', 'domain of the VERP return path (default: keep the envelope sender)'))
+    .addOption(option('--connections-per-destination <n>', 'open connections per destination address').argParser(integer(1)).default(10))
+    .addOption(option('--messages-per-connection <n>', 'messages before a connection is closed').argParser(integer(1)).default(100))
+    .addOption(option('--messages-per-second <n>', 'per destination address; 0 for no limit').argParser(integer(0)).default(0))
+    .addOption(option('--connect-timeout <duration>', 'connection and greeting timeout').default('30s'))
+    .addOption(option('--socket-timeout <duration>', 'idle time per command on outbound connections').default('5m'))
+    .addOption(option('--retry-delays <list>', 'the retry ladder').argParser(list).default(DEFAULT_RETRY_DELAYS))
+    .addOption(option('--retry-expiry <duration>', 'how long temporary failures are retried before they bounce').default('72h'))
+    .addOption(option('--max-in-flight <n>', 'records delivered at once by this process').argParser(integer(1)).default(200))
+    .addOption(option('--group-id <id>', 'Kafka consumer group of the deliverers').default('mtrelay-deliverer'))
+    .addOption(option('--topic-prefix <prefix>', 'prefix of every Kafka topic').default('mtrelay'))
+    .addOption(option('--partitions <n>', 'partitions of topics created here').argParser(integer(1)).default(12))
+    .addOption(option('--replication-factor <n>', 'replication of topics created here (-1: broker default)').argParser(integer(-1)).default(-1))
+    .addOption(option('--max-size <bytes>', 'largest message (as the relay\'s SIZE)').argParser(integer(1024)).default(25 * 1024 * 1024))
+    .addOption(option('--metrics-host <address>', 'address of /metrics, /healthz and /readyz').default('0.0.0.0'))
+    .addOption(option('--metrics-port <port>', 'port of /metrics, /healthz and /readyz').argParser(integer(0, 65535)).default(9091))
+    .addOption(option('--log-level <level>', 'fatal, error, warn, info, debug').default('info'))
+    .action(async (flags: DelivererFlags) => {
+      const logger = createLogger('deliverer', flags.logLevel);
+      const running = await startDeliverer(delivererConfig(flags), logger);
+      exitOnSignals(running.shutdown, logger);
+    });
+}
+
+function delivererConfig(flags: DelivererFlags): DelivererConfig {
+  return {
+    resourcesDir: flags.resources,
+    brokers: parseBrokers(flags.kafka),
+    topics: { prefix: flags.topicPrefix, partitions: flags.partitions, replicationFactor: flags.replicationFactor, maxMessageBytes: flags.maxSize },
+    policy: retryPolicy(flags.retryDelays, flags.retryExpiry),
+    groupId: flags.groupId,
+    maxInFlight: flags.maxInFlight,
+    dnsServers: flags.dns,
+    routes: new Map(flags.route.map(parseStaticRoute)),
+    smtpPort: flags.smtpPort,
+    tlsPolicies: new Map(flags.tlsPolicy.map(parseTlsPolicy)),
+    tlsCaFiles: flags.tlsCa,
+    heloName: flags.heloName,
+    ...(flags.bounceDomain ? { bounceDomain: flags.bounceDomain } : {}),
+    limits: { connectionsPerDestination: flags.connectionsPerDestination, messagesPerConnection: flags.messagesPerConnection, messagesPerSecond: flags.messagesPerSecond },
+    connectTimeoutMs: parseDuration(flags.connectTimeout),
+    socketTimeoutMs: parseDuration(flags.socketTimeout),
+    metricsHost: flags.metricsHost,
+    metricsPort: flags.metricsPort,
+  };
+}

@@ -1,0 +1,23 @@
+// The deliverer's Prometheus metrics.
+import { Counter, Gauge, Histogram } from 'prom-client';
+import { createRegistry } from '../shared/ops/metrics.ts';
+
+export function createDelivererMetrics() {
+  const registry = createRegistry();
+  const registers = [registry];
+  return {
+    registry,
+    outcomes: new Counter({ name: 'mtrelay_deliverer_outcomes_total', help: 'Recipient outcomes by event type (delivery, delay, bounce, policy_rejection) and bounce class', labelNames: ['type', 'bounce_class'], registers }),
+    deliverySeconds: new Histogram({
+      name: 'mtrelay_deliverer_accept_to_delivery_seconds', help: 'From the relay\'s 250 to the remote\'s 250, per recipient',
+      buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 14400], registers,
+    }),
+    retries: new Counter({ name: 'mtrelay_deliverer_retries_total', help: 'Retry records written, by rung of the ladder', labelNames: ['rung'], registers }),
+    inFlight: new Gauge({ name: 'mtrelay_deliverer_in_flight', help: 'Records being delivered now', registers }),
+    consumerLag: new Gauge({ name: 'mtrelay_deliverer_consumer_lag', help: 'Records behind the end of the partition at the last fetch', labelNames: ['topic', 'partition'], registers }),
+    openConnections: new Gauge({ name: 'mtrelay_deliverer_open_connections', help: 'Outbound SMTP connections open, by destination', labelNames: ['destination'], registers }),
+    deadLetters: new Counter({ name: 'mtrelay_deliverer_dead_letters_total', help: 'Records that could not be processed and went to the dead-letter topic', registers }),
+  };
+}
+
+export type DelivererMetrics = ReturnType<typeof createDelivererMetrics>;
