@@ -2,18 +2,22 @@
 import { Command } from 'commander';
 import { delivererCommand } from './deliverer/command.ts';
 import { relayCommand } from './relay/command.ts';
+import { standaloneCommand } from './standalone/command.ts';
 
 // kafkajs schedules a timer with a negative delay on every connection (harmless, it runs at
-// once); Node warns about it. Other warnings are printed as usual.
+// once); Node warns about it. node:sqlite is stable enough for us but still flagged
+// experimental. Other warnings are printed as usual.
 process.removeAllListeners('warning');
 process.on('warning', (warning) => {
-  if (warning.name !== 'TimeoutNegativeWarning') process.stderr.write(`${warning.name}: ${warning.message}\n`);
+  const expected = warning.name === 'TimeoutNegativeWarning' || (warning.name === 'ExperimentalWarning' && /SQLite/.test(warning.message));
+  if (!expected) process.stderr.write(`${warning.name}: ${warning.message}\n`);
 });
 
 const program = new Command('mtrelay')
   .description('Kubernetes-native SMTP relay: submission, delivery, operator')
   .addCommand(relayCommand())
   .addCommand(delivererCommand())
+  .addCommand(standaloneCommand())
   .showHelpAfterError();
 
 program.parseAsync(process.argv).catch((error: Error) => {

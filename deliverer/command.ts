@@ -5,14 +5,12 @@ import { parseBrokers } from '../shared/kafka/client.ts';
 import { DEFAULT_RETRY_DELAYS } from '../shared/kafka/topics.ts';
 import { exitOnSignals } from '../shared/ops/lifecycle.ts';
 import { createLogger } from '../shared/ops/logger.ts';
-import { startDeliverer, type DelivererConfig } from './main.ts';
+import { startDeliverer, type DelivererConfig, type DeliverySettings } from './main.ts';
 import { parseDuration, retryPolicy } from './retry-policy.ts';
 import { parseStaticRoute } from './routes.ts';
 import type { TlsPolicy } from './smtp-pool.ts';
 
-interface DelivererFlags {
-  resources: string;
-  kafka: string;
+export interface DeliveryFlags {
   dns: string[];
   route: string[];
   smtpPort: number;
@@ -28,6 +26,11 @@ interface DelivererFlags {
   retryDelays: string[];
   retryExpiry: string;
   maxInFlight: number;
+}
+
+interface DelivererFlags extends DeliveryFlags {
+  resources: string;
+  kafka: string;
   groupId: string;
   topicPrefix: string;
   partitions: number;
@@ -47,11 +50,9 @@ export function parseTlsPolicy(spec: string): [string, TlsPolicy] {
   return [domain.toLowerCase(), policy as TlsPolicy];
 }
 
-export function delivererCommand(): Command {
-  return new Command('deliverer')
-    .description('delivery: fan-out, DKIM, MX, STARTTLS, retries, bounces, suppression, events')
-    .addOption(option('--resources <dir>', 'folder of SendingDomain manifests and their <name>-dkim Secrets').makeOptionMandatory())
-    .addOption(option('--kafka <brokers>', 'Kafka bootstrap brokers, HOST:PORT[,HOST:PORT…]').makeOptionMandatory())
+/** Options of delivery itself, shared by `deliverer` and `standalone`. */
+export function addDeliveryOptions(command: Command): Command {
+  return command
     .addOption(option('--dns <servers>', 'DNS resolvers HOST:PORT (repeatable; default: the system\'s)').argParser(repeat).default([]))
     .addOption(option('--route <route>', 'static route DOMAIN=HOST:PORT, * for every domain (repeatable)').argParser(repeat).default([]))
     .addOption(option('--smtp-port <port>', 'port of MX hosts').argParser(integer(1, 65535)).default(25))
@@ -66,7 +67,31 @@ export function delivererCommand(): Command {
     .addOption(option('--socket-timeout <duration>', 'idle time per command on outbound connections').default('5m'))
     .addOption(option('--retry-delays <list>', 'the retry ladder').argParser(list).default(DEFAULT_RETRY_DELAYS))
     .addOption(option('--retry-expiry <duration>', 'how long temporary failures are retried before they bounce').default('72h'))
-    .addOption(option('--max-in-flight <n>', 'records delivered at once by this process').argParser(integer(1)).default(200))
+    .addOption(option('--max-in-flight <n>', 'records delivered at once by this process').argParser(integer(1)).default(200));
+}
+
+export function deliverySettings(flags: DeliveryFlags): DeliverySettings & Pick<DelivererConfig, 'policy' | 'maxInFlight'> {
+  return {
+    policy: retryPolicy(flags.retryDelays, flags.retryExpiry),
+    maxInFlight: flags.maxInFlight,
+    dnsServers: flags.dns,
+    routes: new Map(flags.route.map(parseStaticRoute)),
+    smtpPort: flags.smtpPort,
+    tlsPolicies: new Map(flags.tlsPolicy.map(parseTlsPolicy)),
+    tlsCaFiles: flags.tlsCa,
+    heloName: flags.heloName,
+    ...(flags.bounceDomain ? { bounceDomain: flags.bounceDomain } : {}),
+    limits: { connectionsPerDestination: flags.connectionsPerDestination, messagesPerConnection: flags.messagesPerConnection, messagesPerSecond: flags.messagesPerSecond },
+    connectTimeoutMs: parseDuration(flags.connectTimeout),
+    socketTimeoutMs: parseDuration(flags.socketTimeout),
+  };
+}
+
+export function delivererCommand(): Command {
+  return addDeliveryOptions(new Command('deliverer')
+    .description('delivery: fan-out, DKIM, MX, STARTTLS, retries, bounces, suppression, events')
+    .addOption(option('--resources <dir>', 'folder of SendingDomain manifests and their <name>-dkim Secrets').makeOptionMandatory())
+    .addOption(option('--kafka <brokers>', 'Kafka bootstrap brokers, HOST:PORT[,HOST:PORT…]').makeOptionMandatory()))
     .addOption(option('--group-id <id>', 'Kafka consumer group of the deliverers').default('mtrelay-deliverer'))
     .addOption(option('--topic-prefix <prefix>', 'prefix of every Kafka topic').default('mtrelay'))
     .addOption(option('--partitions <n>', 'partitions of topics created here').argParser(integer(1)).default(12))
@@ -84,22 +109,11 @@ export function delivererCommand(): Command {
 
 function delivererConfig(flags: DelivererFlags): DelivererConfig {
   return {
+    ...deliverySettings(flags),
     resourcesDir: flags.resources,
     brokers: parseBrokers(flags.kafka),
     topics: { prefix: flags.topicPrefix, partitions: flags.partitions, replicationFactor: flags.replicationFactor, maxMessageBytes: flags.maxSize },
-    policy: retryPolicy(flags.retryDelays, flags.retryExpiry),
     groupId: flags.groupId,
-    maxInFlight: flags.maxInFlight,
-    dnsServers: flags.dns,
-    routes: new Map(flags.route.map(parseStaticRoute)),
-    smtpPort: flags.smtpPort,
-    tlsPolicies: new Map(flags.tlsPolicy.map(parseTlsPolicy)),
-    tlsCaFiles: flags.tlsCa,
-    heloName: flags.heloName,
-    ...(flags.bounceDomain ? { bounceDomain: flags.bounceDomain } : {}),
-    limits: { connectionsPerDestination: flags.connectionsPerDestination, messagesPerConnection: flags.messagesPerConnection, messagesPerSecond: flags.messagesPerSecond },
-    connectTimeoutMs: parseDuration(flags.connectTimeout),
-    socketTimeoutMs: parseDuration(flags.socketTimeout),
     metricsHost: flags.metricsHost,
     metricsPort: flags.metricsPort,
   };

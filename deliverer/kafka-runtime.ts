@@ -10,6 +10,7 @@ import { messageFacts } from './message-facts.ts';
 import type { DelivererMetrics } from './metrics.ts';
 import { OffsetTracker } from './offset-tracker.ts';
 import { planOutcomes, type OutcomePlan } from './outcomes.ts';
+import { reportOutcomes } from './report-outcomes.ts';
 import { readRetryState, retryHeaders } from './retry-record.ts';
 import type { RetryPolicy } from './retry-policy.ts';
 import { suppressionKey, type SuppressionList } from './suppression-list.ts';
@@ -117,7 +118,7 @@ export class KafkaDeliveryRuntime {
     const now = new Date();
     const plan = planOutcomes({ submission, facts: messageFacts(raw), attemptsBefore: retry.attempts, outcomes, policy: this.#o.policy, now });
     await this.#durably(() => this.#write(plan, submission, raw, message.headers));
-    this.#record(plan, submission, outcomes, now);
+    reportOutcomes(plan, submission, outcomes, now, this.#o.metrics, this.#o.logger);
   }
 
   /** Events, retry and suppressions of one attempt, in one acks=all request. */
@@ -160,22 +161,6 @@ export class KafkaDeliveryRuntime {
         this.#o.logger.warn({ err: { message: (error as Error).message }, attempt }, 'writing outcomes to Kafka failed; retrying');
         await new Promise((r) => setTimeout(r, Math.min(10_000, 250 * 2 ** attempt)));
       }
-    }
-  }
-
-  #record(plan: OutcomePlan, submission: Submission, outcomes: Awaited<ReturnType<Deliverer['attempt']>>, now: Date): void {
-    const { metrics, logger } = this.#o;
-    for (const e of plan.events) {
-      if (e.type === 'injection') continue;
-      metrics.outcomes.inc({ type: e.type, bounce_class: e.bounce_class === undefined ? '' : String(e.bounce_class) });
-      if (e.type === 'delivery') metrics.deliverySeconds.observe((now.getTime() - Date.parse(submission.receivedAt)) / 1000);
-    }
-    if (plan.retry) metrics.retries.inc({ rung: plan.retry.rung });
-    for (const o of outcomes) {
-      logger.info({
-        transmissionId: submission.transmissionId, namespace: submission.namespace, rcptTo: o.rcptTo, rcptType: o.rcptType,
-        result: o.kind, ...(o.kind !== 'suppressed' ? { reply: o.reply } : {}), ...('remote' in o && o.remote ? { remote: o.remote } : {}),
-      }, 'delivery attempt');
     }
   }
 

@@ -10,7 +10,7 @@ import { ensureTopics, topicNames, type TopicLayout } from '../shared/kafka/topi
 import { listeningPort, startOpsServer } from '../shared/ops/http.ts';
 import { Deliverer } from './delivery.ts';
 import { KafkaDeliveryRuntime } from './kafka-runtime.ts';
-import { createDelivererMetrics } from './metrics.ts';
+import { createDelivererMetrics, type DelivererMetrics } from './metrics.ts';
 import type { RetryPolicy } from './retry-policy.ts';
 import { RouteResolver, type StaticRoute } from './routes.ts';
 import { SmtpPool, type PoolLimits, type TlsPolicy } from './smtp-pool.ts';
@@ -46,6 +46,30 @@ export function tlsPolicyFor(policies: Map<string, TlsPolicy>): (domain: string)
   return (domain) => policies.get(domain) ?? policies.get('*') ?? 'opportunistic';
 }
 
+/** What delivers, whichever queue feeds it: routes, the SMTP pool, the engine. */
+export type DeliverySettings = Pick<DelivererConfig, 'dnsServers' | 'routes' | 'smtpPort' | 'tlsPolicies' | 'tlsCaFiles' | 'heloName' | 'bounceDomain' | 'limits' | 'connectTimeoutMs' | 'socketTimeoutMs'>;
+
+export function createDeliveryEngine(settings: DeliverySettings, store: ConfigStore, suppressions: SuppressionList, metrics: DelivererMetrics, logger: Logger): { deliverer: Deliverer; pool: SmtpPool } {
+  const pool = new SmtpPool({
+    ...settings.limits,
+    heloName: settings.heloName,
+    extraCa: settings.tlsCaFiles.map((f) => readFileSync(f)),
+    connectTimeoutMs: settings.connectTimeoutMs,
+    socketTimeoutMs: settings.socketTimeoutMs,
+    tlsPolicy: tlsPolicyFor(settings.tlsPolicies),
+    onOpenChange: (destination, open) => metrics.openConnections.set({ destination }, open),
+  });
+  const deliverer = new Deliverer({
+    store,
+    routes: new RouteResolver({ dnsServers: settings.dnsServers, routes: settings.routes, smtpPort: settings.smtpPort }),
+    pool,
+    isSuppressed: (namespace, address) => suppressions.has(namespace, address),
+    ...(settings.bounceDomain ? { bounceDomain: settings.bounceDomain } : {}),
+    logger,
+  });
+  return { deliverer, pool };
+}
+
 export async function startDeliverer(config: DelivererConfig, logger: Logger): Promise<RunningDeliverer> {
   const metrics = createDelivererMetrics();
   const store = new ConfigStore();
@@ -62,23 +86,7 @@ export async function startDeliverer(config: DelivererConfig, logger: Logger): P
   const suppressionConsumer = await followSuppressions(kafka, topicNames(layout.prefix).suppressions, suppressions);
   logger.info({ suppressions: suppressions.size }, 'suppression list loaded');
 
-  const pool = new SmtpPool({
-    ...config.limits,
-    heloName: config.heloName,
-    extraCa: config.tlsCaFiles.map((f) => readFileSync(f)),
-    connectTimeoutMs: config.connectTimeoutMs,
-    socketTimeoutMs: config.socketTimeoutMs,
-    tlsPolicy: tlsPolicyFor(config.tlsPolicies),
-    onOpenChange: (destination, open) => metrics.openConnections.set({ destination }, open),
-  });
-  const deliverer = new Deliverer({
-    store,
-    routes: new RouteResolver({ dnsServers: config.dnsServers, routes: config.routes, smtpPort: config.smtpPort }),
-    pool,
-    isSuppressed: (namespace, address) => suppressions.has(namespace, address),
-    ...(config.bounceDomain ? { bounceDomain: config.bounceDomain } : {}),
-    logger,
-  });
+  const { deliverer, pool } = createDeliveryEngine(config, store, suppressions, metrics, logger);
   const runtime = new KafkaDeliveryRuntime({
     kafka, prefix: layout.prefix, policy: config.policy, deliverer, suppressions, metrics, logger,
     groupId: config.groupId, maxInFlight: config.maxInFlight, maxMessageBytes: layout.maxMessageBytes,

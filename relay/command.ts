@@ -9,9 +9,7 @@ import { DEFAULT_AUTH_THROTTLE } from './auth-throttle.ts';
 import { startRelay, type RelayConfig } from './main.ts';
 import type { ListenerSpec } from './relay-server.ts';
 
-interface RelayFlags {
-  resources: string;
-  kafka: string;
+export interface SmtpFlags {
   host: string;
   hostname: string;
   port: number;
@@ -31,24 +29,27 @@ interface RelayFlags {
   sandboxDomain: string;
   sandboxQuota: number;
   proxyProtocol?: string[];
+  authSlowAfter: number;
+  authBlockAfter: number;
+  authWindow: number;
+}
+
+interface RelayFlags extends SmtpFlags {
+  resources: string;
+  kafka: string;
   kafkaTimeout: number;
   topicPrefix: string;
   partitions: number;
   replicationFactor: number;
   retryDelays: string[];
-  authSlowAfter: number;
-  authBlockAfter: number;
-  authWindow: number;
   metricsHost: string;
   metricsPort: number;
   logLevel: string;
 }
 
-export function relayCommand(): Command {
-  return new Command('relay')
-    .description('SMTP submission service: AUTH with API keys, header checks, durable hand-off to Kafka')
-    .addOption(option('--resources <dir>', 'folder of SendingDomain, ApiKey and Secret manifests (reloaded on change)').makeOptionMandatory())
-    .addOption(option('--kafka <brokers>', 'Kafka bootstrap brokers, HOST:PORT[,HOST:PORT…]').makeOptionMandatory())
+/** The submission service's options, shared by `relay` and `standalone`. */
+export function addSmtpOptions(command: Command): Command {
+  return command
     .addOption(option('--host <address>', 'address the SMTP listeners bind to').default('0.0.0.0'))
     .addOption(option('--hostname <name>', 'name in the greeting and EHLO reply').default('localhost'))
     .addOption(option('--port <port>', 'submission port with STARTTLS (0 picks a free port, -1 disables)').argParser(integer(-1, 65535)).default(587))
@@ -68,14 +69,21 @@ export function relayCommand(): Command {
     .addOption(option('--sandbox-domain <domain>', 'a From domain every key may use').default('sandbox.mailtarget.co'))
     .addOption(option('--sandbox-quota <n>', 'messages per account per 24 hours from the sandbox domain (per relay process)').argParser(integer(0)).default(50))
     .addOption(option('--proxy-protocol <addresses>', 'accept a PROXY protocol header from these load balancer addresses (comma-separated, or "*")').argParser(list))
+    .addOption(option('--auth-slow-after <n>', 'failed AUTHs per address before replies are slowed').argParser(integer(1)).default(DEFAULT_AUTH_THROTTLE.slowAfter))
+    .addOption(option('--auth-block-after <n>', 'failed AUTHs per address before it is refused with 421').argParser(integer(1)).default(DEFAULT_AUTH_THROTTLE.blockAfter))
+    .addOption(option('--auth-window <seconds>', 'window in which failed AUTHs are counted').argParser(integer(1)).default(DEFAULT_AUTH_THROTTLE.windowMs / 1000));
+}
+
+export function relayCommand(): Command {
+  return addSmtpOptions(new Command('relay')
+    .description('SMTP submission service: AUTH with API keys, header checks, durable hand-off to Kafka'))
+    .addOption(option('--resources <dir>', 'folder of SendingDomain, ApiKey and Secret manifests (reloaded on change)').makeOptionMandatory())
+    .addOption(option('--kafka <brokers>', 'Kafka bootstrap brokers, HOST:PORT[,HOST:PORT…]').makeOptionMandatory())
     .addOption(option('--kafka-timeout <ms>', 'how long to wait for the broker before answering 451').argParser(integer(100)).default(10_000))
     .addOption(option('--topic-prefix <prefix>', 'prefix of every Kafka topic').default('mtrelay'))
     .addOption(option('--partitions <n>', 'partitions of topics the relay creates').argParser(integer(1)).default(12))
     .addOption(option('--replication-factor <n>', 'replication of topics the relay creates (-1: broker default)').argParser(integer(-1)).default(-1))
     .addOption(option('--retry-delays <list>', 'delays of the retry ladder topics').argParser(list).default(DEFAULT_RETRY_DELAYS))
-    .addOption(option('--auth-slow-after <n>', 'failed AUTHs per address before replies are slowed').argParser(integer(1)).default(DEFAULT_AUTH_THROTTLE.slowAfter))
-    .addOption(option('--auth-block-after <n>', 'failed AUTHs per address before it is refused with 421').argParser(integer(1)).default(DEFAULT_AUTH_THROTTLE.blockAfter))
-    .addOption(option('--auth-window <seconds>', 'window in which failed AUTHs are counted').argParser(integer(1)).default(DEFAULT_AUTH_THROTTLE.windowMs / 1000))
     .addOption(option('--metrics-host <address>', 'address of /metrics, /healthz and /readyz').default('0.0.0.0'))
     .addOption(option('--metrics-port <port>', 'port of /metrics, /healthz and /readyz').argParser(integer(0, 65535)).default(9090))
     .addOption(option('--log-level <level>', 'fatal, error, warn, info, debug').default('info'))
@@ -86,23 +94,17 @@ export function relayCommand(): Command {
     });
 }
 
-function relayConfig(flags: RelayFlags): RelayConfig {
+export function smtpSettings(flags: SmtpFlags): Pick<RelayConfig, 'settings' | 'tlsCert' | 'tlsKey' | 'authThrottle'> {
   if (Boolean(flags.tlsCert) !== Boolean(flags.tlsKey)) throw new Error('--tls-cert and --tls-key go together');
   const listeners: ListenerSpec[] = [
     { name: 'submission' as const, port: flags.port, implicitTls: false },
     { name: 'alt' as const, port: flags.altPort, implicitTls: false },
     { name: 'smtps' as const, port: flags.smtpsPort, implicitTls: true },
-  ].filter((l) => l.port >= 0 && (l.implicitTls ? Boolean(flags.tlsCert) : true));
+  ].filter((l) => l.port >= 0);
   const proxy = flags.proxyProtocol;
   return {
-    resourcesDir: flags.resources,
-    brokers: parseBrokers(flags.kafka),
-    kafkaTimeoutMs: flags.kafkaTimeout,
-    tlsCert: flags.tlsCert,
-    tlsKey: flags.tlsKey,
-    metricsHost: flags.metricsHost,
-    metricsPort: flags.metricsPort,
-    topics: { prefix: flags.topicPrefix, partitions: flags.partitions, replicationFactor: flags.replicationFactor, retryDelays: flags.retryDelays },
+    ...(flags.tlsCert ? { tlsCert: flags.tlsCert } : {}),
+    ...(flags.tlsKey ? { tlsKey: flags.tlsKey } : {}),
     authThrottle: { slowAfter: flags.authSlowAfter, blockAfter: flags.authBlockAfter, windowMs: flags.authWindow * 1000 },
     settings: {
       host: flags.host,
@@ -121,5 +123,21 @@ function relayConfig(flags: RelayFlags): RelayConfig {
       sandboxQuota: flags.sandboxQuota,
       proxyProtocol: !proxy ? false : proxy.includes('*') ? true : proxy,
     },
+  };
+}
+
+function relayConfig(flags: RelayFlags): RelayConfig {
+  const smtp = smtpSettings(flags);
+  // Without a certificate there is no implicit-TLS port to open.
+  const listeners = smtp.settings.listeners.filter((l) => !l.implicitTls || smtp.tlsCert);
+  return {
+    ...smtp,
+    settings: { ...smtp.settings, listeners },
+    resourcesDir: flags.resources,
+    brokers: parseBrokers(flags.kafka),
+    kafkaTimeoutMs: flags.kafkaTimeout,
+    metricsHost: flags.metricsHost,
+    metricsPort: flags.metricsPort,
+    topics: { prefix: flags.topicPrefix, partitions: flags.partitions, replicationFactor: flags.replicationFactor, retryDelays: flags.retryDelays },
   };
 }

@@ -6,11 +6,12 @@ import type { Logger } from 'pino';
 import { relayView } from '../shared/config/compiler.ts';
 import { FolderConfigSource } from '../shared/config/folder-source.ts';
 import { ConfigStore } from '../shared/config/store.ts';
+import type { SubmissionQueue } from '../shared/queue.ts';
 import { createKafka } from '../shared/kafka/client.ts';
 import { ensureTopics, topicNames, type TopicLayout } from '../shared/kafka/topics.ts';
 import { listeningPort, startOpsServer } from '../shared/ops/http.ts';
 import { AuthThrottle, type AuthThrottleOptions } from './auth-throttle.ts';
-import { createRelayMetrics } from './metrics.ts';
+import { createRelayMetrics, type RelayMetrics } from './metrics.ts';
 import { RelayServer, type RelaySettings } from './relay-server.ts';
 import { SubmissionProducer } from './submission-producer.ts';
 import { readTlsFiles, watchTlsFiles } from './tls-files.ts';
@@ -54,6 +55,26 @@ async function ensureTopicsWithRetry(newAdmin: () => Admin, layout: TopicLayout,
   }
 }
 
+export interface SmtpServiceOptions {
+  settings: RelaySettings;
+  store: ConfigStore;
+  queue: SubmissionQueue;
+  metrics: RelayMetrics;
+  logger: Logger;
+  tlsCert?: string;
+  tlsKey?: string;
+  authThrottle: Partial<AuthThrottleOptions>;
+}
+
+/** The SMTP listeners with their certificate watch; the queue decides where messages go. */
+export async function startSmtpService(o: SmtpServiceOptions): Promise<{ server: RelayServer; stopTlsWatch: () => void }> {
+  const tls = o.tlsCert && o.tlsKey ? readTlsFiles(o.tlsCert, o.tlsKey) : undefined;
+  const server = new RelayServer({ settings: o.settings, store: o.store, queue: o.queue, throttle: new AuthThrottle(o.authThrottle), metrics: o.metrics, logger: o.logger, tls });
+  await server.listen();
+  const stopTlsWatch = o.tlsCert && o.tlsKey ? watchTlsFiles(o.tlsCert, o.tlsKey, o.logger, (m) => server.updateTls(m)) : () => undefined;
+  return { server, stopTlsWatch };
+}
+
 export async function startRelay(config: RelayConfig, logger: Logger): Promise<RunningRelay> {
   const metrics = createRelayMetrics();
   const store = new ConfigStore();
@@ -72,12 +93,7 @@ export async function startRelay(config: RelayConfig, logger: Logger): Promise<R
   });
   producer.start();
 
-  const tls = config.tlsCert && config.tlsKey ? readTlsFiles(config.tlsCert, config.tlsKey) : undefined;
-  const server = new RelayServer({ settings: config.settings, store, producer, throttle: new AuthThrottle(config.authThrottle), metrics, logger, tls });
-  await server.listen();
-  const stopTlsWatch = config.tlsCert && config.tlsKey
-    ? watchTlsFiles(config.tlsCert, config.tlsKey, logger, (m) => server.updateTls(m))
-    : () => undefined;
+  const { server, stopTlsWatch } = await startSmtpService({ ...config, store, queue: producer, metrics, logger });
 
   const readiness = () => {
     metrics.kafkaConnected.set(producer.connected ? 1 : 0);
@@ -89,7 +105,7 @@ export async function startRelay(config: RelayConfig, logger: Logger): Promise<R
   const ops = await startOpsServer({ host: config.metricsHost, port: config.metricsPort, registry: metrics.registry, readiness });
   logger.info({
     ports: Object.fromEntries(config.settings.listeners.map((l) => [l.name, server.port(l.name)])),
-    metricsPort: listeningPort(ops), tls: Boolean(tls), authWithoutTls: config.settings.allowAuthWithoutTls,
+    metricsPort: listeningPort(ops), tls: Boolean(config.tlsCert), authWithoutTls: config.settings.allowAuthWithoutTls,
   }, 'relay listening');
 
   let stopping: Promise<void> | undefined;

@@ -2,8 +2,8 @@
 import { Counter, Gauge, Histogram } from 'prom-client';
 import { createRegistry } from '../shared/ops/metrics.ts';
 
-export function createRelayMetrics() {
-  const registry = createRegistry();
+/** On a registry of its own, or on `registry` when roles share a process (standalone). */
+export function createRelayMetrics(registry = createRegistry()) {
   const registers = [registry];
   return {
     registry,

@@ -15,7 +15,7 @@ import { checkMessage } from './message-checks.ts';
 import type { RelayMetrics } from './metrics.ts';
 import { SmtpReply, reply } from './replies.ts';
 import { SandboxQuota } from './sandbox-quota.ts';
-import { QueueUnavailableError, type SubmissionProducer } from './submission-producer.ts';
+import { QueueUnavailableError, type SubmissionQueue } from '../shared/queue.ts';
 import { TLS_OPTIONS, type TlsMaterial } from './tls-files.ts';
 
 export interface ListenerSpec {
@@ -47,7 +47,7 @@ export interface RelaySettings {
 export interface RelayDeps {
   settings: RelaySettings;
   store: ConfigStore;
-  producer: SubmissionProducer;
+  queue: SubmissionQueue;
   throttle: AuthThrottle;
   metrics: RelayMetrics;
   logger: Logger;
@@ -226,7 +226,7 @@ export class RelayServer {
 
   /** Checks the message, produces it, and resolves with its transmission id once Kafka has it. */
   async #accept(received: Buffer, session: SMTPServerSession): Promise<string> {
-    const { settings, store, producer, metrics } = this.#deps;
+    const { settings, store, queue, metrics } = this.#deps;
     const user = session.user as SessionUser;
     const checked = checkMessage(received, user.namespace, {
       store, sandboxDomain: settings.sandboxDomain, maxHeaderBytes: settings.maxHeaderBytes, maxAttrAddresses: settings.maxAttrAddresses,
@@ -247,7 +247,7 @@ export class RelayServer {
       tls: this.#tlsProtocol.get(session.id) ?? 'none',
     };
     try {
-      await producer.send({ key: transmissionId, value: checked.raw, headers: submissionHeaders(submission) });
+      await queue.send({ key: transmissionId, value: checked.raw, headers: submissionHeaders(submission) });
     } catch (error) {
       if (error instanceof QueueUnavailableError) {
         this.#deps.logger.warn({ session: session.id, err: { message: error.message } }, 'message not queued');

@@ -6,13 +6,9 @@
 import type { Kafka, Message, Producer } from 'kafkajs';
 import type { Logger } from 'pino';
 import type { Histogram } from 'prom-client';
+import { QueueUnavailableError, type QueueRecord, type SubmissionQueue } from '../shared/queue.ts';
 
-export class QueueUnavailableError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'QueueUnavailableError';
-  }
-}
+export { QueueUnavailableError };
 
 interface Pending {
   message: Message;
@@ -34,7 +30,7 @@ export interface SubmissionProducerOptions {
   maxBatchBytes?: number;
 }
 
-export class SubmissionProducer {
+export class SubmissionProducer implements SubmissionQueue {
   readonly #options: SubmissionProducerOptions;
   #producer: Producer | undefined;
   #connected = false;
@@ -83,7 +79,7 @@ export class SubmissionProducer {
   }
 
   /** Resolves once the broker acknowledged the record; rejects with QueueUnavailableError otherwise. */
-  send(message: Message): Promise<void> {
+  send(message: QueueRecord | Message): Promise<void> {
     if (this.#closed) return Promise.reject(new QueueUnavailableError('producer is closed'));
     if (!this.#connected) return Promise.reject(new QueueUnavailableError('not connected to Kafka'));
     return new Promise<void>((resolve, reject) => {

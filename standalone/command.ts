@@ -1,0 +1,70 @@
+// `mtrelay standalone`: relay and deliverer in one process with an embedded queue.
+import { Command } from 'commander';
+import { addDeliveryOptions, deliverySettings, type DeliveryFlags } from '../deliverer/command.ts';
+import { addSmtpOptions, smtpSettings, type SmtpFlags } from '../relay/command.ts';
+import { integer, option } from '../shared/cli-options.ts';
+import { exitOnSignals } from '../shared/ops/lifecycle.ts';
+import { createLogger } from '../shared/ops/logger.ts';
+import { startStandalone, type RunningStandalone } from './main.ts';
+
+interface StandaloneFlags extends SmtpFlags, DeliveryFlags {
+  state: string;
+  resources?: string;
+  exampleDomain: string;
+  metricsHost: string;
+  metricsPort: number;
+  logLevel: string;
+}
+
+export function standaloneCommand(): Command {
+  const command = new Command('standalone')
+    .description('relay and deliverer in one process with an embedded durable queue (no Kafka, no Kubernetes)')
+    .addOption(option('--state <dir>', 'folder for the queue, the event log, generated keys and certificate').default('.state/standalone'))
+    .addOption(option('--resources <dir>', 'folder of SendingDomain, ApiKey and Secret manifests (default: <state>/resources, created with an example on first start)'))
+    .addOption(option('--example-domain <domain>', 'the sending domain of the example created on first start').default('example.com'));
+  addSmtpOptions(command);
+  addDeliveryOptions(command);
+  return command
+    .addOption(option('--metrics-host <address>', 'address of /metrics, /healthz and /readyz').default('0.0.0.0'))
+    .addOption(option('--metrics-port <port>', 'port of /metrics, /healthz and /readyz').argParser(integer(0, 65535)).default(9090))
+    .addOption(option('--log-level <level>', 'fatal, error, warn, info, debug').default('info'))
+    .action(async (flags: StandaloneFlags) => {
+      const logger = createLogger('standalone', flags.logLevel);
+      const running = await startStandalone({
+        ...smtpSettings(flags),
+        ...deliverySettings(flags),
+        stateDir: flags.state,
+        ...(flags.resources ? { resourcesDir: flags.resources } : {}),
+        exampleDomain: flags.exampleDomain.toLowerCase(),
+        metricsHost: flags.metricsHost,
+        metricsPort: flags.metricsPort,
+      }, logger);
+      process.stderr.write(welcome(running, flags));
+      exitOnSignals(running.shutdown, logger);
+    });
+}
+
+function welcome(running: RunningStandalone, flags: StandaloneFlags): string {
+  const port = running.server.port('submission');
+  const host = flags.host === '0.0.0.0' ? 'localhost' : flags.host;
+  if (!running.firstRun) return `\nmtrelay standalone: SMTP on ${host}:${port} (STARTTLS); events in ${running.eventsLog}\n\n`;
+  const { domain, apiKey, dnsRecords } = running.firstRun;
+  return [
+    '',
+    `mtrelay standalone is running. This first start created an example account in ${flags.state}/resources:`,
+    `the sending domain ${domain} with a DKIM key, and an API key. Publish these DNS records for ${domain}:`,
+    '',
+    ...dnsRecords.map((r) => `  ${r.name}  ${r.type}  "${r.value}"`),
+    '',
+    'Then send a message (the certificate is self-signed, so swaks does not verify it):',
+    '',
+    `  swaks --to someone@example.org --from you@${domain} \\`,
+    '    --auth LOGIN --auth-user smtp_mt_injection \\',
+    `    --auth-password ${apiKey} \\`,
+    `    --server ${host}:${port} -tls`,
+    '',
+    `Events are written to ${running.eventsLog}.`,
+    '',
+    '',
+  ].join('\n');
+}

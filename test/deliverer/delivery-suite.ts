@@ -1,0 +1,246 @@
+// The delivery suite, run once through relay → Kafka → deliverer and once through
+// standalone mode: a DNS server on loopback and SMTP sinks with TLS from a test CA play
+// the mailbox providers. Each rule of the seed is checked on the bytes they receive.
+import assert from 'node:assert/strict';
+import { generateKeyPairSync, randomUUID } from 'node:crypto';
+import { Resolver } from 'node:dns/promises';
+import { after, before, describe, test } from 'node:test';
+import { dkimVerify } from 'mailauth/lib/dkim/verify.js';
+import nodemailer from 'nodemailer';
+import { TestDnsServer } from '../helpers/dns-server.ts';
+import { accountFolder, newApiKey } from '../helpers/resources.ts';
+import { SmtpSink } from '../helpers/smtp-sink.ts';
+import { createTestCa } from '../helpers/tls.ts';
+import { sharedPort } from '../helpers/ports.ts';
+
+export type Event = { type: string; rcpt_to: string; rcpt_type: string; transmission_id: string; bounce_class?: number; raw_reason?: string; num_retries: number; tls?: boolean };
+
+/** How the suite reaches the system under test. */
+export interface DeliveryHarness {
+  start(resources: string, deliveryArgs: string[]): Promise<void>;
+  submitPort(): number;
+  events(): Event[];
+  metric(name: string, labels?: Record<string, string>): Promise<number>;
+  /** SIGKILL whatever delivers (the deliverer, or the whole standalone process), then start it again. */
+  crashAndRestart(beforeRestart: () => void): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export function deliverySuite(harness: DeliveryHarness): void {
+  const key = newApiKey();
+  const account = accountFolder(key);
+  const ca = createTestCa();
+  const mxCert = ca.issue('mx', ['mx1.recipient.test', 'mx2.recipient.test', 'mx.plain.test']);
+  const dkim = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  account.write('dkim.yaml', `apiVersion: v1\nkind: Secret\nmetadata: {name: example-com-dkim, namespace: acme}\nstringData:\n  privateKey: |\n${
+    dkim.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString().trim().split('\n').map((l) => `    ${l}`).join('\n')}\n`);
+  const dns = new TestDnsServer();
+  let port: number;
+  let mx1: SmtpSink;
+  let mx2: SmtpSink;
+  let plain: SmtpSink;
+  let dnsAddress: string;
+
+  function deliveryArgs(): string[] {
+    return ['--dns', dnsAddress, '--smtp-port', String(port), '--tls-ca', ca.caCert,
+      '--tls-policy', 'plain-required.test=required', '--tls-policy', 'recipient.test=verified',
+      '--retry-delays', '1s,2s', '--retry-expiry', '10s', '--connect-timeout', '2s', '--socket-timeout', '3s',
+      '--bounce-domain', 'bounces.example.com', '--helo-name', 'out.example.com'];
+  }
+
+  before(async () => {
+    port = await sharedPort(['127.0.0.2', '127.0.0.3', '127.0.0.5']);
+    mx1 = new SmtpSink({ host: '127.0.0.2', port, tls: mxCert });
+    mx2 = new SmtpSink({ host: '127.0.0.3', port, tls: mxCert });
+    plain = new SmtpSink({ host: '127.0.0.5', port, tls: mxCert, starttls: false });
+    await Promise.all([mx1.listen(), mx2.listen(), plain.listen()]);
+    dns.set('recipient.test', { MX: [{ exchange: 'mx2.recipient.test', priority: 20 }, { exchange: 'mx1.recipient.test', priority: 10 }] });
+    dns.set('mx1.recipient.test', { A: ['127.0.0.2'] });
+    dns.set('mx2.recipient.test', { A: ['127.0.0.3'] });
+    dns.set('fallback.test', { MX: [{ exchange: 'dead.fallback.test', priority: 10 }, { exchange: 'mx2.recipient.test', priority: 20 }] });
+    dns.set('dead.fallback.test', { A: ['127.0.0.4'] });
+    dns.set('null-mx.test', { MX: [{ exchange: '', priority: 0 }] });
+    dns.set('plain.test', { MX: [{ exchange: 'mx.plain.test', priority: 10 }] });
+    dns.set('plain-required.test', { MX: [{ exchange: 'mx.plain.test', priority: 10 }] });
+    dns.set('mx.plain.test', { A: ['127.0.0.5'] });
+    const spki = dkim.publicKey.export({ type: 'spki', format: 'der' }).toString('base64');
+    dns.set('mtrelay._domainkey.example.com', { TXT: [`v=DKIM1; k=rsa; p=${spki}`] });
+    dnsAddress = await dns.start();
+    await harness.start(account.dir, deliveryArgs());
+  });
+
+  after(async () => {
+    await harness.stop();
+    await Promise.all([mx1?.close(), mx2?.close(), plain?.close(), dns.stop()]);
+  });
+
+  async function send(to: string[], attr?: object, subject = 'Hello'): Promise<string> {
+    const transport = nodemailer.createTransport({ host: '127.0.0.1', port: harness.submitPort(), secure: false, ignoreTLS: true, auth: { user: 'smtp_mt_injection', pass: key } });
+    try {
+      const info = await transport.sendMail({
+        from: 'Shop <shop@example.com>', to, subject, text: `body ${randomUUID()}`, messageId: `<${randomUUID()}@example.com>`,
+        ...(attr ? { headers: { 'X-MT-ATTR': JSON.stringify(attr) } } : {}),
+      });
+      return /OK (\d+)$/.exec(info.response)![1]!;
+    } finally {
+      transport.close();
+    }
+  }
+
+  function eventsOf(id: string): Event[] {
+    return harness.events().filter((e) => e.transmission_id === id);
+  }
+
+  async function waitForEvent(id: string, predicate: (e: Event) => boolean, timeoutMs = 30_000): Promise<Event> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const found = eventsOf(id).find(predicate);
+      if (found) return found;
+      if (Date.now() > deadline) throw new Error(`no such event for ${id}; have ${JSON.stringify(eventsOf(id))}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+
+  describe('fan-out, DKIM and TLS on the received bytes', () => {
+    test('cc, bcc and archive copies exactly as the seed says', async () => {
+      const id = await send(['to1@recipient.test'], {
+        cc: ['cc1@recipient.test', { email: 'cc2@recipient.test', name: 'C Two' }],
+        bcc: ['bcc1@recipient.test', 'bcc2@recipient.test', 'cc1@recipient.test'],
+        archive: ['arch@recipient.test', 'TO1@recipient.test'],
+      });
+      const all = ['to1', 'cc1', 'cc2', 'bcc1', 'bcc2', 'arch'].map((l) => `${l}@recipient.test`);
+      for (const address of all) await mx1.waitFor(address);
+      for (const address of all) {
+        const [copy] = mx1.for(address);
+        const text = copy!.message.toString();
+        const headers = text.split('\r\n\r\n')[0]!;
+        assert.match(headers, /^To: to1@recipient\.test$/m, `${address}: the sender's To is kept`);
+        assert.match(headers, /^Cc: cc1@recipient\.test, "C Two" <cc2@recipient\.test>$/m, `${address}: Cc shows all cc addresses`);
+        assert.doesNotMatch(headers, /^X-MT-ATTR:/im);
+        const bcc = headers.match(/^Bcc: .*$/gm) ?? [];
+        assert.deepEqual(bcc, address.startsWith('bcc') ? [`Bcc: ${address}`] : [], `${address}: Bcc only on its own bcc copy`);
+        assert.equal(mx1.for(address).length, 1, `${address} receives one copy`);
+        assert.ok(copy!.tls, 'delivered over verified STARTTLS');
+      }
+      // Identical bytes for to, cc and archive: one transaction; each bcc copy on its own.
+      const shared = mx1.for('to1@recipient.test')[0]!;
+      assert.deepEqual(shared.rcptTo.sort(), ['arch@recipient.test', 'cc1@recipient.test', 'cc2@recipient.test', 'to1@recipient.test']);
+      assert.equal(shared.mailFrom, `b+${id}@bounces.example.com`);
+      assert.equal(mx1.for('bcc1@recipient.test')[0]!.mailFrom, `b+${id}+bcc1=recipient.test@bounces.example.com`);
+
+      for (const address of all) await waitForEvent(id, (e) => e.type === 'delivery' && e.rcpt_to === address);
+      const types = Object.fromEntries(eventsOf(id).filter((e) => e.type === 'delivery').map((e) => [e.rcpt_to, e.rcpt_type]));
+      assert.deepEqual(types, { 'to1@recipient.test': 'to', 'cc1@recipient.test': 'cc', 'cc2@recipient.test': 'cc', 'bcc1@recipient.test': 'bcc', 'bcc2@recipient.test': 'bcc', 'arch@recipient.test': 'archive' });
+      assert.equal(eventsOf(id).filter((e) => e.type === 'injection').length, 6);
+    });
+
+    test('every copy carries a DKIM signature that an independent verifier accepts against the test DNS', async () => {
+      const id = await send(['signed@recipient.test'], { bcc: ['signed-bcc@recipient.test'] });
+      await waitForEvent(id, (e) => e.type === 'delivery' && e.rcpt_to === 'signed-bcc@recipient.test');
+      const resolver = new Resolver();
+      resolver.setServers([dnsAddress]);
+      for (const address of ['signed@recipient.test', 'signed-bcc@recipient.test']) {
+        const [copy] = await mx1.waitFor(address);
+        assert.match(copy!.message.toString(), /^DKIM-Signature: v=1; a=rsa-sha256; c=relaxed\/relaxed; d=example\.com;/m);
+        const result = await dkimVerify(copy!.message, { resolver: (name: string, type: string) => resolver.resolve(name, type as 'TXT') });
+        assert.equal(result.results[0]?.status?.result, 'pass', JSON.stringify(result.results[0]?.status));
+      }
+    });
+
+    test('opportunistic TLS delivers in the clear to a server without STARTTLS; required TLS waits', async () => {
+      const id = await send(['someone@plain.test', 'someone@plain-required.test']);
+      await plain.waitFor('someone@plain.test');
+      assert.equal(plain.for('someone@plain.test')[0]!.tls, false);
+      const delay = await waitForEvent(id, (e) => e.type === 'delay' && e.rcpt_to === 'someone@plain-required.test');
+      assert.match(delay.raw_reason ?? '', /STARTTLS|TLS/i);
+      assert.equal(plain.for('someone@plain-required.test').length, 0);
+    });
+  });
+
+  describe('routes', () => {
+    test('an unreachable first MX falls back to the next one', async () => {
+      const id = await send(['x@fallback.test']);
+      await mx2.waitFor('x@fallback.test');
+      await waitForEvent(id, (e) => e.type === 'delivery');
+    });
+
+    test('a null MX bounces at once', async () => {
+      const id = await send(['x@null-mx.test']);
+      const bounce = await waitForEvent(id, (e) => e.type === 'bounce');
+      assert.equal(bounce.bounce_class, 10);
+      assert.match(bounce.raw_reason ?? '', /null MX/);
+    });
+  });
+
+  describe('outcomes', () => {
+    test('5xx: bounce with its class, the address is suppressed, and the next message to it is never sent', async () => {
+      mx1.script.set('gone@recipient.test', '550 5.1.1 No such user here');
+      const first = await send(['gone@recipient.test', 'fine@recipient.test']);
+      const bounce = await waitForEvent(first, (e) => e.type === 'bounce');
+      assert.equal(bounce.rcpt_to, 'gone@recipient.test');
+      assert.equal(bounce.bounce_class, 10);
+      assert.equal(bounce.raw_reason, '550 5.1.1 No such user here');
+      await waitForEvent(first, (e) => e.type === 'delivery' && e.rcpt_to === 'fine@recipient.test');
+      mx1.script.delete('gone@recipient.test');
+      const second = await send(['gone@recipient.test']);
+      const rejection = await waitForEvent(second, (e) => e.type === 'policy_rejection');
+      assert.equal(rejection.rcpt_to, 'gone@recipient.test');
+      assert.equal(mx1.for('gone@recipient.test').length, 0, 'a suppressed recipient is never contacted');
+    });
+
+    test('4xx: delay, then the retry ladder, then delivery', async () => {
+      mx1.script.set('later@recipient.test', '451 4.2.0 Mailbox busy, try later');
+      const id = await send(['later@recipient.test']);
+      const delay = await waitForEvent(id, (e) => e.type === 'delay');
+      assert.equal(delay.raw_reason, '451 4.2.0 Mailbox busy, try later');
+      mx1.script.delete('later@recipient.test');
+      const delivery = await waitForEvent(id, (e) => e.type === 'delivery');
+      assert.ok(delivery.num_retries >= 1);
+      assert.ok(await harness.metric('mtrelay_deliverer_retries_total', { rung: '1s' }) >= 1);
+    });
+
+    test('a temporary failure that outlives the expiry becomes a bounce', async () => {
+      mx1.script.set('never@recipient.test', '452 4.2.2 Mailbox full');
+      const id = await send(['never@recipient.test']);
+      const bounce = await waitForEvent(id, (e) => e.type === 'bounce', 40_000);
+      assert.match(bounce.raw_reason ?? '', /^452 4\.2\.2 Mailbox full \(gave up after \d+ attempts\)$/);
+      assert.equal(bounce.bounce_class, 22);
+      assert.ok(eventsOf(id).filter((e) => e.type === 'delay').length >= 2);
+    });
+
+    test('a connection dropped mid-DATA and a server that stalls are temporary failures', async () => {
+      // Both MX hosts misbehave, or the deliverer would (rightly) fall back to the other one.
+      for (const mx of [mx1, mx2]) {
+        mx.script.set('drop@recipient.test', 'drop');
+        mx.script.set('stall@recipient.test', 'stall');
+      }
+      const dropped = await send(['drop@recipient.test']);
+      const stalled = await send(['stall@recipient.test']);
+      await waitForEvent(dropped, (e) => e.type === 'delay');
+      await waitForEvent(stalled, (e) => e.type === 'delay', 20_000);
+      for (const mx of [mx1, mx2]) {
+        mx.script.delete('drop@recipient.test');
+        mx.script.delete('stall@recipient.test');
+      }
+      await waitForEvent(dropped, (e) => e.type === 'delivery');
+      await waitForEvent(stalled, (e) => e.type === 'delivery');
+    });
+
+    test('metrics count outcomes by type and bounce class', async () => {
+      assert.ok(await harness.metric('mtrelay_deliverer_outcomes_total', { type: 'delivery' }) >= 6);
+      assert.ok(await harness.metric('mtrelay_deliverer_outcomes_total', { type: 'bounce', bounce_class: '10' }) >= 1);
+      assert.ok(await harness.metric('mtrelay_deliverer_accept_to_delivery_seconds_count') >= 6);
+    });
+  });
+
+  describe('crash safety', () => {
+    test('killed mid-batch with kill -9: every message answered 250 is delivered after the restart (duplicates allowed)', async () => {
+      const addresses = Array.from({ length: 40 }, (_, i) => `crash${i}@recipient.test`);
+      mx1.script.set(addresses[0]!, 'stall'); // keeps a record in flight when the kill comes
+      await Promise.all(addresses.map((a) => send([a])));
+      await mx1.waitFor(addresses[5]!);
+      await harness.crashAndRestart(() => mx1.script.delete(addresses[0]!));
+      for (const address of addresses) await mx1.waitFor(address, 1, 60_000);
+    });
+  });
+}
