@@ -5,6 +5,9 @@ import { test } from 'node:test';
 import { REPLIES } from '../../relay/replies.ts';
 import { relayCommand } from '../../relay/command.ts';
 import { createRelayMetrics } from '../../relay/metrics.ts';
+import { delivererCommand } from '../../deliverer/command.ts';
+import { createDelivererMetrics } from '../../deliverer/metrics.ts';
+import { standaloneCommand } from '../../standalone/command.ts';
 
 const doc = (name: string) => readFileSync(new URL(`../../docs/${name}`, import.meta.url), 'utf8');
 
@@ -15,17 +18,21 @@ test('docs/smtp-replies.md lists every reply code the relay chooses', () => {
   }
 });
 
-test('docs/configuration.md documents every flag of mtrelay relay', () => {
+test('docs/configuration.md documents every flag of every role', () => {
   const configuration = doc('configuration.md');
-  for (const option of relayCommand().options) {
-    assert.ok(configuration.includes(`\`${option.long}`), `${option.long} is not documented`);
+  for (const command of [relayCommand(), delivererCommand(), standaloneCommand()]) {
+    for (const option of command.options) {
+      assert.ok(configuration.includes(`\`${option.long}`), `${command.name()} ${option.long} is not documented`);
+    }
   }
 });
 
-test('docs/operations.md documents every relay metric', async () => {
+test('docs/operations.md documents every relay and deliverer metric', async () => {
   const operations = doc('operations.md');
-  const names = (await createRelayMetrics().registry.getMetricsAsJSON()).map((m) => m.name)
-    .filter((n) => n.startsWith('mtrelay_relay_') || n.startsWith('mtrelay_config_'));
+  const registry = createRelayMetrics().registry;
+  createDelivererMetrics(registry);
+  const names = (await registry.getMetricsAsJSON()).map((m) => m.name)
+    .filter((n) => /^mtrelay_(relay|config|deliverer)_/.test(n));
   assert.ok(names.length > 5);
   for (const name of names) assert.ok(operations.includes(`\`${name}\``), `${name} is not documented`);
 });
