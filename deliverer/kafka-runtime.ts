@@ -51,10 +51,6 @@ export class KafkaDeliveryRuntime {
     this.#producer = options.kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
   }
 
-  get connected(): boolean {
-    return !this.#stopping;
-  }
-
   async start(): Promise<void> {
     await this.#producer.connect();
     await this.#consumer.connect();

@@ -31,6 +31,8 @@ export class SmtpSink {
   readonly host: string;
   readonly port: number;
   connections = 0;
+  open = 0;
+  maxOpen = 0;
   #server: SMTPServer;
   #waiters: (() => void)[] = [];
 
@@ -47,7 +49,11 @@ export class SmtpSink {
       logger: false,
       onConnect: (_session, callback) => {
         this.connections++;
+        this.maxOpen = Math.max(this.maxOpen, ++this.open);
         callback();
+      },
+      onClose: () => {
+        this.open--;
       },
       onRcptTo: (address, _session, callback) => {
         const behaviour = this.script.get(address.address.toLowerCase()) ?? 'accept';

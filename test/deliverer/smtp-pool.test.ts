@@ -1,0 +1,58 @@
+// The outbound pool's limits, against a real SMTP server.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { SmtpPool, type PoolLimits } from '../../deliverer/smtp-pool.ts';
+import type { Hop } from '../../deliverer/routes.ts';
+import { freePort } from '../kafka/broker.ts';
+import { SmtpSink } from '../helpers/smtp-sink.ts';
+
+let sink: SmtpSink;
+let hop: Hop;
+
+before(async () => {
+  const port = await freePort();
+  sink = new SmtpSink({ host: '127.0.0.1', port });
+  await sink.listen();
+  hop = { name: 'localhost', addresses: ['127.0.0.1'], port };
+});
+after(() => sink.close());
+
+function pool(limits: PoolLimits): SmtpPool {
+  return new SmtpPool({ ...limits, heloName: 'out.test', extraCa: [], connectTimeoutMs: 2000, socketTimeoutMs: 5000, tlsPolicy: () => 'opportunistic' });
+}
+
+const message = (i: number) => Buffer.from(`From: a@example.com\r\nTo: b@pool.test\r\nSubject: ${i}\r\n\r\nbody\r\n`);
+
+test('connections per destination and messages per connection are bounded; connections are reused', async () => {
+  const before = sink.connections;
+  sink.maxOpen = 0;
+  const p = pool({ connectionsPerDestination: 2, messagesPerConnection: 3, messagesPerSecond: 0 });
+  const results = await Promise.all(Array.from({ length: 12 }, (_, i) =>
+    p.send(hop, '127.0.0.1', 'pool.test', { from: 'a@example.com', to: [`r${i}@pool.test`], message: message(i) })));
+  p.close();
+  assert.ok(results.every((r) => r.accepted.length === 1));
+  assert.ok(sink.maxOpen <= 2, `at most 2 connections at once, saw ${sink.maxOpen}`);
+  assert.equal(sink.connections - before, 4, '12 messages, 3 per connection');
+});
+
+test('messages per second are spaced out', async () => {
+  const p = pool({ connectionsPerDestination: 5, messagesPerConnection: 100, messagesPerSecond: 10 });
+  const started = Date.now();
+  await Promise.all(Array.from({ length: 11 }, (_, i) =>
+    p.send(hop, '127.0.0.1', 'pool.test', { from: 'a@example.com', to: [`s${i}@pool.test`], message: message(i) })));
+  p.close();
+  assert.ok(Date.now() - started >= 950, `11 messages at 10/s took ${Date.now() - started} ms`);
+});
+
+test('each recipient of a transaction gets its own answer', async () => {
+  sink.script.set('no@pool.test', '550 5.1.1 No such user');
+  sink.script.set('later@pool.test', '451 4.3.0 Later');
+  const p = pool({ connectionsPerDestination: 1, messagesPerConnection: 10, messagesPerSecond: 0 });
+  const result = await p.send(hop, '127.0.0.1', 'pool.test', { from: 'a@example.com', to: ['yes@pool.test', 'no@pool.test', 'later@pool.test'], message: message(0) });
+  const again = await p.send(hop, '127.0.0.1', 'pool.test', { from: 'a@example.com', to: ['no@pool.test'], message: message(1) });
+  p.close();
+  assert.deepEqual(result.accepted, ['yes@pool.test']);
+  assert.equal(result.rejected.get('no@pool.test'), '550 5.1.1 No such user');
+  assert.equal(result.rejected.get('later@pool.test'), '451 4.3.0 Later');
+  assert.equal(again.rejected.get('no@pool.test'), '550 5.1.1 No such user', 'the connection is usable after a transaction with no accepted recipient');
+});
