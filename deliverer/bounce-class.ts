@@ -28,21 +28,42 @@ export function isHardBounce(bounceClass: number): boolean {
   return HARD.has(bounceClass);
 }
 
-/** The bounce class of a 5xx (or, at expiry, the last 4xx) reply. */
+/** The class an enhanced status code (RFC 3463) states by itself, if it is specific enough. */
+function classByEnhancedCode(e: string, t: string): number | undefined {
+  const [, subject, detail] = e.split('.').map(Number);
+  if (subject === 1) return [0, 1, 2, 3, 6].includes(detail!) ? BOUNCE_CLASS.INVALID_RECIPIENT : BOUNCE_CLASS.GENERIC;
+  if (subject === 2) return detail === 2 ? BOUNCE_CLASS.MAILBOX_FULL : detail === 3 ? BOUNCE_CLASS.TOO_LARGE : undefined;
+  if (subject === 3) return detail === 4 ? BOUNCE_CLASS.TOO_LARGE : undefined;
+  if (subject === 4) return [4, 7].includes(detail!) ? BOUNCE_CLASS.TIMEOUT : BOUNCE_CLASS.DNS_FAILURE;
+  if (subject === 7) {
+    // Security or policy: what kind, only the text tells.
+    if (/relay(ing)? (denied|not permitted|access denied)|relay access/.test(t)) return BOUNCE_CLASS.RELAYING_DENIED;
+    if (/spam|blacklist|blocklist|listed|reputation/.test(t)) return /content/.test(t) ? BOUNCE_CLASS.SPAM_CONTENT : BOUNCE_CLASS.SPAM_BLOCK;
+    if (/attachment/.test(t)) return BOUNCE_CLASS.PROHIBITED_ATTACHMENT;
+    return BOUNCE_CLASS.MAIL_BLOCK;
+  }
+  return undefined;
+}
+
+/**
+ * The bounce class of a 5xx (or, at expiry, the last 4xx) reply. A specific enhanced status
+ * code decides first: "Recipient address rejected: Access denied" with 5.7.1 is a policy
+ * block, not an unknown user, and must not suppress the address. The text decides otherwise.
+ */
 export function classifyReply(code: number, enhanced: string | undefined, text: string): number {
   const t = text.toLowerCase();
   const e = enhanced ?? '';
-  if (/^[45]\.1\.[0-3]$|^[45]\.1\.6$/.test(e) || /user unknown|unknown user|no such (user|mailbox)|does not exist|recipient.*(rejected|invalid)|invalid recipient|mailbox (unavailable|not found)|doesn't have an? [^ ]+ account/.test(t)) {
+  const byCode = e && !/\.0\.0$/.test(e) ? classByEnhancedCode(e, t) : undefined;
+  if (byCode !== undefined) return byCode;
+  if (/user unknown|unknown user|no such (user|mailbox)|does not exist|invalid recipient|mailbox (unavailable|not found)|doesn't have an? [^ ]+ account/.test(t)) {
     return BOUNCE_CLASS.INVALID_RECIPIENT;
   }
-  if (/^[45]\.2\.2$/.test(e) || /mailbox full|over ?quota|quota exceeded|insufficient storage/.test(t)) return BOUNCE_CLASS.MAILBOX_FULL;
-  if (/^[45]\.3\.4$/.test(e) || /too (large|big)|size limit|exceeds.*size/.test(t)) return BOUNCE_CLASS.TOO_LARGE;
-  if (/relay(ing)? (denied|not permitted|access denied)/.test(t)) return BOUNCE_CLASS.RELAYING_DENIED;
+  if (/mailbox full|over ?quota|quota exceeded|insufficient storage/.test(t)) return BOUNCE_CLASS.MAILBOX_FULL;
+  if (/too (large|big)|size limit|exceeds.*size/.test(t)) return BOUNCE_CLASS.TOO_LARGE;
+  if (/relay(ing)? (denied|not permitted|access denied)|relay access/.test(t)) return BOUNCE_CLASS.RELAYING_DENIED;
   if (/spam|blacklist|blocklist|listed|reputation/.test(t)) return /content/.test(t) ? BOUNCE_CLASS.SPAM_CONTENT : BOUNCE_CLASS.SPAM_BLOCK;
   if (/attachment/.test(t)) return BOUNCE_CLASS.PROHIBITED_ATTACHMENT;
-  if (/^[45]\.7\./.test(e) || /policy|blocked|denied/.test(t)) return BOUNCE_CLASS.MAIL_BLOCK;
-  if (/^[45]\.4\.[4-7]$/.test(e)) return BOUNCE_CLASS.TIMEOUT;
-  if (/^[45]\.4\./.test(e)) return BOUNCE_CLASS.DNS_FAILURE;
+  if (/policy|blocked|denied/.test(t)) return BOUNCE_CLASS.MAIL_BLOCK;
   if (code >= 400 && code < 500) return BOUNCE_CLASS.SOFT_BOUNCE;
   return BOUNCE_CLASS.GENERIC;
 }

@@ -1,4 +1,5 @@
 // `mtrelay deliverer`: consumes submissions and retries from Kafka and delivers them.
+import { hostname } from 'node:os';
 import { Command } from 'commander';
 import { integer, list, option } from '../shared/cli-options.ts';
 import { parseBrokers } from '../shared/kafka/client.ts';
@@ -58,7 +59,7 @@ export function addDeliveryOptions(command: Command): Command {
     .addOption(option('--smtp-port <port>', 'port of MX hosts').argParser(integer(1, 65535)).default(25))
     .addOption(option('--tls-policy <policy>', 'DOMAIN=opportunistic|required|verified, * for the default (repeatable)').argParser(repeat).default([]))
     .addOption(option('--tls-ca <file>', 'extra CA certificates to trust for verified TLS (repeatable)').argParser(repeat).default([]))
-    .addOption(option('--helo-name <name>', 'name in EHLO').default('localhost'))
+    .addOption(option('--helo-name <name>', 'name in EHLO; should match the sending address\'s PTR record').default(hostname()))
     .addOption(option('--bounce-domain <domain>', 'domain of the VERP return path (default: keep the envelope sender)'))
     .addOption(option('--connections-per-destination <n>', 'open connections per destination address').argParser(integer(1)).default(10))
     .addOption(option('--messages-per-connection <n>', 'messages before a connection is closed').argParser(integer(1)).default(100))

@@ -8,7 +8,8 @@ import type { ConfigStore } from '../shared/config/store.ts';
 import type { Submission } from '../shared/kafka/submission-record.ts';
 import { BOUNCE_CLASS, classifyReply, parseReply } from './bounce-class.ts';
 import { dkimSign } from './dkim.ts';
-import { fanOut, type Copy, type RcptType } from './fan-out.ts';
+import pLimit from 'p-limit';
+import { copyBytes, fanOut, type Copy, type RcptType } from './fan-out.ts';
 import type { Hop, RouteResolver } from './routes.ts';
 import { TransactionError, type SmtpPool } from './smtp-pool.ts';
 
@@ -44,11 +45,17 @@ function domainOf(address: string): string {
 
 /** VERP: bounces come back to an address that names the transmission (and recipient). */
 export function returnPath(submission: Submission, recipients: string[], bounceDomain: string | undefined): string {
-  if (!bounceDomain) return submission.mailFrom;
-  if (recipients.length !== 1) return `b+${submission.transmissionId}@${bounceDomain}`;
+  // A null sender stays null: bounces of bounces would loop.
+  if (!bounceDomain || submission.mailFrom === '') return submission.mailFrom;
+  const shared = `b+${submission.transmissionId}@${bounceDomain}`;
+  if (recipients.length !== 1) return shared;
   const [local, domain] = [recipients[0]!.slice(0, recipients[0]!.lastIndexOf('@')), domainOf(recipients[0]!)];
-  return `b+${submission.transmissionId}+${local.replace(/[^A-Za-z0-9._-]/g, '_')}=${domain}@${bounceDomain}`;
+  const verp = `b+${submission.transmissionId}+${local.replace(/[^A-Za-z0-9._-]/g, '_')}=${domain}`;
+  return verp.length <= 64 ? `${verp}@${bounceDomain}` : shared; // RFC 5321 4.5.3.1.1
 }
+
+/** Messages materialized (joined and signed) at once per attempt, to bound memory on big fan-outs. */
+const MATERIALIZED_AT_ONCE = 8;
 
 function failure(copy: Copy, reply: string, remote?: string): RecipientOutcome {
   const { code, enhanced, text } = parseReply(reply);
@@ -77,11 +84,12 @@ export class Deliverer {
       const domain = domainOf(copy.rcptTo);
       byDomain.set(domain, [...(byDomain.get(domain) ?? []), copy]);
     }
-    const perDomain = await Promise.all([...byDomain].map(([domain, group]) => this.#deliverDomain(job, domain, group)));
+    const limit = pLimit(MATERIALIZED_AT_ONCE);
+    const perDomain = await Promise.all([...byDomain].map(([domain, group]) => this.#deliverDomain(job, domain, group, limit)));
     return outcomes.concat(perDomain.flat());
   }
 
-  async #deliverDomain(job: DeliveryJob, domain: string, copies: Copy[]): Promise<RecipientOutcome[]> {
+  async #deliverDomain(job: DeliveryJob, domain: string, copies: Copy[], limit: ReturnType<typeof pLimit>): Promise<RecipientOutcome[]> {
     const route = await this.#deps.routes.resolve(domain);
     if (route.kind === 'permanent') {
       return copies.map((c) => ({ rcptTo: c.rcptTo, rcptType: c.rcptType, kind: 'bounced', reply: `550 5.1.2 ${route.reason}`, bounceClass: BOUNCE_CLASS.INVALID_RECIPIENT }));
@@ -89,13 +97,13 @@ export class Deliverer {
     if (route.kind === 'temporary') {
       return copies.map((c) => ({ rcptTo: c.rcptTo, rcptType: c.rcptType, kind: 'deferred', reply: `451 4.4.3 ${route.reason}`, bounceClass: BOUNCE_CLASS.DNS_FAILURE }));
     }
-    // Recipients that receive identical bytes share one transaction.
+    // Recipients that receive identical bytes share one transaction (copies share the body).
     const groups = new Map<string, Copy[]>();
     for (const copy of copies) {
-      const digest = createHash('sha256').update(copy.message).digest('hex');
+      const digest = createHash('sha256').update(copy.header).digest('hex');
       groups.set(digest, [...(groups.get(digest) ?? []), copy]);
     }
-    const results = await Promise.all([...groups.values()].map((group) => this.#sendGroup(job, domain, route.hops, group)));
+    const results = await Promise.all([...groups.values()].map((group) => limit(() => this.#sendGroup(job, domain, route.hops, group))));
     return results.flat();
   }
 
@@ -107,7 +115,7 @@ export class Deliverer {
   }
 
   async #sendGroup(job: DeliveryJob, domain: string, hops: Hop[], group: Copy[]): Promise<RecipientOutcome[]> {
-    const message = await this.#sign(job, group[0]!.message);
+    const message = await this.#sign(job, copyBytes(group[0]!));
     const to = group.map((c) => c.rcptTo);
     const from = returnPath(job.submission, to, this.#deps.bounceDomain);
     let lastError = 'no host could be reached';
@@ -126,7 +134,10 @@ export class Deliverer {
         } catch (error) {
           if (!(error instanceof TransactionError)) throw error;
           this.#deps.logger.debug({ remote, err: { message: error.message } }, 'delivery attempt failed');
-          if (error.reply && !error.tryNextHost) return group.map((copy) => failure(copy, error.reply!, remote));
+          if (!error.tryNextHost) {
+            return group.map((copy) => (error.reply ? failure(copy, error.reply, remote)
+              : { rcptTo: copy.rcptTo, rcptType: copy.rcptType, kind: 'deferred' as const, reply: `451 4.3.0 ${error.message}`, bounceClass: BOUNCE_CLASS.TRANSIENT, remote }));
+          }
           lastError = error.reply ?? error.message;
         }
       }

@@ -10,16 +10,26 @@ import { headerBlockEnd, splitRawFields } from '../shared/mail/headers.ts';
 
 export type RcptType = 'to' | 'cc' | 'bcc' | 'archive';
 
+/**
+ * What one recipient receives (not yet signed). Copies share the body buffer, and all but
+ * bcc copies share one header buffer too, so a thousand recipients do not mean a thousand
+ * copies of the message in memory; `copyBytes` joins them only when one is sent.
+ */
 export interface Copy {
   rcptTo: string;
   rcptType: RcptType;
-  /** The message this recipient receives (not yet signed). */
-  message: Buffer;
+  header: Buffer;
+  body: Buffer;
+}
+
+export function copyBytes(copy: Copy): Buffer {
+  return Buffer.concat([copy.header, copy.body]);
 }
 
 function formatAddress(r: Recipient): string {
   if (!r.name) return r.email;
-  const name = /^[\x20-\x7e]*$/.test(r.name) ? `"${r.name.replace(/(["\\])/g, '\\$1')}"` : encodeWords(r.name, 'Q', 52);
+  // Every word encoded when any is not ASCII: a bare comma or angle bracket would split the address.
+  const name = /^[\x20-\x7e]*$/.test(r.name) ? `"${r.name.replace(/(["\\])/g, '\\$1')}"` : encodeWords(r.name, 'Q', 52, true);
   return `${name} <${r.email}>`;
 }
 
@@ -45,21 +55,39 @@ export function recipients(submission: Submission): { email: string; type: RcptT
   return out;
 }
 
+function rfc5322Date(iso: string): string {
+  return new Date(iso).toUTCString().replace('GMT', '+0000');
+}
+
+/** The trace field RFC 5321 4.4 requires of every relay, and Message-ID and Date when the client left them out. */
+function addedFields(submission: Submission, present: Set<string>): string {
+  const protocol = submission.tls === 'none' ? 'ESMTPA' : 'ESMTPSA'; // RFC 3848
+  const date = rfc5322Date(submission.receivedAt);
+  let fields = `Received: from [${submission.clientAddress}] by mtrelay with ${protocol} id ${submission.transmissionId};\r\n ${date}\r\n`;
+  if (!present.has('message-id')) fields += `Message-ID: <${submission.transmissionId}@${submission.sendingDomain}>\r\n`;
+  if (!present.has('date')) fields += `Date: ${date}\r\n`;
+  return fields;
+}
+
 export function fanOut(raw: Buffer, submission: Submission): Copy[] {
   const end = headerBlockEnd(raw);
   const headerLength = end === -1 ? raw.length : end;
   const body = raw.subarray(headerLength);
   const { cc } = submission.attributes;
   // X-MT-ATTR goes; Bcc never reaches anyone but its own recipient; Cc is rebuilt from the cc list.
-  const kept = splitRawFields(raw.toString('latin1', 0, headerLength))
+  const fields = splitRawFields(raw.toString('latin1', 0, headerLength));
+  const kept = fields
     .filter((f) => f.name !== 'x-mt-attr' && f.name !== 'bcc' && !(cc.length && f.name === 'cc'))
     .map((f) => f.raw)
     .join('');
-  const ccField = cc.length ? Buffer.from(addressField('Cc', cc), 'utf8') : Buffer.alloc(0);
-  const common = Buffer.concat([Buffer.from(kept, 'latin1'), ccField]);
+  const added = addedFields(submission, new Set(fields.map((f) => f.name)));
+  const ccField = cc.length ? addressField('Cc', cc) : '';
+  const common = Buffer.concat([Buffer.from(added, 'latin1'), Buffer.from(kept, 'latin1'), Buffer.from(ccField, 'utf8')]);
   const bccByAddress = new Map(submission.attributes.bcc.map((r) => [r.email.toLowerCase(), r]));
   return recipients(submission).map(({ email, type }) => {
-    const bcc = type === 'bcc' ? Buffer.from(addressField('Bcc', [bccByAddress.get(email.toLowerCase())!]), 'utf8') : Buffer.alloc(0);
-    return { rcptTo: email, rcptType: type, message: Buffer.concat([common, bcc, body]) };
+    const header = type === 'bcc'
+      ? Buffer.concat([common, Buffer.from(addressField('Bcc', [bccByAddress.get(email.toLowerCase())!]), 'utf8')])
+      : common;
+    return { rcptTo: email, rcptType: type, header, body };
   });
 }

@@ -1,7 +1,7 @@
 // Runs deliveries from Kafka: a consumer group over mtrelay.submissions and the retry
 // topics, many records in flight per partition, and an offset committed only once every
 // earlier record's outcome (events, retry, suppression) is acknowledged by the broker.
-import type { Consumer, EachBatchPayload, IHeaders, KafkaMessage, Kafka, Producer, TopicMessages } from 'kafkajs';
+import type { Consumer, EachBatchPayload, IHeaders, KafkaMessage, Kafka, Producer } from 'kafkajs';
 import type { Logger } from 'pino';
 import { readSubmission, type Submission } from '../shared/kafka/submission-record.ts';
 import { topicNames } from '../shared/kafka/topics.ts';
@@ -14,6 +14,9 @@ import { reportOutcomes } from './report-outcomes.ts';
 import { readRetryState, retryHeaders } from './retry-record.ts';
 import type { RetryPolicy } from './retry-policy.ts';
 import { suppressionKey, type SuppressionList } from './suppression-list.ts';
+
+/** Events per produce request stay well under the broker's default 1 MB record batch limit. */
+const EVENT_REQUEST_BYTES = 512 * 1024;
 
 export interface KafkaRuntimeOptions {
   kafka: Kafka;
@@ -38,6 +41,7 @@ export class KafkaDeliveryRuntime {
   #commitTimer: NodeJS.Timeout | undefined;
   #inFlight = 0;
   #stopping = false;
+  #committing = false;
 
   constructor(options: KafkaRuntimeOptions) {
     this.#o = options;
@@ -54,9 +58,16 @@ export class KafkaDeliveryRuntime {
   async start(): Promise<void> {
     await this.#producer.connect();
     await this.#consumer.connect();
-    await this.#consumer.subscribe({ topics: [this.#topics.submissions, ...this.#topics.retries], fromBeginning: true });
+    await this.#consumer.subscribe({ topics: this.#subscribed(), fromBeginning: true });
     this.#consumer.on(this.#consumer.events.GROUP_JOIN, ({ payload }) => {
       this.#o.logger.info({ memberAssignment: payload.memberAssignment }, 'deliverer joined the consumer group');
+    });
+    this.#consumer.on(this.#consumer.events.CRASH, ({ payload }) => {
+      // kafkajs restarts the consumer after most errors; when it will not, a pod that looks
+      // healthy but consumes nothing is worse than a restart.
+      if (payload.restart) return;
+      this.#o.logger.fatal({ err: { message: payload.error.message } }, 'the Kafka consumer stopped for good; exiting');
+      process.exit(1);
     });
     await this.#consumer.run({
       autoCommit: false,
@@ -67,12 +78,31 @@ export class KafkaDeliveryRuntime {
     this.#commitTimer = setInterval(() => void this.#commit(), 500);
   }
 
+  #subscribed(): string[] {
+    return [this.#topics.submissions, ...this.#topics.retries];
+  }
+
+  /** Waits for a free slot, heartbeating meanwhile so the group does not evict a busy member. */
+  async #slot(heartbeat: () => Promise<void>): Promise<void> {
+    while (this.#inFlight >= this.#o.maxInFlight && !this.#stopping) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 3000);
+        this.#slots.push(() => { clearTimeout(timer); resolve(); });
+      });
+      await heartbeat().catch(() => undefined);
+    }
+  }
+
   async #eachBatch({ batch, resolveOffset, heartbeat, isRunning, isStale, pause }: EachBatchPayload): Promise<void> {
     const { topic, partition } = batch;
     this.#o.metrics.consumerLag.set({ topic, partition: String(partition) }, Number(batch.offsetLag()));
     const isRetry = topic !== this.#topics.submissions;
     for (const message of batch.messages) {
       if (!isRunning() || isStale() || this.#stopping) return;
+      if (this.#tracker.isStarted(topic, partition, message.offset)) {
+        resolveOffset(message.offset); // fetched again after a rebalance; already ours
+        continue;
+      }
       if (isRetry) {
         const wait = readRetryState(message.headers).notBefore - Date.now();
         if (wait > 0) {
@@ -82,20 +112,20 @@ export class KafkaDeliveryRuntime {
           return;
         }
       }
-      while (this.#inFlight >= this.#o.maxInFlight) {
-        await new Promise<void>((resolve) => this.#slots.push(resolve));
-        await heartbeat();
-      }
+      await this.#slot(heartbeat);
+      if (!isRunning() || isStale() || this.#stopping) return;
       this.#tracker.start(topic, partition, message.offset);
       resolveOffset(message.offset); // fetch on; the commit still waits for the outcome
       this.#inFlight++;
       this.#o.metrics.inFlight.set(this.#inFlight);
-      void this.#process(topic, message).finally(() => {
-        this.#tracker.finish(topic, partition, message.offset);
-        this.#inFlight--;
-        this.#o.metrics.inFlight.set(this.#inFlight);
-        this.#slots.shift()?.();
-      });
+      void this.#process(topic, message)
+        .catch((error: Error) => this.#failed(topic, message, error))
+        .finally(() => {
+          this.#tracker.finish(topic, partition, message.offset);
+          this.#inFlight--;
+          this.#o.metrics.inFlight.set(this.#inFlight);
+          for (const wake of this.#slots.splice(0)) wake();
+        });
     }
     await heartbeat();
   }
@@ -105,7 +135,7 @@ export class KafkaDeliveryRuntime {
     try {
       submission = readSubmission(message.headers);
     } catch (error) {
-      await this.#durably(() => this.#deadLetter(topic, message, (error as Error).message));
+      await this.#deadLetter(topic, message, (error as Error).message);
       return;
     }
     const raw = message.value ?? Buffer.alloc(0);
@@ -117,66 +147,96 @@ export class KafkaDeliveryRuntime {
     reportOutcomes(plan, submission, outcomes, now, this.#o.metrics, this.#o.logger);
   }
 
-  /** Events, retry and suppressions of one attempt, in one acks=all request. */
+  /** An attempt that failed in an unexpected way must not pass silently: the record goes to the dead-letter topic. */
+  async #failed(topic: string, message: KafkaMessage, error: Error): Promise<void> {
+    this.#o.logger.error({ topic, offset: message.offset, err: { message: error.message, stack: error.stack } }, 'delivery attempt failed unexpectedly');
+    await this.#deadLetter(topic, message, `delivery attempt failed: ${error.message}`).catch((e: Error) =>
+      this.#o.logger.fatal({ topic, offset: message.offset, err: { message: e.message } }, 'record could not be dead-lettered'));
+  }
+
+  /**
+   * Retry, suppressions and events of one attempt, all acks=all. Events go in requests of
+   * bounded size: a thousand recipients' events in one request would exceed the broker's
+   * limit. A partial write followed by a redelivery repeats events, never loses outcomes.
+   */
   async #write(plan: OutcomePlan, submission: Submission, raw: Buffer, headers: IHeaders | undefined): Promise<void> {
-    const topicMessages: TopicMessages[] = [{
-      topic: this.#topics.events,
-      messages: plan.events.map((e) => ({ key: submission.transmissionId, value: JSON.stringify(e) })),
-    }];
     if (plan.retry) {
-      topicMessages.push({
-        topic: `${this.#o.prefix}.retry.${plan.retry.rung}`,
-        messages: [{ key: submission.transmissionId, value: raw, headers: retryHeaders(headers, plan.retry) }],
-      });
+      await this.#producer.send({ topic: `${this.#o.prefix}.retry.${plan.retry.rung}`, acks: -1,
+        messages: [{ key: submission.transmissionId, value: raw, headers: retryHeaders(headers, plan.retry) }] });
     }
     if (plan.suppressions.length) {
-      topicMessages.push({
-        topic: this.#topics.suppressions,
-        messages: plan.suppressions.map((s) => ({ key: suppressionKey(s.namespace, s.address), value: JSON.stringify(s) })),
-      });
+      await this.#producer.send({ topic: this.#topics.suppressions, acks: -1,
+        messages: plan.suppressions.map((s) => ({ key: suppressionKey(s.namespace, s.address), value: JSON.stringify(s) })) });
+      for (const s of plan.suppressions) this.#o.suppressions.add(s);
     }
-    await this.#producer.sendBatch({ topicMessages, acks: -1 });
-    for (const s of plan.suppressions) this.#o.suppressions.add(s);
+    let chunk: { key: string; value: string }[] = [];
+    let bytes = 0;
+    const flush = async () => {
+      if (chunk.length) await this.#producer.send({ topic: this.#topics.events, acks: -1, messages: chunk });
+      chunk = [];
+      bytes = 0;
+    };
+    for (const event of plan.events) {
+      const value = JSON.stringify(event);
+      if (bytes + value.length > EVENT_REQUEST_BYTES) await flush();
+      chunk.push({ key: submission.transmissionId, value });
+      bytes += value.length;
+    }
+    await flush();
   }
 
   async #deadLetter(topic: string, message: KafkaMessage, reason: string): Promise<void> {
-    this.#o.logger.error({ topic, offset: message.offset, reason }, 'unreadable record sent to the dead-letter topic');
+    this.#o.logger.error({ topic, offset: message.offset, reason }, 'record sent to the dead-letter topic');
     this.#o.metrics.deadLetters.inc();
-    await this.#producer.send({ topic: this.#topics.deadLetter, acks: -1, messages: [{
+    await this.#durably(() => this.#producer.send({ topic: this.#topics.deadLetter, acks: -1, messages: [{
       key: message.key, value: message.value, headers: { ...message.headers, 'mtrelay-dead-letter-reason': reason, 'mtrelay-dead-letter-topic': topic },
-    }] });
+    }] }).then(() => undefined));
   }
 
-  /** Outcomes must become durable before the offset moves: retry until the broker takes them. */
+  /**
+   * Outcomes must become durable before the offset moves: retry while the broker may still
+   * take them. An error the broker will always give (a record too large, say) is thrown.
+   */
   async #durably(write: () => Promise<void>): Promise<void> {
     for (let attempt = 1; ; attempt++) {
       try {
         await write();
         return;
       } catch (error) {
-        this.#o.logger.warn({ err: { message: (error as Error).message }, attempt }, 'writing outcomes to Kafka failed; retrying');
+        if ((error as { retriable?: boolean }).retriable === false) throw error;
+        this.#o.logger.warn({ err: { message: (error as Error).message }, attempt }, 'writing to Kafka failed; retrying');
         await new Promise((r) => setTimeout(r, Math.min(10_000, 250 * 2 ** attempt)));
       }
     }
   }
 
   async #commit(): Promise<void> {
+    if (this.#committing) return;
     const offsets = this.#tracker.committable();
     if (!offsets.length) return;
+    this.#committing = true;
     try {
       await this.#consumer.commitOffsets(offsets);
+      this.#tracker.markCommitted(offsets);
     } catch (error) {
       // A rebalance took the partition; its new owner redelivers from the last commit.
       this.#o.logger.warn({ err: { message: (error as Error).message } }, 'offset commit failed');
+    } finally {
+      this.#committing = false;
     }
   }
 
-  /** Stops fetching, lets deliveries in flight finish, commits, disconnects. */
+  /**
+   * Drain: stop taking records but stay in the group, let deliveries in flight finish and
+   * their outcomes reach Kafka, commit, and only then leave the group.
+   */
   async stop(): Promise<void> {
     this.#stopping = true;
-    await this.#consumer.stop();
+    for (const wake of this.#slots.splice(0)) wake();
+    this.#consumer.pause(this.#subscribed().map((topic) => ({ topic })));
     while (this.#inFlight > 0) await new Promise((r) => setTimeout(r, 50));
     clearInterval(this.#commitTimer);
+    while (this.#committing) await new Promise((r) => setTimeout(r, 10));
     await this.#commit();
     await this.#consumer.disconnect();
     await this.#producer.disconnect();

@@ -83,7 +83,8 @@ export async function startDeliverer(config: DelivererConfig, logger: Logger): P
   await ensureTopics(admin, layout, logger).finally(() => admin.disconnect());
 
   const suppressions = new SuppressionList();
-  const suppressionConsumer = await followSuppressions(kafka, topicNames(layout.prefix).suppressions, suppressions);
+  const suppressionConsumer = await followSuppressions(kafka, topicNames(layout.prefix).suppressions, suppressions,
+    (key, offset) => logger.warn({ key, offset }, 'skipped a malformed suppression entry'));
   logger.info({ suppressions: suppressions.size }, 'suppression list loaded');
 
   const { deliverer, pool } = createDeliveryEngine(config, store, suppressions, metrics, logger);

@@ -2,55 +2,77 @@
 // offset is the lowest offset still in flight (or one past the highest finished), so a
 // commit never passes a record whose outcome is not yet durable.
 
-export class OffsetTracker {
-  readonly #inFlight = new Map<string, Set<bigint>>();
-  readonly #highestDone = new Map<string, bigint>();
-  readonly #committed = new Map<string, bigint>();
+interface PartitionState {
+  inFlight: Set<bigint>;
+  highestStarted: bigint;
+  highestDone: bigint;
+  committed: bigint;
+}
 
-  static key(topic: string, partition: number): string {
-    return `${topic}\u0000${partition}`;
+export interface CommitOffset {
+  topic: string;
+  partition: number;
+  offset: string;
+}
+
+export class OffsetTracker {
+  readonly #partitions = new Map<string, PartitionState>();
+
+  #state(topic: string, partition: number): PartitionState {
+    const key = `${topic}\u0000${partition}`;
+    let state = this.#partitions.get(key);
+    if (!state) this.#partitions.set(key, (state = { inFlight: new Set(), highestStarted: -1n, highestDone: -1n, committed: -1n }));
+    return state;
+  }
+
+  /**
+   * True when this process already took the record: after a rebalance kafkajs fetches again
+   * from the last commit, and records still in flight (or done) must not be delivered twice.
+   */
+  isStarted(topic: string, partition: number, offset: string): boolean {
+    return BigInt(offset) <= this.#state(topic, partition).highestStarted;
   }
 
   start(topic: string, partition: number, offset: string): void {
-    const key = OffsetTracker.key(topic, partition);
-    let set = this.#inFlight.get(key);
-    if (!set) this.#inFlight.set(key, (set = new Set()));
-    set.add(BigInt(offset));
+    const state = this.#state(topic, partition);
+    const value = BigInt(offset);
+    state.inFlight.add(value);
+    if (value > state.highestStarted) state.highestStarted = value;
   }
 
   finish(topic: string, partition: number, offset: string): void {
-    const key = OffsetTracker.key(topic, partition);
+    const state = this.#state(topic, partition);
     const value = BigInt(offset);
-    this.#inFlight.get(key)?.delete(value);
-    if ((this.#highestDone.get(key) ?? -1n) < value) this.#highestDone.set(key, value);
+    state.inFlight.delete(value);
+    if (value > state.highestDone) state.highestDone = value;
   }
 
   get inFlight(): number {
     let n = 0;
-    for (const set of this.#inFlight.values()) n += set.size;
+    for (const state of this.#partitions.values()) n += state.inFlight.size;
     return n;
   }
 
   /** Offsets that may be committed now and were not committed before. */
-  committable(): { topic: string; partition: number; offset: string }[] {
-    const out: { topic: string; partition: number; offset: string }[] = [];
-    for (const [key, done] of this.#highestDone) {
-      const flying = this.#inFlight.get(key);
-      let next = done + 1n;
-      if (flying?.size) for (const o of flying) if (o < next) next = o;
-      if (next <= (this.#committed.get(key) ?? -1n)) continue;
-      this.#committed.set(key, next);
+  committable(): CommitOffset[] {
+    const out: CommitOffset[] = [];
+    for (const [key, state] of this.#partitions) {
+      if (state.highestDone < 0n) continue;
+      let next = state.highestDone + 1n;
+      for (const o of state.inFlight) if (o < next) next = o;
+      if (next <= state.committed) continue;
       const [topic, partition] = key.split('\u0000');
       out.push({ topic: topic!, partition: Number(partition), offset: next.toString() });
     }
     return out;
   }
 
-  /** A partition was taken away: forget it (its uncommitted records will be redelivered elsewhere). */
-  forget(topic: string, partition: number): void {
-    const key = OffsetTracker.key(topic, partition);
-    this.#inFlight.delete(key);
-    this.#highestDone.delete(key);
-    this.#committed.delete(key);
+  /** Called once the broker accepted a commit, so a failed one is tried again. */
+  markCommitted(offsets: CommitOffset[]): void {
+    for (const { topic, partition, offset } of offsets) {
+      const state = this.#state(topic, partition);
+      const value = BigInt(offset);
+      if (value > state.committed) state.committed = value;
+    }
   }
 }

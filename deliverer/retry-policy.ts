@@ -17,7 +17,9 @@ export function parseDuration(value: string): number {
 
 export function retryPolicy(delays: string[], expiry: string): RetryPolicy {
   if (!delays.length) throw new Error('the retry ladder needs at least one delay');
-  return { rungs: delays.map((name) => ({ name, ms: parseDuration(name) })), expiryMs: parseDuration(expiry) };
+  const rungs = delays.map((name) => ({ name, ms: parseDuration(name) }));
+  if (rungs.some((r) => r.ms <= 0)) throw new Error('every delay of the retry ladder must be longer than 0');
+  return { rungs, expiryMs: parseDuration(expiry) };
 }
 
 export type NextStep = { kind: 'retry'; rung: string; notBefore: number } | { kind: 'expire' };

@@ -29,8 +29,6 @@ export function parseStaticRoute(spec: string): [string, StaticRoute] {
   return [match[1]!.toLowerCase(), { host: match[2]!.replace(/^\[|\]$/g, ''), port: Number(match[3]) }];
 }
 
-const TEMPORARY_DNS = new Set(['ESERVFAIL', 'ETIMEOUT', 'ECONNREFUSED', 'EREFUSED', 'ETIMEDOUT', 'ECANCELLED']);
-
 export class RouteResolver {
   readonly #resolver: Resolver;
   readonly #routes: Map<string, StaticRoute>;
@@ -43,16 +41,27 @@ export class RouteResolver {
     this.#port = options.smtpPort ?? 25;
   }
 
+  /** A host's addresses; "no such name" or "no such record" is an empty list, anything else throws. */
   async #addresses(host: string): Promise<string[]> {
     if (isIP(host)) return [host];
-    const [v4, v6] = await Promise.all([
-      this.#resolver.resolve4(host).catch(() => [] as string[]),
-      this.#resolver.resolve6(host).catch(() => [] as string[]),
-    ]);
+    const lookup = (query: Promise<string[]>) => query.catch((error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENODATA' || error.code === 'ENOTFOUND') return [] as string[];
+      throw error;
+    });
+    const [v4, v6] = await Promise.all([lookup(this.#resolver.resolve4(host)), lookup(this.#resolver.resolve6(host))]);
     return [...v4, ...v6];
   }
 
   async resolve(domain: string): Promise<Route> {
+    try {
+      return await this.#resolve(domain);
+    } catch (error) {
+      // A resolver that fails (SERVFAIL, timeout) says nothing about the domain: try later.
+      return { kind: 'temporary', reason: `DNS lookup for ${domain} failed: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}` };
+    }
+  }
+
+  async #resolve(domain: string): Promise<Route> {
     const fixed = this.#routes.get(domain) ?? this.#routes.get('*');
     if (fixed) {
       const addresses = await this.#addresses(fixed.host);
@@ -67,13 +76,14 @@ export class RouteResolver {
       const code = (error as NodeJS.ErrnoException).code ?? '';
       if (code === 'ENOTFOUND') return { kind: 'permanent', reason: `domain ${domain} does not exist (NXDOMAIN)` };
       if (code === 'ENODATA') return this.#implicit(domain);
-      return { kind: 'temporary', reason: `MX lookup for ${domain} failed: ${TEMPORARY_DNS.has(code) ? code : (error as Error).message}` };
+      return { kind: 'temporary', reason: `MX lookup for ${domain} failed: ${code || (error as Error).message}` };
     }
     if (mx.length === 0) return this.#implicit(domain);
     if (mx.length === 1 && (mx[0]!.exchange === '' || mx[0]!.exchange === '.')) {
       return { kind: 'permanent', reason: `domain ${domain} accepts no mail (null MX, RFC 7505)` };
     }
-    const sorted = [...mx].sort((a, b) => a.priority - b.priority);
+    // Preference order; hosts of equal preference in random order, to spread load (RFC 5321 5.1).
+    const sorted = mx.map((r) => ({ ...r, tiebreak: Math.random() })).sort((a, b) => a.priority - b.priority || a.tiebreak - b.tiebreak);
     const hops: Hop[] = [];
     for (const record of sorted) {
       const addresses = await this.#addresses(record.exchange);

@@ -91,14 +91,15 @@ export class SmtpPool {
     if (slot > now) await new Promise((r) => setTimeout(r, slot - now));
   }
 
-  async #connect(hop: Hop, address: string, domain: string): Promise<PooledConnection> {
+  async #connect(hop: Hop, address: string, domain: string, plaintext = false): Promise<PooledConnection> {
     const policy = this.#options.tlsPolicy(domain);
     const connection = new SMTPConnection({
       host: address,
       port: hop.port,
       name: this.#options.heloName,
       secure: false,
-      opportunisticTLS: policy === 'opportunistic',
+      ignoreTLS: plaintext,
+      opportunisticTLS: policy === 'opportunistic' && !plaintext,
       requireTLS: policy !== 'opportunistic',
       connectionTimeout: this.#options.connectTimeoutMs,
       greetingTimeout: this.#options.connectTimeoutMs,
@@ -113,17 +114,20 @@ export class SmtpPool {
     connection.on('end', () => { pooled.broken = true; });
     // nodemailer reports a failed connect (refused, TLS required but not offered, bad
     // greeting) as an 'error' event, not through the connect callback.
-    await new Promise<void>((resolve, reject) => {
+    const outcome = await new Promise<void>((resolve, reject) => {
       connection.once('error', reject);
       connection.once('end', () => reject(new Error('connection closed during the greeting')));
       connection.connect((error?: Error | null) => (error ? reject(error) : resolve()));
-    }).catch((error: Error & { response?: string; code?: string; command?: string }) => {
+    }).catch(async (error: Error & { response?: string; code?: string; command?: string }) => {
       connection.close();
+      // Opportunistic TLS means mail goes out even when the server's TLS is broken (RFC 3207 4.1).
+      if (policy === 'opportunistic' && !plaintext && error.code === 'ETLS') return 'plaintext' as const;
       // Trouble before the first transaction is the host's, not the message's: try the next one.
       const tls = policy !== 'opportunistic' && (error.code === 'ETLS' || error.command === 'STARTTLS') ? `TLS policy ${policy}: ` : '';
       const reply = error.response ? ` (${error.response})` : '';
       throw new TransactionError(`${hop.name}[${address}]:${hop.port}: ${tls}${error.message}${reply}`, undefined, true);
     });
+    if (outcome === 'plaintext') return this.#connect(hop, address, domain, true);
     pooled.secure = connection.secure;
     return pooled;
   }
@@ -173,11 +177,26 @@ export class SmtpPool {
 
   /** Sends one transaction to one address of a hop. */
   async send(hop: Hop, address: string, domain: string, transaction: Transaction): Promise<TransactionResult> {
-    const key = `${address}:${hop.port}`;
+    // A connection is only shared by domains with the same TLS policy (and, when verified, the same name).
+    const policy = this.#options.tlsPolicy(domain);
+    const key = `${address}:${hop.port}:${policy}${policy === 'verified' ? `:${hop.name}` : ''}`;
     const d = this.#destination(key);
     await this.#rateSlot(d);
-    const pooled = await this.#acquire(key, d, hop, address, domain);
-    pooled.sent++;
+    for (let attempt = 0; ; attempt++) {
+      const pooled = await this.#acquire(key, d, hop, address, domain);
+      const reused = pooled.sent > 0;
+      pooled.sent++;
+      try {
+        return await this.#transact(key, d, pooled, transaction);
+      } catch (error) {
+        // An idle connection the server closed meanwhile is no fault of this host: once more, fresh.
+        if (error instanceof TransactionError && error.tryNextHost && !error.reply && reused && attempt === 0) continue;
+        throw error;
+      }
+    }
+  }
+
+  async #transact(key: string, d: Destination, pooled: PooledConnection, transaction: Transaction): Promise<TransactionResult> {
     try {
       const info = await new Promise<SMTPConnection.SentMessageInfo>((resolve, reject) => {
         pooled.connection.send({ from: transaction.from, to: transaction.to }, transaction.message, (error, result) => (error ? reject(error) : resolve(result)));
@@ -192,16 +211,15 @@ export class SmtpPool {
       return { accepted: info.accepted, rejected, response: info.response, tls: pooled.secure };
     } catch (error) {
       const e = error as Error & { response?: string; code?: string; rejectedErrors?: (Error & { recipient?: string; response?: string })[] };
-      // Every recipient refused at RCPT: answer per recipient, the connection stays usable after RSET.
+      this.#release(key, d, pooled, false);
+      // Every recipient refused at RCPT: an answer per recipient. The connection is not reused:
+      // nodemailer's RSET never calls back if the server hangs up on it.
       if (e.code === 'EENVELOPE' && e.rejectedErrors?.length) {
         const rejected = new Map(e.rejectedErrors.map((r) => [r.recipient ?? '', r.response ?? r.message]));
-        const reusable = await new Promise<boolean>((resolve) => pooled.connection.reset((err) => resolve(!err)));
-        this.#release(key, d, pooled, reusable);
         return { accepted: [], rejected, response: e.response ?? e.message, tls: pooled.secure };
       }
       pooled.broken = true;
-      this.#release(key, d, pooled, false);
-      const connectionLevel = ['ECONNECTION', 'ETIMEDOUT', 'ESOCKET', 'ETLS', 'EPROTOCOL', 'EAUTH'].includes(e.code ?? '') && !e.response;
+      const connectionLevel = ['ECONNECTION', 'ETIMEDOUT', 'ESOCKET', 'ETLS', 'EPROTOCOL'].includes(e.code ?? '') && !e.response;
       throw new TransactionError(`${key}: ${e.message}`, e.response, connectionLevel);
     }
   }

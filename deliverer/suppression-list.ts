@@ -38,7 +38,17 @@ export class SuppressionList {
 }
 
 /** Follows the suppressions topic from its beginning; resolves once caught up with the end seen at start. */
-export async function followSuppressions(kafka: Kafka, topic: string, list: SuppressionList): Promise<Consumer> {
+function parseEntry(value: Buffer): SuppressionEntry | undefined {
+  try {
+    const entry = JSON.parse(value.toString()) as Partial<SuppressionEntry>;
+    return typeof entry.namespace === 'string' && typeof entry.address === 'string' ? (entry as SuppressionEntry) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export async function followSuppressions(kafka: Kafka, topic: string, list: SuppressionList,
+  onInvalid?: (key: string, offset: string) => void): Promise<Consumer> {
   const admin = kafka.admin();
   await admin.connect();
   const ends = await admin.fetchTopicOffsets(topic).finally(() => admin.disconnect());
@@ -54,7 +64,12 @@ export async function followSuppressions(kafka: Kafka, topic: string, list: Supp
     eachMessage: async ({ partition, message }) => {
       const key = message.key?.toString() ?? '';
       if (!message.value) list.remove(key);
-      else list.add(JSON.parse(message.value.toString()) as SuppressionEntry);
+      else {
+        const entry = parseEntry(message.value);
+        // A malformed entry must not stop every deliverer from starting: it is skipped.
+        if (entry) list.add(entry);
+        else onInvalid?.(key, message.offset);
+      }
       const end = pending.get(partition);
       if (end !== undefined && BigInt(message.offset) + 1n >= end) pending.delete(partition);
       if (pending.size === 0) caughtUp();

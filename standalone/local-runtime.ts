@@ -48,7 +48,9 @@ export class LocalDeliveryRuntime {
       this.#inFlight++;
       this.#o.metrics.inFlight.set(this.#inFlight);
       void this.#process(job).catch((error: Error) => {
-        this.#o.logger.error({ err: { message: error.message }, job: job.id }, 'delivery failed unexpectedly; the job will be retried');
+        this.#o.logger.error({ err: { message: error.message, stack: error.stack }, job: job.id }, 'delivery failed unexpectedly; the job is set aside in dead_letters');
+        this.#o.metrics.deadLetters.inc();
+        this.#o.queue.deadLetter(job, error.message);
       }).finally(() => {
         this.#inFlight--;
         this.#o.metrics.inFlight.set(this.#inFlight);

@@ -7,6 +7,8 @@ import { DatabaseSync } from 'node:sqlite';
 import type { SuppressionEntry } from '../deliverer/suppression-list.ts';
 import { QueueUnavailableError, type QueueRecord, type SubmissionQueue } from '../shared/queue.ts';
 
+const LEASED = Number.MAX_SAFE_INTEGER;
+
 export interface QueuedJob {
   id: number;
   key: string;
@@ -55,6 +57,7 @@ export class SqliteQueue implements SubmissionQueue {
       );
       CREATE INDEX IF NOT EXISTS jobs_due ON jobs (not_before, id);
       CREATE TABLE IF NOT EXISTS events_outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, json TEXT NOT NULL);
+      CREATE TABLE IF NOT EXISTS dead_letters (id INTEGER PRIMARY KEY, key TEXT, value BLOB, headers TEXT, reason TEXT, at INTEGER);
       CREATE TABLE IF NOT EXISTS suppressions (
         namespace TEXT NOT NULL, address TEXT NOT NULL, entry TEXT NOT NULL, PRIMARY KEY (namespace, address)
       );
@@ -95,12 +98,16 @@ export class SqliteQueue implements SubmissionQueue {
     this.onWork();
   }
 
-  /** Leases up to `limit` due jobs for `leaseMs`. */
-  claim(limit: number, now = Date.now(), leaseMs = 10 * 60_000): QueuedJob[] {
+  /**
+   * Leases up to `limit` due jobs. One process owns the queue and a job stays leased for as
+   * long as it is being delivered (however long that takes): leases only end with the
+   * process, and the next start voids them.
+   */
+  claim(limit: number, now = Date.now()): QueuedJob[] {
     if (limit <= 0) return [];
     const rows = this.#db.prepare(
       'UPDATE jobs SET leased_until = ? WHERE id IN (SELECT id FROM jobs WHERE not_before <= ? AND leased_until < ? ORDER BY not_before, id LIMIT ?) RETURNING id, key, value, headers',
-    ).all(now + leaseMs, now, now, limit) as { id: number; key: string; value: Uint8Array; headers: string }[];
+    ).all(LEASED, now, LEASED, limit) as { id: number; key: string; value: Uint8Array; headers: string }[];
     return rows.map((r) => ({ id: r.id, key: r.key, value: Buffer.from(r.value), headers: JSON.parse(r.headers) as Record<string, string> }));
   }
 
@@ -114,7 +121,11 @@ export class SqliteQueue implements SubmissionQueue {
   complete(job: QueuedJob, outcome: JobOutcome): void {
     this.#db.exec('BEGIN IMMEDIATE');
     try {
-      this.#db.prepare('DELETE FROM jobs WHERE id = ?').run(job.id);
+      // A job finished twice (it cannot be, but if it were) must not double its outcome.
+      if (this.#db.prepare('DELETE FROM jobs WHERE id = ?').run(job.id).changes === 0) {
+        this.#db.exec('ROLLBACK');
+        return;
+      }
       if (outcome.retry) {
         this.#db.prepare('INSERT INTO jobs (key, value, headers, not_before) VALUES (?, ?, ?, ?)')
           .run(job.key, job.value, JSON.stringify(outcome.retry.headers), outcome.retry.notBefore);
@@ -137,6 +148,15 @@ export class SqliteQueue implements SubmissionQueue {
     if (!rows.length) return;
     appendFileSync(this.#eventsLog, rows.map((r) => `${r.json}\n`).join(''));
     this.#db.prepare('DELETE FROM events_outbox WHERE id <= ?').run(rows.at(-1)!.id);
+  }
+
+  /** A job that cannot be delivered at all (unreadable, or a failure of our own) is set aside, not retried forever. */
+  deadLetter(job: QueuedJob, reason: string): void {
+    this.#db.exec('BEGIN IMMEDIATE');
+    this.#db.prepare('INSERT INTO dead_letters (id, key, value, headers, reason, at) VALUES (?, ?, ?, ?, ?, ?)')
+      .run(job.id, job.key, job.value, JSON.stringify(job.headers), reason, Date.now());
+    this.#db.prepare('DELETE FROM jobs WHERE id = ?').run(job.id);
+    this.#db.exec('COMMIT');
   }
 
   suppressions(): SuppressionEntry[] {

@@ -22,6 +22,9 @@ test('replies seen from Gmail, Yahoo and others map to SparkPost bounce classes'
     ['550 Requested action not taken', BOUNCE_CLASS.GENERIC],
     ['421 4.7.0 Try again later, closing connection.', BOUNCE_CLASS.MAIL_BLOCK],
     ['451 4.3.0 Temporary local problem', BOUNCE_CLASS.SOFT_BOUNCE],
+    ['554 5.7.1 <a@b.test>: Recipient address rejected: Access denied', BOUNCE_CLASS.MAIL_BLOCK],
+    ['550 5.7.1 Sender domain does not exist', BOUNCE_CLASS.MAIL_BLOCK],
+    ['550 5.0.0 User unknown', BOUNCE_CLASS.INVALID_RECIPIENT],
   ];
   for (const [reply, expected] of cases) assert.equal(classify(reply), expected, reply);
 });

@@ -1,12 +1,12 @@
 // The seed's cc/bcc/archive rules, on the bytes each recipient would receive.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { fanOut } from '../../deliverer/fan-out.ts';
+import { copyBytes, fanOut } from '../../deliverer/fan-out.ts';
 import { EMPTY_ATTRIBUTES } from '../../shared/attributes/x-mt-attr.ts';
 import type { Submission } from '../../shared/kafka/submission-record.ts';
 
 const raw = Buffer.from([
-  'From: Shop <shop@example.com>', 'To: Customer <customer@recipient.test>', 'Cc: old@recipient.test',
+  'Date: Thu, 26 Nov 2026 05:00:00 +0000', 'Message-ID: <order-1@example.com>', 'From: Shop <shop@example.com>', 'To: Customer <customer@recipient.test>', 'Cc: old@recipient.test',
   'Bcc: leaked@recipient.test', 'Subject: Your order',
   'X-MT-ATTR: {"cc":["boss@recipient.test"],', ' "bcc":["audit@recipient.test"]}', '', 'Thanks!', '',
 ].join('\r\n'));
@@ -14,11 +14,11 @@ const raw = Buffer.from([
 function submission(attributes: Partial<Submission['attributes']>, rcptTo = ['customer@recipient.test']): Submission {
   return {
     transmissionId: '1', namespace: 'acme', apiKeyId: 'acme/app', mailFrom: 'shop@example.com', rcptTo,
-    sendingDomain: 'example.com', attributes: { ...EMPTY_ATTRIBUTES, ...attributes }, receivedAt: '', clientAddress: '', tls: 'none',
+    sendingDomain: 'example.com', attributes: { ...EMPTY_ATTRIBUTES, ...attributes }, receivedAt: '2026-11-26T05:00:01.000Z', clientAddress: '192.0.2.7', tls: 'TLSv1.3',
   };
 }
 
-const headers = (m: Buffer) => m.toString().split('\r\n\r\n')[0]!;
+const headers = (c: Parameters<typeof copyBytes>[0]) => copyBytes(c).toString().split('\r\n\r\n')[0]!;
 
 test('one copy per envelope recipient and per cc, bcc and archive address', () => {
   const copies = fanOut(raw, submission({
@@ -31,15 +31,15 @@ test('one copy per envelope recipient and per cc, bcc and archive address', () =
     ['audit@recipient.test', 'bcc'], ['legal@recipient.test', 'bcc'], ['archive@recipient.test', 'archive'],
   ]);
   for (const copy of copies) {
-    const h = headers(copy.message);
+    const h = headers(copy);
     assert.match(h, /^To: Customer <customer@recipient\.test>$/m, 'the sender\'s To is kept');
     assert.match(h, /^Cc: boss@recipient\.test, "Peer, P\." <peer@recipient\.test>$/m, 'every copy shows all cc addresses');
     assert.doesNotMatch(h, /old@recipient\.test/, 'the cc list replaces the message\'s own Cc');
     assert.doesNotMatch(h, /^X-MT-ATTR/im, 'X-MT-ATTR is removed');
     assert.doesNotMatch(h, /leaked@recipient\.test/, 'a Bcc in the message never reaches anyone');
-    assert.ok(copy.message.toString().endsWith('\r\n\r\nThanks!\r\n'));
+    assert.ok(copyBytes(copy).toString().endsWith('\r\n\r\nThanks!\r\n'));
   }
-  const bccHeaders = copies.map((c) => headers(c.message).match(/^Bcc: .*$/gm) ?? []);
+  const bccHeaders = copies.map((c) => headers(c).match(/^Bcc: .*$/gm) ?? []);
   assert.deepEqual(bccHeaders, [[], [], [], ['Bcc: audit@recipient.test'], ['Bcc: legal@recipient.test'], []]);
 });
 
@@ -54,9 +54,9 @@ test('an address listed more than once gets one copy, with its first role', () =
   ]);
 });
 
-test('without a cc list the message\'s own Cc is kept; other headers keep their bytes', () => {
+test('without a cc list the message\'s own Cc is kept; other headers keep their bytes; a Received trace field leads', () => {
   const [copy] = fanOut(raw, submission({}));
-  assert.equal(copy!.message.toString(), raw.toString()
+  assert.equal(copyBytes(copy!).toString(), 'Received: from [192.0.2.7] by mtrelay with ESMTPSA id 1;\r\n Thu, 26 Nov 2026 05:00:01 +0000\r\n' + raw.toString()
     .replace('Bcc: leaked@recipient.test\r\n', '')
     .replace('X-MT-ATTR: {"cc":["boss@recipient.test"],\r\n "bcc":["audit@recipient.test"]}\r\n', ''));
 });
@@ -64,7 +64,18 @@ test('without a cc list the message\'s own Cc is kept; other headers keep their 
 test('a long cc list is folded between addresses', () => {
   const cc = Array.from({ length: 30 }, (_, i) => ({ email: `person${i}@recipient.test` }));
   const [copy] = fanOut(raw, submission({ cc }));
-  const field = /^Cc: [\s\S]*?\r\n(?![ \t])/m.exec(copy!.message.toString())![0];
+  const field = /^Cc: [\s\S]*?\r\n(?![ \t])/m.exec(copyBytes(copy!).toString())![0];
   assert.ok(field.split('\r\n').every((line) => line.length <= 78), field);
   assert.equal(field.replace(/\r\n[ \t]/g, ' ').trim().replace(/\s+/g, ' '), `Cc: ${cc.map((c) => c.email).join(', ')}`);
+});
+
+test('a missing Message-ID and Date are added; names that are not ASCII are encoded whole', () => {
+  const bare = Buffer.from('From: shop@example.com\r\nTo: x@recipient.test\r\n\r\nHi\r\n');
+  const [copy] = fanOut(bare, submission({ cc: [{ email: 'j@recipient.test', name: 'Smith, Jörg' }] }));
+  const h = headers(copy!);
+  assert.match(h, /^Message-ID: <1@example\.com>$/m);
+  assert.match(h, /^Date: Thu, 26 Nov 2026 05:00:01 \+0000$/m);
+  const cc = /^Cc: (.*)$/m.exec(h)![1]!;
+  assert.doesNotMatch(cc.replace(/<[^>]+>$/, ''), /,/, `the comma stays inside the encoded name: ${cc}`);
+  assert.match(cc, /^=\?UTF-8\?Q\?.*\?= <j@recipient\.test>$/);
 });

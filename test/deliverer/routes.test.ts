@@ -35,6 +35,8 @@ test('no MX: the domain\'s own address (implicit MX); null MX and NXDOMAIN are p
 
 test('SERVFAIL and MX hosts without addresses are temporary', async () => {
   assert.equal((await resolver.resolve('broken.test')).kind, 'temporary');
+  dns.set('implicit-broken.test', { servfailAddresses: true });
+  assert.equal((await resolver.resolve('implicit-broken.test')).kind, 'temporary', 'a failing A lookup is never a bounce');
   assert.equal((await resolver.resolve('dangling.test')).kind, 'temporary');
 });
 

@@ -54,5 +54,5 @@ test('each recipient of a transaction gets its own answer', async () => {
   assert.deepEqual(result.accepted, ['yes@pool.test']);
   assert.equal(result.rejected.get('no@pool.test'), '550 5.1.1 No such user');
   assert.equal(result.rejected.get('later@pool.test'), '451 4.3.0 Later');
-  assert.equal(again.rejected.get('no@pool.test'), '550 5.1.1 No such user', 'the connection is usable after a transaction with no accepted recipient');
+  assert.equal(again.rejected.get('no@pool.test'), '550 5.1.1 No such user', 'a transaction with no accepted recipient does not spoil the next one');
 });

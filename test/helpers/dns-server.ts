@@ -20,6 +20,8 @@ export interface ZoneRecords {
   TXT?: string[];
   /** Answer SERVFAIL for this name, as a broken authoritative server would. */
   servfail?: boolean;
+  /** Answer SERVFAIL only to A and AAAA queries (MX answers "no such record"). */
+  servfailAddresses?: boolean;
 }
 
 export class TestDnsServer {
@@ -39,7 +41,9 @@ export class TestDnsServer {
         const name = question.name.toLowerCase().replace(/\.$/, '');
         const records = this.zone.get(name);
         if (!records) response.header.rcode = Packet.RCODE.NXDOMAIN;
-        else if (records.servfail) response.header.rcode = Packet.RCODE.SERVFAIL;
+        else if (records.servfail || (records.servfailAddresses && (question.type === Packet.TYPE.A || question.type === Packet.TYPE.AAAA))) {
+          response.header.rcode = Packet.RCODE.SERVFAIL;
+        }
         else {
           const base = { name: question.name, class: Packet.CLASS.IN, ttl: 60 };
           if (question.type === Packet.TYPE.A) for (const address of records.A ?? []) response.answers.push({ ...base, type: Packet.TYPE.A, address });

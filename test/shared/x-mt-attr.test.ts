@@ -28,6 +28,7 @@ test('each kind of mistake gets a message that names the field', () => {
   assert.equal(problem('{"optionsAttributes":{"openTracking":1}}'), 'schema: optionsAttributes.openTracking: must be boolean');
   assert.equal(problem('{"optionsAttributes":{"opentracking":true}}'), 'schema: optionsAttributes.opentracking: is not a known field');
   assert.equal(problem('{"cc":[{"name":"no address"}]}'), 'schema: cc[0]: must be an email address, or an object {"email": …, "name": …}');
+  assert.match(problem('{"bcc":[{"email":"a@x.test","name":"A\\r\\nBcc: evil@x.test"}]}'), /^schema: bcc\[0\]: /, 'no header injection through a name');
   assert.equal(problem('{"tags":["a","b","c","d","e","f","g","h","i","j","k"]}'), 'schema: tags: must NOT have more than 10 items');
   assert.equal(problem('{"cc":["a@x.test","b@x.test"],"bcc":["c@x.test","d@x.test"],"archive":["e@x.test","f@x.test"]}'),
     'limit: cc, bcc, archive: 6 addresses exceed the limit of 5');
