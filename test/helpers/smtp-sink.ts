@@ -1,12 +1,12 @@
 // A "smart sink": a real SMTP server playing a mailbox provider, with TLS from the test CA,
-// answering each recipient as scripted (250, 4xx, 5xx, drop mid-DATA, stall) and keeping
+// answering each recipient as scripted (250, 4xx, 5xx, drop mid-DATA, stall, slow) and keeping
 // every message it accepted.
 import { readFileSync } from 'node:fs';
 // Scripted replies carry their own enhanced status codes, as real providers' do.
 import '../../relay/enhanced-status-codes.ts';
 import { SMTPServer, type SMTPServerSession } from 'smtp-server';
 
-export type Behaviour = 'accept' | `${4 | 5}${number}${number} ${string}` | 'drop' | 'stall';
+export type Behaviour = 'accept' | `${4 | 5}${number}${number} ${string}` | 'drop' | 'stall' | 'slow';
 
 export interface Received {
   mailFrom: string;
@@ -88,7 +88,8 @@ export class SmtpSink {
         host: this.host,
       });
       for (const w of this.#waiters.splice(0)) w();
-      callback();
+      if (behaviours.includes('slow')) setTimeout(() => callback(), 1500); // a busy provider
+      else callback();
     });
   }
 
