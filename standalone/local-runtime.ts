@@ -27,16 +27,27 @@ export class LocalDeliveryRuntime {
   #inFlight = 0;
   #timer: NodeJS.Timeout | undefined;
   #stopping = false;
+  #pumpScheduled = false;
   #idle: (() => void) | undefined;
 
   constructor(options: LocalRuntimeOptions) {
     this.#o = options;
     for (const entry of options.queue.suppressions()) options.suppressions.add(entry);
-    options.queue.onWork = () => this.#pump();
+    options.queue.onWork = () => this.#schedulePump();
   }
 
   start(): void {
     this.#pump();
+  }
+
+  /** Jobs that finish together free their slots together: one claim (one write) for all of them. */
+  #schedulePump(): void {
+    if (this.#pumpScheduled) return;
+    this.#pumpScheduled = true;
+    setImmediate(() => {
+      this.#pumpScheduled = false;
+      this.#pump();
+    });
   }
 
   /** Claims what is due, up to the in-flight limit, and sleeps until the next due job. */
@@ -55,7 +66,7 @@ export class LocalDeliveryRuntime {
         this.#inFlight--;
         this.#o.metrics.inFlight.set(this.#inFlight);
         if (this.#stopping && this.#inFlight === 0) this.#idle?.();
-        else this.#pump();
+        else this.#schedulePump();
       });
     }
     const due = this.#o.queue.nextDue();
@@ -69,7 +80,7 @@ export class LocalDeliveryRuntime {
     const outcomes = await this.#o.deliverer.attempt({ submission, raw: job.value, attempt: retry.attempts, ...(retry.only ? { only: retry.only } : {}) });
     const now = new Date();
     const plan = planOutcomes({ submission, facts: messageFacts(job.value), attemptsBefore: retry.attempts, outcomes, policy: this.#o.policy, now });
-    this.#o.queue.complete(job, {
+    await this.#o.queue.complete(job, {
       events: plan.events,
       suppressions: plan.suppressions,
       ...(plan.retry ? { retry: { headers: retryHeaders(job.headers, plan.retry) as Record<string, string>, notBefore: plan.retry.notBefore } } : {}),

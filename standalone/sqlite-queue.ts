@@ -36,6 +36,7 @@ export class SqliteQueue implements SubmissionQueue {
   readonly #db: DatabaseSync;
   readonly #eventsLog: string;
   #pending: Pending[] = [];
+  #finished: { job: QueuedJob; outcome: JobOutcome; resolve: () => void; reject: (error: Error) => void }[] = [];
   #closed = false;
   /** Called after new work is committed, so the delivery loop need not wait for its poll. */
   onWork: () => void = () => undefined;
@@ -117,29 +118,44 @@ export class SqliteQueue implements SubmissionQueue {
     return row.due ?? undefined;
   }
 
-  /** Commits a job's outcome: the job goes, its retry, events and suppressions come, all at once. */
-  complete(job: QueuedJob, outcome: JobOutcome): void {
-    this.#db.exec('BEGIN IMMEDIATE');
+  /**
+   * Commits a job's outcome: the job goes, its retry, events and suppressions come, all in
+   * one transaction. Outcomes that finish together share one commit (one fsync), as
+   * submissions do; the promise resolves once the commit is on disk.
+   */
+  complete(job: QueuedJob, outcome: JobOutcome): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.#finished.push({ job, outcome, resolve, reject });
+      if (this.#finished.length === 1) setImmediate(() => this.#commitFinished());
+    });
+  }
+
+  #commitFinished(): void {
+    const batch = this.#finished;
+    this.#finished = [];
+    if (!batch.length) return;
+    const remove = this.#db.prepare('DELETE FROM jobs WHERE id = ?');
+    const retry = this.#db.prepare('INSERT INTO jobs (key, value, headers, not_before) VALUES (?, ?, ?, ?)');
+    const event = this.#db.prepare('INSERT INTO events_outbox (json) VALUES (?)');
+    const suppress = this.#db.prepare('INSERT OR REPLACE INTO suppressions (namespace, address, entry) VALUES (?, ?, ?)');
     try {
-      // A job finished twice (it cannot be, but if it were) must not double its outcome.
-      if (this.#db.prepare('DELETE FROM jobs WHERE id = ?').run(job.id).changes === 0) {
-        this.#db.exec('ROLLBACK');
-        return;
+      this.#db.exec('BEGIN IMMEDIATE');
+      for (const { job, outcome } of batch) {
+        // A job finished twice (it cannot be, but if it were) must not double its outcome.
+        if (remove.run(job.id).changes === 0) continue;
+        if (outcome.retry) retry.run(job.key, job.value, JSON.stringify(outcome.retry.headers), outcome.retry.notBefore);
+        for (const e of outcome.events) event.run(JSON.stringify(e));
+        for (const x of outcome.suppressions) suppress.run(x.namespace, x.address, JSON.stringify(x));
       }
-      if (outcome.retry) {
-        this.#db.prepare('INSERT INTO jobs (key, value, headers, not_before) VALUES (?, ?, ?, ?)')
-          .run(job.key, job.value, JSON.stringify(outcome.retry.headers), outcome.retry.notBefore);
-      }
-      const event = this.#db.prepare('INSERT INTO events_outbox (json) VALUES (?)');
-      for (const e of outcome.events) event.run(JSON.stringify(e));
-      const suppress = this.#db.prepare('INSERT OR REPLACE INTO suppressions (namespace, address, entry) VALUES (?, ?, ?)');
-      for (const s of outcome.suppressions) suppress.run(s.namespace, s.address, JSON.stringify(s));
       this.#db.exec('COMMIT');
     } catch (error) {
-      this.#db.exec('ROLLBACK');
-      throw error;
+      try { this.#db.exec('ROLLBACK'); } catch { /* no transaction left */ }
+      for (const f of batch) f.reject(error as Error);
+      return;
     }
     this.#flushEvents();
+    for (const f of batch) f.resolve();
+    this.onWork();
   }
 
   /** Moves committed events to the JSON-lines event log (an outbox, so none is lost in a crash). */
@@ -172,6 +188,7 @@ export class SqliteQueue implements SubmissionQueue {
     if (this.#closed) return;
     await new Promise((r) => setImmediate(r));
     this.#flush();
+    this.#commitFinished();
     this.#closed = true;
     this.#db.close();
   }
