@@ -33,6 +33,8 @@ export class SmtpSink {
   connections = 0;
   open = 0;
   maxOpen = 0;
+  /** Messages accepted per connection (session id). */
+  readonly perConnection = new Map<string, number>();
   #server: SMTPServer;
   #waiters: (() => void)[] = [];
 
@@ -80,6 +82,7 @@ export class SmtpSink {
     stream.on('data', (c: Buffer) => chunks.push(c));
     stream.on('end', () => {
       if (behaviours.includes('drop') || behaviours.includes('stall')) return; // never answer
+      this.perConnection.set(session.id, (this.perConnection.get(session.id) ?? 0) + 1);
       this.received.push({
         mailFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
         rcptTo: session.envelope.rcptTo.map((r) => r.address),
