@@ -23,7 +23,7 @@ const LOAD_HELP = `  --connections N    concurrent SMTP connections (default 50)
   --idle K           idle connections for the memory test (default 5000)
   --seconds T        length of the open-loop phase (default 10)`;
 
-function count(name: string, value: string | undefined, min = 1): number {
+export function count(name: string, value: string | undefined, min = 1): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer ≥ ${min}, got ${value}`);
   return n;

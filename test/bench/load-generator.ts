@@ -17,6 +17,9 @@ export interface LoadOptions {
   to: string;
   /** No new message starts after this long (replies still have their own timeout). */
   maxSeconds?: number;
+  /** Called with each message the server answered 250, and performance.now() of that reply
+   *  (the end-to-end benchmark times delivery from it). */
+  onAccepted?: (message: Buffer, repliedAt: number) => void;
 }
 
 export interface LoadResult {
@@ -104,7 +107,10 @@ export async function runClosedLoop(target: SmtpTarget, options: LoadOptions): P
         break;
       }
       try {
-        tally.add(await connection.send(options.from, options.to, nextMessage()));
+        const message = nextMessage();
+        const result = await connection.send(options.from, options.to, message);
+        if (result.code === 250) options.onAccepted?.(message, performance.now());
+        tally.add(result);
       } catch (error) {
         tally.fail(error, options.messages - i);
         break;
@@ -172,7 +178,10 @@ export async function runOpenLoop(target: SmtpTarget, options: LoadOptions & { r
   const worker = async (connection: SmtpConnection) => {
     for (let due = await queue.take(); due !== undefined; due = await queue.take()) {
       try {
-        tally.add(await connection.send(options.from, options.to, nextMessage()));
+        const message = nextMessage();
+        const result = await connection.send(options.from, options.to, message);
+        if (result.code === 250) options.onAccepted?.(message, performance.now());
+        tally.add(result);
         sojourns.push(performance.now() - due);
       } catch (error) {
         tally.fail(error);

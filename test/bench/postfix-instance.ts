@@ -1,6 +1,7 @@
 // A private Postfix instance for comparison: its own main.cf/master.cf, queue and data
 // folders under .cache, smtpd on a free loopback port, and every accepted message queued to
-// disk and then dropped by the discard transport. The system's default instance and
+// disk and then dropped by the discard transport, or (relayPort) relayed over SMTP to a sink
+// on loopback, as a relay in front of a mailbox provider would. The system's default instance and
 // /etc/postfix are not touched: `postfix -c DIR` run as root needs no
 // alternate_config_directories (only the set-gid postdrop/postqueue do).
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -8,7 +9,33 @@ import { chownSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, wr
 import path from 'node:path';
 import { canConnect, freePort } from '../kafka/broker.ts';
 
-function mainCf(dir: string): string {
+export interface PostfixOptions {
+  /** Relay every message over SMTP to 127.0.0.1:relayPort instead of discarding it. */
+  relayPort?: number;
+  /** Parallel SMTP connections to that relay host (default 20, Postfix's own default). */
+  concurrency?: number;
+}
+
+/** Where accepted mail goes: the discard transport, or the smtp client to the relay host. */
+function transportLines(options: PostfixOptions): string[] {
+  if (options.relayPort === undefined) return ['default_transport = discard', 'relay_transport = discard'];
+  const concurrency = options.concurrency ?? 20;
+  return [
+    'default_transport = smtp',
+    'relay_transport = smtp',
+    // An IP literal in brackets: no MX or A lookup, every domain goes to this one host.
+    `relayhost = [127.0.0.1]:${options.relayPort}`,
+    // The sink offers no STARTTLS; the deliverer runs with the opportunistic policy, which comes to the same.
+    'smtp_tls_security_level = none',
+    // Everything goes to one destination: allow it as many connections as the deliverer gets,
+    // from the start (no slow start from 5; this sink never fails).
+    `default_destination_concurrency_limit = ${concurrency}`,
+    `smtp_destination_concurrency_limit = ${concurrency}`,
+    `initial_destination_concurrency = ${concurrency}`,
+  ];
+}
+
+function mainCf(dir: string, options: PostfixOptions): string {
   return [
     'compatibility_level = 3.6',
     `queue_directory = ${dir}/queue`,
@@ -22,15 +49,14 @@ function mainCf(dir: string): string {
     // Clients on loopback may relay without AUTH: there is no SASL backend (Dovecot, Cyrus) here.
     'mynetworks = 127.0.0.0/8',
     'smtpd_relay_restrictions = permit_mynetworks, reject',
-    // Nothing is local: every recipient goes to the default transport, which discards it
-    // after the queue manager took it from the disk queue.
+    // Nothing is local: every recipient goes to the default transport, which discards or
+    // relays it after the queue manager took it from the disk queue.
     'mydestination =',
     'relay_domains =',
     'local_recipient_maps =',
     'alias_maps =',
     'alias_database =',
-    'default_transport = discard',
-    'relay_transport = discard',
+    ...transportLines(options),
     // Like the relay (disableReverseLookup), no reverse DNS lookup of the client.
     'smtpd_peername_lookup = no',
     'smtpd_tls_security_level = none',
@@ -53,6 +79,7 @@ proxymap  unix  - - n -   - proxymap
 error     unix  - - n -   - error
 retry     unix  - - n -   - error
 discard   unix  - - n -   - discard
+smtp      unix  - - n -   - smtp
 anvil     unix  - - n -   1 anvil
 scache    unix  - - n -   1 scache
 postlog   unix-dgram n - n - 1 postlogd
@@ -77,7 +104,7 @@ export class PostfixInstance {
   }
 
   /** Starts a fresh instance in `dir` (stopping and wiping one left there by an aborted run). */
-  static async start(dir: string): Promise<PostfixInstance> {
+  static async start(dir: string, options: PostfixOptions = {}): Promise<PostfixInstance> {
     if (process.getuid?.() !== 0) throw new Error('Postfix must be started as root');
     if (existsSync(path.join(dir, 'etc', 'main.cf'))) postfix(path.join(dir, 'etc'), 'stop');
     rmSync(dir, { recursive: true, force: true });
@@ -88,7 +115,7 @@ export class PostfixInstance {
     const uid = Number(execFileSync('id', ['-u', owner], { encoding: 'utf8' }));
     const gid = Number(execFileSync('id', ['-g', owner], { encoding: 'utf8' }));
     chownSync(path.join(dir, 'data'), uid, gid);
-    writeFileSync(path.join(instance.configDir, 'main.cf'), mainCf(dir));
+    writeFileSync(path.join(instance.configDir, 'main.cf'), mainCf(dir, options));
     writeFileSync(path.join(instance.configDir, 'master.cf'), masterCf(instance.port));
     const started = postfix(instance.configDir, 'start');
     if (!started.ok) throw new Error(`postfix -c ${instance.configDir} start failed: ${started.output}\n${instance.logTail()}`);
@@ -117,16 +144,16 @@ export class PostfixInstance {
     return ['incoming', 'active', 'deferred', 'hold'].reduce((n, q) => n + count(path.join(this.dir, 'queue', q)), 0);
   }
 
-  /** Waits (at most `timeoutMs`) until the queue manager has discarded every queued message. */
+  /** Waits (at most `timeoutMs`) until the queue manager has delivered (or discarded) every queued message. */
   async drained(timeoutMs = 10_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (this.queued() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   }
 
-  /** How many deliveries the discard transport logged. */
-  discarded(): number {
+  /** How many deliveries the discard or smtp transport logged as sent. */
+  sent(): number {
     try {
-      return readFileSync(path.join(this.dir, 'maillog'), 'utf8').split('\n').filter((l) => /postfix\/discard\[\d+\]: .*status=sent/.test(l)).length;
+      return readFileSync(path.join(this.dir, 'maillog'), 'utf8').split('\n').filter((l) => /postfix\/(discard|smtp)\[\d+\]: .*status=sent/.test(l)).length;
     } catch {
       return 0;
     }

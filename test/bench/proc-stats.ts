@@ -84,3 +84,12 @@ export function openFileLimit(): { soft: number; hard: number } {
   const parse = (v: string | undefined) => (v === 'unlimited' ? Number.MAX_SAFE_INTEGER : Number(v ?? 1024));
   return { soft: parse(line?.[1]), hard: parse(line?.[2]) };
 }
+
+/** Ticks the whole machine spent busy and in total since boot, from /proc/stat's cpu line
+ *  (idle and iowait count as not busy): two readings give how saturated the CPUs were. */
+export function machineTicks(): { busy: number; total: number } {
+  const fields = readFileSync('/proc/stat', 'latin1').split('\n', 1)[0]!.trim().split(/\s+/).slice(1, 9).map(Number);
+  const total = fields.reduce((sum, n) => sum + n, 0);
+  const idle = (fields[3] ?? 0) + (fields[4] ?? 0);
+  return { busy: total - idle, total };
+}

@@ -3,23 +3,24 @@
 // msgs/s, reply latency, CPU per 1000 messages and peak memory of each; the latency at half
 // the peak rate; the memory an idle connection costs the relay; and a Markdown summary that
 // is also written to .cache/bench-results/. Everything it starts, it stops and removes.
-import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { RelayProcess } from '../helpers/relay-process.ts';
 import { accountFolder, newApiKey } from '../helpers/resources.ts';
 import { createTestCa } from '../helpers/tls.ts';
-import { KAFKA_VERSION, KafkaBroker, repoRoot } from '../kafka/broker.ts';
+import { KafkaBroker, repoRoot } from '../kafka/broker.ts';
 import { ensureSystemDeps } from '../system-deps.ts';
 import { BENCH_USAGE, parseBenchFlags, type BenchFlags } from './bench-options.ts';
 import { idleConnectionsAllowed, rerunWithHigherFdLimit } from './fd-limit.ts';
 import { describeResult, openIdleConnections, runOpenLoop, type LoadOptions } from './load-generator.ts';
+import { machine } from './machine.ts';
 import { measureRun } from './measure.ts';
 import { PostfixInstance } from './postfix-instance.ts';
 import { rssKb } from './proc-stats.ts';
 import { UsageMeter } from './process-usage.ts';
 import { idleKbPerConnection, renderSummary, writeSummary, type RunRow, type Summary } from './report.ts';
+import { RunControl } from './run-control.ts';
 import type { SmtpTarget } from './smtp-connection.ts';
 
 const HOST = '127.0.0.1';
@@ -30,49 +31,14 @@ const dirs = {
   postfix: path.join(cache, 'bench-postfix'),
   results: path.join(cache, 'bench-results'),
 };
-const began = Date.now();
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-const progress = (message: string) => process.stderr.write(`[bench ${((Date.now() - began) / 1000).toFixed(0).padStart(3)} s] ${message}\n`);
-
 // Whatever was started is stopped in reverse order, on success, failure, Ctrl-C or timeout.
-const cleanups: (() => unknown)[] = [];
-async function cleanUp(): Promise<void> {
-  for (let step = cleanups.pop(); step; step = cleanups.pop()) {
-    try {
-      await step();
-    } catch (error) {
-      process.stderr.write(`cleanup: ${(error as Error).message}\n`);
-    }
-  }
-}
-let aborting = false;
-async function abort(reason: string, code: number): Promise<never> {
-  if (!aborting) {
-    aborting = true;
-    process.stderr.write(`bench:relay stopped: ${reason}\n`);
-    await cleanUp();
-  }
-  process.exit(code);
-}
-
-function machine(): string[] {
-  const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
-  const postfixVersion = (() => {
-    try {
-      return execFileSync('postconf', ['-h', 'mail_version'], { encoding: 'utf8' }).trim();
-    } catch {
-      return 'not installed';
-    }
-  })();
-  return [
-    `Machine: ${os.availableParallelism()} CPUs (${cpu}), ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB RAM, Linux ${os.release()}`,
-    `Node ${process.version}; Kafka ${KAFKA_VERSION} (one KRaft broker on this machine); Postfix ${postfixVersion}`,
-  ];
-}
+const run = new RunControl('bench:relay');
+const progress = (message: string) => run.progress(message);
 
 async function startRelay(resources: string, kafka: string, extra: { tls?: { cert: string; key: string }; args: string[] }): Promise<RelayProcess> {
   const relay = await RelayProcess.start({ resources, kafka, ...(extra.tls ? { tls: extra.tls } : {}), args: ['--max-clients', '20000', '--partitions', '3', ...extra.args] });
-  cleanups.push(() => relay.stop());
+  run.defer(() => relay.stop());
   return relay;
 }
 
@@ -90,9 +56,9 @@ async function bench(flags: BenchFlags): Promise<Summary> {
   for (const dir of [dirs.kafka, dirs.run]) rmSync(dir, { recursive: true, force: true });
   mkdirSync(path.join(dirs.run, 'ca'), { recursive: true });
   mkdirSync(path.join(dirs.run, 'resources'), { recursive: true });
-  cleanups.push(() => rmSync(dirs.run, { recursive: true, force: true }));
+  run.defer(() => rmSync(dirs.run, { recursive: true, force: true }));
   const broker = new KafkaBroker({ dir: dirs.kafka });
-  cleanups.push(async () => {
+  run.defer(async () => {
     await broker.stop();
     rmSync(dirs.kafka, { recursive: true, force: true });
   });
@@ -168,13 +134,13 @@ async function bench(flags: BenchFlags): Promise<Summary> {
   if (flags.postfix) {
     progress('Postfix (no AUTH, no TLS): closed loop');
     const postfix = await PostfixInstance.start(dirs.postfix);
-    cleanups.push(() => postfix.stop());
+    run.defer(() => postfix.stop());
     const row = await measureRun('Postfix smtpd, no AUTH, no TLS',
       { pid: postfix.masterPid, withChildren: true, settle: () => postfix.drained() }, { host: HOST, port: postfix.port }, load, flags.rounds);
     rows.push(row);
     summary.ratio = { relay: relayRow, postfix: row };
     progress(`  ${describeResult(row.load)}`);
-    notes.push(`Postfix's log shows ${postfix.discarded()} messages (warm-up included) queued and then discarded; ${postfix.queued()} left in its queue.`);
+    notes.push(`Postfix's log shows ${postfix.sent()} messages (warm-up included) queued and then discarded; ${postfix.queued()} left in its queue.`);
     postfix.stop();
   }
 
@@ -216,17 +182,15 @@ if (!flags) process.exit(0);
 const rerunCode = await rerunWithHigherFdLimit(flags.idle + 1000);
 if (rerunCode !== undefined) process.exit(rerunCode);
 
-process.on('SIGINT', () => void abort('interrupted', 130));
-process.on('SIGTERM', () => void abort('terminated', 143));
-const watchdog = setTimeout(() => void abort('took longer than 15 minutes', 1), 15 * 60_000);
+run.guard(15 * 60_000);
 try {
   const summary = await bench(flags);
-  await cleanUp();
+  await run.cleanUp();
   const markdown = renderSummary(summary);
   const file = writeSummary(dirs.results, summary, markdown);
   process.stdout.write(`\n${markdown}\nWritten to ${path.relative(repoRoot, file)}\n`);
   progress('done');
-  clearTimeout(watchdog);
+  run.disarm();
 } catch (error) {
-  await abort((error as Error).stack ?? String(error), 1);
+  await run.abort((error as Error).stack ?? String(error), 1);
 }

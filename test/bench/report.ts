@@ -37,8 +37,8 @@ export interface Summary {
   notes: string[];
 }
 
-const fixed = (n: number, digits: number) => (Number.isFinite(n) ? n.toFixed(digits) : 'n/a');
-const perThousand = (seconds: number, messages: number) => (messages > 0 ? (seconds / messages) * 1000 : Number.NaN);
+export const fixed = (n: number, digits: number) => (Number.isFinite(n) ? n.toFixed(digits) : 'n/a');
+export const perThousand = (seconds: number, messages: number) => (messages > 0 ? (seconds / messages) * 1000 : Number.NaN);
 const mib = (kb: number) => fixed(kb / 1024, 1);
 
 function row(r: RunRow): string {
@@ -98,10 +98,15 @@ export function renderSummary(s: Summary): string {
   return lines.join('\n');
 }
 
-/** Writes the summary to .cache/bench-results/relay-<timestamp>.md; returns the path. */
-export function writeSummary(resultsDir: string, s: Summary, markdown: string): string {
+/** Writes a summary to <resultsDir>/<prefix>-<timestamp>.md; returns the path. */
+export function writeMarkdown(resultsDir: string, prefix: string, startedAt: Date, markdown: string): string {
   mkdirSync(resultsDir, { recursive: true });
-  const file = path.join(resultsDir, `relay-${s.startedAt.toISOString().replace(/[:.]/g, '-')}.md`);
+  const file = path.join(resultsDir, `${prefix}-${startedAt.toISOString().replace(/[:.]/g, '-')}.md`);
   writeFileSync(file, markdown);
   return file;
+}
+
+/** Writes the summary to .cache/bench-results/relay-<timestamp>.md; returns the path. */
+export function writeSummary(resultsDir: string, s: Summary, markdown: string): string {
+  return writeMarkdown(resultsDir, 'relay', s.startedAt, markdown);
 }

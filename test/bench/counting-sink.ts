@@ -1,0 +1,162 @@
+// The mailbox provider of the end-to-end benchmark: an SMTP server on loopback that accepts
+// everything and, for each message, reports only its Message-ID and the moment its final dot
+// arrived. It runs inside the benchmark process, so arrival times share the load generator's
+// clock. Hand-written rather than smtp-server (test/helpers/smtp-sink.ts), which keeps every
+// message and parses far more: this sink's CPU is taken from the servers under test.
+import net from 'node:net';
+import { performance } from 'node:perf_hooks';
+
+/** Message-ID of a message (without <>), read from its header block; '' when there is none. */
+export function messageIdOf(message: Buffer): string {
+  const end = message.indexOf('\r\n\r\n');
+  const head = message.toString('latin1', 0, end === -1 ? Math.min(message.length, 65536) : end);
+  return /^message-id:[ \t]*<([^>\r\n]+)>/im.exec(head)?.[1] ?? '';
+}
+
+const TERMINATOR = Buffer.from('\r\n.\r\n');
+/** Enough of a message's start to hold its header block. */
+const HEAD_BYTES = 16 * 1024;
+
+/** One client connection: SMTP commands (pipelined or not), then DATA up to CRLF.CRLF. */
+class SinkSession {
+  readonly #socket: net.Socket;
+  readonly #onMessage: (id: string, arrivedAt: number) => void;
+  #line = '';
+  #inData = false;
+  /** The last bytes seen in DATA, so a terminator split across reads is still found. */
+  #tail: Buffer = Buffer.alloc(0);
+  #head: Buffer[] = [];
+  #headLength = 0;
+
+  constructor(socket: net.Socket, name: string, onMessage: (id: string, arrivedAt: number) => void) {
+    this.#socket = socket;
+    this.#onMessage = onMessage;
+    socket.setNoDelay(true);
+    socket.on('error', () => undefined); // a client that resets is not the sink's problem
+    socket.on('data', (chunk: Buffer) => {
+      // Replies to pipelined commands leave in one segment.
+      socket.cork();
+      this.#read(chunk);
+      process.nextTick(() => socket.uncork());
+    });
+    this.#reply(`220 ${name} ESMTP bench sink`);
+  }
+
+  #reply(line: string): void {
+    if (this.#socket.writable) this.#socket.write(`${line}\r\n`);
+  }
+
+  #read(chunk: Buffer): void {
+    let offset = 0;
+    while (offset < chunk.length) {
+      if (this.#inData) {
+        offset = this.#readData(chunk, offset);
+        continue;
+      }
+      const newline = chunk.indexOf(0x0a, offset);
+      if (newline === -1) {
+        this.#line += chunk.toString('latin1', offset);
+        return;
+      }
+      this.#line += chunk.toString('latin1', offset, newline);
+      offset = newline + 1;
+      const line = this.#line.replace(/\r$/, '');
+      this.#line = '';
+      this.#command(line);
+    }
+  }
+
+  /** Consumes DATA bytes from `offset`; returns where the commands after the final dot start. */
+  #readData(chunk: Buffer, offset: number): number {
+    const part = chunk.subarray(offset);
+    if (this.#headLength < HEAD_BYTES) {
+      this.#head.push(part);
+      this.#headLength += part.length;
+    }
+    const window = Buffer.concat([this.#tail, part]);
+    const at = window.indexOf(TERMINATOR);
+    if (at === -1) {
+      this.#tail = window.subarray(Math.max(0, window.length - (TERMINATOR.length - 1)));
+      return chunk.length;
+    }
+    const arrivedAt = performance.now();
+    this.#onMessage(messageIdOf(Buffer.concat(this.#head)), arrivedAt);
+    this.#inData = false;
+    this.#head = [];
+    this.#headLength = 0;
+    this.#reply('250 2.0.0 Ok: queued');
+    return offset + (at + TERMINATOR.length - this.#tail.length);
+  }
+
+  #command(line: string): void {
+    const verb = line.slice(0, 4).toUpperCase();
+    switch (verb) {
+      case 'EHLO':
+        this.#reply('250-sink.bench.test\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n250 SIZE 104857600');
+        break;
+      case 'HELO':
+        this.#reply('250 sink.bench.test');
+        break;
+      case 'MAIL':
+        this.#reply('250 2.1.0 Ok');
+        break;
+      case 'RCPT':
+        this.#reply('250 2.1.5 Ok');
+        break;
+      case 'DATA':
+        this.#inData = true;
+        // DATA's own CRLF counts as the one before a first line that is only a dot.
+        this.#tail = Buffer.from('\r\n');
+        this.#reply('354 End data with <CR><LF>.<CR><LF>');
+        break;
+      case 'RSET':
+      case 'NOOP':
+        this.#reply('250 2.0.0 Ok');
+        break;
+      case 'QUIT':
+        this.#reply('221 2.0.0 Bye');
+        this.#socket.end();
+        break;
+      default:
+        this.#reply('502 5.5.2 Command not implemented');
+    }
+  }
+}
+
+export class CountingSink {
+  /** Every message's arrival, including ones whose Message-ID is unknown to the caller. */
+  messages = 0;
+  connections = 0;
+  /** Set by the benchmark: where each arrival goes. */
+  onMessage: (id: string, arrivedAt: number) => void = () => undefined;
+  readonly #server: net.Server;
+  readonly #sockets = new Set<net.Socket>();
+
+  constructor(name = 'sink.bench.test') {
+    this.#server = net.createServer((socket) => {
+      this.connections += 1;
+      this.#sockets.add(socket);
+      socket.once('close', () => this.#sockets.delete(socket));
+      new SinkSession(socket, name, (id, at) => {
+        this.messages += 1;
+        this.onMessage(id, at);
+      });
+    });
+  }
+
+  get port(): number {
+    return (this.#server.address() as net.AddressInfo).port;
+  }
+
+  listen(host = '127.0.0.1'): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.#server.once('error', reject);
+      this.#server.listen(0, host, () => resolve());
+    });
+  }
+
+  close(): Promise<void> {
+    for (const socket of this.#sockets) socket.destroy();
+    return new Promise((resolve) => this.#server.close(() => resolve()));
+  }
+}

@@ -1,0 +1,153 @@
+// `npm run bench:e2e`: the same SMTP load through three systems that all deliver to one sink
+// on loopback, run inside this process: mtrelay in Kafka mode (relay, deliverer and a Kafka
+// broker this script starts), mtrelay standalone (SQLite queue), and a private Postfix relaying
+// to the sink. Prints delivered msgs/s, accept → deliver latency and CPU per 1000 messages of
+// each, and their ratios to Postfix against the project's goals; writes the Markdown summary
+// to .cache/bench-results/. Everything it starts, it stops and removes.
+import { mkdirSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { accountFolder, newApiKey } from '../helpers/resources.ts';
+import { repoRoot } from '../kafka/broker.ts';
+import { ensureSystemDeps } from '../system-deps.ts';
+import { CountingSink } from './counting-sink.ts';
+import { measureEndToEnd, type E2eRow, type Plan } from './e2e-measure.ts';
+import { E2E_USAGE, parseE2eFlags, type E2eFlags } from './e2e-options.ts';
+import { describeE2e, renderE2eSummary, type E2eSummary } from './e2e-report.ts';
+import { startKafkaMode, startPostfix, startStandalone, type SystemOptions, type SystemUnderTest } from './e2e-systems.ts';
+import type { LoadOptions } from './load-generator.ts';
+import { machine } from './machine.ts';
+import { writeMarkdown } from './report.ts';
+import { RunControl } from './run-control.ts';
+
+const cache = path.join(repoRoot, '.cache');
+const dirs = {
+  kafka: path.join(cache, 'bench-e2e-kafka'),
+  account: path.join(cache, 'bench-e2e-run'),
+  standalone: path.join(cache, 'bench-e2e-standalone'),
+  postfix: path.join(cache, 'bench-e2e-postfix'),
+  results: path.join(cache, 'bench-results'),
+};
+const run = new RunControl('bench:e2e');
+
+/** `messages` spread over `connections` (each connection sends the same number). */
+function closedLoop(messages: number, connections: number, size: number): LoadOptions {
+  const used = Math.min(connections, messages);
+  return { connections: used, messages: Math.ceil(messages / used), size, from: 'sender@example.com', to: 'someone@recipient.test' };
+}
+
+function notes(flags: E2eFlags): string[] {
+  return [
+    'Delivered msgs/s: messages that reached the sink, divided by the time from the first 250 of the measured load to the last ' +
+      'arrival at the sink. Accept → deliver latency: from the moment the load generator read a message\'s 250 to the moment the ' +
+      'sink read its final dot; both run in this process, on one clock. Messages are matched by their Message-ID.',
+    'At full load every system accepts faster than it delivers, so a backlog builds up and the full-load latency mostly measures ' +
+      'how long messages waited in it; it grows with --messages. The fixed-rate table is the latency of a system that keeps up.',
+    `Warm-up: ${flags.warmup} messages per system, sent and delivered before measuring. A freshly started Kafka broker spends ` +
+      'several CPU-seconds in its JIT compiler threads; with a short warm-up that shows up as broker CPU per message.',
+    'CPU is utime+stime from /proc from the first connect until the last message had arrived and the server had finished its own ' +
+      'work on them (the deliverer\'s in-flight gauge back at 0, so its outcomes were written; Postfix\'s queue empty), per 1000 ' +
+      'delivered messages. For Postfix it is the master plus all its children (smtpd, cleanup, qmgr, trivial-rewrite, smtp, ' +
+      'postlogd, …), including those that exited. The Kafka broker\'s CPU is its own column; it is part of what Kafka mode costs. ' +
+      'Machine CPU busy is the whole machine (/proc/stat), every process included.',
+    'mtrelay: AUTH PLAIN without TLS (--allow-auth-without-tls). Postfix: no AUTH (there is no SASL backend here; loopback is ' +
+      'trusted through mynetworks), no TLS. The sink offers no STARTTLS.',
+    `Outbound: ${flags.outConnections} SMTP connections to the sink for each system: the deliverer's --connections-per-destination ` +
+      `(with --max-in-flight ${flags.maxInFlight} and the default --messages-per-connection 100), and Postfix's ` +
+      'default_destination_concurrency_limit, smtp_destination_concurrency_limit and initial_destination_concurrency (relayhost = ' +
+      '[127.0.0.1]:<sink port>, default_transport = smtp, smtp_tls_security_level = none; no local delivery: mydestination is empty).',
+    'Durability differs: Postfix fsyncs each queue file before its 250; standalone commits to SQLite (WAL, synchronous=FULL) ' +
+      'before its 250; Kafka mode answers 250 once the one broker acknowledged (acks=all, one replica, page cache, no fsync per message).',
+    `Everything shares this machine's ${os.availableParallelism()} CPUs: load generator, sink, servers and, in Kafka mode, the broker ` +
+      '(a JVM). The bench process\'s own CPU (load generator, sink, reading mtrelay\'s JSON logs) is in its column and is taken from ' +
+      'the servers under test. The broker is stopped before the standalone and Postfix runs. These are comparisons on this machine, not ' +
+      'capacity figures; run it a few times before drawing conclusions.',
+  ];
+}
+
+async function scenario(name: string, start: () => Promise<SystemUnderTest>, sink: CountingSink, flags: E2eFlags, notes: string[]): Promise<E2eRow> {
+  run.progress(`${name}: starting`);
+  const sinkBefore = sink.messages;
+  const system = await start();
+  const plan: Plan = {
+    load: closedLoop(flags.messages, flags.connections, flags.size),
+    ...(flags.warmup > 0 ? { warmup: closedLoop(flags.warmup, flags.connections, flags.size) } : {}),
+    ...(flags.rate > 0 ? { open: { rate: flags.rate, seconds: flags.seconds } } : {}),
+    timeoutMs: flags.deliverTimeoutSeconds * 1000,
+  };
+  run.progress(`${name}: ${plan.warmup ? `warm-up of ${plan.warmup.connections * plan.warmup.messages}, then ` : ''}` +
+    `${plan.load.connections} connections × ${plan.load.messages} messages${plan.open ? `, then ${flags.rate} msgs/s for ${flags.seconds} s` : ''}`);
+  const row = await measureEndToEnd(system, sink, plan);
+  run.progress(`  ${describeE2e(row)}`);
+  notes.push(`${system.name}: ${await system.check()}; the sink received ${sink.messages - sinkBefore} messages from it.`);
+  await system.stop();
+  return row;
+}
+
+async function bench(flags: E2eFlags): Promise<E2eSummary> {
+  ensureSystemDeps(flags.postfix ? { postfix: 'postfix' } : {});
+  const load = closedLoop(flags.messages, flags.connections, flags.size);
+  const summary: E2eSummary = {
+    startedAt: new Date(), machine: machine(), rows: [], notes: notes(flags),
+    load: `${load.connections} connections × ${load.messages} messages × ${load.size} bytes, one transaction at a time per connection ` +
+      `(MAIL, RCPT, DATA pipelined), one recipient each, after an uncounted warm-up of ${flags.warmup} messages that had to be delivered first` +
+      `${flags.rate > 0 ? `; then ${flags.rate} msgs/s for ${flags.seconds} s (open loop, same connections)` : ''}`,
+  };
+
+  const sink = new CountingSink();
+  await sink.listen();
+  run.defer(() => sink.close());
+  rmSync(dirs.account, { recursive: true, force: true });
+  mkdirSync(dirs.account, { recursive: true });
+  run.defer(() => rmSync(dirs.account, { recursive: true, force: true }));
+  const key = newApiKey();
+  const account = { resources: accountFolder(key, dirs.account).dir, key };
+  const options = (dir: string): SystemOptions => ({
+    run, dir, account, sinkPort: sink.port, outConnections: flags.outConnections, maxInFlight: flags.maxInFlight,
+  });
+
+  const checks: string[] = [];
+  if (flags.kafka) {
+    summary.kafka = await scenario('Kafka mode', () => startKafkaMode(options(dirs.kafka)), sink, flags, checks);
+    summary.rows.push(summary.kafka);
+  }
+  if (flags.standalone) {
+    summary.standalone = await scenario('standalone', () => startStandalone(options(dirs.standalone)), sink, flags, checks);
+    summary.rows.push(summary.standalone);
+  }
+  if (flags.postfix) {
+    summary.postfix = await scenario('Postfix', () => startPostfix(options(dirs.postfix)), sink, flags, checks);
+    summary.rows.push(summary.postfix);
+  }
+  summary.notes.push(...checks);
+  for (const r of summary.rows) {
+    for (const [phase, d, all] of [['full load', r.delivery, r.allDelivered], ['fixed rate', r.open?.delivery, r.open?.allDelivered]] as const) {
+      if (!d) continue;
+      if (!all) summary.notes.push(`${r.name}, ${phase}: ${d.accepted - d.delivered} accepted messages had not reached the sink after ${flags.deliverTimeoutSeconds} s.`);
+      if (d.duplicates) summary.notes.push(`${r.name}, ${phase}: the sink received ${d.duplicates} messages more than once (at-least-once delivery).`);
+    }
+  }
+  return summary;
+}
+
+let flags: E2eFlags | undefined;
+try {
+  flags = parseE2eFlags(process.argv.slice(2));
+} catch (error) {
+  process.stderr.write(`bench:e2e: ${(error as Error).message}\n${E2E_USAGE}\n`);
+  process.exit(2);
+}
+if (!flags) process.exit(0);
+
+run.guard(10 * 60_000);
+try {
+  const summary = await bench(flags);
+  await run.cleanUp();
+  const markdown = renderE2eSummary(summary);
+  const file = writeMarkdown(dirs.results, 'e2e', summary.startedAt, markdown);
+  process.stdout.write(`\n${markdown}\nWritten to ${path.relative(repoRoot, file)}\n`);
+  run.progress('done');
+  run.disarm();
+} catch (error) {
+  await run.abort((error as Error).stack ?? String(error), 1);
+}

@@ -1,0 +1,76 @@
+// Command-line flags of `npm run bench:e2e` (no environment variables: every knob is a flag
+// with a default, printed with --help).
+import { parseArgs } from 'node:util';
+import { count } from './bench-options.ts';
+
+export const E2E_USAGE = `npm run bench:e2e -- [flags]
+  --messages N          messages in the measured full load (default 6000)
+  --connections C       concurrent SMTP connections of the load (default 50)
+  --size S              message size in bytes (default 4096)
+  --warmup W            messages sent and delivered first, not counted (default 3000)
+  --rate R              messages/s of the fixed-rate phase, 0 to skip it (default 300)
+  --seconds T           length of the fixed-rate phase (default 10)
+  --out-connections K   SMTP connections to the sink: the deliverer's --connections-per-destination
+                        and Postfix's destination concurrency (default 20)
+  --max-in-flight F     the deliverer's --max-in-flight (default 200, its own default)
+  --deliver-timeout T   seconds to wait, after the load, for the last delivery (default 60)
+  --kafka/--no-kafka             relay + deliverer + Kafka broker (default on)
+  --standalone/--no-standalone   mtrelay standalone (default on)
+  --postfix/--no-postfix         Postfix relaying to the sink (default on)`;
+
+export interface E2eFlags {
+  messages: number;
+  connections: number;
+  size: number;
+  warmup: number;
+  /** Messages/s of the open-loop phase; 0: no such phase. */
+  rate: number;
+  seconds: number;
+  outConnections: number;
+  maxInFlight: number;
+  deliverTimeoutSeconds: number;
+  kafka: boolean;
+  standalone: boolean;
+  postfix: boolean;
+}
+
+/** The flags, or undefined after printing the usage for --help. */
+export function parseE2eFlags(argv: string[]): E2eFlags | undefined {
+  const { values } = parseArgs({
+    args: argv,
+    allowNegative: true,
+    options: {
+      messages: { type: 'string', default: '6000' },
+      connections: { type: 'string', default: '50' },
+      size: { type: 'string', default: '4096' },
+      warmup: { type: 'string', default: '3000' },
+      rate: { type: 'string', default: '300' },
+      seconds: { type: 'string', default: '10' },
+      'out-connections': { type: 'string', default: '20' },
+      'max-in-flight': { type: 'string', default: '200' },
+      'deliver-timeout': { type: 'string', default: '60' },
+      kafka: { type: 'boolean', default: true },
+      standalone: { type: 'boolean', default: true },
+      postfix: { type: 'boolean', default: true },
+      help: { type: 'boolean', default: false },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(`${E2E_USAGE}\n`);
+    return undefined;
+  }
+  return {
+    messages: count('messages', values.messages),
+    connections: count('connections', values.connections),
+    size: count('size', values.size, 512),
+    warmup: count('warmup', values.warmup, 0),
+    rate: count('rate', values.rate, 0),
+    seconds: count('seconds', values.seconds),
+    outConnections: count('out-connections', values['out-connections']),
+    maxInFlight: count('max-in-flight', values['max-in-flight']),
+    deliverTimeoutSeconds: count('deliver-timeout', values['deliver-timeout']),
+    kafka: values.kafka,
+    standalone: values.standalone,
+    postfix: values.postfix,
+  };
+}

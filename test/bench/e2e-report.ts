@@ -1,0 +1,103 @@
+// The end-to-end benchmark's summary as Markdown: one row per system at full load, the
+// latency at a fixed rate, the delivered-rate ratios against Postfix with the project's goals,
+// and the notes needed to judge them.
+import type { Cpu, E2eRow } from './e2e-measure.ts';
+import { fixed, perThousand } from './report.ts';
+
+export interface E2eSummary {
+  startedAt: Date;
+  machine: string[];
+  load: string;
+  rows: E2eRow[];
+  kafka?: E2eRow;
+  standalone?: E2eRow;
+  postfix?: E2eRow;
+  notes: string[];
+}
+
+const per = (seconds: number | undefined, messages: number) => (seconds === undefined ? '–' : fixed(perThousand(seconds, messages), 3));
+
+/** Server CPU per 1000 messages, split by process when there are several: '1.05 (relay 0.35, deliverer 0.70)'. */
+function serverCpu(cpu: Cpu, messages: number): string {
+  const total = per(cpu.serverSeconds, messages);
+  if (cpu.serverParts.length < 2) return total;
+  return `${total} (${cpu.serverParts.map((p) => `${p.label} ${per(p.seconds, messages)}`).join(', ')})`;
+}
+
+/** Everything the system itself costs per 1000 messages: its processes and the broker. */
+const systemCpu = (cpu: Cpu, messages: number) => perThousand(cpu.serverSeconds + (cpu.brokerSeconds ?? 0), messages);
+
+/** One line for the console. */
+export function describeE2e(r: E2eRow): string {
+  const d = r.delivery;
+  const lines = [
+    `${d.delivered}/${r.load.accepted} accepted messages delivered (${r.load.attempted - r.load.accepted} not accepted, ` +
+      `${d.duplicates} duplicates${r.load.firstError ? `, first error: ${r.load.firstError}` : ''}); ${fixed(d.rate, 0)} delivered msgs/s ` +
+      `(accepted ${fixed(r.load.rate, 0)}/s); accept → deliver p50 ${fixed(d.latency.p50, 0)} ms; server CPU ${serverCpu(r.cpu, d.delivered)} ` +
+      `s/1000${r.cpu.brokerSeconds === undefined ? '' : `, Kafka ${per(r.cpu.brokerSeconds, d.delivered)}`}; machine ${fixed(r.cpu.machineBusy * 100, 0)}% busy`,
+  ];
+  if (r.open) {
+    const o = r.open.delivery;
+    lines.push(`open loop at ${r.open.rate}/s: ${o.delivered}/${r.open.attempted} delivered; accept → deliver p50 ${fixed(o.latency.p50, 1)} ms, ` +
+      `p99 ${fixed(o.latency.p99, 1)} ms`);
+  }
+  return lines.join('\n  ');
+}
+
+function fullLoadRow(r: E2eRow): string {
+  const d = r.delivery;
+  return `| ${r.name} | ${r.load.accepted} / ${r.load.attempted - r.load.accepted} | ${d.delivered}${d.duplicates ? ` (+${d.duplicates} dup.)` : ''} | ` +
+    `**${fixed(d.rate, 0)}** | ${fixed(r.load.rate, 0)} | ${fixed(d.latency.p50, 0)} | ${fixed(d.latency.p99, 0)} | ` +
+    `${serverCpu(r.cpu, d.delivered)} | ${per(r.cpu.brokerSeconds, d.delivered)} | ${per(r.cpu.benchSeconds, d.delivered)} | ${fixed(r.cpu.machineBusy * 100, 0)} |`;
+}
+
+function openLoopRow(r: E2eRow): string {
+  const o = r.open!;
+  const d = o.delivery;
+  return `| ${r.name} | ${d.delivered} / ${o.attempted} | ${fixed(d.latency.p50, 1)} | ${fixed(d.latency.p99, 1)} | ${fixed(d.latency.max, 1)} | ` +
+    `${fixed(systemCpu(o.cpu, d.delivered), 3)}${o.cpu.brokerSeconds === undefined ? '' : ` (Kafka ${per(o.cpu.brokerSeconds, d.delivered)})`} | ` +
+    `${fixed(o.cpu.machineBusy * 100, 0)} |`;
+}
+
+function goal(label: string, mtrelay: E2eRow | undefined, postfix: E2eRow | undefined, target: number): string | undefined {
+  if (!mtrelay || !postfix) return undefined;
+  const ratio = mtrelay.delivery.rate / postfix.delivery.rate;
+  const complete = mtrelay.allDelivered && postfix.allDelivered;
+  const verdict = !complete ? 'not judged: some accepted messages were not delivered' : ratio >= target ? '**met**' : '**not met**';
+  const cpuRatio = systemCpu(mtrelay.cpu, mtrelay.delivery.delivered) / systemCpu(postfix.cpu, postfix.delivery.delivered);
+  return `| ${label} | ${fixed(ratio, 2)}× | ≥ ${target}× | ${verdict} | ${fixed(cpuRatio, 2)}× |`;
+}
+
+export function renderE2eSummary(s: E2eSummary): string {
+  const lines = [
+    `# mtrelay end-to-end benchmark, ${s.startedAt.toISOString()}`, '',
+    ...s.machine.map((m) => `- ${m}`), `- Load: ${s.load}`, '',
+    '**Full load** (closed loop):', '',
+    '| System | 250 / other | delivered | delivered msgs/s | accepted msgs/s | accept → deliver p50 ms | p99 ms | ' +
+      'server CPU s / 1000 msgs | Kafka CPU s / 1000 msgs | bench process CPU s / 1000 msgs | machine CPU busy % |',
+    '|---|---|---|---|---|---|---|---|---|---|---|',
+    ...s.rows.map(fullLoadRow), '',
+  ];
+  const open = s.rows.filter((r) => r.open);
+  if (open.length) {
+    lines.push(
+      `**Fixed rate** (open loop, ${open[0]!.open!.rate} msgs/s for ${open[0]!.open!.seconds} s, below every system's capacity):`, '',
+      '| System | delivered / sent | accept → deliver p50 ms | p99 ms | max ms | server + Kafka CPU s / 1000 msgs | machine CPU busy % |',
+      '|---|---|---|---|---|---|---|',
+      ...open.map(openLoopRow), '',
+    );
+  }
+  const goals = [
+    goal('Kafka mode (relay + deliverer + broker) ÷ Postfix', s.kafka, s.postfix, 1),
+    goal('standalone ÷ Postfix', s.standalone, s.postfix, 1.5),
+  ].filter((g) => g !== undefined);
+  if (goals.length) {
+    lines.push(
+      '**Goals** (delivered msgs/s at full load):', '',
+      '| | ratio | goal | result | CPU per message ÷ Postfix\'s (broker included) |', '|---|---|---|---|---|',
+      ...goals, '',
+    );
+  }
+  lines.push('Notes:', '', ...s.notes.map((n) => `- ${n}`), '');
+  return lines.join('\n');
+}
