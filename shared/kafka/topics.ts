@@ -39,7 +39,9 @@ export function topicConfigs(layout: TopicLayout): ITopicConfig[] {
     'max.message.bytes': maxBytes,
     'retention.ms': String(7 * DAY_MS),
     'cleanup.policy': 'delete',
-    'min.insync.replicas': layout.replicationFactor === 1 ? '1' : '2',
+    // acks=all means "all in-sync replicas": with three or more, demand two. With fewer, or
+    // the broker's default replication, the broker's own setting stays.
+    ...(layout.replicationFactor >= 3 ? { 'min.insync.replicas': '2' } : {}),
   });
   return [
     { topic: names.submissions, ...base, configEntries: messages },
