@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import { readSubmission, type Submission } from '../shared/kafka/submission-record.ts';
 import { topicNames } from '../shared/kafka/topics.ts';
 import type { Deliverer } from './delivery.ts';
+import { EventBatcher } from './event-batcher.ts';
 import { messageFacts } from './message-facts.ts';
 import type { DelivererMetrics } from './metrics.ts';
 import { OffsetTracker } from './offset-tracker.ts';
@@ -37,6 +38,7 @@ export class KafkaDeliveryRuntime {
   readonly #tracker = new OffsetTracker();
   readonly #consumer: Consumer;
   readonly #producer: Producer;
+  readonly #events: EventBatcher;
   readonly #slots: (() => void)[] = [];
   #commitTimer: NodeJS.Timeout | undefined;
   #inFlight = 0;
@@ -53,6 +55,7 @@ export class KafkaDeliveryRuntime {
       sessionTimeout: 10_000, // a crashed deliverer's partitions move on within seconds
     });
     this.#producer = options.kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
+    this.#events = new EventBatcher(this.#producer, this.#topics.events, { lingerMs: 5, maxBytes: EVENT_REQUEST_BYTES });
   }
 
   async start(): Promise<void> {
@@ -155,9 +158,9 @@ export class KafkaDeliveryRuntime {
   }
 
   /**
-   * Retry, suppressions and events of one attempt, all acks=all. Events go in requests of
-   * bounded size: a thousand recipients' events in one request would exceed the broker's
-   * limit. A partial write followed by a redelivery repeats events, never loses outcomes.
+   * Retry, suppressions and events of one attempt, all acks=all. Events travel with those of
+   * other records finishing at the same time (EventBatcher). A partial write followed by a
+   * redelivery repeats events, never loses outcomes.
    */
   async #write(plan: OutcomePlan, submission: Submission, raw: Buffer, headers: IHeaders | undefined): Promise<void> {
     if (plan.retry) {
@@ -169,20 +172,22 @@ export class KafkaDeliveryRuntime {
         messages: plan.suppressions.map((s) => ({ key: suppressionKey(s.namespace, s.address), value: JSON.stringify(s) })) });
       for (const s of plan.suppressions) this.#o.suppressions.add(s);
     }
+    // Bounded requests: a thousand recipients' events at once would exceed the broker's limit.
     let chunk: { key: string; value: string }[] = [];
     let bytes = 0;
-    const flush = async () => {
-      if (chunk.length) await this.#producer.send({ topic: this.#topics.events, acks: -1, messages: chunk });
-      chunk = [];
-      bytes = 0;
-    };
+    const sends: Promise<void>[] = [];
     for (const event of plan.events) {
       const value = JSON.stringify(event);
-      if (bytes + value.length > EVENT_REQUEST_BYTES) await flush();
+      if (bytes + value.length > EVENT_REQUEST_BYTES) {
+        sends.push(this.#events.send(chunk));
+        chunk = [];
+        bytes = 0;
+      }
       chunk.push({ key: submission.transmissionId, value });
       bytes += value.length;
     }
-    await flush();
+    if (chunk.length) sends.push(this.#events.send(chunk));
+    await Promise.all(sends);
   }
 
   async #deadLetter(topic: string, message: KafkaMessage, reason: string): Promise<void> {
