@@ -86,17 +86,28 @@ export class SqliteQueue implements SubmissionQueue {
     this.#pending = [];
     if (!batch.length) return;
     const insert = this.#db.prepare('INSERT INTO jobs (key, value, headers) VALUES (?, ?, ?)');
-    try {
-      this.#db.exec('BEGIN IMMEDIATE');
+    const error = this.#transaction(() => {
       for (const { record } of batch) insert.run(record.key, record.value, JSON.stringify(plainHeaders(record.headers)));
-      this.#db.exec('COMMIT');
-    } catch (error) {
-      try { this.#db.exec('ROLLBACK'); } catch { /* no transaction left */ }
-      for (const p of batch) p.reject(new QueueUnavailableError(`the local queue cannot store the message: ${(error as Error).message}`));
+    });
+    if (error) {
+      for (const p of batch) p.reject(new QueueUnavailableError(`the local queue cannot store the message: ${error.message}`));
       return;
     }
     for (const p of batch) p.resolve();
     this.onWork();
+  }
+
+  /** Runs `work` in one write transaction; returns the error that rolled it back, if any. */
+  #transaction(work: () => void): Error | undefined {
+    try {
+      this.#db.exec('BEGIN IMMEDIATE');
+      work();
+      this.#db.exec('COMMIT');
+      return undefined;
+    } catch (error) {
+      try { this.#db.exec('ROLLBACK'); } catch { /* no transaction left */ }
+      return error as Error;
+    }
   }
 
   /**
@@ -138,8 +149,7 @@ export class SqliteQueue implements SubmissionQueue {
     const retry = this.#db.prepare('INSERT INTO jobs (key, value, headers, not_before) VALUES (?, ?, ?, ?)');
     const event = this.#db.prepare('INSERT INTO events_outbox (json) VALUES (?)');
     const suppress = this.#db.prepare('INSERT OR REPLACE INTO suppressions (namespace, address, entry) VALUES (?, ?, ?)');
-    try {
-      this.#db.exec('BEGIN IMMEDIATE');
+    const error = this.#transaction(() => {
       for (const { job, outcome } of batch) {
         // A job finished twice (it cannot be, but if it were) must not double its outcome.
         if (remove.run(job.id).changes === 0) continue;
@@ -147,10 +157,9 @@ export class SqliteQueue implements SubmissionQueue {
         for (const e of outcome.events) event.run(JSON.stringify(e));
         for (const x of outcome.suppressions) suppress.run(x.namespace, x.address, JSON.stringify(x));
       }
-      this.#db.exec('COMMIT');
-    } catch (error) {
-      try { this.#db.exec('ROLLBACK'); } catch { /* no transaction left */ }
-      for (const f of batch) f.reject(error as Error);
+    });
+    if (error) {
+      for (const f of batch) f.reject(error);
       return;
     }
     this.#flushEvents();
@@ -168,11 +177,12 @@ export class SqliteQueue implements SubmissionQueue {
 
   /** A job that cannot be delivered at all (unreadable, or a failure of our own) is set aside, not retried forever. */
   deadLetter(job: QueuedJob, reason: string): void {
-    this.#db.exec('BEGIN IMMEDIATE');
-    this.#db.prepare('INSERT INTO dead_letters (id, key, value, headers, reason, at) VALUES (?, ?, ?, ?, ?, ?)')
-      .run(job.id, job.key, job.value, JSON.stringify(job.headers), reason, Date.now());
-    this.#db.prepare('DELETE FROM jobs WHERE id = ?').run(job.id);
-    this.#db.exec('COMMIT');
+    const error = this.#transaction(() => {
+      this.#db.prepare('INSERT INTO dead_letters (id, key, value, headers, reason, at) VALUES (?, ?, ?, ?, ?, ?)')
+        .run(job.id, job.key, job.value, JSON.stringify(job.headers), reason, Date.now());
+      this.#db.prepare('DELETE FROM jobs WHERE id = ?').run(job.id);
+    });
+    if (error) throw error;
   }
 
   suppressions(): SuppressionEntry[] {
