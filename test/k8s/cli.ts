@@ -1,0 +1,56 @@
+// `npm run k8s:start` / `npm run k8s:stop`: the tests' API server (etcd + kube-apiserver on
+// loopback, CRDs applied), for trying the operator with kubectl without a cluster.
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { repoRoot } from '../kafka/broker.ts';
+import { KubeApiServer } from './api-server.ts';
+
+const dir = path.join(repoRoot, '.state', 'k8s-dev');
+const stateFile = path.join(dir, 'api-server.json');
+
+interface State { pids: number[]; kubeconfig: string }
+
+function running(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function stop(state: State): Promise<void> {
+  for (const pid of state.pids) {
+    if (running(pid)) process.kill(pid, 'SIGTERM');
+    for (let i = 0; i < 100 && running(pid); i++) await new Promise((r) => setTimeout(r, 100));
+    if (running(pid)) process.kill(pid, 'SIGKILL');
+  }
+}
+
+const command = process.argv[2];
+const previous = existsSync(stateFile) ? JSON.parse(readFileSync(stateFile, 'utf8')) as State : undefined;
+if (command === 'start') {
+  if (previous && previous.pids.every(running)) {
+    console.log(previous.kubeconfig);
+    process.exit(0);
+  }
+  if (previous) await stop(previous);
+  rmSync(dir, { recursive: true, force: true }); // certificates and tokens are made afresh
+  const server = new KubeApiServer({ dir, detached: true });
+  await server.start();
+  writeFileSync(stateFile, JSON.stringify({ pids: server.pids, kubeconfig: server.kubeconfig } satisfies State));
+  console.error(`kube-apiserver at ${server.server} (CRDs applied); try: kubectl --kubeconfig ${server.kubeconfig} get mtrelay -A`);
+  console.log(server.kubeconfig);
+  process.exit(0);
+} else if (command === 'stop') {
+  if (!previous) {
+    console.error('no development API server is running');
+    process.exit(0);
+  }
+  await stop(previous);
+  rmSync(stateFile);
+  console.error('development API server stopped');
+} else {
+  console.error('usage: node test/k8s/cli.ts start|stop');
+  process.exit(2);
+}
