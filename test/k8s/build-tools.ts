@@ -18,17 +18,18 @@ const VERSION_LDFLAGS = ['k8s.io/component-base/version', 'k8s.io/client-go/pkg/
   .flatMap((pkg) => [`-X ${pkg}.gitVersion=${KUBERNETES_VERSION}`, `-X ${pkg}.gitMajor=${major}`, `-X ${pkg}.gitMinor=${minor}`, `-X ${pkg}.gitTreeState=clean`])
   .join(' ');
 
-const PACKAGES: Record<string, string> = {
+type ToolName = 'kube-apiserver' | 'kubectl' | 'etcd';
+const PACKAGES: Record<ToolName, string> = {
   'kube-apiserver': 'k8s.io/kubernetes/cmd/kube-apiserver',
   kubectl: 'k8s.io/kubernetes/cmd/kubectl',
   etcd: './etcd',
 };
 
 /** Paths of the three binaries, building whichever is missing. */
-export function ensureK8sTools(log: (line: string) => void = (l) => process.stderr.write(`${l}\n`)): Record<string, string> {
+export function ensureK8sTools(log: (line: string) => void = (l) => process.stderr.write(`${l}\n`)): Record<ToolName, string> {
   mkdirSync(toolsDir, { recursive: true });
-  const paths: Record<string, string> = {};
-  for (const [name, pkg] of Object.entries(PACKAGES)) {
+  const paths = {} as Record<ToolName, string>;
+  for (const [name, pkg] of Object.entries(PACKAGES) as [ToolName, string][]) {
     const out = path.join(toolsDir, name);
     paths[name] = out;
     if (existsSync(out)) continue;

@@ -83,5 +83,5 @@ test('kubectl get mtrelay lists every kind, with the printer columns', () => {
   assert.match(output, /apikey\.mtrelay\.dev\/app/);
   assert.match(output, /webhook\.mtrelay\.dev\/hook/);
   const domains = api.kubectl(['get', 'sd', '-n', 'default']);
-  assert.match(domains.split('\n')[0], /NAME\s+DOMAIN\s+READY\s+VERIFIED\s+AGE/);
+  assert.match(domains.split('\n')[0] ?? '', /NAME\s+DOMAIN\s+READY\s+VERIFIED\s+AGE/);
 });
