@@ -1,6 +1,7 @@
 // mtrelay: one CLI, a subcommand per role. Run from a checkout as ./bin/mtrelay <role> …
 import { Command } from 'commander';
 import { delivererCommand } from './deliverer/command.ts';
+import { operatorCommand } from './operator/command.ts';
 import { relayCommand } from './relay/command.ts';
 import { standaloneCommand } from './standalone/command.ts';
 
@@ -18,6 +19,7 @@ const program = new Command('mtrelay')
   .addCommand(relayCommand())
   .addCommand(delivererCommand())
   .addCommand(standaloneCommand())
+  .addCommand(operatorCommand())
   .showHelpAfterError();
 
 program.parseAsync(process.argv).catch((error: Error) => {

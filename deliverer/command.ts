@@ -2,6 +2,7 @@
 import { hostname } from 'node:os';
 import { Command } from 'commander';
 import { integer, list, option } from '../shared/cli-options.ts';
+import { addConfigSourceOptions, configOrigin, type ConfigSourceFlags } from '../shared/config/sources.ts';
 import { parseBrokers } from '../shared/kafka/client.ts';
 import { DEFAULT_RETRY_DELAYS } from '../shared/kafka/topics.ts';
 import { exitOnSignals } from '../shared/ops/lifecycle.ts';
@@ -29,8 +30,7 @@ export interface DeliveryFlags {
   maxInFlight: number;
 }
 
-interface DelivererFlags extends DeliveryFlags {
-  resources: string;
+interface DelivererFlags extends DeliveryFlags, ConfigSourceFlags {
   kafka: string;
   groupId: string;
   topicPrefix: string;
@@ -89,10 +89,9 @@ export function deliverySettings(flags: DeliveryFlags): DeliverySettings & Pick<
 }
 
 export function delivererCommand(): Command {
-  return addDeliveryOptions(new Command('deliverer')
-    .description('delivery: fan-out, DKIM, MX, STARTTLS, retries, bounces, suppression, events')
-    .addOption(option('--resources <dir>', 'folder of SendingDomain manifests and their <name>-dkim Secrets').makeOptionMandatory())
-    .addOption(option('--kafka <brokers>', 'Kafka bootstrap brokers, HOST:PORT[,HOST:PORT…]').makeOptionMandatory()))
+  return addConfigSourceOptions(addDeliveryOptions(new Command('deliverer')
+    .description('delivery: fan-out, DKIM, MX, STARTTLS, retries, bounces, suppression, events')), 'folder of SendingDomain manifests and their <name>-dkim Secrets')
+    .addOption(option('--kafka <brokers>', 'Kafka bootstrap brokers, HOST:PORT[,HOST:PORT…]').makeOptionMandatory())
     .addOption(option('--group-id <id>', 'Kafka consumer group of the deliverers').default('mtrelay-deliverer'))
     .addOption(option('--topic-prefix <prefix>', 'prefix of every Kafka topic').default('mtrelay'))
     .addOption(option('--partitions <n>', 'partitions of topics created here').argParser(integer(1)).default(12))
@@ -111,7 +110,7 @@ export function delivererCommand(): Command {
 function delivererConfig(flags: DelivererFlags): DelivererConfig {
   return {
     ...deliverySettings(flags),
-    resourcesDir: flags.resources,
+    config: configOrigin(flags),
     brokers: parseBrokers(flags.kafka),
     topics: { prefix: flags.topicPrefix, partitions: flags.partitions, replicationFactor: flags.replicationFactor, maxMessageBytes: flags.maxSize },
     groupId: flags.groupId,

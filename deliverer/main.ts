@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { Logger } from 'pino';
-import { FolderConfigSource } from '../shared/config/folder-source.ts';
+import { openConfigSource, type ConfigOrigin } from '../shared/config/sources.ts';
 import { ConfigStore } from '../shared/config/store.ts';
 import { createKafka } from '../shared/kafka/client.ts';
 import { ensureTopics, topicNames, type TopicLayout } from '../shared/kafka/topics.ts';
@@ -17,7 +17,8 @@ import { SmtpPool, type PoolLimits, type TlsPolicy } from './smtp-pool.ts';
 import { SuppressionList, followSuppressions } from './suppression-list.ts';
 
 export interface DelivererConfig {
-  resourcesDir: string;
+  /** A folder of manifests or the operator's config Secret. */
+  config: ConfigOrigin;
   brokers: string[];
   topics: Omit<TopicLayout, 'retryDelays'>;
   policy: RetryPolicy;
@@ -73,7 +74,7 @@ export function createDeliveryEngine(settings: DeliverySettings, store: ConfigSt
 export async function startDeliverer(config: DelivererConfig, logger: Logger): Promise<RunningDeliverer> {
   const metrics = createDelivererMetrics();
   const store = new ConfigStore();
-  const source = new FolderConfigSource({ dir: config.resourcesDir, store, logger });
+  const source = openConfigSource(config.config, { store, logger });
   await source.start();
 
   const kafka = createKafka({ brokers: config.brokers, clientId: 'mtrelay-deliverer', logger });

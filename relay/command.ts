@@ -1,6 +1,7 @@
 // `mtrelay relay`: the SMTP submission service.
 import { Command } from 'commander';
 import { integer, list, option } from '../shared/cli-options.ts';
+import { addConfigSourceOptions, configOrigin, type ConfigSourceFlags } from '../shared/config/sources.ts';
 import { parseBrokers } from '../shared/kafka/client.ts';
 import { DEFAULT_RETRY_DELAYS } from '../shared/kafka/topics.ts';
 import { exitOnSignals } from '../shared/ops/lifecycle.ts';
@@ -34,8 +35,7 @@ export interface SmtpFlags {
   authWindow: number;
 }
 
-interface RelayFlags extends SmtpFlags {
-  resources: string;
+interface RelayFlags extends SmtpFlags, ConfigSourceFlags {
   kafka: string;
   kafkaTimeout: number;
   topicPrefix: string;
@@ -75,9 +75,9 @@ export function addSmtpOptions(command: Command): Command {
 }
 
 export function relayCommand(): Command {
-  return addSmtpOptions(new Command('relay')
-    .description('SMTP submission service: AUTH with API keys, header checks, durable hand-off to Kafka'))
-    .addOption(option('--resources <dir>', 'folder of SendingDomain, ApiKey and Secret manifests (reloaded on change)').makeOptionMandatory())
+  return addConfigSourceOptions(addSmtpOptions(new Command('relay')
+    .description('SMTP submission service: AUTH with API keys, header checks, durable hand-off to Kafka')),
+  'folder of SendingDomain, ApiKey and Secret manifests (reloaded on change)')
     .addOption(option('--kafka <brokers>', 'Kafka bootstrap brokers, HOST:PORT[,HOST:PORT…]').makeOptionMandatory())
     .addOption(option('--kafka-timeout <ms>', 'how long to wait for the broker before answering 451').argParser(integer(100)).default(10_000))
     .addOption(option('--topic-prefix <prefix>', 'prefix of every Kafka topic').default('mtrelay'))
@@ -133,7 +133,7 @@ function relayConfig(flags: RelayFlags): RelayConfig {
   return {
     ...smtp,
     settings: { ...smtp.settings, listeners },
-    resourcesDir: flags.resources,
+    config: configOrigin(flags),
     brokers: parseBrokers(flags.kafka),
     kafkaTimeoutMs: flags.kafkaTimeout,
     metricsHost: flags.metricsHost,

@@ -4,7 +4,7 @@ import type { Server } from 'node:http';
 import type { Admin } from 'kafkajs';
 import type { Logger } from 'pino';
 import { relayView } from '../shared/config/compiler.ts';
-import { FolderConfigSource } from '../shared/config/folder-source.ts';
+import { openConfigSource, type ConfigOrigin } from '../shared/config/sources.ts';
 import { ConfigStore } from '../shared/config/store.ts';
 import type { SubmissionQueue } from '../shared/queue.ts';
 import { createKafka } from '../shared/kafka/client.ts';
@@ -18,7 +18,8 @@ import { readTlsFiles, watchTlsFiles } from './tls-files.ts';
 
 export interface RelayConfig {
   settings: RelaySettings;
-  resourcesDir: string;
+  /** A folder of manifests or the operator's config Secret. */
+  config: ConfigOrigin;
   brokers: string[];
   topics: Omit<TopicLayout, 'maxMessageBytes'>;
   kafkaTimeoutMs: number;
@@ -79,9 +80,8 @@ export async function startRelay(config: RelayConfig, logger: Logger): Promise<R
   const metrics = createRelayMetrics();
   const store = new ConfigStore();
   store.on('change', (loaded) => metrics.configGeneration.set(loaded.generation));
-  const source = new FolderConfigSource({
-    dir: config.resourcesDir, store, logger, onError: () => metrics.configReloadErrors.inc(), view: relayView,
-  });
+  // The operator's relay Secret holds no private keys already; the view also covers a folder.
+  const source = openConfigSource(config.config, { store, logger, onError: () => metrics.configReloadErrors.inc(), view: relayView });
   await source.start();
 
   const kafka = createKafka({ brokers: config.brokers, clientId: 'mtrelay-relay', logger, requestTimeoutMs: config.kafkaTimeoutMs });

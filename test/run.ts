@@ -5,6 +5,7 @@ import { mkdtempSync, rmSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { KafkaBroker, repoRoot } from './kafka/broker.ts';
 import { ensureSystemDeps } from './system-deps.ts';
+import { ensureK8sTools } from './k8s/build-tools.ts';
 
 ensureSystemDeps();
 
@@ -13,6 +14,12 @@ if (tsc.status !== 0) {
   process.stderr.write('type check failed\n');
   process.exit(1);
 }
+
+// The operator's tests start their own API servers; build kube-apiserver, kubectl and etcd
+// once here rather than in two test files at the same time.
+const tools = Date.now();
+ensureK8sTools();
+process.stderr.write(`Kubernetes tools ready in ${((Date.now() - tools) / 1000).toFixed(1)} s\n`);
 
 const runs = path.join(repoRoot, '.cache', 'test-runs');
 mkdirSync(runs, { recursive: true });

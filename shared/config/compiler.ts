@@ -104,6 +104,11 @@ export function dkimSecretName(domain: SendingDomain): string {
   return `${domain.metadata.name}-dkim`;
 }
 export const DKIM_SECRET_KEY = 'privateKey';
+/** The key in an API key Secret when `secretRef.key` is not given. */
+export const API_KEY_SECRET_KEY = 'apiKey';
+
+/** Where the operator keeps the key it generated for an ApiKey without `secretRef`. */
+export type GeneratedKeySecret = (resource: ApiKey) => { name: string; key?: string } | undefined;
 
 function compileDomains(domains: SendingDomain[], secrets: Map<string, Secret>, problems: string[]): Record<string, CompiledNamespace> {
   const namespaces: Record<string, CompiledNamespace> = {};
@@ -135,18 +140,18 @@ function compileDomains(domains: SendingDomain[], secrets: Map<string, Secret>, 
   return namespaces;
 }
 
-function compileApiKeys(keys: ApiKey[], secrets: Map<string, Secret>, problems: string[]): CompiledApiKey[] {
+function compileApiKeys(keys: ApiKey[], secrets: Map<string, Secret>, problems: string[], generatedKeySecret?: GeneratedKeySecret): CompiledApiKey[] {
   const compiled: CompiledApiKey[] = [];
   const seenHashes = new Map<string, string>();
   for (const resource of keys) {
     const namespace = resource.metadata.namespace ?? DEFAULT_NAMESPACE;
     const id = `${namespace}/${resource.metadata.name}`;
-    const ref = resource.spec.secretRef;
+    const ref = resource.spec.secretRef ?? generatedKeySecret?.(resource);
     if (!ref) {
       problems.push(`${label(resource)}: spec.secretRef is required here (only the operator generates keys)`);
       continue;
     }
-    const secretKey = ref.key ?? 'apiKey';
+    const secretKey = ref.key ?? API_KEY_SECRET_KEY;
     const secret = secrets.get(`${namespace}/${ref.name}`);
     if (!secret) {
       problems.push(`${label(resource)}: Secret ${namespace}/${ref.name} not found`);
@@ -182,7 +187,7 @@ function compileApiKeys(keys: ApiKey[], secrets: Map<string, Secret>, problems: 
 }
 
 /** Sorted-key JSON, so that equal content always hashes to the same revision. */
-function canonicalJson(value: unknown): string {
+export function canonicalJson(value: unknown): string {
   return JSON.stringify(value, (_key, v: unknown) =>
     v && typeof v === 'object' && !Array.isArray(v)
       ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => a.localeCompare(b)))
@@ -196,9 +201,29 @@ export function compileConfig(documents: SourcedDocument[]): CompiledConfig {
   const domains = indexUnique(resources.filter((r): r is SendingDomain => r.kind === 'SendingDomain'), problems);
   const keys = indexUnique(resources.filter((r): r is ApiKey => r.kind === 'ApiKey'), problems);
   const secrets = indexUnique(resources.filter((r): r is Secret => r.kind === 'Secret'), problems);
-  const namespaces = compileDomains([...domains.values()], secrets, problems);
-  const apiKeys = compileApiKeys([...keys.values()], secrets, problems);
+  const { config, problems: more } = compileResources({ domains: [...domains.values()], apiKeys: [...keys.values()], secrets });
+  problems.push(...more);
   if (problems.length) throw new ConfigCompileError(problems);
+  return config;
+}
+
+export interface CompileInput {
+  /** In order of precedence: when two claim one domain, the first keeps it. */
+  domains: SendingDomain[];
+  apiKeys: ApiKey[];
+  /** Keyed `namespace/name`. */
+  secrets: Map<string, Secret>;
+  generatedKeySecret?: GeneratedKeySecret;
+}
+
+/**
+ * Compiles resources that are already valid (the API server checked them against the CRDs);
+ * a resource with a problem is left out and its problem reported, the rest compile.
+ */
+export function compileResources(input: CompileInput): { config: CompiledConfig; problems: string[] } {
+  const problems: string[] = [];
+  const namespaces = compileDomains(input.domains, input.secrets, problems);
+  const apiKeys = compileApiKeys(input.apiKeys, input.secrets, problems, input.generatedKeySecret);
   const body = { namespaces, apiKeys };
   const config: CompiledConfig = {
     apiVersion: CONFIG_API_VERSION,
@@ -208,7 +233,7 @@ export function compileConfig(documents: SourcedDocument[]): CompiledConfig {
   if (!validateCompiledConfig(config)) {
     throw new ConfigCompileError([`compiled config ${describeFirstError(validateCompiledConfig.errors)}`]);
   }
-  return config;
+  return { config, problems };
 }
 
 /** The relay faces the internet: its config holds no private keys. */

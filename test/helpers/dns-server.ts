@@ -3,11 +3,11 @@ import dns2 from 'dns2';
 import type { AddressInfo } from 'node:net';
 
 // dns2's type declarations lag its API (RCODE, plain-object answers): describe what is used.
-interface DnsAnswer { name: string; type: number; class: number; ttl: number; address?: string; exchange?: string; priority?: number; data?: string[] }
+interface DnsAnswer { name: string; type: number; class: number; ttl: number; address?: string; domain?: string; exchange?: string; priority?: number; data?: string[] }
 interface DnsResponse { header: { rcode: number }; answers: DnsAnswer[] }
 interface DnsRequest { questions: { name: string; type: number }[] }
 const Packet = (dns2 as unknown as { Packet: {
-  TYPE: { A: number; AAAA: number; MX: number; TXT: number };
+  TYPE: { A: number; AAAA: number; MX: number; TXT: number; CNAME: number };
   CLASS: { IN: number };
   RCODE: { NXDOMAIN: number; SERVFAIL: number };
   createResponseFromRequest(request: DnsRequest): DnsResponse;
@@ -18,6 +18,7 @@ export interface ZoneRecords {
   AAAA?: string[];
   MX?: { exchange: string; priority: number }[];
   TXT?: string[];
+  CNAME?: string;
   /** Answer SERVFAIL for this name, as a broken authoritative server would. */
   servfail?: boolean;
   /** Answer SERVFAIL only to A and AAAA queries (MX answers "no such record"). */
@@ -49,6 +50,7 @@ export class TestDnsServer {
           if (question.type === Packet.TYPE.A) for (const address of records.A ?? []) response.answers.push({ ...base, type: Packet.TYPE.A, address });
           if (question.type === Packet.TYPE.AAAA) for (const address of records.AAAA ?? []) response.answers.push({ ...base, type: Packet.TYPE.AAAA, address });
           if (question.type === Packet.TYPE.MX) for (const mx of records.MX ?? []) response.answers.push({ ...base, type: Packet.TYPE.MX, ...mx });
+          if (question.type === Packet.TYPE.CNAME && records.CNAME) response.answers.push({ ...base, type: Packet.TYPE.CNAME, domain: records.CNAME });
           if (question.type === Packet.TYPE.TXT) for (const data of records.TXT ?? []) response.answers.push({ ...base, type: Packet.TYPE.TXT, data: chunk(data) });
         }
         send(response);

@@ -85,7 +85,8 @@ export class MtrelayProcess {
 }
 
 export interface RelayProcessOptions {
-  resources: string;
+  /** A folder of manifests; or give `--config-secret` in args. */
+  resources?: string;
   kafka: string;
   tls?: { cert: string; key: string };
   args?: string[];
@@ -97,7 +98,7 @@ export class RelayProcess extends MtrelayProcess {
 
   constructor(options: RelayProcessOptions) {
     super([
-      'relay', '--resources', options.resources, '--kafka', options.kafka,
+      'relay', ...(options.resources ? ['--resources', options.resources] : []), '--kafka', options.kafka,
       '--host', '127.0.0.1', '--port', '0', '--alt-port', '0', '--smtps-port', '0',
       '--metrics-host', '127.0.0.1', '--metrics-port', '0', '--partitions', '2', '--kafka-timeout', '5000',
       '--drain-timeout', '10',

@@ -1,0 +1,107 @@
+// ApiKey: generates a high-entropy key into an owned Secret when no secretRef is given,
+// checks the key it will be compiled from, and reports a short prefix and Ready (with the
+// reason when not: Secret missing, key too short, disabled, expired). The key itself never
+// leaves its Secret; the config carries only its SHA-256.
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import { API_KEY_SECRET_KEY, canonicalJson, compileResources, type GeneratedKeySecret } from '../shared/config/compiler.ts';
+import type { KubeClient } from '../shared/kube/client.ts';
+import type { Informer } from '../shared/kube/informer.ts';
+import { setConditions, type ConditionInput } from './conditions.ts';
+import type { EventRecorder } from './events.ts';
+import {
+  FIELD_MANAGER, GROUP_VERSION, MANAGED_BY, isOwnedBy, ownerReference, paths, splitKey,
+  type ApiKeyObject, type ApiKeyStatus, type SecretObject,
+} from './resources.ts';
+import type { ReconcileResult } from './work-queue.ts';
+
+export interface ApiKeyControllerOptions {
+  client: KubeClient;
+  apiKeys: Informer<ApiKeyObject>;
+  secrets: Informer<SecretObject>;
+  events: EventRecorder;
+  logger: Logger;
+}
+
+/** The Secret the operator writes a generated key into: `<name>-apikey`, key `apiKey`. */
+export const generatedKeySecret: GeneratedKeySecret = (resource) =>
+  (resource.spec.secretRef ? undefined : { name: `${resource.metadata.name}-apikey`, key: API_KEY_SECRET_KEY });
+
+/** 32 random bytes: far beyond guessing, and recognisable by its `mt_` start. */
+export function newApiKeyValue(): string {
+  return `mt_${randomBytes(32).toString('base64url')}`;
+}
+
+const target = (key: ApiKeyObject) => ({ apiVersion: GROUP_VERSION, kind: 'ApiKey', metadata: key.metadata });
+
+/** Longest a requeue may wait (setTimeout's limit), for expiry far in the future. */
+const MAX_DELAY_MS = 2 ** 31 - 1;
+
+export class ApiKeyController {
+  readonly #o: ApiKeyControllerOptions;
+
+  constructor(options: ApiKeyControllerOptions) {
+    this.#o = options;
+  }
+
+  async reconcile(key: string): Promise<ReconcileResult> {
+    const { namespace, name } = splitKey(key);
+    const apiKey = this.#o.apiKeys.get(name, namespace);
+    if (!apiKey) return;
+    const generated = generatedKeySecret(apiKey as never);
+    const secretName = apiKey.spec.secretRef?.name ?? generated!.name;
+    let secret = this.#o.secrets.get(secretName, namespace);
+    let notOwned: string | undefined;
+    if (generated && !secret) secret = await this.#generate(apiKey, secretName);
+    else if (generated && secret && !isOwnedBy(secret, apiKey)) {
+      notOwned = `Secret ${secretName} exists and is not managed by mtrelay; name it in spec.secretRef to use it, or delete it`;
+    }
+
+    const secrets = new Map(secret ? [[`${namespace}/${secretName}`, secret as never]] : []);
+    const { config, problems } = compileResources({ domains: [], apiKeys: [apiKey as never], secrets, generatedKeySecret });
+    const compiled = config.apiKeys[0];
+    const expiresAt = apiKey.spec.expiresAt;
+    const expired = expiresAt !== undefined && Date.parse(expiresAt) <= Date.now();
+    const condition: ConditionInput = notOwned ? { type: 'Ready', status: 'False', reason: 'SecretNotOwned', message: notOwned }
+      : !compiled ? { type: 'Ready', status: 'False', reason: secret ? 'InvalidKey' : 'SecretNotFound', message: (problems[0] ?? 'key not usable').replace(/^ApiKey \S+: /, '') }
+        : apiKey.spec.disabled ? { type: 'Ready', status: 'False', reason: 'Disabled', message: 'spec.disabled is true: AUTH with this key fails' }
+          : expired ? { type: 'Ready', status: 'False', reason: 'Expired', message: `expired at ${expiresAt}: AUTH with this key fails` }
+            : { type: 'Ready', status: 'True', reason: 'Active', message: `authenticates with ${compiled.permissions.join(', ')}` };
+
+    const status: ApiKeyStatus = {
+      observedGeneration: apiKey.metadata.generation,
+      ...(compiled && !notOwned ? { prefix: compiled.prefix } : {}),
+      secretName,
+      ...(expiresAt ? { expiresAt } : {}),
+      conditions: setConditions(apiKey.status?.conditions, [condition], apiKey.metadata.generation),
+    };
+    if (canonicalJson(apiKey.status ?? {}) !== canonicalJson(status)) {
+      await this.#o.client.apply(`${paths.apiKeys(namespace, name)}/status`, {
+        apiVersion: GROUP_VERSION, kind: 'ApiKey', metadata: { name, namespace }, status,
+      } as never, FIELD_MANAGER);
+      const before = apiKey.status?.conditions?.find((c) => c.type === 'Ready');
+      if (before?.reason !== condition.reason) {
+        if (condition.status === 'True') this.#o.events.normal(target(apiKey), condition.reason, condition.message);
+        else this.#o.events.warning(target(apiKey), condition.reason, condition.message);
+      }
+    }
+    // Flip to Expired on time, even if nothing else happens.
+    if (expiresAt && !expired) return { requeueAfterMs: Math.min(Date.parse(expiresAt) - Date.now() + 50, MAX_DELAY_MS) };
+    return undefined;
+  }
+
+  async #generate(apiKey: ApiKeyObject, secretName: string): Promise<SecretObject> {
+    const { namespace } = apiKey.metadata;
+    const secret = await this.#o.client.create(paths.secrets(namespace), {
+      apiVersion: 'v1', kind: 'Secret', type: 'Opaque',
+      metadata: {
+        name: secretName, namespace, labels: { ...MANAGED_BY, 'mtrelay.dev/api-key': apiKey.metadata.name },
+        ownerReferences: [ownerReference({ kind: 'ApiKey', metadata: apiKey.metadata })],
+      },
+      data: { [API_KEY_SECRET_KEY]: Buffer.from(newApiKeyValue()).toString('base64') },
+    } as never) as SecretObject;
+    this.#o.events.normal(target(apiKey), 'KeyGenerated', `generated a key into Secret ${secretName} (key ${API_KEY_SECRET_KEY})`);
+    this.#o.logger.info({ resource: `${namespace}/${apiKey.metadata.name}`, secret: secretName }, 'API key generated');
+    return secret;
+  }
+}

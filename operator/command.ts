@@ -1,0 +1,96 @@
+// `mtrelay operator`: reconciles SendingDomain and ApiKey resources into the config Secrets
+// that relay and deliverer pods watch.
+import { hostname } from 'node:os';
+import { Command, InvalidArgumentError } from 'commander';
+import { integer, list, option } from '../shared/cli-options.ts';
+import { createLogger } from '../shared/ops/logger.ts';
+import { parseDuration } from '../deliverer/retry-policy.ts';
+import { startOperator, type OperatorConfig } from './main.ts';
+
+interface OperatorFlags {
+  kubeconfig?: string;
+  namespace: string;
+  relayConfigSecret: string;
+  delivererConfigSecret: string;
+  leaseName: string;
+  leaseDuration: number;
+  renewDeadline: number;
+  retryPeriod: number;
+  identity: string;
+  dns?: string[];
+  requireDnsVerification: boolean;
+  spfInclude?: string;
+  trackingCname?: string;
+  dnsCheckInterval: number;
+  dnsRetryInterval: number;
+  relistInterval: number;
+  metricsHost: string;
+  metricsPort: number;
+  logLevel: string;
+}
+
+const duration = (value: string): number => {
+  try {
+    return parseDuration(value);
+  } catch (error) {
+    throw new InvalidArgumentError((error as Error).message);
+  }
+};
+
+export function operatorCommand(): Command {
+  return new Command('operator')
+    .description('reconciles SendingDomain and ApiKey resources into the config Secrets relay and deliverer pods watch')
+    .addOption(option('--kubeconfig <file>', 'kubeconfig (default: KUBECONFIG, ~/.kube/config, or the pod\'s service account)'))
+    .addOption(option('--namespace <namespace>', 'namespace of the config Secrets and the leader Lease').default(process.env.POD_NAMESPACE ?? 'mtrelay-system'))
+    .addOption(option('--relay-config-secret <name>', 'Secret (set) with the relay\'s config: key hashes and domains, no private keys').default('mtrelay-relay-config'))
+    .addOption(option('--deliverer-config-secret <name>', 'Secret (set) with the deliverer\'s config, DKIM keys included').default('mtrelay-deliverer-config'))
+    .addOption(option('--lease-name <name>', 'Lease the replicas elect their leader on').default('mtrelay-operator'))
+    .addOption(option('--lease-duration <duration>', 'how long a leader\'s Lease holds without renewal').argParser(duration).default(15_000, '15s'))
+    .addOption(option('--renew-deadline <duration>', 'a leader that cannot renew for this long stops leading').argParser(duration).default(10_000, '10s'))
+    .addOption(option('--retry-period <duration>', 'how often the Lease is renewed or tried').argParser(duration).default(2000, '2s'))
+    .addOption(option('--identity <id>', 'this replica\'s name in the Lease').default(process.env.POD_NAME ?? `${hostname()}-${process.pid}`))
+    .addOption(option('--dns <servers>', 'DNS resolvers for verifying records, HOST[:PORT][,…] (default: the system\'s)').argParser(list))
+    .addOption(option('--no-require-dns-verification', 'let domains send before their DKIM record is found in DNS (development only)'))
+    .addOption(option('--spf-include <domain>', 'SPF hint in status: v=spf1 include:<domain> ~all (checked when set)'))
+    .addOption(option('--tracking-cname <host>', 'where tracking domains must point (CNAME; checked when set)'))
+    .addOption(option('--dns-check-interval <duration>', 'how often verified domains are checked again').argParser(duration).default(3_600_000, '1h'))
+    .addOption(option('--dns-retry-interval <duration>', 'how often unverified domains are checked').argParser(duration).default(60_000, '1m'))
+    .addOption(option('--relist-interval <duration>', 'full relist of every informer this often').argParser(duration).default(300_000, '5m'))
+    .addOption(option('--metrics-host <address>', 'address of /metrics, /healthz and /readyz').default('0.0.0.0'))
+    .addOption(option('--metrics-port <port>', 'port of /metrics, /healthz and /readyz').argParser(integer(0, 65535)).default(9092))
+    .addOption(option('--log-level <level>', 'fatal, error, warn, info, debug').default('info'))
+    .action(async (flags: OperatorFlags) => {
+      const logger = createLogger('operator', flags.logLevel);
+      const operator = await startOperator(operatorConfig(flags), logger, () => process.exit(1));
+      const stop = (signal: string) => {
+        logger.info({ signal }, 'shutting down');
+        operator.shutdown().then(() => process.exit(0), () => process.exit(1));
+      };
+      process.once('SIGTERM', () => stop('SIGTERM'));
+      process.once('SIGINT', () => stop('SIGINT'));
+    });
+}
+
+function operatorConfig(flags: OperatorFlags): OperatorConfig {
+  return {
+    ...(flags.kubeconfig ? { kubeconfig: flags.kubeconfig } : {}),
+    identity: flags.identity,
+    targets: { namespace: flags.namespace, relaySecret: flags.relayConfigSecret, delivererSecret: flags.delivererConfigSecret },
+    leaseNamespace: flags.namespace,
+    leaseName: flags.leaseName,
+    leaseDurationMs: flags.leaseDuration,
+    renewDeadlineMs: flags.renewDeadline,
+    retryPeriodMs: flags.retryPeriod,
+    policy: {
+      requireDnsVerification: flags.requireDnsVerification,
+      ...(flags.spfInclude ? { spfInclude: flags.spfInclude } : {}),
+      ...(flags.trackingCname ? { trackingCname: flags.trackingCname } : {}),
+      verifiedCheckMs: flags.dnsCheckInterval,
+      unverifiedCheckMs: flags.dnsRetryInterval,
+    },
+    dnsServers: flags.dns ?? [],
+    relistMs: flags.relistInterval,
+    metricsHost: flags.metricsHost,
+    metricsPort: flags.metricsPort,
+  };
+}

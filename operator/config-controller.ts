@@ -1,0 +1,127 @@
+// The config: one key for the whole aggregate. Every reconcile rebuilds the document from
+// the informer caches (so a deletion needs no special path), and writes two Secret sets —
+// the relay's (no private keys) and the deliverer's — only when their content changed.
+import type { Logger } from 'pino';
+import { compileResources, relayView } from '../shared/config/compiler.ts';
+import { CONFIG_SET_LABEL, MAX_CONFIG_PIECES, encodeConfigSecrets, pieceSecretName, readConfigIndex } from '../shared/config/config-secrets.ts';
+import type { CompiledConfig } from '../shared/config/types.ts';
+import type { KubeClient } from '../shared/kube/client.ts';
+import type { Informer } from '../shared/kube/informer.ts';
+import { canonicalJson } from '../shared/config/compiler.ts';
+import { conditionTrue } from './conditions.ts';
+import type { EventRecorder } from './events.ts';
+import { generatedKeySecret } from './api-key-controller.ts';
+import type { OperatorMetrics } from './metrics.ts';
+import { FIELD_MANAGER, GROUP_VERSION, MANAGED_BY, paths, type ApiKeyObject, type SecretObject, type SendingDomainObject } from './resources.ts';
+import { domainClaimant } from './sending-domain-controller.ts';
+
+export const CONFIG_KEY = 'config';
+
+export interface ConfigTargets {
+  namespace: string;
+  relaySecret: string;
+  delivererSecret: string;
+  /** Bytes per piece (tests make it small to exercise sharding). */
+  pieceBytes?: number;
+}
+
+export interface ConfigControllerOptions {
+  client: KubeClient;
+  domains: Informer<SendingDomainObject>;
+  apiKeys: Informer<ApiKeyObject>;
+  secrets: Informer<SecretObject>;
+  targets: ConfigTargets;
+  requireDnsVerification: boolean;
+  events: EventRecorder;
+  metrics: OperatorMetrics;
+  logger: Logger;
+}
+
+const byAge = (a: SendingDomainObject, b: SendingDomainObject) =>
+  (a.metadata.creationTimestamp ?? '').localeCompare(b.metadata.creationTimestamp ?? '')
+  || `${a.metadata.namespace}/${a.metadata.name}`.localeCompare(`${b.metadata.namespace}/${b.metadata.name}`);
+
+export class ConfigController {
+  readonly #o: ConfigControllerOptions;
+  #reported = new Set<string>();
+  /** What this replica last wrote per set, so a cache that lags our own write does not cause a second one. */
+  readonly #written = new Map<string, { index: string; resourceVersion?: string; before?: string }>();
+
+  constructor(options: ConfigControllerOptions) {
+    this.#o = options;
+  }
+
+  /** A domain joins the config when its key is ready, its ownership proven (unless not required) and its claim first. */
+  #eligible(domain: SendingDomainObject, all: readonly SendingDomainObject[]): boolean {
+    if (!conditionTrue(domain.status?.conditions, 'KeyReady')) return false;
+    if (this.#o.requireDnsVerification && !domain.status?.verifiedAt) return false;
+    return domainClaimant(all, domain.spec.domain)?.metadata.uid === domain.metadata.uid;
+  }
+
+  /** The compiled document from the caches; problems of single resources leave them out. */
+  compile(): { config: CompiledConfig; problems: string[] } {
+    const all = this.#o.domains.list();
+    const domains = all.filter((d) => this.#eligible(d, all)).sort(byAge);
+    // A generated key whose Secret is not in the cache yet is simply not in force yet.
+    const apiKeys = this.#o.apiKeys.list().filter((k) => k.spec.secretRef || this.#o.secrets.get(generatedKeySecret(k as never)!.name, k.metadata.namespace));
+    const secrets = new Map<string, never>();
+    const want = (namespace: string, name: string) => {
+      const secret = this.#o.secrets.get(name, namespace);
+      if (secret) secrets.set(`${namespace}/${name}`, secret as never);
+    };
+    for (const d of domains) want(d.metadata.namespace, `${d.metadata.name}-dkim`);
+    for (const k of apiKeys) want(k.metadata.namespace, k.spec.secretRef?.name ?? generatedKeySecret(k as never)!.name);
+    return compileResources({ domains: domains as never[], apiKeys: apiKeys as never[], secrets, generatedKeySecret });
+  }
+
+  async reconcile(): Promise<void> {
+    const { config, problems } = this.compile();
+    this.#reportProblems(problems);
+    const { relaySecret, delivererSecret } = this.#o.targets;
+    await this.#writeSet('relay', relaySecret, relayView(config));
+    await this.#writeSet('deliverer', delivererSecret, config);
+  }
+
+  /** Writes the pieces, then the index, then removes pieces no longer needed — only on change. */
+  async #writeSet(view: string, setName: string, document: CompiledConfig): Promise<void> {
+    const { client, secrets, targets, metrics, logger } = this.#o;
+    const { namespace } = targets;
+    const { index, secrets: pieces } = encodeConfigSecrets(setName, document, targets.pieceBytes);
+    metrics.configBytes.set({ view }, index.bytes);
+    metrics.configShards.set({ view }, pieces.length);
+    const cached = secrets.get(setName, namespace);
+    const wanted = canonicalJson(index);
+    const inCache = cached && canonicalJson(readConfigIndex(cached.data) ?? {}) === wanted && pieces.every((p) => secrets.get(p.name, namespace));
+    const last = this.#written.get(setName);
+    const cacheLagsOurWrite = last?.index === wanted && cached?.metadata.resourceVersion === last.before;
+    if (inCache || cacheLagsOurWrite) return;
+    const write = (name: string, data: Record<string, string>) => client.apply(paths.secrets(namespace, name), {
+      apiVersion: 'v1', kind: 'Secret', type: 'Opaque',
+      metadata: { name, namespace, labels: { ...MANAGED_BY, [CONFIG_SET_LABEL]: setName } }, data,
+    } as unknown as SecretObject, FIELD_MANAGER);
+    for (const piece of pieces.slice(1)) await write(piece.name, piece.data);
+    const written = await write(pieces[0]!.name, pieces[0]!.data);
+    this.#written.set(setName, { index: wanted, resourceVersion: written.metadata?.resourceVersion, before: cached?.metadata.resourceVersion });
+    for (let i = pieces.length; i < MAX_CONFIG_PIECES; i++) {
+      if (secrets.get(pieceSecretName(setName, i), namespace)) await client.delete(paths.secrets(namespace, pieceSecretName(setName, i)));
+    }
+    metrics.configWrites.inc({ view });
+    logger.info({ view, secret: `${namespace}/${setName}`, revision: document.revision, pieces: pieces.length, bytes: index.bytes,
+      apiKeys: document.apiKeys.length, namespaces: Object.keys(document.namespaces).length }, 'config written');
+  }
+
+  /** One Warning Event per new problem, on the resource it names. */
+  #reportProblems(problems: string[]): void {
+    const now = new Set(problems);
+    for (const problem of problems) {
+      if (this.#reported.has(problem)) continue;
+      const match = /^(ApiKey|SendingDomain) ([^/\s]+)\/([^:\s]+): (.*)$/.exec(problem);
+      this.#o.logger.warn({ problem }, 'resource left out of the config');
+      if (!match) continue;
+      const [, kind, namespace, name, message] = match as unknown as [string, string, string, string, string];
+      const object = kind === 'ApiKey' ? this.#o.apiKeys.get(name, namespace) : this.#o.domains.get(name, namespace);
+      if (object) this.#o.events.warning({ apiVersion: GROUP_VERSION, kind, metadata: object.metadata }, 'LeftOutOfConfig', message);
+    }
+    this.#reported = now;
+  }
+}

@@ -1,0 +1,63 @@
+// The resources the operator reads and writes, as they come from the API server.
+import type { ApiKey, SendingDomain, Secret } from '../shared/config/types.ts';
+import type { KubeObject } from '../shared/kube/client.ts';
+import { resourcePath } from '../shared/kube/client.ts';
+import type { Condition } from './conditions.ts';
+
+export const GROUP_VERSION = 'mtrelay.dev/v1alpha1';
+export const FIELD_MANAGER = 'mtrelay-operator';
+export const MANAGED_BY = { 'app.kubernetes.io/managed-by': FIELD_MANAGER };
+
+type ApiMeta = NonNullable<KubeObject['metadata']> & { name: string; namespace: string; uid: string; generation?: number };
+
+export interface DnsRecord {
+  purpose: 'dkim' | 'spf' | 'tracking';
+  type: 'TXT' | 'CNAME';
+  name: string;
+  value: string;
+  verified: boolean;
+}
+
+export interface SendingDomainStatus {
+  observedGeneration?: number;
+  dkim?: { selector: string; keySize: number; secretName: string };
+  dnsRecords?: DnsRecord[];
+  /** When the DKIM record was first found in DNS: the domain's ownership is proven from then on. */
+  verifiedAt?: string;
+  lastCheckedAt?: string;
+  conditions?: Condition[];
+}
+
+export interface ApiKeyStatus {
+  observedGeneration?: number;
+  prefix?: string;
+  secretName?: string;
+  expiresAt?: string;
+  conditions?: Condition[];
+}
+
+export type SendingDomainObject = Omit<SendingDomain, 'metadata'> & { metadata: ApiMeta; status?: SendingDomainStatus };
+export type ApiKeyObject = Omit<ApiKey, 'metadata'> & { metadata: ApiMeta; status?: ApiKeyStatus };
+export type SecretObject = Omit<Secret, 'metadata'> & { metadata: ApiMeta };
+
+export const paths = {
+  sendingDomains: (namespace?: string, name?: string) => resourcePath(GROUP_VERSION, 'sendingdomains', namespace, name),
+  apiKeys: (namespace?: string, name?: string) => resourcePath(GROUP_VERSION, 'apikeys', namespace, name),
+  secrets: (namespace?: string, name?: string) => resourcePath('v1', 'secrets', namespace, name),
+};
+
+export function splitKey(key: string): { namespace: string; name: string } {
+  const [namespace = '', name = ''] = key.split('/');
+  return { namespace, name };
+}
+
+export const keyOf = (object: { metadata: { namespace?: string; name: string } }) => `${object.metadata.namespace ?? ''}/${object.metadata.name}`;
+
+/** The ownerReference that makes a Secret belong to (and be collected with) its resource. */
+export function ownerReference(owner: { kind: string; metadata: ApiMeta }) {
+  return { apiVersion: GROUP_VERSION, kind: owner.kind, name: owner.metadata.name, uid: owner.metadata.uid, controller: true };
+}
+
+export function isOwnedBy(object: KubeObject, owner: { metadata: ApiMeta }): boolean {
+  return (object.metadata?.ownerReferences ?? []).some((ref) => ref.uid === owner.metadata.uid && ref.controller);
+}

@@ -1,0 +1,314 @@
+// The operator end to end against a real API server, driven with the real kubectl: resources
+// applied → Secrets and status → DNS verification against a real DNS server → a relay that
+// watches the config Secret with a least-privilege service account accepts swaks AUTH with
+// the generated key, and the record lands in Kafka; deletion, disabling, selector changes,
+// Events, and leader hand-over between two replicas.
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import type { KubeApiServer } from '../k8s/api-server.ts';
+import { testKafka } from '../helpers/env.ts';
+import { TestDnsServer } from '../helpers/dns-server.ts';
+import { KafkaReader } from '../helpers/kafka-reader.ts';
+import { MtrelayProcess, RelayProcess } from '../helpers/relay-process.ts';
+import { RawSmtp } from '../helpers/smtp-raw.ts';
+import { swaks, submitArgs } from '../helpers/swaks.ts';
+import { startTestApiServer } from './api-server-fixture.ts';
+
+const SYSTEM = 'mtrelay-system';
+let api: KubeApiServer;
+let dns: TestDnsServer;
+let dnsAddress: string;
+let operator: MtrelayProcess;
+let relay: RelayProcess;
+let reader: KafkaReader;
+let relayKubeconfig: string;
+
+interface Status { conditions?: { type: string; status: string; reason: string; message: string; observedGeneration?: number }[]; [k: string]: unknown }
+
+function getJson<T = { status?: Status; data?: Record<string, string>; spec?: Record<string, unknown> }>(args: string[]): T {
+  return JSON.parse(api.kubectl(['get', ...args, '-o', 'json'])) as T;
+}
+
+function condition(status: Status | undefined, type: string) {
+  return status?.conditions?.find((c) => c.type === type);
+}
+
+async function eventually<T>(what: string, probe: () => T | undefined | false, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = probe();
+      if (value) return value;
+    } catch (error) {
+      last = error;
+    }
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms${last ? ` (${(last as Error).message})` : ''}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+function startOperator(identity: string): MtrelayProcess {
+  return new MtrelayProcess([
+    'operator', '--kubeconfig', api.kubeconfig, '--namespace', SYSTEM, '--identity', identity,
+    '--dns', dnsAddress, '--spf-include', 'spf.mtrelay.test', '--dns-retry-interval', '1s',
+    '--lease-duration', '4s', '--renew-deadline', '3s', '--retry-period', '500ms',
+    '--metrics-host', '127.0.0.1', '--metrics-port', '0',
+  ]);
+}
+
+/** Publishes the records the domain's status asks for, as its owner would. */
+function publishRecords(namespace: string, name: string): void {
+  const status = getJson(['sendingdomain', '-n', namespace, name]).status as { dnsRecords: { type: string; name: string; value: string }[] };
+  for (const record of status.dnsRecords) dns.set(record.name, record.type === 'CNAME' ? { CNAME: record.value } : { TXT: [record.value] });
+}
+
+function apiKeyValue(namespace: string, secret: string, key = 'apiKey'): string {
+  return Buffer.from(getJson(['secret', '-n', namespace, secret]).data![key]!, 'base64').toString('utf8');
+}
+
+async function authReply(apiKey: string): Promise<string | undefined> {
+  const client = await RawSmtp.connect(relay.ports.submission);
+  await client.reply();
+  const reply = await client.login(apiKey);
+  client.close();
+  return reply;
+}
+
+before(async () => {
+  api = await startTestApiServer('operator');
+  dns = new TestDnsServer();
+  dnsAddress = await dns.start();
+  api.kubectl(['create', 'namespace', SYSTEM]);
+  api.kubectl(['create', 'namespace', 'acme']);
+  // The relay's service account may read its own config Secrets by name and nothing else.
+  const names = ['mtrelay-relay-config', ...Array.from({ length: 31 }, (_, i) => `mtrelay-relay-config-${i + 1}`)];
+  api.kubectl(['apply', '-f', '-'], [
+    'apiVersion: v1', 'kind: ServiceAccount', 'metadata: {name: relay, namespace: mtrelay-system}', '---',
+    'apiVersion: rbac.authorization.k8s.io/v1', 'kind: Role', 'metadata: {name: relay-config-reader, namespace: mtrelay-system}',
+    'rules:', '- apiGroups: [""]', '  resources: [secrets]', `  resourceNames: ${JSON.stringify(names)}`, '  verbs: [get, list, watch]', '---',
+    'apiVersion: rbac.authorization.k8s.io/v1', 'kind: RoleBinding', 'metadata: {name: relay-config-reader, namespace: mtrelay-system}',
+    'roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: relay-config-reader}',
+    'subjects: [{kind: ServiceAccount, name: relay, namespace: mtrelay-system}]', '',
+  ].join('\n'));
+  relayKubeconfig = api.kubeconfigWithToken(api.serviceAccountToken(SYSTEM, 'relay'), path.join(api.dir, 'relay.kubeconfig'));
+  operator = startOperator('operator-a');
+  operator.metricsPort = (await operator.started('operator running')).metricsPort as number;
+  await operator.waitForLog((l) => l.msg === 'became the leader');
+  reader = await KafkaReader.start(testKafka());
+});
+
+after(async () => {
+  await relay?.stop();
+  await operator?.stop();
+  await reader?.stop();
+  await dns?.stop();
+  await api?.stop();
+});
+
+describe('a domain and a key applied with kubectl', () => {
+  test('get a DKIM key Secret, a generated API key Secret, DNS records and conditions in status', async () => {
+    api.kubectl(['apply', '-f', '-'], [
+      'apiVersion: mtrelay.dev/v1alpha1', 'kind: SendingDomain', 'metadata: {name: acme-mail, namespace: acme}',
+      'spec: {domain: mail.acme.test, dkim: {selector: s1}}', '---',
+      'apiVersion: mtrelay.dev/v1alpha1', 'kind: ApiKey', 'metadata: {name: app, namespace: acme}', 'spec: {permissions: [smtp/send]}', '',
+    ].join('\n'));
+    const domain = await eventually('domain status', () => {
+      const d = getJson(['sendingdomain', '-n', 'acme', 'acme-mail']);
+      return condition(d.status, 'KeyReady')?.status === 'True' && d;
+    });
+    const records = (domain.status as { dnsRecords: { purpose: string; type: string; name: string; value: string; verified: boolean }[] }).dnsRecords;
+    assert.deepEqual(records.map((r) => [r.purpose, r.type, r.name]), [['dkim', 'TXT', 's1._domainkey.mail.acme.test'], ['spf', 'TXT', 'mail.acme.test']]);
+    assert.match(records[0]!.value, /^v=DKIM1; k=rsa; p=MII[A-Za-z0-9+/=]+$/);
+    assert.equal(records[1]!.value, 'v=spf1 include:spf.mtrelay.test ~all');
+    assert.equal(condition(domain.status, 'DNSVerified')?.status, 'False');
+    assert.equal(condition(domain.status, 'DNSVerified')?.reason, 'RecordsMissing');
+    assert.equal(condition(domain.status, 'Ready')?.reason, 'AwaitingVerification');
+    assert.equal(condition(domain.status, 'Ready')?.observedGeneration, 1);
+
+    const dkimSecret = getJson<{ data: Record<string, string>; metadata: { ownerReferences: { kind: string; name: string }[] } }>(['secret', '-n', 'acme', 'acme-mail-dkim']);
+    assert.match(Buffer.from(dkimSecret.data.privateKey!, 'base64').toString(), /^-----BEGIN PRIVATE KEY-----/);
+    assert.deepEqual(dkimSecret.metadata.ownerReferences.map((o) => [o.kind, o.name]), [['SendingDomain', 'acme-mail']]);
+
+    const key = await eventually('api key status', () => {
+      const k = getJson(['apikey', '-n', 'acme', 'app']);
+      return condition(k.status, 'Ready')?.status === 'True' && k;
+    });
+    const generated = apiKeyValue('acme', 'app-apikey');
+    assert.match(generated, /^mt_[A-Za-z0-9_-]{43}$/);
+    assert.equal((key.status as { prefix: string }).prefix, generated.slice(0, 6));
+    assert.ok(!JSON.stringify(key.status).includes(generated.slice(6)), 'the key itself is not in status');
+  });
+
+  test('the relay config holds the key hash and no private key; the relay account cannot read the deliverer config', async () => {
+    const relayConfig = getJson(['secret', '-n', SYSTEM, 'mtrelay-relay-config']).data!;
+    const deliverer = getJson(['secret', '-n', SYSTEM, 'mtrelay-deliverer-config']).data!;
+    assert.ok(relayConfig['index.json'] && relayConfig['config.json.gz']);
+    const { gunzipSync } = await import('node:zlib');
+    const relayText = gunzipSync(Buffer.from(relayConfig['config.json.gz']!, 'base64')).toString();
+    assert.ok(!relayText.includes('PRIVATE KEY'));
+    assert.ok(!relayText.includes(apiKeyValue('acme', 'app-apikey')));
+    assert.ok(deliverer['config.json.gz']);
+    const kubectlAsRelay = (args: string[]) => api.kubectl(['--kubeconfig', relayKubeconfig, ...args]);
+    assert.throws(() => kubectlAsRelay(['get', 'secret', '-n', SYSTEM, 'mtrelay-deliverer-config']), /Forbidden/);
+    assert.throws(() => kubectlAsRelay(['get', 'secret', '-n', 'acme', 'acme-mail-dkim']), /Forbidden/);
+    assert.throws(() => kubectlAsRelay(['get', 'secrets', '-n', SYSTEM]), /Forbidden/);
+    assert.match(kubectlAsRelay(['get', 'secret', '-n', SYSTEM, 'mtrelay-relay-config', '-o', 'name']), /mtrelay-relay-config/);
+  });
+
+  test('once the DKIM record is published the domain is verified, and the relay accepts mail From it', async () => {
+    publishRecords('acme', 'acme-mail');
+    const domain = await eventually('domain verified', () => {
+      const d = getJson(['sendingdomain', '-n', 'acme', 'acme-mail']);
+      return condition(d.status, 'Ready')?.status === 'True' && d;
+    });
+    assert.equal(condition(domain.status, 'DNSVerified')?.status, 'True');
+    assert.ok((domain.status as { verifiedAt?: string }).verifiedAt);
+
+    relay = await RelayProcess.start({
+      kafka: testKafka(),
+      args: ['--config-secret', `${SYSTEM}/mtrelay-relay-config`, '--kubeconfig', relayKubeconfig, '--allow-auth-without-tls'],
+    });
+    const key = apiKeyValue('acme', 'app-apikey');
+    const result = await swaks(submitArgs({ port: relay.ports.submission, key, from: 'news@mail.acme.test', tls: 'none' }));
+    assert.match(result.dataReply ?? result.output, /^250 2\.0\.0 OK (\d+)/, result.output);
+    const transmission = /^250 2\.0\.0 OK (\d+)/.exec(result.dataReply!)![1]!;
+    const record = await reader.waitFor(transmission);
+    assert.equal(reader.header(record, 'mtrelay-namespace'), 'acme');
+    assert.equal(reader.header(record, 'mtrelay-api-key-id'), 'acme/app');
+
+    const refused = await swaks(submitArgs({ port: relay.ports.submission, key, from: 'news@unverified.acme.test', tls: 'none' }));
+    assert.match(refused.dataReply ?? '', /^550 5\.7\.1 Unconfigured Sending Domain <unverified\.acme\.test>/);
+  });
+
+  test('kubectl delete apikey: AUTH fails within 5 seconds', async () => {
+    const key = apiKeyValue('acme', 'app-apikey');
+    assert.match((await authReply(key)) ?? '', /^235/);
+    const started = Date.now();
+    api.kubectl(['delete', 'apikey', '-n', 'acme', 'app']);
+    for (;;) {
+      const reply = await authReply(key);
+      if (reply?.startsWith('535 5.7.8')) break;
+      assert.ok(Date.now() - started < 5000, `AUTH still answers "${reply}" ${Date.now() - started} ms after the delete`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  });
+
+  test('a user-supplied key: disabled and expired keys say why in status and fail AUTH', async () => {
+    const key = `mt_${'u'.repeat(10)}${Date.now()}abcdefghij`;
+    api.kubectl(['create', 'secret', 'generic', 'own-key', '-n', 'acme', `--from-literal=apiKey=${key}`]);
+    const apply = (extra: string) => api.kubectl(['apply', '-f', '-'], [
+      'apiVersion: mtrelay.dev/v1alpha1', 'kind: ApiKey', 'metadata: {name: own, namespace: acme}',
+      `spec: {permissions: [smtp/send], secretRef: {name: own-key}${extra}}`, ''].join('\n'));
+    apply('');
+    await eventually('own key Ready', () => condition(getJson(['apikey', '-n', 'acme', 'own']).status, 'Ready')?.status === 'True');
+    await eventuallyAuth(key, '235');
+    apply(', disabled: true');
+    const disabled = await eventually('disabled', () => condition(getJson(['apikey', '-n', 'acme', 'own']).status, 'Ready'));
+    await eventually('reason Disabled', () => condition(getJson(['apikey', '-n', 'acme', 'own']).status, 'Ready')?.reason === 'Disabled');
+    assert.ok(disabled);
+    await eventuallyAuth(key, '535');
+    const soon = new Date(Date.now() + 2500).toISOString();
+    apply(`, expiresAt: "${soon}"`);
+    await eventuallyAuth(key, '235');
+    await eventually('reason Expired', () => condition(getJson(['apikey', '-n', 'acme', 'own']).status, 'Ready')?.reason === 'Expired', 10_000);
+    assert.match((await authReply(key)) ?? '', /^535/);
+
+    api.kubectl(['apply', '-f', '-'], ['apiVersion: mtrelay.dev/v1alpha1', 'kind: ApiKey', 'metadata: {name: missing, namespace: acme}',
+      'spec: {permissions: [smtp/send], secretRef: {name: no-such-secret}}', ''].join('\n'));
+    const missing = await eventually('missing secret reported', () => {
+      const c = condition(getJson(['apikey', '-n', 'acme', 'missing']).status, 'Ready');
+      return c?.reason === 'SecretNotFound' && c;
+    });
+    assert.match(missing.message, /Secret acme\/no-such-secret not found/);
+  });
+
+  test('changing the DKIM selector: a new key, new records, and Events that kubectl describe shows', async () => {
+    const before = getJson(['secret', '-n', 'acme', 'acme-mail-dkim']).data!.privateKey;
+    api.kubectl(['patch', 'sendingdomain', '-n', 'acme', 'acme-mail', '--type', 'merge', '-p', '{"spec":{"dkim":{"selector":"s2"}}}']);
+    const domain = await eventually('new selector in status', () => {
+      const d = getJson(['sendingdomain', '-n', 'acme', 'acme-mail']);
+      return (d.status as { dkim?: { selector: string } }).dkim?.selector === 's2' && d;
+    });
+    const after = getJson(['secret', '-n', 'acme', 'acme-mail-dkim']).data!.privateKey;
+    assert.notEqual(after, before);
+    const records = (domain.status as { dnsRecords: { name: string; value: string; verified: boolean }[] }).dnsRecords;
+    assert.equal(records[0]!.name, 's2._domainkey.mail.acme.test');
+    assert.equal(records[0]!.verified, false);
+    assert.equal(condition(domain.status, 'DNSVerified')?.status, 'False');
+    assert.equal(condition(domain.status, 'DNSVerified')?.observedGeneration, 2);
+    // Ownership stays proven, so sending goes on while the new record is published.
+    assert.equal(condition(domain.status, 'Ready')?.status, 'True');
+    publishRecords('acme', 'acme-mail');
+    await eventually('verified again', () => condition(getJson(['sendingdomain', '-n', 'acme', 'acme-mail']).status, 'DNSVerified')?.status === 'True');
+    const described = await eventually('events', () => {
+      const text = api.kubectl(['describe', 'sendingdomain', '-n', 'acme', 'acme-mail']);
+      return /KeyRotated/.test(text) && text;
+    });
+    assert.match(described, /KeyGenerated\s+.*generated a 2048-bit DKIM key for selector s1/);
+    assert.match(described, /KeyRotated\s+.*new 2048-bit DKIM key for selector s2/);
+    assert.match(described, /OwnershipVerified/);
+  });
+
+  test('a domain claimed by a second namespace stays out of the config', async () => {
+    api.kubectl(['create', 'namespace', 'other']);
+    api.kubectl(['apply', '-f', '-'], ['apiVersion: mtrelay.dev/v1alpha1', 'kind: SendingDomain', 'metadata: {name: copycat, namespace: other}',
+      'spec: {domain: mail.acme.test}', ''].join('\n'));
+    const ready = await eventually('claim reported', () => {
+      const c = condition(getJson(['sendingdomain', '-n', 'other', 'copycat']).status, 'Ready');
+      return c?.reason === 'DomainClaimed' && c;
+    });
+    assert.match(ready.message, /already claimed by SendingDomain acme\/acme-mail/);
+  });
+});
+
+async function eventuallyAuth(key: string, code: string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const reply = await authReply(key);
+    if (reply?.startsWith(code)) return;
+    if (Date.now() > deadline) throw new Error(`AUTH answers "${reply}", expected ${code}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+describe('metrics and leadership', () => {
+  test('the operator reports reconciles, queue depth, resources by condition and leadership', async () => {
+    assert.equal(await operator.metric('mtrelay_operator_leader'), 1);
+    assert.ok(await operator.metric('mtrelay_operator_reconciles_total', { kind: 'SendingDomain', result: 'success' }) > 0);
+    assert.ok(await operator.metric('mtrelay_operator_reconciles_total', { kind: 'Config', result: 'success' }) > 0);
+    assert.ok(await operator.metric('mtrelay_operator_resources', { kind: 'SendingDomain', condition: 'Ready', status: 'True' }) >= 1);
+    assert.ok(await operator.metric('mtrelay_operator_config_writes_total', { view: 'relay' }) >= 1);
+    const { body } = await operator.http('/metrics');
+    assert.match(body, /mtrelay_operator_queue_depth\{kind="ApiKey"\} 0/);
+    assert.match(body, /mtrelay_operator_reconcile_seconds_bucket/);
+  });
+
+  test('a second replica waits; only the leader writes; when the leader stops, the other takes over', async () => {
+    const standby = startOperator('operator-b');
+    standby.metricsPort = (await standby.started('operator running')).metricsPort as number;
+    try {
+      await new Promise((r) => setTimeout(r, 2000));
+      assert.equal(await standby.metric('mtrelay_operator_leader'), 0);
+      assert.equal(await standby.metric('mtrelay_operator_reconciles_total', { kind: 'Config', result: 'success' }), 0);
+      const lease = getJson<{ spec: { holderIdentity: string } }>(['lease', '-n', SYSTEM, 'mtrelay-operator']);
+      assert.equal(lease.spec.holderIdentity, 'operator-a');
+
+      const handover = Date.now();
+      assert.equal(await operator.stop(), 0);
+      await standby.waitForLog((l) => l.msg === 'became the leader', 10_000);
+      assert.ok(Date.now() - handover < 5000, `hand-over took ${Date.now() - handover} ms`);
+      assert.equal(getJson<{ spec: { holderIdentity: string } }>(['lease', '-n', SYSTEM, 'mtrelay-operator']).spec.holderIdentity, 'operator-b');
+
+      // The new leader does the work: a new key authenticates on the relay.
+      api.kubectl(['apply', '-f', '-'], ['apiVersion: mtrelay.dev/v1alpha1', 'kind: ApiKey', 'metadata: {name: after-handover, namespace: acme}',
+        'spec: {permissions: [smtp/send]}', ''].join('\n'));
+      const key = await eventually('key generated by the new leader', () => apiKeyValue('acme', 'after-handover-apikey'));
+      await eventuallyAuth(key, '235');
+      assert.equal(await standby.metric('mtrelay_operator_leader'), 1);
+    } finally {
+      operator = standby; // stopped in after()
+    }
+  });
+});
