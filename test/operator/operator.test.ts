@@ -14,6 +14,7 @@ import { MtrelayProcess, RelayProcess } from '../helpers/relay-process.ts';
 import { RawSmtp } from '../helpers/smtp-raw.ts';
 import { swaks, submitArgs } from '../helpers/swaks.ts';
 import { startTestApiServer } from './api-server-fixture.ts';
+import { repoRoot } from '../kafka/broker.ts';
 
 const SYSTEM = 'mtrelay-system';
 let api: KubeApiServer;
@@ -23,6 +24,7 @@ let operator: MtrelayProcess;
 let relay: RelayProcess;
 let reader: KafkaReader;
 let relayKubeconfig: string;
+let operatorKubeconfig: string;
 
 interface Status { conditions?: { type: string; status: string; reason: string; message: string; observedGeneration?: number }[]; [k: string]: unknown }
 
@@ -51,7 +53,7 @@ async function eventually<T>(what: string, probe: () => T | undefined | false, t
 
 function startOperator(identity: string): MtrelayProcess {
   return new MtrelayProcess([
-    'operator', '--kubeconfig', api.kubeconfig, '--namespace', SYSTEM, '--identity', identity,
+    'operator', '--kubeconfig', operatorKubeconfig, '--namespace', SYSTEM, '--identity', identity,
     '--dns', dnsAddress, '--spf-include', 'spf.mtrelay.test', '--dns-retry-interval', '1s',
     '--lease-duration', '4s', '--renew-deadline', '3s', '--retry-period', '500ms',
     '--metrics-host', '127.0.0.1', '--metrics-port', '0',
@@ -82,17 +84,10 @@ before(async () => {
   dnsAddress = await dns.start();
   api.kubectl(['create', 'namespace', SYSTEM]);
   api.kubectl(['create', 'namespace', 'acme']);
-  // The relay's service account may read its own config Secrets by name and nothing else.
-  const names = ['mtrelay-relay-config', ...Array.from({ length: 31 }, (_, i) => `mtrelay-relay-config-${i + 1}`)];
-  api.kubectl(['apply', '-f', '-'], [
-    'apiVersion: v1', 'kind: ServiceAccount', 'metadata: {name: relay, namespace: mtrelay-system}', '---',
-    'apiVersion: rbac.authorization.k8s.io/v1', 'kind: Role', 'metadata: {name: relay-config-reader, namespace: mtrelay-system}',
-    'rules:', '- apiGroups: [""]', '  resources: [secrets]', `  resourceNames: ${JSON.stringify(names)}`, '  verbs: [get, list, watch]', '---',
-    'apiVersion: rbac.authorization.k8s.io/v1', 'kind: RoleBinding', 'metadata: {name: relay-config-reader, namespace: mtrelay-system}',
-    'roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: relay-config-reader}',
-    'subjects: [{kind: ServiceAccount, name: relay, namespace: mtrelay-system}]', '',
-  ].join('\n'));
-  relayKubeconfig = api.kubeconfigWithToken(api.serviceAccountToken(SYSTEM, 'relay'), path.join(api.dir, 'relay.kubeconfig'));
+  // Every role runs with exactly the privileges operator/rbac.yaml grants it.
+  api.kubectl(['apply', '-f', path.join(repoRoot, 'operator', 'rbac.yaml')]);
+  relayKubeconfig = api.kubeconfigWithToken(api.serviceAccountToken(SYSTEM, 'mtrelay-relay'), path.join(api.dir, 'relay.kubeconfig'));
+  operatorKubeconfig = api.kubeconfigWithToken(api.serviceAccountToken(SYSTEM, 'mtrelay-operator'), path.join(api.dir, 'operator.kubeconfig'));
   operator = startOperator('operator-a');
   operator.metricsPort = (await operator.started('operator running')).metricsPort as number;
   await operator.waitForLog((l) => l.msg === 'became the leader');
