@@ -120,7 +120,7 @@ export class Informer<T extends KubeObject> {
     let failed: Error | undefined;
     next.on('error', (error?: unknown) => {
       failed = error instanceof Error ? error : new Error(String((error as { message?: string })?.message ?? error));
-      if (this.#current === next) {
+      if (this.#current === next && !this.#stopped) {
         logger.warn({ err: { message: failed.message }, path }, 'watch failed; relisting');
         void this.#restart('watch failed');
       }

@@ -135,11 +135,11 @@ export class KubeApiServer {
   kubectl(args: string[], input?: string): string {
     try {
       return execFileSync(this.#kubectl, ['--kubeconfig', this.kubeconfig, '--cache-dir', this.#cacheDir, ...args], {
-        input, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'], timeout: 60_000,
+        input, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'], timeout: 60_000, maxBuffer: 256 * 1024 * 1024,
       });
     } catch (error) {
       const { stderr, stdout } = error as { stderr?: string; stdout?: string };
-      throw Object.assign(new Error(`kubectl ${args.join(' ')} failed: ${(stderr || stdout || String(error)).trim()}`), { stderr });
+      throw Object.assign(new Error(`kubectl ${args.join(' ')} failed: ${(stderr || stdout || String(error)).trim().slice(0, 2000)}`), { stderr });
     }
   }
 
