@@ -8,6 +8,8 @@ import { createRelayMetrics } from '../../relay/metrics.ts';
 import { delivererCommand } from '../../deliverer/command.ts';
 import { createDelivererMetrics } from '../../deliverer/metrics.ts';
 import { standaloneCommand } from '../../standalone/command.ts';
+import { operatorCommand } from '../../operator/command.ts';
+import { createOperatorMetrics } from '../../operator/metrics.ts';
 
 const doc = (name: string) => readFileSync(new URL(`../../docs/${name}`, import.meta.url), 'utf8');
 
@@ -20,19 +22,20 @@ test('docs/smtp-replies.md lists every reply code the relay chooses', () => {
 
 test('docs/configuration.md documents every flag of every role', () => {
   const configuration = doc('configuration.md');
-  for (const command of [relayCommand(), delivererCommand(), standaloneCommand()]) {
+  for (const command of [relayCommand(), delivererCommand(), standaloneCommand(), operatorCommand()]) {
     for (const option of command.options) {
       assert.ok(configuration.includes(`\`${option.long}`), `${command.name()} ${option.long} is not documented`);
     }
   }
 });
 
-test('docs/operations.md documents every relay and deliverer metric', async () => {
+test('docs/operations.md documents every relay, deliverer and operator metric', async () => {
   const operations = doc('operations.md');
   const registry = createRelayMetrics().registry;
   createDelivererMetrics(registry);
+  createOperatorMetrics(registry);
   const names = (await registry.getMetricsAsJSON()).map((m) => m.name)
-    .filter((n) => /^mtrelay_(relay|config|deliverer)_/.test(n));
+    .filter((n) => /^mtrelay_(relay|config|deliverer|operator)_/.test(n));
   assert.ok(names.length > 5);
   for (const name of names) assert.ok(operations.includes(`\`${name}\``), `${name} is not documented`);
 });
