@@ -118,9 +118,9 @@ export class RelayProcess extends MtrelayProcess {
 }
 
 export class DelivererProcess extends MtrelayProcess {
-  static async start(options: { resources: string; kafka: string; args?: string[] }): Promise<DelivererProcess> {
+  static async start(options: { resources?: string; kafka: string; args?: string[] }): Promise<DelivererProcess> {
     const deliverer = new DelivererProcess([
-      'deliverer', '--resources', options.resources, '--kafka', options.kafka,
+      'deliverer', ...(options.resources ? ['--resources', options.resources] : []), '--kafka', options.kafka,
       '--metrics-host', '127.0.0.1', '--metrics-port', '0', '--partitions', '2', ...(options.args ?? []),
     ]);
     const ready = await deliverer.started('deliverer running');

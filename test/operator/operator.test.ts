@@ -10,7 +10,7 @@ import type { KubeApiServer } from '../k8s/api-server.ts';
 import { testKafka } from '../helpers/env.ts';
 import { TestDnsServer } from '../helpers/dns-server.ts';
 import { KafkaReader } from '../helpers/kafka-reader.ts';
-import { MtrelayProcess, RelayProcess } from '../helpers/relay-process.ts';
+import { DelivererProcess, MtrelayProcess, RelayProcess } from '../helpers/relay-process.ts';
 import { RawSmtp } from '../helpers/smtp-raw.ts';
 import { swaks, submitArgs } from '../helpers/swaks.ts';
 import { startTestApiServer } from './api-server-fixture.ts';
@@ -175,6 +175,18 @@ describe('a domain and a key applied with kubectl', () => {
 
     const refused = await swaks(submitArgs({ port: relay.ports.submission, key, from: 'news@unverified.acme.test', tls: 'none' }));
     assert.match(refused.dataReply ?? '', /^550 5\.7\.1 Unconfigured Sending Domain <unverified\.acme\.test>/);
+  });
+
+  test('the deliverer loads its config with its own service account and becomes ready', async () => {
+    const kubeconfig = api.kubeconfigWithToken(api.serviceAccountToken(SYSTEM, 'mtrelay-deliverer'), path.join(api.dir, 'deliverer.kubeconfig'));
+    const deliverer = await DelivererProcess.start({ kafka: testKafka(), args: ['--config-secret', `${SYSTEM}/mtrelay-deliverer-config`, '--kubeconfig', kubeconfig, '--group-id', 'operator-test'] });
+    try {
+      const loaded = await deliverer.waitForLog((l) => l.msg === 'config loaded');
+      assert.equal(loaded.namespaces, 1);
+      await deliverer.waitUntilReady();
+    } finally {
+      assert.equal(await deliverer.stop(), 0);
+    }
   });
 
   test('kubectl delete apikey: AUTH fails within 5 seconds', async () => {
