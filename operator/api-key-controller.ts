@@ -48,7 +48,7 @@ export class ApiKeyController {
     const { namespace, name } = splitKey(key);
     const apiKey = this.#o.apiKeys.get(name, namespace);
     if (!apiKey) return;
-    const generated = generatedKeySecret(apiKey as never);
+    const generated = generatedKeySecret(apiKey);
     const secretName = apiKey.spec.secretRef?.name ?? generated!.name;
     let secret = this.#o.secrets.get(secretName, namespace);
     let notOwned: string | undefined;
@@ -57,8 +57,8 @@ export class ApiKeyController {
       notOwned = `Secret ${secretName} exists and is not managed by mtrelay; name it in spec.secretRef to use it, or delete it`;
     }
 
-    const secrets = new Map(secret ? [[`${namespace}/${secretName}`, secret as never]] : []);
-    const { config, problems } = compileResources({ domains: [], apiKeys: [apiKey as never], secrets, generatedKeySecret });
+    const secrets = new Map(secret ? [[`${namespace}/${secretName}`, secret]] : []);
+    const { config, problems } = compileResources({ domains: [], apiKeys: [apiKey], secrets, generatedKeySecret });
     const compiled = config.apiKeys[0];
     const expiresAt = apiKey.spec.expiresAt;
     const expired = expiresAt !== undefined && Date.parse(expiresAt) <= Date.now();
@@ -78,7 +78,7 @@ export class ApiKeyController {
     if (canonicalJson(apiKey.status ?? {}) !== canonicalJson(status)) {
       await this.#o.client.apply(`${paths.apiKeys(namespace, name)}/status`, {
         apiVersion: GROUP_VERSION, kind: 'ApiKey', metadata: { name, namespace }, status,
-      } as never, FIELD_MANAGER);
+      }, FIELD_MANAGER);
       const before = apiKey.status?.conditions?.find((c) => c.type === 'Ready');
       if (before?.reason !== condition.reason) {
         if (condition.status === 'True') this.#o.events.normal(target(apiKey), condition.reason, condition.message);
@@ -92,14 +92,14 @@ export class ApiKeyController {
 
   async #generate(apiKey: ApiKeyObject, secretName: string): Promise<SecretObject> {
     const { namespace } = apiKey.metadata;
-    const secret = await this.#o.client.create(paths.secrets(namespace), {
+    const secret = await this.#o.client.create<SecretObject>(paths.secrets(namespace), {
       apiVersion: 'v1', kind: 'Secret', type: 'Opaque',
       metadata: {
         name: secretName, namespace, labels: { ...MANAGED_BY, 'mtrelay.dev/api-key': apiKey.metadata.name },
         ownerReferences: [ownerReference({ kind: 'ApiKey', metadata: apiKey.metadata })],
       },
       data: { [API_KEY_SECRET_KEY]: Buffer.from(newApiKeyValue()).toString('base64') },
-    } as never) as SecretObject;
+    });
     this.#o.events.normal(target(apiKey), 'KeyGenerated', `generated a key into Secret ${secretName} (key ${API_KEY_SECRET_KEY})`);
     this.#o.logger.info({ resource: `${namespace}/${apiKey.metadata.name}`, secret: secretName }, 'API key generated');
     return secret;

@@ -12,7 +12,7 @@ import { conditionTrue } from './conditions.ts';
 import type { EventRecorder } from './events.ts';
 import { generatedKeySecret } from './api-key-controller.ts';
 import type { OperatorMetrics } from './metrics.ts';
-import { FIELD_MANAGER, GROUP_VERSION, MANAGED_BY, paths, type ApiKeyObject, type SecretObject, type SendingDomainObject } from './resources.ts';
+import { FIELD_MANAGER, GROUP_VERSION, MANAGED_BY, paths, type ApiKeyObject, type SecretObject, type SendingDomainObject, type WebhookObject } from './resources.ts';
 import { domainClaimant } from './sending-domain-controller.ts';
 
 export const CONFIG_KEY = 'config';
@@ -29,6 +29,7 @@ export interface ConfigControllerOptions {
   client: KubeClient;
   domains: Informer<SendingDomainObject>;
   apiKeys: Informer<ApiKeyObject>;
+  webhooks?: Informer<WebhookObject>;
   secrets: Informer<SecretObject>;
   targets: ConfigTargets;
   requireDnsVerification: boolean;
@@ -63,15 +64,17 @@ export class ConfigController {
     const all = this.#o.domains.list();
     const domains = all.filter((d) => this.#eligible(d, all)).sort(byAge);
     // A generated key whose Secret is not in the cache yet is simply not in force yet.
-    const apiKeys = this.#o.apiKeys.list().filter((k) => k.spec.secretRef || this.#o.secrets.get(generatedKeySecret(k as never)!.name, k.metadata.namespace));
-    const secrets = new Map<string, never>();
+    const apiKeys = this.#o.apiKeys.list().filter((k) => k.spec.secretRef || this.#o.secrets.get(generatedKeySecret(k)!.name, k.metadata.namespace));
+    const secrets = new Map<string, SecretObject>();
     const want = (namespace: string, name: string) => {
       const secret = this.#o.secrets.get(name, namespace);
-      if (secret) secrets.set(`${namespace}/${name}`, secret as never);
+      if (secret) secrets.set(`${namespace}/${name}`, secret);
     };
     for (const d of domains) want(d.metadata.namespace, `${d.metadata.name}-dkim`);
-    for (const k of apiKeys) want(k.metadata.namespace, k.spec.secretRef?.name ?? generatedKeySecret(k as never)!.name);
-    return compileResources({ domains: domains as never[], apiKeys: apiKeys as never[], secrets, generatedKeySecret });
+    for (const k of apiKeys) want(k.metadata.namespace, k.spec.secretRef?.name ?? generatedKeySecret(k)!.name);
+    const webhooks = [...(this.#o.webhooks?.list() ?? [])];
+    for (const w of webhooks) if (w.spec.auth?.secretRef) want(w.metadata.namespace, w.spec.auth.secretRef.name);
+    return compileResources({ domains, apiKeys, webhooks, secrets, generatedKeySecret });
   }
 
   async reconcile(): Promise<void> {
@@ -98,7 +101,7 @@ export class ConfigController {
     const write = (name: string, data: Record<string, string>) => client.apply(paths.secrets(namespace, name), {
       apiVersion: 'v1', kind: 'Secret', type: 'Opaque',
       metadata: { name, namespace, labels: { ...MANAGED_BY, [CONFIG_SET_LABEL]: setName } }, data,
-    } as unknown as SecretObject, FIELD_MANAGER);
+    }, FIELD_MANAGER);
     for (const piece of pieces.slice(1)) await write(piece.name, piece.data);
     const written = await write(pieces[0]!.name, pieces[0]!.data);
     this.#written.set(setName, { index: wanted, resourceVersion: written.metadata?.resourceVersion, before: cached?.metadata.resourceVersion });
@@ -115,11 +118,12 @@ export class ConfigController {
     const now = new Set(problems);
     for (const problem of problems) {
       if (this.#reported.has(problem)) continue;
-      const match = /^(ApiKey|SendingDomain) ([^/\s]+)\/([^:\s]+): (.*)$/.exec(problem);
+      const match = /^(ApiKey|SendingDomain|Webhook) ([^/\s]+)\/([^:\s]+): (.*)$/.exec(problem);
       this.#o.logger.warn({ problem }, 'resource left out of the config');
       if (!match) continue;
       const [, kind, namespace, name, message] = match as unknown as [string, string, string, string, string];
-      const object = kind === 'ApiKey' ? this.#o.apiKeys.get(name, namespace) : this.#o.domains.get(name, namespace);
+      const object = kind === 'ApiKey' ? this.#o.apiKeys.get(name, namespace)
+        : kind === 'Webhook' ? this.#o.webhooks?.get(name, namespace) : this.#o.domains.get(name, namespace);
       if (object) this.#o.events.warning({ apiVersion: GROUP_VERSION, kind, metadata: object.metadata }, 'LeftOutOfConfig', message);
     }
     this.#reported = now;

@@ -55,7 +55,7 @@ export class EventRecorder {
         firstTimestamp: now.toISOString(), lastTimestamp: now.toISOString(),
         source: { component: this.#component, host: this.#instance },
         reportingComponent: this.#component, reportingInstance: this.#instance,
-      } as never);
+      });
       this.#recent.set(key, { name: eventName, namespace, count: 1, at: now.getTime() });
     } catch (error) {
       this.#logger.warn({ err: { message: (error as Error).message }, reason, object: `${namespace}/${name}` }, 'could not record a Kubernetes Event');

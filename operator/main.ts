@@ -12,7 +12,8 @@ import { DnsChecker } from './dns-check.ts';
 import { EventRecorder } from './events.ts';
 import { LeaderElector } from './leader-election.ts';
 import { createOperatorMetrics } from './metrics.ts';
-import { keyOf, paths, type ApiKeyObject, type SecretObject, type SendingDomainObject } from './resources.ts';
+import { keyOf, paths, type ApiKeyObject, type SecretObject, type SendingDomainObject, type WebhookObject } from './resources.ts';
+import { WebhookController } from './webhook-controller.ts';
 import { SendingDomainController, type DomainPolicy } from './sending-domain-controller.ts';
 import { WorkQueue } from './work-queue.ts';
 
@@ -47,11 +48,12 @@ export async function startOperator(config: OperatorConfig, logger: Logger, onLo
   let leading = false;
 
   // Informers first: their handlers only enqueue; the queues run when this replica leads.
-  const enqueue = { domain: (_k: string) => {}, apiKey: (_k: string) => {}, config: () => {} };
-  const informer = <T extends SecretObject | SendingDomainObject | ApiKeyObject>(kind: string, path: string, onEvent: (e: InformerEvent, o: T) => void) =>
+  const enqueue = { domain: (_k: string) => {}, apiKey: (_k: string) => {}, webhook: (_k: string) => {}, config: () => {} };
+  const informer = <T extends SecretObject | SendingDomainObject | ApiKeyObject | WebhookObject>(kind: string, path: string, onEvent: (e: InformerEvent, o: T) => void) =>
     new Informer<T>({ client, path, logger, relistMs: config.relistMs, onEvent, onSynced: () => enqueue.config(), onRestart: () => metrics.informerRestarts.inc({ kind }) });
   const domains = informer<SendingDomainObject>('SendingDomain', paths.sendingDomains(), (_e, d) => { enqueue.domain(keyOf(d)); enqueue.config(); });
   const apiKeys = informer<ApiKeyObject>('ApiKey', paths.apiKeys(), (_e, k) => { enqueue.apiKey(keyOf(k)); enqueue.config(); });
+  const webhooks = informer<WebhookObject>('Webhook', paths.webhooks(), (_e, w) => { enqueue.webhook(keyOf(w)); enqueue.config(); });
   const secrets = informer<SecretObject>('Secret', paths.secrets(), (_e, s) => onSecret(s));
   function onSecret(secret: SecretObject): void {
     const { namespace, name, labels } = secret.metadata;
@@ -61,30 +63,35 @@ export async function startOperator(config: OperatorConfig, logger: Logger, onLo
     }
     // A user-supplied key Secret: find the ApiKeys that name it (or the domain it belongs to).
     for (const key of apiKeys.list(namespace)) if (key.spec.secretRef?.name === name) enqueue.apiKey(keyOf(key));
+    const hooks = webhooks.list(namespace).filter((w) => w.spec.auth?.secretRef?.name === name);
+    for (const hook of hooks) enqueue.webhook(keyOf(hook));
     if (name.endsWith('-dkim') && domains.get(name.slice(0, -'-dkim'.length), namespace)) enqueue.domain(`${namespace}/${name.slice(0, -'-dkim'.length)}`);
-    const referenced = labels?.[CONFIG_SET_LABEL] !== undefined || name.endsWith('-dkim')
-      || apiKeys.list(namespace).some((k) => (k.spec.secretRef?.name ?? generatedKeySecret(k as never)?.name) === name);
+    const referenced = labels?.[CONFIG_SET_LABEL] !== undefined || name.endsWith('-dkim') || hooks.length > 0
+      || apiKeys.list(namespace).some((k) => (k.spec.secretRef?.name ?? generatedKeySecret(k)?.name) === name);
     if (referenced) enqueue.config();
   }
 
   const domainController = new SendingDomainController({ client, domains, secrets, dns: new DnsChecker(config.dnsServers), events, policy: config.policy, logger });
   const apiKeyController = new ApiKeyController({ client, apiKeys, secrets, events, logger });
+  const webhookController = new WebhookController({ client, webhooks, secrets, events });
   const configController = new ConfigController({
-    client, domains, apiKeys, secrets, targets: config.targets, requireDnsVerification: config.policy.requireDnsVerification, events, metrics, logger,
+    client, domains, apiKeys, webhooks, secrets, targets: config.targets, requireDnsVerification: config.policy.requireDnsVerification, events, metrics, logger,
   });
   const domainQueue = new WorkQueue({ kind: 'SendingDomain', reconcile: (k) => domainController.reconcile(k), logger, metrics });
   const apiKeyQueue = new WorkQueue({ kind: 'ApiKey', reconcile: (k) => apiKeyController.reconcile(k), logger, metrics });
+  const webhookQueue = new WorkQueue({ kind: 'Webhook', reconcile: (k) => webhookController.reconcile(k), logger, metrics });
   const configQueue = new WorkQueue({ kind: 'Config', reconcile: () => configController.reconcile(), logger, metrics, workers: 1 });
-  queues.push(domainQueue, apiKeyQueue, configQueue);
+  queues.push(domainQueue, apiKeyQueue, webhookQueue, configQueue);
   enqueue.domain = (k) => { if (leading) domainQueue.add(k); };
   enqueue.apiKey = (k) => { if (leading) apiKeyQueue.add(k); };
+  enqueue.webhook = (k) => { if (leading) webhookQueue.add(k); };
   enqueue.config = () => { if (leading) configQueue.add(CONFIG_KEY); };
 
-  await Promise.all([domains.start(), apiKeys.start(), secrets.start()]);
+  await Promise.all([domains.start(), apiKeys.start(), webhooks.start(), secrets.start()]);
   logger.info({ sendingDomains: domains.list().length, apiKeys: apiKeys.list().length, secrets: secrets.list().length }, 'caches synced');
 
-  metrics.resourceConditions.list = () => [['SendingDomain', domains.list()], ['ApiKey', apiKeys.list()]].flatMap(([kind, list]) =>
-    (list as readonly (SendingDomainObject | ApiKeyObject)[]).flatMap((o) => (o.status?.conditions ?? []).map((c) => ({ kind: kind as string, condition: c.type, status: c.status }))));
+  metrics.resourceConditions.list = () => [['SendingDomain', domains.list()], ['ApiKey', apiKeys.list()], ['Webhook', webhooks.list()]].flatMap(([kind, list]) =>
+    (list as readonly (SendingDomainObject | ApiKeyObject | WebhookObject)[]).flatMap((o) => (o.status?.conditions ?? []).map((c) => ({ kind: kind as string, condition: c.type, status: c.status }))));
 
   const elector = new LeaderElector({
     client, namespace: config.leaseNamespace, name: config.leaseName, identity: config.identity, logger,
@@ -95,6 +102,7 @@ export async function startOperator(config: OperatorConfig, logger: Logger, onLo
       for (const q of queues) q.start();
       for (const d of domains.list()) domainQueue.add(keyOf(d));
       for (const k of apiKeys.list()) apiKeyQueue.add(keyOf(k));
+      for (const w of webhooks.list()) webhookQueue.add(keyOf(w));
       configQueue.add(CONFIG_KEY);
     },
     onStoppedLeading: () => {
@@ -108,7 +116,7 @@ export async function startOperator(config: OperatorConfig, logger: Logger, onLo
 
   const ops = await startOpsServer({
     host: config.metricsHost, port: config.metricsPort, registry: metrics.registry,
-    readiness: () => (domains.synced && apiKeys.synced && secrets.synced ? undefined : 'caches not synced'),
+    readiness: () => (domains.synced && apiKeys.synced && webhooks.synced && secrets.synced ? undefined : 'caches not synced'),
   });
   logger.info({ identity: config.identity, metricsPort: listeningPort(ops), configNamespace: config.targets.namespace }, 'operator running');
 
@@ -118,7 +126,7 @@ export async function startOperator(config: OperatorConfig, logger: Logger, onLo
     await Promise.all(queues.map((q) => q.stop()));
     await elector.stop();
     metrics.leader.set(0);
-    await Promise.all([domains.stop(), apiKeys.stop(), secrets.stop()]);
+    await Promise.all([domains.stop(), apiKeys.stop(), webhooks.stop(), secrets.stop()]);
     await new Promise<void>((resolve) => ops.close(() => resolve()));
     logger.info('operator stopped');
   })());

@@ -122,7 +122,7 @@ export class SendingDomainController {
         annotations: { [SELECTOR_ANNOTATION]: selector }, ownerReferences: [ownerReference({ kind: 'SendingDomain', metadata: domain.metadata })],
       },
       data: { [DKIM_SECRET_KEY]: Buffer.from(privateKey).toString('base64') },
-    } as never, FIELD_MANAGER);
+    }, FIELD_MANAGER);
     const rotated = Boolean(secret);
     this.#o.events.normal(target(domain), rotated ? 'KeyRotated' : 'KeyGenerated',
       `${rotated ? 'new' : 'generated a'} ${keySize}-bit DKIM key for selector ${selector} in Secret ${secretName}; publish the DKIM record from status.dnsRecords`);
@@ -184,7 +184,7 @@ export class SendingDomainController {
     if (canonicalJson(previous ?? {}) === canonicalJson(status)) return;
     await this.#o.client.apply(`${paths.sendingDomains(domain.metadata.namespace, domain.metadata.name)}/status`, {
       apiVersion: GROUP_VERSION, kind: 'SendingDomain', metadata: { name: domain.metadata.name, namespace: domain.metadata.namespace }, status,
-    } as never, FIELD_MANAGER);
+    }, FIELD_MANAGER);
     const wasVerified = conditionTrue(previous?.conditions, 'DNSVerified');
     if (facts.allFound && !wasVerified) this.#o.events.normal(target(domain), 'DNSVerified', `all DNS records of ${domain.spec.domain} are published`);
     if (!facts.allFound && wasVerified) this.#o.events.warning(target(domain), 'DNSRecordsMissing', `DNS records of ${domain.spec.domain} are missing or changed; see status.dnsRecords`);

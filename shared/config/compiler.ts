@@ -11,8 +11,8 @@ import secretSchema from './schemas/secret.schema.json' with { type: 'json' };
 import compiledConfigSchema from './schemas/compiled-config.schema.json' with { type: 'json' };
 import {
   API_GROUP_VERSION, CONFIG_API_VERSION,
-  type ApiKey, type CompiledApiKey, type CompiledConfig, type CompiledNamespace, type Resource,
-  type Secret, type SendingDomain,
+  type ApiKey, type CompiledApiKey, type CompiledConfig, type CompiledNamespace, type CompiledWebhook, type Resource,
+  type Secret, type SendingDomain, type Webhook,
 } from './types.ts';
 
 ajv.addSchema(objectMetaSchema);
@@ -186,6 +186,36 @@ function compileApiKeys(keys: ApiKey[], secrets: Map<string, Secret>, problems: 
   return compiled.sort((a, b) => a.id.localeCompare(b.id));
 }
 
+/** Which Secret keys hold a webhook's credentials, by auth type. */
+const WEBHOOK_SECRET_KEYS = { none: [], basic: ['username', 'password'], bearer: ['token'], hmac: ['secret'] } as const;
+
+function compileWebhooks(webhooks: Webhook[], secrets: Map<string, Secret>, problems: string[]): { namespace: string; compiled: CompiledWebhook }[] {
+  const compiled: { namespace: string; compiled: CompiledWebhook }[] = [];
+  for (const resource of [...webhooks].sort((a, b) => a.metadata.name.localeCompare(b.metadata.name))) {
+    const namespace = resource.metadata.namespace ?? DEFAULT_NAMESPACE;
+    const type = resource.spec.auth?.type ?? 'none';
+    const values: Record<string, string> = {};
+    const ref = resource.spec.auth?.secretRef;
+    if (type !== 'none') {
+      const secret = ref ? secrets.get(`${namespace}/${ref.name}`) : undefined;
+      if (!secret) {
+        problems.push(`Webhook ${namespace}/${resource.metadata.name}: Secret ${namespace}/${ref?.name ?? '(none)'} not found`);
+        continue;
+      }
+      const missing = WEBHOOK_SECRET_KEYS[type].filter((key) => !(values[key] = secretValue(secret, key) ?? ''));
+      if (missing.length) {
+        problems.push(`Webhook ${namespace}/${resource.metadata.name}: Secret ${namespace}/${ref!.name} has no ${missing.map((k) => `"${k}"`).join(', ')} (needed for ${type})`);
+        continue;
+      }
+    }
+    compiled.push({ namespace, compiled: {
+      name: resource.metadata.name, url: resource.spec.url, events: [...(resource.spec.events ?? [])].sort(),
+      auth: { type, ...values } as CompiledWebhook['auth'],
+    } });
+  }
+  return compiled;
+}
+
 /** Sorted-key JSON, so that equal content always hashes to the same revision. */
 export function canonicalJson(value: unknown): string {
   return JSON.stringify(value, (_key, v: unknown) =>
@@ -211,6 +241,7 @@ export interface CompileInput {
   /** In order of precedence: when two claim one domain, the first keeps it. */
   domains: SendingDomain[];
   apiKeys: ApiKey[];
+  webhooks?: Webhook[];
   /** Keyed `namespace/name`. */
   secrets: Map<string, Secret>;
   generatedKeySecret?: GeneratedKeySecret;
@@ -224,6 +255,9 @@ export function compileResources(input: CompileInput): { config: CompiledConfig;
   const problems: string[] = [];
   const namespaces = compileDomains(input.domains, input.secrets, problems);
   const apiKeys = compileApiKeys(input.apiKeys, input.secrets, problems, input.generatedKeySecret);
+  for (const webhook of compileWebhooks(input.webhooks ?? [], input.secrets, problems)) {
+    ((namespaces[webhook.namespace] ??= { domains: {} }).webhooks ??= []).push(webhook.compiled);
+  }
   const body = { namespaces, apiKeys };
   const config: CompiledConfig = {
     apiVersion: CONFIG_API_VERSION,
@@ -238,6 +272,7 @@ export function compileResources(input: CompileInput): { config: CompiledConfig;
 
 /** The relay faces the internet: its config holds no private keys. */
 export function relayView(config: CompiledConfig): CompiledConfig {
+  // Webhooks carry credentials and the relay does not send them: left out whole.
   const namespaces = Object.fromEntries(Object.entries(config.namespaces).map(([ns, { domains }]) => [ns, {
     domains: Object.fromEntries(Object.entries(domains).map(([name, { dkimPrivateKey: _secret, ...rest }]) => [name, rest])),
   }]));

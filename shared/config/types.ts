@@ -48,6 +48,20 @@ export interface Secret {
   stringData?: Record<string, string>;
 }
 
+export type WebhookEvent = 'injection' | 'delivery' | 'delay' | 'bounce' | 'policy_rejection' | 'open' | 'click';
+
+export interface Webhook {
+  apiVersion: typeof API_GROUP_VERSION;
+  kind: 'Webhook';
+  metadata: ObjectMeta;
+  spec: {
+    url: string;
+    allowInsecureUrl?: boolean;
+    events?: WebhookEvent[];
+    auth?: { type: 'none' | 'basic' | 'bearer' | 'hmac'; secretRef?: { name: string } };
+  };
+}
+
 export type Resource = SendingDomain | ApiKey | Secret;
 
 /** A sending domain as the relay and deliverer see it. */
@@ -74,8 +88,18 @@ export interface CompiledApiKey {
   expiresAt?: string;
 }
 
+/** A webhook target with its credentials: only in the deliverer's part of the config. */
+export interface CompiledWebhook {
+  name: string;
+  url: string;
+  /** Empty: every event type. */
+  events: WebhookEvent[];
+  auth: { type: 'none' } | { type: 'basic'; username: string; password: string } | { type: 'bearer'; token: string } | { type: 'hmac'; secret: string };
+}
+
 export interface CompiledNamespace {
   domains: Record<string, CompiledDomain>;
+  webhooks?: CompiledWebhook[];
 }
 
 /** The document the compiler produces; `revision` is a hash of everything else. */

@@ -32,6 +32,9 @@ export interface KubeObject {
   };
 }
 
+/** Any object to send: the common fields plus whatever its kind has (spec, status, data, …). */
+export type WritableObject = KubeObject & Record<string, unknown>;
+
 /** The API server refused a request; `reason` is Kubernetes' own (NotFound, Conflict, Forbidden, …). */
 export class KubeApiError extends Error {
   readonly status: number;
@@ -109,12 +112,12 @@ export class KubeClient {
     return this.request('GET', path, { query });
   }
 
-  create<T extends KubeObject>(path: string, object: T): Promise<T> {
+  create<T extends KubeObject>(path: string, object: WritableObject): Promise<T> {
     return this.request('POST', path, { body: object });
   }
 
   /** Replaces the object; `metadata.resourceVersion` makes it fail with Conflict if someone wrote in between. */
-  replace<T extends KubeObject>(path: string, object: T): Promise<T> {
+  replace<T extends KubeObject>(path: string, object: WritableObject): Promise<T> {
     return this.request('PUT', path, { body: object });
   }
 
@@ -131,7 +134,7 @@ export class KubeClient {
   }
 
   /** Server-side apply: the fields in `object` become owned by `fieldManager`. */
-  apply<T extends KubeObject>(path: string, object: T, fieldManager: string): Promise<T> {
+  apply<T extends KubeObject>(path: string, object: WritableObject, fieldManager: string): Promise<T> {
     return this.request('PATCH', path, { body: object, contentType: 'application/apply-patch+yaml', query: { fieldManager, force: 'true' } });
   }
 }

@@ -258,6 +258,26 @@ describe('a domain and a key applied with kubectl', () => {
     assert.match(described, /OwnershipVerified/);
   });
 
+  test('a Webhook: its target and HMAC secret reach the deliverer\'s config only; a missing Secret is reported', async () => {
+    api.kubectl(['create', 'secret', 'generic', 'hook-signing', '-n', 'acme', '--from-literal=secret=s3cr3t-signing-key']);
+    const hook = (name: string, secret: string) => api.kubectl(['apply', '-f', '-'], ['apiVersion: mtrelay.dev/v1alpha1', 'kind: Webhook',
+      `metadata: {name: ${name}, namespace: acme}`, `spec: {url: "https://hooks.acme.test/${name}", events: [bounce, delivery], auth: {type: hmac, secretRef: {name: ${secret}}}}`, ''].join('\n'));
+    hook('events', 'hook-signing');
+    hook('broken', 'no-such-secret');
+    await eventually('webhook Ready', () => condition(getJson(['webhook', '-n', 'acme', 'events']).status, 'Ready')?.status === 'True');
+    const broken = await eventually('broken webhook reported', () => {
+      const c = condition(getJson(['webhook', '-n', 'acme', 'broken']).status, 'Ready');
+      return c?.reason === 'SecretNotFound' && c;
+    });
+    assert.match(broken.message, /Secret acme\/no-such-secret not found/);
+    const { gunzipSync } = await import('node:zlib');
+    const config = (name: string) => JSON.parse(gunzipSync(Buffer.from(getJson(['secret', '-n', SYSTEM, name]).data!['config.json.gz']!, 'base64')).toString()) as
+      { namespaces: Record<string, { webhooks?: { name: string; url: string; events: string[]; auth: { type: string; secret?: string } }[] }> };
+    const delivered = await eventually('webhook in the deliverer config', () => config('mtrelay-deliverer-config').namespaces.acme?.webhooks);
+    assert.deepEqual(delivered, [{ name: 'events', url: 'https://hooks.acme.test/events', events: ['bounce', 'delivery'], auth: { type: 'hmac', secret: 's3cr3t-signing-key' } }]);
+    assert.equal(config('mtrelay-relay-config').namespaces.acme?.webhooks, undefined);
+  });
+
   test('a domain claimed by a second namespace stays out of the config', async () => {
     api.kubectl(['create', 'namespace', 'other']);
     api.kubectl(['apply', '-f', '-'], ['apiVersion: mtrelay.dev/v1alpha1', 'kind: SendingDomain', 'metadata: {name: copycat, namespace: other}',

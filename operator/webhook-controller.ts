@@ -1,0 +1,46 @@
+// Webhook: checks that the credentials its auth type needs are in the Secret it names, and
+// reports Ready. The target and its credentials go only into the deliverer's config.
+import { canonicalJson, compileResources } from '../shared/config/compiler.ts';
+import type { KubeClient } from '../shared/kube/client.ts';
+import type { Informer } from '../shared/kube/informer.ts';
+import { setConditions, type Condition, type ConditionInput } from './conditions.ts';
+import type { EventRecorder } from './events.ts';
+import { FIELD_MANAGER, GROUP_VERSION, paths, splitKey, type SecretObject, type WebhookObject } from './resources.ts';
+import type { ReconcileResult } from './work-queue.ts';
+
+export interface WebhookControllerOptions {
+  client: KubeClient;
+  webhooks: Informer<WebhookObject>;
+  secrets: Informer<SecretObject>;
+  events: EventRecorder;
+}
+
+export class WebhookController {
+  readonly #o: WebhookControllerOptions;
+
+  constructor(options: WebhookControllerOptions) {
+    this.#o = options;
+  }
+
+  async reconcile(key: string): Promise<ReconcileResult> {
+    const { namespace, name } = splitKey(key);
+    const webhook = this.#o.webhooks.get(name, namespace);
+    if (!webhook) return;
+    const ref = webhook.spec.auth?.secretRef?.name;
+    const secret = ref ? this.#o.secrets.get(ref, namespace) : undefined;
+    const secrets = new Map(secret ? [[`${namespace}/${ref}`, secret]] : []);
+    const { problems } = compileResources({ domains: [], apiKeys: [], webhooks: [webhook], secrets });
+    const condition: ConditionInput = problems.length
+      ? { type: 'Ready', status: 'False', reason: secret ? 'InvalidSecret' : 'SecretNotFound', message: problems[0]!.replace(/^Webhook \S+: /, '') }
+      : { type: 'Ready', status: 'True', reason: 'Ready', message: `events ${webhook.spec.events?.length ? webhook.spec.events.join(', ') : '(all)'} go to ${webhook.spec.url}` };
+    const status = { observedGeneration: webhook.metadata.generation, conditions: setConditions(webhook.status?.conditions, [condition], webhook.metadata.generation) };
+    if (canonicalJson(webhook.status ?? {}) === canonicalJson(status)) return;
+    await this.#o.client.apply(`${paths.webhooks(namespace, name)}/status`, {
+      apiVersion: GROUP_VERSION, kind: 'Webhook', metadata: { name, namespace }, status,
+    }, FIELD_MANAGER);
+    const before = webhook.status?.conditions?.find((c: Condition) => c.type === 'Ready');
+    if (before?.reason !== condition.reason && condition.status === 'False') {
+      this.#o.events.warning({ apiVersion: GROUP_VERSION, kind: 'Webhook', metadata: webhook.metadata }, condition.reason, condition.message);
+    }
+  }
+}

@@ -1,0 +1,126 @@
+// The informer heals itself against a real API server: when its watch goes silent (here a
+// loopback proxy that stops passing bytes) the watchdog relists once the server is reachable
+// again, and an object deleted meanwhile is reported as deleted.
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { after, before, test } from 'node:test';
+import pino from 'pino';
+import { KubeClient, loadKubeConfig, type KubeObject } from '../../shared/kube/client.ts';
+import { Informer, type InformerEvent } from '../../shared/kube/informer.ts';
+import type { KubeApiServer } from '../k8s/api-server.ts';
+import { startTestApiServer } from './api-server-fixture.ts';
+
+/** A TCP proxy that can freeze: connections stay open but no byte passes until thawed. */
+class FreezableProxy {
+  readonly #server: net.Server;
+  readonly #pairs = new Set<[net.Socket, net.Socket]>();
+  #frozen = false;
+
+  constructor(target: number) {
+    this.#server = net.createServer((client) => {
+      const upstream = net.connect(target, '127.0.0.1');
+      const pair: [net.Socket, net.Socket] = [client, upstream];
+      this.#pairs.add(pair);
+      for (const socket of pair) {
+        socket.on('error', () => undefined);
+        socket.on('close', () => { this.#pairs.delete(pair); client.destroy(); upstream.destroy(); });
+      }
+      if (!this.#frozen) FreezableProxy.#join(pair);
+    });
+  }
+
+  static #join([client, upstream]: [net.Socket, net.Socket]): void {
+    client.pipe(upstream);
+    upstream.pipe(client);
+  }
+
+  listen(): Promise<number> {
+    return new Promise((resolve) => this.#server.listen(0, '127.0.0.1', () => resolve((this.#server.address() as net.AddressInfo).port)));
+  }
+
+  freeze(): void {
+    this.#frozen = true;
+    for (const [client, upstream] of this.#pairs) {
+      client.unpipe(upstream);
+      upstream.unpipe(client);
+      client.pause();
+      upstream.pause();
+    }
+  }
+
+  thaw(): void {
+    this.#frozen = false;
+    for (const pair of this.#pairs) FreezableProxy.#join(pair);
+  }
+
+  close(): void {
+    for (const pair of this.#pairs) for (const socket of pair) socket.destroy();
+    this.#server.close();
+  }
+}
+
+let api: KubeApiServer;
+let proxy: FreezableProxy;
+before(async () => {
+  api = await startTestApiServer('informer');
+  proxy = new FreezableProxy(Number(new URL(api.server).port));
+});
+after(async () => {
+  proxy?.close();
+  await api?.stop();
+});
+
+test('a silent watch is restarted by the watchdog, and a deletion missed meanwhile is reported', async () => {
+  const port = await proxy.listen();
+  const config = loadKubeConfig(api.kubeconfig);
+  config.clusters = config.clusters.map((c) => ({ ...c, server: `https://127.0.0.1:${port}` }));
+  const events: [InformerEvent, string][] = [];
+  const restarts: string[] = [];
+  api.kubectl(['create', 'configmap', 'stays', '-n', 'default']);
+  api.kubectl(['create', 'configmap', 'goes', '-n', 'default']);
+  const informer = new Informer<KubeObject>({
+    client: new KubeClient(config), path: '/api/v1/namespaces/default/configmaps', logger: pino({ level: 'silent' }),
+    watchdogMs: 3000, relistMs: 600_000,
+    onEvent: (event, object) => events.push([event, object.metadata!.name!]),
+    onRestart: (reason) => restarts.push(reason),
+  });
+  await informer.start();
+  try {
+    assert.ok(informer.get('goes', 'default'));
+    assert.ok(events.some(([e, n]) => e === 'add' && n === 'goes'));
+
+    proxy.freeze();
+    api.kubectl(['delete', 'configmap', 'goes', '-n', 'default']); // directly, not through the proxy
+    await new Promise((r) => setTimeout(r, 4500));
+    assert.ok(!events.some(([e]) => e === 'delete'), 'nothing can arrive through a frozen proxy');
+    assert.ok(informer.get('goes', 'default'), 'the last known cache is kept meanwhile');
+
+    proxy.thaw();
+    const deadline = Date.now() + 15_000;
+    while (!events.some(([e, n]) => e === 'delete' && n === 'goes') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    assert.deepEqual(events.filter(([e]) => e === 'delete'), [['delete', 'goes']]);
+    assert.ok(restarts.some((r) => r.startsWith('watchdog')), `restarts: ${restarts.join(', ')}`);
+    assert.equal(informer.get('goes', 'default'), undefined);
+    assert.ok(informer.get('stays', 'default'));
+  } finally {
+    await informer.stop();
+  }
+});
+
+test('a periodic relist replaces the cache without losing objects', async () => {
+  const events: InformerEvent[] = [];
+  const restarts: string[] = [];
+  const informer = new Informer<KubeObject>({
+    client: new KubeClient(loadKubeConfig(api.kubeconfig)), path: '/api/v1/namespaces/default/configmaps', logger: pino({ level: 'silent' }),
+    relistMs: 1000, onEvent: (event) => events.push(event), onRestart: (reason) => restarts.push(reason),
+  });
+  await informer.start();
+  try {
+    await new Promise((r) => setTimeout(r, 2500));
+    assert.ok(restarts.includes('periodic relist'), `restarts: ${restarts.join(', ')}`);
+    assert.ok(informer.get('stays', 'default'));
+    assert.ok(!events.includes('delete'));
+  } finally {
+    await informer.stop();
+  }
+});
