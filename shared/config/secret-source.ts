@@ -24,6 +24,8 @@ export interface SecretSourceOptions {
   view?: (config: CompiledConfig) => CompiledConfig;
   /** Passed to the informer (tests shorten them). */
   relistMs?: number;
+  /** How long start() waits for the first config before the pod starts not ready (default 5 s). */
+  startWaitMs?: number;
 }
 
 export function parseSecretRef(value: string): { namespace: string; name: string } {
@@ -40,6 +42,7 @@ export class SecretConfigSource {
   #loading: Promise<void> | undefined;
   #again = false;
   #retry: NodeJS.Timeout | undefined;
+  #startTimer: NodeJS.Timeout | undefined;
 
   constructor(options: SecretSourceOptions) {
     this.#options = options;
@@ -55,17 +58,24 @@ export class SecretConfigSource {
     });
   }
 
-  /** Resolves once the Secret was listed (and loaded, when it exists); until then the pod is not ready. */
+  /**
+   * Resolves once the config is loaded, or after `startWaitMs` at the latest: a pod whose
+   * config is not there yet (or not readable) still starts, reports not ready, and keeps
+   * trying in the background.
+   */
   async start(): Promise<void> {
-    await this.#informer.start();
-    await this.#loading;
-    if (!this.#informer.get(this.#name, this.#namespace)) {
-      this.#options.logger.warn({ secret: this.#options.secret }, 'config Secret not found yet; not ready until the operator writes it');
+    const loaded = this.#informer.start().then(() => this.#loading);
+    const waited = new Promise<void>((resolve) => { this.#startTimer = setTimeout(resolve, this.#options.startWaitMs ?? 5000); });
+    await Promise.race([loaded, waited]);
+    clearTimeout(this.#startTimer);
+    if (!this.#options.store.loaded) {
+      this.#options.logger.warn({ secret: this.#options.secret }, 'no config loaded yet (Secret missing or not readable); not ready until it is');
     }
   }
 
   stop(): void {
     clearTimeout(this.#retry);
+    clearTimeout(this.#startTimer);
     void this.#informer.stop();
   }
 

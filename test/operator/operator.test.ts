@@ -54,7 +54,7 @@ async function eventually<T>(what: string, probe: () => T | undefined | false, t
 function startOperator(identity: string): MtrelayProcess {
   return new MtrelayProcess([
     'operator', '--kubeconfig', operatorKubeconfig, '--namespace', SYSTEM, '--identity', identity,
-    '--dns', dnsAddress, '--spf-include', 'spf.mtrelay.test', '--dns-retry-interval', '1s',
+    '--dns', dnsAddress, '--spf-include', 'spf.mtrelay.test', '--tracking-cname', 'track.mtrelay.test', '--dns-retry-interval', '1s',
     '--lease-duration', '4s', '--renew-deadline', '3s', '--retry-period', '500ms',
     '--metrics-host', '127.0.0.1', '--metrics-port', '0',
   ]);
@@ -70,8 +70,8 @@ function apiKeyValue(namespace: string, secret: string, key = 'apiKey'): string 
   return Buffer.from(getJson(['secret', '-n', namespace, secret]).data![key]!, 'base64').toString('utf8');
 }
 
-async function authReply(apiKey: string): Promise<string | undefined> {
-  const client = await RawSmtp.connect(relay.ports.submission);
+async function authReply(apiKey: string, port = relay.ports.submission): Promise<string | undefined> {
+  const client = await RawSmtp.connect(port);
   await client.reply();
   const reply = await client.login(apiKey);
   client.close();
@@ -106,7 +106,7 @@ describe('a domain and a key applied with kubectl', () => {
   test('get a DKIM key Secret, a generated API key Secret, DNS records and conditions in status', async () => {
     api.kubectl(['apply', '-f', '-'], [
       'apiVersion: mtrelay.dev/v1alpha1', 'kind: SendingDomain', 'metadata: {name: acme-mail, namespace: acme}',
-      'spec: {domain: mail.acme.test, dkim: {selector: s1}}', '---',
+      'spec: {domain: mail.acme.test, dkim: {selector: s1}, trackingDomain: click.acme.test}', '---',
       'apiVersion: mtrelay.dev/v1alpha1', 'kind: ApiKey', 'metadata: {name: app, namespace: acme}', 'spec: {permissions: [smtp/send]}', '',
     ].join('\n'));
     const domain = await eventually('domain status', () => {
@@ -114,9 +114,15 @@ describe('a domain and a key applied with kubectl', () => {
       return condition(d.status, 'KeyReady')?.status === 'True' && d;
     });
     const records = (domain.status as { dnsRecords: { purpose: string; type: string; name: string; value: string; verified: boolean }[] }).dnsRecords;
-    assert.deepEqual(records.map((r) => [r.purpose, r.type, r.name]), [['dkim', 'TXT', 's1._domainkey.mail.acme.test'], ['spf', 'TXT', 'mail.acme.test']]);
+    assert.deepEqual(records.map((r) => [r.purpose, r.type, r.name]),
+      [['dkim', 'TXT', 's1._domainkey.mail.acme.test'], ['spf', 'TXT', 'mail.acme.test'], ['tracking', 'CNAME', 'click.acme.test']]);
     assert.match(records[0]!.value, /^v=DKIM1; k=rsa; p=MII[A-Za-z0-9+/=]+$/);
     assert.equal(records[1]!.value, 'v=spf1 include:spf.mtrelay.test ~all');
+    assert.equal(records[2]!.value, 'track.mtrelay.test');
+    // Status is written by server-side apply, owned by the operator's field manager.
+    const managed = JSON.parse(api.kubectl(['get', 'sendingdomain', '-n', 'acme', 'acme-mail', '-o', 'json', '--show-managed-fields'])) as
+      { metadata: { managedFields: { manager: string; operation: string; subresource?: string }[] } };
+    assert.ok(managed.metadata.managedFields.some((f) => f.manager === 'mtrelay-operator' && f.operation === 'Apply' && f.subresource === 'status'));
     assert.equal(condition(domain.status, 'DNSVerified')?.status, 'False');
     assert.equal(condition(domain.status, 'DNSVerified')?.reason, 'RecordsMissing');
     assert.equal(condition(domain.status, 'Ready')?.reason, 'AwaitingVerification');
@@ -160,6 +166,7 @@ describe('a domain and a key applied with kubectl', () => {
     });
     assert.equal(condition(domain.status, 'DNSVerified')?.status, 'True');
     assert.ok((domain.status as { verifiedAt?: string }).verifiedAt);
+    assert.ok((domain.status as { dnsRecords: { verified: boolean }[] }).dnsRecords.every((r) => r.verified));
 
     relay = await RelayProcess.start({
       kafka: testKafka(),
@@ -189,16 +196,43 @@ describe('a domain and a key applied with kubectl', () => {
     }
   });
 
-  test('kubectl delete apikey: AUTH fails within 5 seconds', async () => {
-    const key = apiKeyValue('acme', 'app-apikey');
-    assert.match((await authReply(key)) ?? '', /^235/);
-    const started = Date.now();
-    api.kubectl(['delete', 'apikey', '-n', 'acme', 'app']);
-    for (;;) {
-      const reply = await authReply(key);
-      if (reply?.startsWith('535 5.7.8')) break;
-      assert.ok(Date.now() - started < 5000, `AUTH still answers "${reply}" ${Date.now() - started} ms after the delete`);
-      await new Promise((r) => setTimeout(r, 100));
+  test('kubectl delete apikey: AUTH fails on every relay within 5 seconds', async () => {
+    const second = await RelayProcess.start({
+      kafka: testKafka(),
+      args: ['--config-secret', `${SYSTEM}/mtrelay-relay-config`, '--kubeconfig', relayKubeconfig, '--allow-auth-without-tls'],
+    });
+    try {
+      const key = apiKeyValue('acme', 'app-apikey');
+      for (const port of [relay.ports.submission, second.ports.submission]) assert.match((await authReply(key, port)) ?? '', /^235/);
+      const started = Date.now();
+      api.kubectl(['delete', 'apikey', '-n', 'acme', 'app']);
+      for (const port of [relay.ports.submission, second.ports.submission]) {
+        for (;;) {
+          const reply = await authReply(key, port);
+          if (reply?.startsWith('535 5.7.8')) break;
+          assert.ok(Date.now() - started < 5000, `AUTH on port ${port} still answers "${reply}" ${Date.now() - started} ms after the delete`);
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }
+    } finally {
+      await second.stop();
+    }
+  });
+
+  test('a relay whose config Secret it cannot read starts, says why, and is not ready', async () => {
+    const blind = new MtrelayProcess(['relay', '--config-secret', `${SYSTEM}/mtrelay-deliverer-config`, '--kubeconfig', relayKubeconfig,
+      '--kafka', testKafka(), '--host', '127.0.0.1', '--port', '0', '--alt-port', '-1', '--smtps-port', '-1',
+      '--metrics-host', '127.0.0.1', '--metrics-port', '0', '--partitions', '2']);
+    try {
+      blind.metricsPort = (await blind.started('relay listening')).metricsPort as number;
+      const forbidden = await blind.waitForLog((l) => l.msg === 'informer list failed; retrying');
+      assert.match(JSON.stringify(forbidden), /403 Forbidden.*cannot list resource \\"secrets\\"/);
+      assert.ok(blind.logs.some((l) => l.msg === 'no config loaded yet (Secret missing or not readable); not ready until it is'));
+      const ready = await blind.http('/readyz');
+      assert.equal(ready.status, 503);
+      assert.match(ready.body, /no config loaded/);
+    } finally {
+      await blind.stop();
     }
   });
 
