@@ -5,7 +5,8 @@ import path from 'node:path';
 import { repoRoot } from '../kafka/broker.ts';
 import { KubeApiServer } from './api-server.ts';
 
-const dir = path.join(repoRoot, '.state', 'k8s-dev');
+// MTRELAY_K8S_DEV_DIR moves it (the tests use their own folder, not the developer's server).
+const dir = process.env.MTRELAY_K8S_DEV_DIR ?? path.join(repoRoot, '.state', 'k8s-dev');
 const stateFile = path.join(dir, 'api-server.json');
 
 interface State { pids: number[]; kubeconfig: string }
