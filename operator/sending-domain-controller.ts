@@ -69,8 +69,8 @@ export class SendingDomainController {
     }
     const selector = domain.spec.dkim?.selector ?? DEFAULT_SELECTOR;
     const keySize = domain.spec.dkim?.keySize ?? DEFAULT_KEY_SIZE;
-    const key_ = await this.#ensureKey(domain, selector, keySize);
-    const records = this.#desiredRecords(domain, selector, key_.publicKeyData);
+    const dkim = await this.#ensureKey(domain, selector, keySize);
+    const records = this.#desiredRecords(domain, selector, dkim.publicKeyData);
     const { results, nextCheckMs } = await this.#checkDns(key, records, conditionTrue(domain.status?.conditions, 'DNSVerified'));
     const dnsRecords: DnsRecord[] = records.map((r, i) => ({ ...r, verified: results[i] === 'found' }));
     const dkimFound = results[0] === 'found';
@@ -80,16 +80,16 @@ export class SendingDomainController {
     const claimedElsewhere = claimant && claimant.metadata.uid !== domain.metadata.uid ? claimant : undefined;
 
     const conditions: ConditionInput[] = [
-      key_.problem
-        ? { type: 'KeyReady', status: 'False', reason: 'InvalidKeySecret', message: key_.problem }
-        : { type: 'KeyReady', status: 'True', reason: key_.userSupplied ? 'UserSuppliedKey' : 'KeyGenerated',
-          message: `${key_.bits}-bit RSA key in Secret ${dkimSecretName(domain)}, selector ${selector}` },
+      dkim.problem
+        ? { type: 'KeyReady', status: 'False', reason: 'InvalidKeySecret', message: dkim.problem }
+        : { type: 'KeyReady', status: 'True', reason: dkim.userSupplied ? 'UserSuppliedKey' : 'KeyGenerated',
+          message: `${dkim.bits}-bit RSA key in Secret ${dkimSecretName(domain)}, selector ${selector}` },
       this.#dnsCondition(dnsRecords, results),
-      this.#readyCondition(domain, { keyProblem: key_.problem, verified: Boolean(verifiedAt), claimedElsewhere }),
+      this.#readyCondition(domain, { keyProblem: dkim.problem, verified: Boolean(verifiedAt), claimedElsewhere }),
     ];
     const status: SendingDomainStatus = {
       observedGeneration: domain.metadata.generation,
-      dkim: { selector, keySize: key_.bits, secretName: dkimSecretName(domain) },
+      dkim: { selector, keySize: dkim.bits, secretName: dkimSecretName(domain) },
       dnsRecords,
       ...(verifiedAt ? { verifiedAt } : {}),
       conditions: setConditions(domain.status?.conditions, conditions, domain.metadata.generation),
