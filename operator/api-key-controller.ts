@@ -10,7 +10,7 @@ import type { Informer } from '../shared/kube/informer.ts';
 import { setConditions, type ConditionInput } from './conditions.ts';
 import type { EventRecorder } from './events.ts';
 import {
-  FIELD_MANAGER, GROUP_VERSION, MANAGED_BY, isOwnedBy, ownerReference, paths, splitKey,
+  FIELD_MANAGER, GROUP_VERSION, MANAGED_BY, SECRET_LABEL, isOwnedBy, ownerReference, paths, splitKey,
   type ApiKeyObject, type ApiKeyStatus, type SecretObject,
 } from './resources.ts';
 import type { ReconcileResult } from './work-queue.ts';
@@ -47,14 +47,18 @@ export class ApiKeyController {
   async reconcile(key: string): Promise<ReconcileResult> {
     const { namespace, name } = splitKey(key);
     const apiKey = this.#o.apiKeys.get(name, namespace);
-    if (!apiKey) return;
+    if (!apiKey || apiKey.metadata.deletionTimestamp) return; // being deleted: nothing to make right
     const generated = generatedKeySecret(apiKey);
     const secretName = apiKey.spec.secretRef?.name ?? generated!.name;
-    let secret = this.#o.secrets.get(secretName, namespace);
-    let notOwned: string | undefined;
+    // The cache holds only Secrets labelled for mtrelay; a direct read tells "missing" from "not labelled".
+    let secret = this.#o.secrets.get(secretName, namespace) ?? await this.#o.client.get<SecretObject>(paths.secrets(namespace, secretName));
+    let refusal: ConditionInput | undefined;
     if (generated && !secret) secret = await this.#generate(apiKey, secretName);
     else if (generated && secret && !isOwnedBy(secret, apiKey)) {
-      notOwned = `Secret ${secretName} exists and is not managed by mtrelay; name it in spec.secretRef to use it, or delete it`;
+      refusal = { type: 'Ready', status: 'False', reason: 'SecretNotOwned', message: `Secret ${secretName} exists and is not managed by mtrelay; name it in spec.secretRef to use it, or delete it` };
+    } else if (!generated && secret && secret.metadata.labels?.[SECRET_LABEL] === undefined) {
+      refusal = { type: 'Ready', status: 'False', reason: 'SecretNotLabelled',
+        message: `Secret ${secretName} is not labelled ${SECRET_LABEL}; label it to let mtrelay use it (kubectl label secret -n ${namespace} ${secretName} ${SECRET_LABEL}=api-key)` };
     }
 
     const secrets = new Map(secret ? [[`${namespace}/${secretName}`, secret]] : []);
@@ -62,7 +66,7 @@ export class ApiKeyController {
     const compiled = config.apiKeys[0];
     const expiresAt = apiKey.spec.expiresAt;
     const expired = expiresAt !== undefined && Date.parse(expiresAt) <= Date.now();
-    const condition: ConditionInput = notOwned ? { type: 'Ready', status: 'False', reason: 'SecretNotOwned', message: notOwned }
+    const condition: ConditionInput = refusal ? refusal
       : !compiled ? { type: 'Ready', status: 'False', reason: secret ? 'InvalidKey' : 'SecretNotFound', message: (problems[0] ?? 'key not usable').replace(/^ApiKey \S+: /, '') }
         : apiKey.spec.disabled ? { type: 'Ready', status: 'False', reason: 'Disabled', message: 'spec.disabled is true: AUTH with this key fails' }
           : expired ? { type: 'Ready', status: 'False', reason: 'Expired', message: `expired at ${expiresAt}: AUTH with this key fails` }
@@ -70,7 +74,7 @@ export class ApiKeyController {
 
     const status: ApiKeyStatus = {
       observedGeneration: apiKey.metadata.generation,
-      ...(compiled && !notOwned ? { prefix: compiled.prefix } : {}),
+      ...(compiled && !refusal ? { prefix: compiled.prefix } : {}),
       secretName,
       ...(expiresAt ? { expiresAt } : {}),
       conditions: setConditions(apiKey.status?.conditions, [condition], apiKey.metadata.generation),
@@ -95,7 +99,7 @@ export class ApiKeyController {
     const secret = await this.#o.client.create<SecretObject>(paths.secrets(namespace), {
       apiVersion: 'v1', kind: 'Secret', type: 'Opaque',
       metadata: {
-        name: secretName, namespace, labels: { ...MANAGED_BY, 'mtrelay.dev/api-key': apiKey.metadata.name },
+        name: secretName, namespace, labels: { ...MANAGED_BY, [SECRET_LABEL]: 'api-key', 'mtrelay.dev/api-key': apiKey.metadata.name },
         ownerReferences: [ownerReference({ kind: 'ApiKey', metadata: apiKey.metadata })],
       },
       data: { [API_KEY_SECRET_KEY]: Buffer.from(newApiKeyValue()).toString('base64') },

@@ -71,7 +71,16 @@ export function operatorCommand(): Command {
     });
 }
 
+/** The two sets must not share a Secret: NAME or NAME-<n> of one may not be the other's. */
+function checkSetNames(relay: string, deliverer: string): void {
+  const overlaps = (a: string, b: string) => a === b || new RegExp(`^${a.replace(/[.-]/g, '\\$&')}-\\d+$`).test(b);
+  if (overlaps(relay, deliverer) || overlaps(deliverer, relay)) {
+    throw new InvalidArgumentError(`--relay-config-secret ${relay} and --deliverer-config-secret ${deliverer} would share Secrets; choose names that are not each other's pieces`);
+  }
+}
+
 function operatorConfig(flags: OperatorFlags): OperatorConfig {
+  checkSetNames(flags.relayConfigSecret, flags.delivererConfigSecret);
   return {
     ...(flags.kubeconfig ? { kubeconfig: flags.kubeconfig } : {}),
     identity: flags.identity,

@@ -2,7 +2,7 @@
 // the informer caches (so a deletion needs no special path), and writes two Secret sets —
 // the relay's (no private keys) and the deliverer's — only when their content changed.
 import type { Logger } from 'pino';
-import { compileResources, relayView } from '../shared/config/compiler.ts';
+import { DKIM_SECRET_KEY, compileResources, relayView } from '../shared/config/compiler.ts';
 import { CONFIG_SET_LABEL, MAX_CONFIG_PIECES, encodeConfigSecrets, pieceSecretName, readConfigIndex } from '../shared/config/config-secrets.ts';
 import type { CompiledConfig } from '../shared/config/types.ts';
 import type { KubeClient } from '../shared/kube/client.ts';
@@ -12,8 +12,8 @@ import { conditionTrue } from './conditions.ts';
 import type { EventRecorder } from './events.ts';
 import { generatedKeySecret } from './api-key-controller.ts';
 import type { OperatorMetrics } from './metrics.ts';
-import { FIELD_MANAGER, GROUP_VERSION, MANAGED_BY, paths, type ApiKeyObject, type SecretObject, type SendingDomainObject, type WebhookObject } from './resources.ts';
-import { domainClaimant } from './sending-domain-controller.ts';
+import { FIELD_MANAGER, GROUP_VERSION, MANAGED_BY, SECRET_LABEL, isOwnedBy, paths, type ApiKeyObject, type SecretObject, type SendingDomainObject, type WebhookObject } from './resources.ts';
+import { PREVIOUS_KEY, PREVIOUS_SELECTOR_ANNOTATION, domainClaimant } from './sending-domain-controller.ts';
 
 export const CONFIG_KEY = 'config';
 
@@ -38,6 +38,8 @@ export interface ConfigControllerOptions {
   logger: Logger;
 }
 
+const live = (object: { metadata: { deletionTimestamp?: string } }) => !object.metadata.deletionTimestamp;
+
 const byAge = (a: SendingDomainObject, b: SendingDomainObject) =>
   (a.metadata.creationTimestamp ?? '').localeCompare(b.metadata.creationTimestamp ?? '')
   || `${a.metadata.namespace}/${a.metadata.name}`.localeCompare(`${b.metadata.namespace}/${b.metadata.name}`);
@@ -56,15 +58,21 @@ export class ConfigController {
   #eligible(domain: SendingDomainObject, all: readonly SendingDomainObject[]): boolean {
     if (!conditionTrue(domain.status?.conditions, 'KeyReady')) return false;
     if (this.#o.requireDnsVerification && !domain.status?.verifiedAt) return false;
-    return domainClaimant(all, domain.spec.domain)?.metadata.uid === domain.metadata.uid;
+    return domainClaimant(all, domain.spec.domain, this.#o.requireDnsVerification)?.metadata.uid === domain.metadata.uid;
   }
 
   /** The compiled document from the caches; problems of single resources leave them out. */
   compile(): { config: CompiledConfig; problems: string[] } {
-    const all = this.#o.domains.list();
+    // An object held by a finalizer is deleted as far as mail is concerned.
+    const all = this.#o.domains.list().filter(live);
     const domains = all.filter((d) => this.#eligible(d, all)).sort(byAge);
     // A generated key whose Secret is not in the cache yet is simply not in force yet.
-    const apiKeys = this.#o.apiKeys.list().filter((k) => k.spec.secretRef || this.#o.secrets.get(generatedKeySecret(k)!.name, k.metadata.namespace));
+    // A generated key counts only from its own Secret (owned by this very ApiKey, not a predecessor of the same name).
+    const apiKeys = this.#o.apiKeys.list().filter(live).filter((k) => {
+      if (k.spec.secretRef) return true;
+      const secret = this.#o.secrets.get(generatedKeySecret(k)!.name, k.metadata.namespace);
+      return secret !== undefined && isOwnedBy(secret, k);
+    });
     const secrets = new Map<string, SecretObject>();
     const want = (namespace: string, name: string) => {
       const secret = this.#o.secrets.get(name, namespace);
@@ -72,9 +80,20 @@ export class ConfigController {
     };
     for (const d of domains) want(d.metadata.namespace, `${d.metadata.name}-dkim`);
     for (const k of apiKeys) want(k.metadata.namespace, k.spec.secretRef?.name ?? generatedKeySecret(k)!.name);
-    const webhooks = [...(this.#o.webhooks?.list() ?? [])];
+    const webhooks = (this.#o.webhooks?.list() ?? []).filter(live);
     for (const w of webhooks) if (w.spec.auth?.secretRef) want(w.metadata.namespace, w.spec.auth.secretRef.name);
-    return compileResources({ domains, apiKeys, webhooks, secrets, generatedKeySecret });
+    return compileResources({ domains, apiKeys, webhooks, secrets, generatedKeySecret, signingKey: (d) => this.#signingKey(d as SendingDomainObject) });
+  }
+
+  /**
+   * After a selector change the old selector signs until the domain controller has seen the
+   * new record in DNS; it removes the old key from the Secret at that moment, so the Secret alone decides.
+   */
+  #signingKey(domain: SendingDomainObject): { selector: string; secretKey: string } {
+    const secret = this.#o.secrets.get(`${domain.metadata.name}-dkim`, domain.metadata.namespace);
+    const previousSelector = secret?.metadata.annotations?.[PREVIOUS_SELECTOR_ANNOTATION];
+    if (previousSelector && secret?.data?.[PREVIOUS_KEY]) return { selector: previousSelector, secretKey: PREVIOUS_KEY };
+    return { selector: domain.spec.dkim?.selector ?? 'mtrelay', secretKey: DKIM_SECRET_KEY };
   }
 
   async reconcile(): Promise<void> {
@@ -96,11 +115,11 @@ export class ConfigController {
     const wanted = canonicalJson(index);
     const inCache = cached && canonicalJson(readConfigIndex(cached.data) ?? {}) === wanted && pieces.every((p) => secrets.get(p.name, namespace));
     const last = this.#written.get(setName);
-    const cacheLagsOurWrite = last?.index === wanted && cached?.metadata.resourceVersion === last.before;
+    const cacheLagsOurWrite = cached !== undefined && last?.index === wanted && cached.metadata.resourceVersion === last.before;
     if (inCache || cacheLagsOurWrite) return;
     const write = (name: string, data: Record<string, string>) => client.apply(paths.secrets(namespace, name), {
       apiVersion: 'v1', kind: 'Secret', type: 'Opaque',
-      metadata: { name, namespace, labels: { ...MANAGED_BY, [CONFIG_SET_LABEL]: setName } }, data,
+      metadata: { name, namespace, labels: { ...MANAGED_BY, [SECRET_LABEL]: 'config', [CONFIG_SET_LABEL]: setName } }, data,
     }, FIELD_MANAGER);
     for (const piece of pieces.slice(1)) await write(piece.name, piece.data);
     const written = await write(pieces[0]!.name, pieces[0]!.data);

@@ -1,5 +1,5 @@
 // DKIM keys: generated RSA pairs and the TXT record that publishes the public half (RFC 6376 3.6.1).
-import { createPublicKey, generateKeyPair } from 'node:crypto';
+import { createPrivateKey, createPublicKey, generateKeyPair } from 'node:crypto';
 import { promisify } from 'node:util';
 
 const generate = promisify(generateKeyPair);
@@ -31,6 +31,8 @@ export function dkimRecordKey(record: string): string | undefined {
   return undefined;
 }
 
+/** The modulus size of a PEM RSA private key; 0 for other key types; throws for anything but a private key. */
 export function keyBits(privateKeyPem: string): number {
-  return createPublicKey(privateKeyPem).asymmetricKeyDetails?.modulusLength ?? 0;
+  const key = createPrivateKey(privateKeyPem);
+  return key.asymmetricKeyType === 'rsa' ? key.asymmetricKeyDetails?.modulusLength ?? 0 : 0;
 }

@@ -35,11 +35,14 @@ export class LeaderElector {
   #lastRenew = 0;
   #observed = { record: '', at: 0 };
   #timer: NodeJS.Timeout | undefined;
+  #deadlineTimer: NodeJS.Timeout | undefined;
   #stopped = false;
   #tick: Promise<void> | undefined;
 
   constructor(options: LeaderElectionOptions) {
-    this.#o = { leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2000, ...options };
+    const o = { leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2000, ...options };
+    // A Lease request that hangs must not outlive the renew deadline.
+    this.#o = { ...o, client: o.client.withTimeout(Math.max(500, Math.min(o.retryPeriodMs, o.renewDeadlineMs / 2))) };
   }
 
   get isLeader(): boolean {
@@ -51,6 +54,9 @@ export class LeaderElector {
   }
 
   start(): void {
+    // The deadline is watched apart from the renew loop, so a hanging request cannot hide it.
+    this.#deadlineTimer = setInterval(() => this.#checkDeadline(new Date()), Math.min(500, this.#o.retryPeriodMs));
+    this.#deadlineTimer.unref();
     const loop = () => {
       if (this.#stopped) return;
       this.#tick = this.#tryAcquireOrRenew().finally(() => {
@@ -64,6 +70,7 @@ export class LeaderElector {
   async stop(): Promise<void> {
     this.#stopped = true;
     clearTimeout(this.#timer);
+    clearInterval(this.#deadlineTimer);
     await this.#tick;
     if (!this.#leader) return;
     this.#leader = false;
@@ -107,6 +114,7 @@ export class LeaderElector {
           },
         });
       }
+      if (this.#leader && Date.now() - this.#lastRenew > this.#o.renewDeadlineMs) return; // lost meanwhile; #checkDeadline acts
       this.#lastRenew = now.getTime();
       if (!this.#leader && !this.#stopped) {
         this.#leader = true;

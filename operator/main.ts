@@ -12,7 +12,7 @@ import { DnsChecker } from './dns-check.ts';
 import { EventRecorder } from './events.ts';
 import { LeaderElector } from './leader-election.ts';
 import { createOperatorMetrics } from './metrics.ts';
-import { keyOf, paths, type ApiKeyObject, type SecretObject, type SendingDomainObject, type WebhookObject } from './resources.ts';
+import { SECRET_LABEL, keyOf, paths, type ApiKeyObject, type SecretObject, type SendingDomainObject, type WebhookObject } from './resources.ts';
 import { WebhookController } from './webhook-controller.ts';
 import { SendingDomainController, type DomainPolicy } from './sending-domain-controller.ts';
 import { WorkQueue } from './work-queue.ts';
@@ -46,15 +46,22 @@ export async function startOperator(config: OperatorConfig, logger: Logger, onLo
   const events = new EventRecorder(client, logger, 'mtrelay-operator', config.identity);
   const queues: WorkQueue[] = [];
   let leading = false;
+  let stopping: Promise<void> | undefined;
 
   // Informers first: their handlers only enqueue; the queues run when this replica leads.
   const enqueue = { domain: (_k: string) => {}, apiKey: (_k: string) => {}, webhook: (_k: string) => {}, config: () => {} };
-  const informer = <T extends SecretObject | SendingDomainObject | ApiKeyObject | WebhookObject>(kind: string, path: string, onEvent: (e: InformerEvent, o: T) => void) =>
-    new Informer<T>({ client, path, logger, relistMs: config.relistMs, onEvent, onSynced: () => enqueue.config(), onRestart: () => metrics.informerRestarts.inc({ kind }) });
-  const domains = informer<SendingDomainObject>('SendingDomain', paths.sendingDomains(), (_e, d) => { enqueue.domain(keyOf(d)); enqueue.config(); });
+  const informer = <T extends SecretObject | SendingDomainObject | ApiKeyObject | WebhookObject>(kind: string, path: string, onEvent: (e: InformerEvent, o: T) => void, labelSelector?: string) =>
+    new Informer<T>({ client, path, labelSelector, logger, relistMs: config.relistMs, onEvent, onSynced: () => enqueue.config(), onRestart: () => metrics.informerRestarts.inc({ kind }) });
+  // Every resource naming the same domain is reconciled again: a claim may have moved.
+  const domains = informer<SendingDomainObject>('SendingDomain', paths.sendingDomains(), (_e, d) => {
+    for (const other of domains.list()) if (other.spec.domain === d.spec.domain) enqueue.domain(keyOf(other));
+    enqueue.domain(keyOf(d));
+    enqueue.config();
+  });
   const apiKeys = informer<ApiKeyObject>('ApiKey', paths.apiKeys(), (_e, k) => { enqueue.apiKey(keyOf(k)); enqueue.config(); });
   const webhooks = informer<WebhookObject>('Webhook', paths.webhooks(), (_e, w) => { enqueue.webhook(keyOf(w)); enqueue.config(); });
-  const secrets = informer<SecretObject>('Secret', paths.secrets(), (_e, s) => onSecret(s));
+  // Only Secrets labelled for mtrelay: the cache stays small, and unlabelled Secrets stay out of reach.
+  const secrets = informer<SecretObject>('Secret', paths.secrets(), (_e, s) => onSecret(s), SECRET_LABEL);
   function onSecret(secret: SecretObject): void {
     const { namespace, name, labels } = secret.metadata;
     for (const owner of secret.metadata.ownerReferences ?? []) {
@@ -97,6 +104,7 @@ export async function startOperator(config: OperatorConfig, logger: Logger, onLo
     client, namespace: config.leaseNamespace, name: config.leaseName, identity: config.identity, logger,
     leaseDurationMs: config.leaseDurationMs, renewDeadlineMs: config.renewDeadlineMs, retryPeriodMs: config.retryPeriodMs,
     onStartedLeading: () => {
+      if (stopping) return;
       leading = true;
       metrics.leader.set(1);
       for (const q of queues) q.start();
@@ -120,7 +128,6 @@ export async function startOperator(config: OperatorConfig, logger: Logger, onLo
   });
   logger.info({ identity: config.identity, metricsPort: listeningPort(ops), configNamespace: config.targets.namespace }, 'operator running');
 
-  let stopping: Promise<void> | undefined;
   const shutdown = () => (stopping ??= (async () => {
     leading = false;
     await Promise.all(queues.map((q) => q.stop()));

@@ -7,6 +7,12 @@ import type { Condition } from './conditions.ts';
 export const GROUP_VERSION = 'mtrelay.dev/v1alpha1';
 export const FIELD_MANAGER = 'mtrelay-operator';
 export const MANAGED_BY = { 'app.kubernetes.io/managed-by': FIELD_MANAGER };
+/**
+ * The label that lets mtrelay use a Secret. The operator caches only Secrets that carry it,
+ * and refuses to read a user's Secret without it: a resource naming a Secret must not be a
+ * way to read Secrets its author could not read themselves.
+ */
+export const SECRET_LABEL = 'mtrelay.dev/secret';
 
 type ApiMeta = NonNullable<KubeObject['metadata']> & { name: string; namespace: string; uid: string; generation?: number };
 
@@ -20,7 +26,7 @@ export interface DnsRecord {
 
 export interface SendingDomainStatus {
   observedGeneration?: number;
-  dkim?: { selector: string; keySize: number; secretName: string };
+  dkim?: { selector: string; keySize: number; secretName: string; signingSelector?: string };
   dnsRecords?: DnsRecord[];
   /** When the DKIM record was first found in DNS: the domain's ownership is proven from then on. */
   verifiedAt?: string;

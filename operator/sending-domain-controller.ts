@@ -1,7 +1,8 @@
 // SendingDomain: makes sure a DKIM key exists in the domain's own Secret (a new one when the
-// selector or key size changes), publishes in status the DNS records to create, checks them
-// in DNS on a schedule, and reports KeyReady, DNSVerified and Ready. Level-triggered: each
-// reconcile reads the resource and its Secret and makes the status right.
+// selector or key size changes, the old one kept for signing until the new record is in
+// DNS), publishes in status the DNS records to create, checks them in DNS on a schedule, and
+// reports KeyReady, DNSVerified and Ready. Level-triggered: each reconcile reads the resource
+// and its Secret and makes the status right.
 import type { Logger } from 'pino';
 import { DKIM_SECRET_KEY, canonicalJson, dkimSecretName } from '../shared/config/compiler.ts';
 import type { KubeClient } from '../shared/kube/client.ts';
@@ -11,7 +12,7 @@ import { dkimPublicKeyData, dkimRecordValue, generateDkimKey, keyBits } from './
 import type { DnsChecker, RecordCheck } from './dns-check.ts';
 import type { EventRecorder } from './events.ts';
 import {
-  FIELD_MANAGER, GROUP_VERSION, MANAGED_BY, isOwnedBy, ownerReference, paths, splitKey,
+  FIELD_MANAGER, GROUP_VERSION, MANAGED_BY, SECRET_LABEL, isOwnedBy, ownerReference, paths, splitKey,
   type DnsRecord, type SecretObject, type SendingDomainObject, type SendingDomainStatus,
 } from './resources.ts';
 import type { ReconcileResult } from './work-queue.ts';
@@ -39,14 +40,41 @@ export interface SendingDomainControllerOptions {
 }
 
 const SELECTOR_ANNOTATION = 'mtrelay.dev/dkim-selector';
+export const PREVIOUS_SELECTOR_ANNOTATION = 'mtrelay.dev/previous-dkim-selector';
+/** The key of the previous selector, kept while the new selector's record is not yet in DNS. */
+export const PREVIOUS_KEY = 'previousPrivateKey';
+
+interface DkimKeyState {
+  publicKeyData: string;
+  bits: number;
+  userSupplied: boolean;
+  /** A selector still signing until the new record is found. */
+  previous?: string;
+  problem?: { reason: 'SecretNotLabelled' | 'InvalidKeySecret'; message: string };
+}
+
+const readPem = (secret: SecretObject) => (secret.data?.[DKIM_SECRET_KEY] ? Buffer.from(secret.data[DKIM_SECRET_KEY], 'base64').toString('utf8') : undefined);
+
+/** The public half and size of a PEM RSA private key; undefined for anything else. */
+function rsaKey(pem: string): { publicKeyData: string; bits: number } | undefined {
+  try {
+    const bits = keyBits(pem);
+    return bits > 0 ? { publicKeyData: dkimPublicKeyData(pem), bits } : undefined;
+  } catch {
+    return undefined;
+  }
+}
 const DEFAULT_SELECTOR = 'mtrelay';
 const DEFAULT_KEY_SIZE = 2048;
 
 const target = (domain: SendingDomainObject) => ({ apiVersion: GROUP_VERSION, kind: 'SendingDomain', metadata: domain.metadata });
 
-/** Earliest claim wins: the oldest resource for a domain, then namespace/name order. */
-export function domainClaimant(domains: readonly SendingDomainObject[], domain: string): SendingDomainObject | undefined {
-  return domains.filter((d) => d.spec.domain === domain)
+/**
+ * Who holds a domain: the oldest SendingDomain for it whose ownership is proven (when
+ * verification is required) — an unverified resource cannot squat a domain — then by name.
+ */
+export function domainClaimant(domains: readonly SendingDomainObject[], domain: string, requireVerification: boolean): SendingDomainObject | undefined {
+  return domains.filter((d) => d.spec.domain === domain && !d.metadata.deletionTimestamp && (!requireVerification || d.status?.verifiedAt))
     .sort((a, b) => (a.metadata.creationTimestamp ?? '').localeCompare(b.metadata.creationTimestamp ?? '')
       || `${a.metadata.namespace}/${a.metadata.name}`.localeCompare(`${b.metadata.namespace}/${b.metadata.name}`))[0];
 }
@@ -63,33 +91,39 @@ export class SendingDomainController {
   async reconcile(key: string): Promise<ReconcileResult> {
     const { namespace, name } = splitKey(key);
     const domain = this.#o.domains.get(name, namespace);
-    if (!domain) {
+    if (!domain || domain.metadata.deletionTimestamp) {
       this.#lastCheck.delete(key); // the owned Secret goes with it (ownerReference)
       return;
     }
     const selector = domain.spec.dkim?.selector ?? DEFAULT_SELECTOR;
     const keySize = domain.spec.dkim?.keySize ?? DEFAULT_KEY_SIZE;
     const dkim = await this.#ensureKey(domain, selector, keySize);
-    const records = this.#desiredRecords(domain, selector, dkim.publicKeyData);
-    const { results, nextCheckMs } = await this.#checkDns(key, records, conditionTrue(domain.status?.conditions, 'DNSVerified'));
+    // Without a key there is nothing to publish yet; never ask for (or accept) an empty p=.
+    const records = dkim.problem ? [] : this.#desiredRecords(domain, selector, dkim.publicKeyData);
+    const { results, nextCheckMs } = dkim.problem ? { results: [], nextCheckMs: this.#o.policy.unverifiedCheckMs }
+      : await this.#checkDns(key, records, conditionTrue(domain.status?.conditions, 'DNSVerified'));
     const dnsRecords: DnsRecord[] = records.map((r, i) => ({ ...r, verified: results[i] === 'found' }));
     const dkimFound = results[0] === 'found';
-    const allFound = results.every((r) => r === 'found');
+    const allFound = records.length > 0 && results.every((r) => r === 'found');
+    if (dkimFound && dkim.previous) await this.#retirePreviousKey(domain, dkim.previous);
     const verifiedAt = domain.status?.verifiedAt ?? (dkimFound ? new Date().toISOString() : undefined);
-    const claimant = domainClaimant(this.#o.domains.list(), domain.spec.domain);
+    const claimant = domainClaimant(this.#o.domains.list(), domain.spec.domain, this.#o.policy.requireDnsVerification);
     const claimedElsewhere = claimant && claimant.metadata.uid !== domain.metadata.uid ? claimant : undefined;
+    if (claimedElsewhere) {
+      this.#o.logger.info({ domain: domain.spec.domain, resource: key, claimedBy: `${claimedElsewhere.metadata.namespace}/${claimedElsewhere.metadata.name}` }, 'domain already claimed');
+    }
 
     const conditions: ConditionInput[] = [
       dkim.problem
-        ? { type: 'KeyReady', status: 'False', reason: 'InvalidKeySecret', message: dkim.problem }
+        ? { type: 'KeyReady', status: 'False', reason: dkim.problem.reason, message: dkim.problem.message }
         : { type: 'KeyReady', status: 'True', reason: dkim.userSupplied ? 'UserSuppliedKey' : 'KeyGenerated',
-          message: `${dkim.bits}-bit RSA key in Secret ${dkimSecretName(domain)}, selector ${selector}` },
-      this.#dnsCondition(dnsRecords, results),
-      this.#readyCondition(domain, { keyProblem: dkim.problem, verified: Boolean(verifiedAt), claimedElsewhere }),
+          message: `${dkim.bits}-bit RSA key in Secret ${dkimSecretName(domain)}, selector ${selector}${dkim.previous ? `; signing with selector ${dkim.previous} until this record is found` : ''}` },
+      dkim.problem ? { type: 'DNSVerified', status: 'Unknown', reason: 'KeyNotReady', message: 'no DKIM key yet, so no records to publish' } : this.#dnsCondition(dnsRecords, results),
+      this.#readyCondition(domain, { keyProblem: dkim.problem?.message, verified: Boolean(verifiedAt), claimedElsewhere }),
     ];
     const status: SendingDomainStatus = {
       observedGeneration: domain.metadata.generation,
-      dkim: { selector, keySize: dkim.bits, secretName: dkimSecretName(domain) },
+      dkim: { selector, keySize: dkim.bits, secretName: dkimSecretName(domain), ...(dkim.previous && !dkimFound ? { signingSelector: dkim.previous } : {}) },
       dnsRecords,
       ...(verifiedAt ? { verifiedAt } : {}),
       conditions: setConditions(domain.status?.conditions, conditions, domain.metadata.generation),
@@ -98,36 +132,71 @@ export class SendingDomainController {
     return { requeueAfterMs: nextCheckMs };
   }
 
-  async #ensureKey(domain: SendingDomainObject, selector: string, keySize: number): Promise<{ publicKeyData: string; bits: number; userSupplied: boolean; problem?: string }> {
+  /**
+   * The domain's DKIM key: a user-supplied Secret `<name>-dkim` (labelled for mtrelay) is used
+   * as it is; otherwise the operator's own Secret is created, or rotated when the selector or
+   * size changed — keeping the old key and selector for signing until the new record is found.
+   */
+  async #ensureKey(domain: SendingDomainObject, selector: string, keySize: number): Promise<DkimKeyState> {
+    const { namespace } = domain.metadata;
+    const secretName = dkimSecretName(domain);
+    const secret = this.#o.secrets.get(secretName, namespace) ?? await this.#o.client.get<SecretObject>(paths.secrets(namespace, secretName));
+    const none = { publicKeyData: '', bits: 0, userSupplied: false };
+    if (secret && !isOwnedBy(secret, domain)) {
+      if (secret.metadata.labels?.[SECRET_LABEL] === undefined) {
+        return { ...none, userSupplied: true, problem: { reason: 'SecretNotLabelled', message: `Secret ${secretName} exists but is not labelled ${SECRET_LABEL}; label it to use it as the DKIM key (kubectl label secret -n ${namespace} ${secretName} ${SECRET_LABEL}=dkim), or delete it to have one generated` } };
+      }
+      const pem = readPem(secret);
+      const rsa = pem ? rsaKey(pem) : undefined;
+      if (!rsa) return { ...none, userSupplied: true, problem: { reason: 'InvalidKeySecret', message: `Secret ${secretName} has no PEM RSA private key "${DKIM_SECRET_KEY}"` } };
+      return { ...rsa, userSupplied: true };
+    }
+    const pem = secret ? readPem(secret) : undefined;
+    const current = pem ? rsaKey(pem) : undefined;
+    const currentSelector = secret?.metadata.annotations?.[SELECTOR_ANNOTATION];
+    const previousSelector = secret?.metadata.annotations?.[PREVIOUS_SELECTOR_ANNOTATION];
+    if (current && currentSelector === selector && current.bits === keySize) {
+      return { ...current, userSupplied: false, ...(previousSelector && secret?.data?.[PREVIOUS_KEY] ? { previous: previousSelector } : {}) };
+    }
+
+    const { privateKey } = await generateDkimKey(keySize);
+    // Keep the old key for signing only when the selector changes: one selector has one record.
+    const keepPrevious = current && currentSelector && currentSelector !== selector ? { selector: currentSelector, pem: pem! } : undefined;
+    const body = {
+      apiVersion: 'v1', kind: 'Secret', type: 'Opaque',
+      metadata: {
+        name: secretName, namespace,
+        labels: { ...MANAGED_BY, [SECRET_LABEL]: 'dkim', 'mtrelay.dev/sending-domain': domain.metadata.name },
+        annotations: { [SELECTOR_ANNOTATION]: selector, ...(keepPrevious ? { [PREVIOUS_SELECTOR_ANNOTATION]: keepPrevious.selector } : {}) },
+        ownerReferences: [ownerReference({ kind: 'SendingDomain', metadata: domain.metadata })],
+      },
+      data: {
+        [DKIM_SECRET_KEY]: Buffer.from(privateKey).toString('base64'),
+        ...(keepPrevious ? { [PREVIOUS_KEY]: Buffer.from(keepPrevious.pem).toString('base64') } : {}),
+      },
+    };
+    // Create fails if the Secret appeared meanwhile; a rotation fails if it changed since read.
+    // Either way the reconcile is retried with fresh data, and no key is overwritten blindly.
+    if (secret) await this.#o.client.replace(paths.secrets(namespace, secretName), { ...body, metadata: { ...body.metadata, resourceVersion: secret.metadata.resourceVersion } });
+    else await this.#o.client.create(paths.secrets(namespace), body);
+    const rotated = Boolean(secret);
+    this.#o.events.normal(target(domain), rotated ? 'KeyRotated' : 'KeyGenerated',
+      `${rotated ? 'new' : 'generated a'} ${keySize}-bit DKIM key for selector ${selector} in Secret ${secretName}; publish the DKIM record from status.dnsRecords`
+      + (keepPrevious ? `; mail stays signed with selector ${keepPrevious.selector} until it is found` : ''));
+    this.#o.logger.info({ domain: domain.spec.domain, resource: `${namespace}/${domain.metadata.name}`, selector, rotated }, 'DKIM key written');
+    return { publicKeyData: dkimPublicKeyData(privateKey), bits: keySize, userSupplied: false, ...(keepPrevious ? { previous: keepPrevious.selector } : {}) };
+  }
+
+  /** The new selector's record is in DNS: sign with it, and forget the old key. */
+  async #retirePreviousKey(domain: SendingDomainObject, previousSelector: string): Promise<void> {
     const { namespace } = domain.metadata;
     const secretName = dkimSecretName(domain);
     const secret = this.#o.secrets.get(secretName, namespace);
-    const pem = secret?.data?.[DKIM_SECRET_KEY] ? Buffer.from(secret.data[DKIM_SECRET_KEY], 'base64').toString('utf8') : undefined;
-    if (secret && !isOwnedBy(secret, domain)) {
-      // A key the user brought (as in standalone mode): used as it is, never replaced.
-      try {
-        return { publicKeyData: dkimPublicKeyData(pem ?? ''), bits: keyBits(pem ?? ''), userSupplied: true };
-      } catch {
-        return { publicKeyData: '', bits: 0, userSupplied: true, problem: `Secret ${secretName} is not managed by mtrelay and has no PEM RSA key "${DKIM_SECRET_KEY}"` };
-      }
-    }
-    const current = secret?.metadata.annotations?.[SELECTOR_ANNOTATION];
-    if (pem && current === selector && keyBits(pem) === keySize) return { publicKeyData: dkimPublicKeyData(pem), bits: keySize, userSupplied: false };
-
-    const { privateKey } = await generateDkimKey(keySize);
-    await this.#o.client.apply(paths.secrets(namespace, secretName), {
-      apiVersion: 'v1', kind: 'Secret', type: 'Opaque',
-      metadata: {
-        name: secretName, namespace, labels: { ...MANAGED_BY, 'mtrelay.dev/sending-domain': domain.metadata.name },
-        annotations: { [SELECTOR_ANNOTATION]: selector }, ownerReferences: [ownerReference({ kind: 'SendingDomain', metadata: domain.metadata })],
-      },
-      data: { [DKIM_SECRET_KEY]: Buffer.from(privateKey).toString('base64') },
-    }, FIELD_MANAGER);
-    const rotated = Boolean(secret);
-    this.#o.events.normal(target(domain), rotated ? 'KeyRotated' : 'KeyGenerated',
-      `${rotated ? 'new' : 'generated a'} ${keySize}-bit DKIM key for selector ${selector} in Secret ${secretName}; publish the DKIM record from status.dnsRecords`);
-    this.#o.logger.info({ domain: domain.spec.domain, resource: `${namespace}/${domain.metadata.name}`, selector, rotated }, 'DKIM key written');
-    return { publicKeyData: dkimPublicKeyData(privateKey), bits: keySize, userSupplied: false };
+    if (!secret?.data?.[PREVIOUS_KEY]) return;
+    const { [PREVIOUS_KEY]: _old, ...data } = secret.data;
+    const { [PREVIOUS_SELECTOR_ANNOTATION]: _selector, ...annotations } = secret.metadata.annotations ?? {};
+    await this.#o.client.replace(paths.secrets(namespace, secretName), { ...secret, metadata: { ...secret.metadata, annotations }, data });
+    this.#o.events.normal(target(domain), 'PreviousKeyRetired', `the new DKIM record is published: mail is signed with the new selector, the key of selector ${previousSelector} is deleted`);
   }
 
   #desiredRecords(domain: SendingDomainObject, selector: string, publicKeyData: string): Omit<DnsRecord, 'verified'>[] {
@@ -169,8 +238,9 @@ export class SendingDomainController {
 
   #readyCondition(domain: SendingDomainObject, s: { keyProblem?: string; verified: boolean; claimedElsewhere?: SendingDomainObject }): ConditionInput {
     if (s.claimedElsewhere) {
-      const other = `${s.claimedElsewhere.metadata.namespace}/${s.claimedElsewhere.metadata.name}`;
-      return { type: 'Ready', status: 'False', reason: 'DomainClaimed', message: `${domain.spec.domain} is already claimed by SendingDomain ${other}` };
+      // Another account's resource is not named here: that would tell one tenant about another.
+      const other = s.claimedElsewhere.metadata.namespace === domain.metadata.namespace ? `SendingDomain ${s.claimedElsewhere.metadata.name}` : 'another account';
+      return { type: 'Ready', status: 'False', reason: 'DomainClaimed', message: `${domain.spec.domain} is already in use by ${other}` };
     }
     if (s.keyProblem) return { type: 'Ready', status: 'False', reason: 'KeyNotReady', message: s.keyProblem };
     if (!s.verified && this.#o.policy.requireDnsVerification) {

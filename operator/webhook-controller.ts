@@ -5,7 +5,7 @@ import type { KubeClient } from '../shared/kube/client.ts';
 import type { Informer } from '../shared/kube/informer.ts';
 import { setConditions, type Condition, type ConditionInput } from './conditions.ts';
 import type { EventRecorder } from './events.ts';
-import { FIELD_MANAGER, GROUP_VERSION, paths, splitKey, type SecretObject, type WebhookObject } from './resources.ts';
+import { FIELD_MANAGER, GROUP_VERSION, SECRET_LABEL, paths, splitKey, type SecretObject, type WebhookObject } from './resources.ts';
 import type { ReconcileResult } from './work-queue.ts';
 
 export interface WebhookControllerOptions {
@@ -25,12 +25,17 @@ export class WebhookController {
   async reconcile(key: string): Promise<ReconcileResult> {
     const { namespace, name } = splitKey(key);
     const webhook = this.#o.webhooks.get(name, namespace);
-    if (!webhook) return;
+    if (!webhook || webhook.metadata.deletionTimestamp) return; // being deleted: nothing to make right
     const ref = webhook.spec.auth?.secretRef?.name;
+    // Only Secrets labelled for mtrelay are cached; a direct read tells "missing" from "not labelled".
     const secret = ref ? this.#o.secrets.get(ref, namespace) : undefined;
+    const unlabelled = ref && !secret ? await this.#o.client.get<SecretObject>(paths.secrets(namespace, ref)) : undefined;
     const secrets = new Map(secret ? [[`${namespace}/${ref}`, secret]] : []);
     const { problems } = compileResources({ domains: [], apiKeys: [], webhooks: [webhook], secrets });
-    const condition: ConditionInput = problems.length
+    const condition: ConditionInput = unlabelled
+      ? { type: 'Ready', status: 'False', reason: 'SecretNotLabelled',
+        message: `Secret ${ref} is not labelled ${SECRET_LABEL}; label it to let mtrelay send its credentials (kubectl label secret -n ${namespace} ${ref} ${SECRET_LABEL}=webhook)` }
+      : problems.length
       ? { type: 'Ready', status: 'False', reason: secret ? 'InvalidSecret' : 'SecretNotFound', message: problems[0]!.replace(/^Webhook \S+: /, '') }
       : { type: 'Ready', status: 'True', reason: 'Ready', message: `events ${webhook.spec.events?.length ? webhook.spec.events.join(', ') : '(all)'} go to ${webhook.spec.url}` };
     const status = { observedGeneration: webhook.metadata.generation, conditions: setConditions(webhook.status?.conditions, [condition], webhook.metadata.generation) };

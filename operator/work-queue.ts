@@ -127,10 +127,10 @@ export class WorkQueue {
         const delay = this.#retryDelay(key);
         if (isConflict(error)) {
           metrics.reconciles.inc({ kind, result: 'conflict' });
-          logger.debug({ kind, key, retryInMs: delay }, 'conflict; retrying with fresh data');
+          logger.debug({ kind, resource: key, retryInMs: delay }, 'conflict; retrying with fresh data');
         } else {
           metrics.reconciles.inc({ kind, result: 'error' });
-          logger.warn({ kind, key, err: { message: (error as Error).message }, retryInMs: Math.round(delay) }, 'reconcile failed; retrying');
+          logger.warn({ kind, resource: key, err: { message: (error as Error).message }, retryInMs: Math.round(delay) }, 'reconcile failed; retrying');
         }
         this.addAfter(key, delay);
       } finally {

@@ -104,13 +104,19 @@ export function dkimSecretName(domain: SendingDomain): string {
   return `${domain.metadata.name}-dkim`;
 }
 export const DKIM_SECRET_KEY = 'privateKey';
+/** What the compiled document's schema accepts as a DKIM key; checked per domain so one bad key leaves only its domain out. */
+const PEM_PRIVATE_KEY = /^-----BEGIN (RSA )?PRIVATE KEY-----/;
 /** The key in an API key Secret when `secretRef.key` is not given. */
 export const API_KEY_SECRET_KEY = 'apiKey';
 
 /** Where the operator keeps the key it generated for an ApiKey without `secretRef`. */
 export type GeneratedKeySecret = (resource: ApiKey) => { name: string; key?: string } | undefined;
 
-function compileDomains(domains: SendingDomain[], secrets: Map<string, Secret>, problems: string[]): Record<string, CompiledNamespace> {
+/** Which selector signs, and which key of the `<name>-dkim` Secret holds its private key. */
+export type SigningKey = (domain: SendingDomain) => { selector: string; secretKey: string };
+const specSigningKey: SigningKey = (domain) => ({ selector: domain.spec.dkim?.selector ?? 'mtrelay', secretKey: DKIM_SECRET_KEY });
+
+function compileDomains(domains: SendingDomain[], secrets: Map<string, Secret>, problems: string[], signingKey: SigningKey = specSigningKey): Record<string, CompiledNamespace> {
   const namespaces: Record<string, CompiledNamespace> = {};
   const owner = new Map<string, string>();
   for (const resource of domains) {
@@ -122,17 +128,18 @@ function compileDomains(domains: SendingDomain[], secrets: Map<string, Secret>, 
       continue;
     }
     owner.set(domain, label(resource));
+    const signing = signingKey(resource);
     const dkimSecret = secrets.get(`${namespace}/${dkimSecretName(resource)}`);
-    const dkimPrivateKey = dkimSecret ? secretValue(dkimSecret, DKIM_SECRET_KEY) : undefined;
-    if (dkimSecret && !dkimPrivateKey?.startsWith('-----BEGIN')) {
-      problems.push(`${label(resource)}: Secret ${namespace}/${dkimSecretName(resource)} has no PEM key "${DKIM_SECRET_KEY}"`);
+    const dkimPrivateKey = dkimSecret ? secretValue(dkimSecret, signing.secretKey) : undefined;
+    if (dkimSecret && !PEM_PRIVATE_KEY.test(dkimPrivateKey ?? '')) {
+      problems.push(`${label(resource)}: Secret ${namespace}/${dkimSecretName(resource)} has no PEM private key "${signing.secretKey}"`);
       continue;
     }
     const entry = (namespaces[namespace] ??= { domains: {} });
     entry.domains[domain] = {
       domain,
       resource: resource.metadata.name,
-      dkimSelector: resource.spec.dkim?.selector ?? 'mtrelay',
+      dkimSelector: signing.selector,
       ...(dkimPrivateKey ? { dkimPrivateKey: `${dkimPrivateKey}\n` } : {}),
       ...(resource.spec.trackingDomain ? { trackingDomain: resource.spec.trackingDomain } : {}),
     };
@@ -143,7 +150,9 @@ function compileDomains(domains: SendingDomain[], secrets: Map<string, Secret>, 
 function compileApiKeys(keys: ApiKey[], secrets: Map<string, Secret>, problems: string[], generatedKeySecret?: GeneratedKeySecret): CompiledApiKey[] {
   const compiled: CompiledApiKey[] = [];
   const seenHashes = new Map<string, string>();
-  for (const resource of keys) {
+  // A fixed order, so which of two keys sharing a value is refused does not depend on list order.
+  const ordered = [...keys].sort((a, b) => `${a.metadata.namespace}/${a.metadata.name}`.localeCompare(`${b.metadata.namespace}/${b.metadata.name}`));
+  for (const resource of ordered) {
     const namespace = resource.metadata.namespace ?? DEFAULT_NAMESPACE;
     const id = `${namespace}/${resource.metadata.name}`;
     const ref = resource.spec.secretRef ?? generatedKeySecret?.(resource);
@@ -169,7 +178,9 @@ function compileApiKeys(keys: ApiKey[], secrets: Map<string, Secret>, problems: 
     const sha256 = sha256Hex(key);
     const sharedWith = seenHashes.get(sha256);
     if (sharedWith) {
-      problems.push(`${label(resource)}: uses the same key as ApiKey ${sharedWith}; every ApiKey needs its own`);
+      // Never name a resource of another namespace (account): that would tell one tenant about another.
+      const named = sharedWith.startsWith(`${namespace}/`) ? `ApiKey ${sharedWith}` : 'another ApiKey';
+      problems.push(`${label(resource)}: uses the same key as ${named}; every ApiKey needs its own`);
       continue;
     }
     seenHashes.set(sha256, id);
@@ -242,6 +253,8 @@ export interface CompileInput {
   domains: SendingDomain[];
   apiKeys: ApiKey[];
   webhooks?: Webhook[];
+  /** Defaults to the selector in the spec and the Secret's `privateKey`. */
+  signingKey?: SigningKey;
   /** Keyed `namespace/name`. */
   secrets: Map<string, Secret>;
   generatedKeySecret?: GeneratedKeySecret;
@@ -253,7 +266,7 @@ export interface CompileInput {
  */
 export function compileResources(input: CompileInput): { config: CompiledConfig; problems: string[] } {
   const problems: string[] = [];
-  const namespaces = compileDomains(input.domains, input.secrets, problems);
+  const namespaces = compileDomains(input.domains, input.secrets, problems, input.signingKey);
   const apiKeys = compileApiKeys(input.apiKeys, input.secrets, problems, input.generatedKeySecret);
   for (const webhook of compileWebhooks(input.webhooks ?? [], input.secrets, problems)) {
     ((namespaces[webhook.namespace] ??= { domains: {} }).webhooks ??= []).push(webhook.compiled);

@@ -43,6 +43,7 @@ export class SecretConfigSource {
   #again = false;
   #retry: NodeJS.Timeout | undefined;
   #startTimer: NodeJS.Timeout | undefined;
+  #failures = 0;
 
   constructor(options: SecretSourceOptions) {
     this.#options = options;
@@ -112,16 +113,20 @@ export class SecretConfigSource {
         logger.info({ revision: view.revision, generation: store.current!.generation, apiKeys: view.apiKeys.length,
           namespaces: Object.keys(view.namespaces).length, pieces: index.pieces.length }, 'config loaded');
       }
+      this.#failures = 0;
     } catch (error) {
-      if (error instanceof ConfigPiecesOutOfStep) {
-        // The operator is writing a new set; the index comes last and triggers a new load.
-        logger.debug({ reason: error.message }, 'config pieces out of step; retrying');
-        clearTimeout(this.#retry);
-        this.#retry = setTimeout(() => this.#load(), 500);
-        return;
+      // Every failure is retried soon (a revoked key must not wait for the next relist):
+      // pieces out of step mean a write in progress; anything else backs off up to 30 s.
+      const outOfStep = error instanceof ConfigPiecesOutOfStep;
+      const delayMs = outOfStep ? 500 : Math.min(30_000, 1000 * 2 ** this.#failures++);
+      if (outOfStep) logger.debug({ reason: (error as Error).message }, 'config pieces out of step; retrying');
+      else {
+        logger.error({ err: { message: (error as Error).message }, secret: this.#options.secret, retryInMs: delayMs }, 'config Secret is unusable; keeping the last good config');
+        this.#options.onError?.(error as Error);
       }
-      logger.error({ err: { message: (error as Error).message }, secret: this.#options.secret }, 'config Secret is unusable; keeping the last good config');
-      this.#options.onError?.(error as Error);
+      clearTimeout(this.#retry);
+      this.#retry = setTimeout(() => this.#load(), delayMs);
+      this.#retry.unref();
     }
   }
 }

@@ -29,6 +29,8 @@ export interface KubeObject {
     labels?: Record<string, string>;
     annotations?: Record<string, string>;
     ownerReferences?: { apiVersion: string; kind: string; name: string; uid: string; controller?: boolean }[];
+    /** Set while finalizers or foreground deletion hold a deleted object. */
+    deletionTimestamp?: string;
   };
 }
 
@@ -68,16 +70,24 @@ interface RequestOptions {
 export class KubeClient {
   readonly config: KubeConfig;
   readonly server: string;
+  /** No answer within this long fails the request. */
+  readonly timeoutMs: number;
 
-  constructor(config: KubeConfig) {
+  constructor(config: KubeConfig, timeoutMs = 30_000) {
     this.config = config;
     this.server = config.getCurrentCluster()!.server;
+    this.timeoutMs = timeoutMs;
+  }
+
+  /** The same client with another request timeout (leader election needs short ones). */
+  withTimeout(timeoutMs: number): KubeClient {
+    return new KubeClient(this.config, timeoutMs);
   }
 
   async request<T>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
     const url = new URL(this.server + path);
     for (const [key, value] of Object.entries(options.query ?? {})) if (value !== undefined) url.searchParams.set(key, value);
-    const requestOptions: https.RequestOptions = { method, headers: { accept: 'application/json' }, timeout: 30_000 };
+    const requestOptions: https.RequestOptions = { method, headers: { accept: 'application/json' } };
     await this.config.applyToHTTPSOptions(requestOptions);
     const payload = options.body === undefined ? undefined : JSON.stringify(options.body);
     if (payload !== undefined) {
@@ -90,7 +100,9 @@ export class KubeClient {
         response.on('end', () => resolve({ status: response.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
         response.on('error', reject);
       });
-      request.on('timeout', () => request.destroy(new Error(`${method} ${path}: no answer within 30 s`)));
+      // A deadline for the whole exchange, not only for idle sockets.
+      const timer = setTimeout(() => request.destroy(new Error(`${method} ${path}: no answer within ${this.timeoutMs} ms`)), this.timeoutMs);
+      request.on('close', () => clearTimeout(timer));
       request.on('error', reject);
       request.end(payload);
     });

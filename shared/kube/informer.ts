@@ -28,6 +28,7 @@ export interface InformerOptions<T extends KubeObject> {
 }
 
 const MIN_BACKOFF_MS = 1000;
+const PAGE_SIZE = 500;
 const MAX_BACKOFF_MS = 60_000;
 
 const keyOf = (object: KubeObject) => `${object.metadata?.namespace ?? ''}/${object.metadata?.name ?? ''}`;
@@ -106,7 +107,18 @@ export class Informer<T extends KubeObject> {
     const { client, path, labelSelector, fieldSelector, logger, onEvent } = this.#options;
     const pending: [InformerEvent, T][] = [];
     const watch = new Watch(client.config);
-    const listFn = async () => client.list<KubernetesObject & KubeObject>(path, { labelSelector, fieldSelector });
+    // Listed in pages, so a namespace with many objects never has to fit in one response.
+    const listFn = async () => {
+      const items: (KubernetesObject & KubeObject)[] = [];
+      let page: Awaited<ReturnType<typeof client.list<KubernetesObject & KubeObject>>>;
+      let token: string | undefined;
+      do {
+        page = await client.list<KubernetesObject & KubeObject>(path, { labelSelector, fieldSelector, limit: String(PAGE_SIZE), continue: token });
+        items.push(...page.items);
+        token = (page.metadata as { continue?: string }).continue || undefined;
+      } while (token);
+      return { ...page, items };
+    };
     const next: ListWatch<KubernetesObject> = new ListWatch(path, watch, listFn as never, false, labelSelector, fieldSelector);
     const deliver = (event: InformerEvent) => (object: KubernetesObject) => {
       this.#lastActivity = Date.now();
@@ -126,6 +138,10 @@ export class Informer<T extends KubeObject> {
       }
     });
     await next.start();
+    if (this.#stopped) {
+      await next.stop();
+      return;
+    }
     if (failed) {
       await next.stop();
       throw failed;

@@ -5,6 +5,7 @@
 // Events, and leader hand-over between two replicas.
 import assert from 'node:assert/strict';
 import path from 'node:path';
+import { gunzipSync } from 'node:zlib';
 import { after, before, describe, test } from 'node:test';
 import type { KubeApiServer } from '../k8s/api-server.ts';
 import { testKafka } from '../helpers/env.ts';
@@ -68,6 +69,13 @@ function publishRecords(namespace: string, name: string): void {
 
 function apiKeyValue(namespace: string, secret: string, key = 'apiKey'): string {
   return Buffer.from(getJson(['secret', '-n', namespace, secret]).data![key]!, 'base64').toString('utf8');
+}
+
+function delivererDomain(): { dkimSelector: string; dkimPrivateKey?: string } | undefined {
+  const data = getJson(['secret', '-n', SYSTEM, 'mtrelay-deliverer-config']).data!;
+  const document = JSON.parse(gunzipSync(Buffer.from(data['config.json.gz']!, 'base64')).toString()) as
+    { namespaces: Record<string, { domains: Record<string, { dkimSelector: string; dkimPrivateKey?: string }> }> };
+  return document.namespaces.acme?.domains['mail.acme.test'];
 }
 
 async function authReply(apiKey: string, port = relay.ports.submission): Promise<string | undefined> {
@@ -146,7 +154,6 @@ describe('a domain and a key applied with kubectl', () => {
     const relayConfig = getJson(['secret', '-n', SYSTEM, 'mtrelay-relay-config']).data!;
     const deliverer = getJson(['secret', '-n', SYSTEM, 'mtrelay-deliverer-config']).data!;
     assert.ok(relayConfig['index.json'] && relayConfig['config.json.gz']);
-    const { gunzipSync } = await import('node:zlib');
     const relayText = gunzipSync(Buffer.from(relayConfig['config.json.gz']!, 'base64')).toString();
     assert.ok(!relayText.includes('PRIVATE KEY'));
     assert.ok(!relayText.includes(apiKeyValue('acme', 'app-apikey')));
@@ -243,6 +250,13 @@ describe('a domain and a key applied with kubectl', () => {
       'apiVersion: mtrelay.dev/v1alpha1', 'kind: ApiKey', 'metadata: {name: own, namespace: acme}',
       `spec: {permissions: [smtp/send], secretRef: {name: own-key}${extra}}`, ''].join('\n'));
     apply('');
+    // A Secret mtrelay may use carries its label; without it the key is refused, and status says how to fix it.
+    const unlabelled = await eventually('unlabelled Secret reported', () => {
+      const c = condition(getJson(['apikey', '-n', 'acme', 'own']).status, 'Ready');
+      return c?.reason === 'SecretNotLabelled' && c;
+    });
+    assert.match(unlabelled.message, /kubectl label secret -n acme own-key mtrelay\.dev\/secret=api-key/);
+    api.kubectl(['label', 'secret', '-n', 'acme', 'own-key', 'mtrelay.dev/secret=api-key']);
     await eventually('own key Ready', () => condition(getJson(['apikey', '-n', 'acme', 'own']).status, 'Ready')?.status === 'True');
     await eventuallyAuth(key, '235');
     apply(', disabled: true');
@@ -272,8 +286,13 @@ describe('a domain and a key applied with kubectl', () => {
       const d = getJson(['sendingdomain', '-n', 'acme', 'acme-mail']);
       return (d.status as { dkim?: { selector: string } }).dkim?.selector === 's2' && d;
     });
-    const after = getJson(['secret', '-n', 'acme', 'acme-mail-dkim']).data!.privateKey;
-    assert.notEqual(after, before);
+    const after = getJson(['secret', '-n', 'acme', 'acme-mail-dkim']).data!;
+    assert.notEqual(after.privateKey, before);
+    assert.equal(after.previousPrivateKey, before, 'the old key is kept while the new record is not in DNS');
+    // Meanwhile mail is still signed with the old selector, whose record is published.
+    assert.equal((domain.status as { dkim: { signingSelector?: string } }).dkim.signingSelector, 's1');
+    await eventually('deliverer config signs with s1', () => delivererDomain()?.dkimSelector === 's1'
+      && delivererDomain()?.dkimPrivateKey === Buffer.from(before!, 'base64').toString().trim() + '\n');
     const records = (domain.status as { dnsRecords: { name: string; value: string; verified: boolean }[] }).dnsRecords;
     assert.equal(records[0]!.name, 's2._domainkey.mail.acme.test');
     assert.equal(records[0]!.verified, false);
@@ -283,6 +302,8 @@ describe('a domain and a key applied with kubectl', () => {
     assert.equal(condition(domain.status, 'Ready')?.status, 'True');
     publishRecords('acme', 'acme-mail');
     await eventually('verified again', () => condition(getJson(['sendingdomain', '-n', 'acme', 'acme-mail']).status, 'DNSVerified')?.status === 'True');
+    await eventually('deliverer config signs with s2', () => delivererDomain()?.dkimSelector === 's2');
+    assert.equal(getJson(['secret', '-n', 'acme', 'acme-mail-dkim']).data!.previousPrivateKey, undefined, 'the old key is gone');
     const described = await eventually('events', () => {
       const text = api.kubectl(['describe', 'sendingdomain', '-n', 'acme', 'acme-mail']);
       return /KeyRotated/.test(text) && text;
@@ -290,21 +311,26 @@ describe('a domain and a key applied with kubectl', () => {
     assert.match(described, /KeyGenerated\s+.*generated a 2048-bit DKIM key for selector s1/);
     assert.match(described, /KeyRotated\s+.*new 2048-bit DKIM key for selector s2/);
     assert.match(described, /OwnershipVerified/);
+    assert.match(described, /PreviousKeyRetired/);
   });
 
   test('a Webhook: its target and HMAC secret reach the deliverer\'s config only; a missing Secret is reported', async () => {
     api.kubectl(['create', 'secret', 'generic', 'hook-signing', '-n', 'acme', '--from-literal=secret=s3cr3t-signing-key']);
+    api.kubectl(['label', 'secret', '-n', 'acme', 'hook-signing', 'mtrelay.dev/secret=webhook']);
+    // A Secret without the label is refused: naming it must not be a way to send it somewhere.
+    api.kubectl(['create', 'secret', 'generic', 'someone-elses', '-n', 'acme', '--from-literal=token=not-for-webhooks']);
     const hook = (name: string, secret: string) => api.kubectl(['apply', '-f', '-'], ['apiVersion: mtrelay.dev/v1alpha1', 'kind: Webhook',
       `metadata: {name: ${name}, namespace: acme}`, `spec: {url: "https://hooks.acme.test/${name}", events: [bounce, delivery], auth: {type: hmac, secretRef: {name: ${secret}}}}`, ''].join('\n'));
     hook('events', 'hook-signing');
     hook('broken', 'no-such-secret');
+    hook('sneaky', 'someone-elses');
     await eventually('webhook Ready', () => condition(getJson(['webhook', '-n', 'acme', 'events']).status, 'Ready')?.status === 'True');
     const broken = await eventually('broken webhook reported', () => {
       const c = condition(getJson(['webhook', '-n', 'acme', 'broken']).status, 'Ready');
       return c?.reason === 'SecretNotFound' && c;
     });
     assert.match(broken.message, /Secret acme\/no-such-secret not found/);
-    const { gunzipSync } = await import('node:zlib');
+    await eventually('unlabelled webhook Secret refused', () => condition(getJson(['webhook', '-n', 'acme', 'sneaky']).status, 'Ready')?.reason === 'SecretNotLabelled');
     const config = (name: string) => JSON.parse(gunzipSync(Buffer.from(getJson(['secret', '-n', SYSTEM, name]).data!['config.json.gz']!, 'base64')).toString()) as
       { namespaces: Record<string, { webhooks?: { name: string; url: string; events: string[]; auth: { type: string; secret?: string } }[] }> };
     const delivered = await eventually('webhook in the deliverer config', () => config('mtrelay-deliverer-config').namespaces.acme?.webhooks);
@@ -320,7 +346,7 @@ describe('a domain and a key applied with kubectl', () => {
       const c = condition(getJson(['sendingdomain', '-n', 'other', 'copycat']).status, 'Ready');
       return c?.reason === 'DomainClaimed' && c;
     });
-    assert.match(ready.message, /already claimed by SendingDomain acme\/acme-mail/);
+    assert.equal(ready.message, 'mail.acme.test is already in use by another account');
   });
 });
 

