@@ -34,6 +34,9 @@ export function newApiKeyValue(): string {
 
 const target = (key: ApiKeyObject) => ({ apiVersion: GROUP_VERSION, kind: 'ApiKey', metadata: key.metadata });
 
+/** How often a key refused for its Secret is looked at again. */
+const RECHECK_MS = 30_000;
+
 /** Longest a requeue may wait (setTimeout's limit), for expiry far in the future. */
 const MAX_DELAY_MS = 2 ** 31 - 1;
 
@@ -54,6 +57,10 @@ export class ApiKeyController {
     let secret = this.#o.secrets.get(secretName, namespace) ?? await this.#o.client.get<SecretObject>(paths.secrets(namespace, secretName));
     let refusal: ConditionInput | undefined;
     if (generated && !secret) secret = await this.#generate(apiKey, secretName);
+    else if (generated && secret && isOwnedBy(secret, apiKey) && secret.metadata.labels?.[SECRET_LABEL] === undefined) {
+      // Our own Secret lost its label (edited by hand): put it back, or the config would miss the key.
+      await this.#o.client.mergePatch(paths.secrets(namespace, secretName), { metadata: { labels: { [SECRET_LABEL]: 'api-key' } } });
+    }
     else if (generated && secret && !isOwnedBy(secret, apiKey)) {
       refusal = { type: 'Ready', status: 'False', reason: 'SecretNotOwned', message: `Secret ${secretName} exists and is not managed by mtrelay; name it in spec.secretRef to use it, or delete it` };
     } else if (!generated && secret && secret.metadata.labels?.[SECRET_LABEL] === undefined) {
@@ -91,6 +98,8 @@ export class ApiKeyController {
     }
     // Flip to Expired on time, even if nothing else happens.
     if (expiresAt && !expired) return { requeueAfterMs: Math.min(Date.parse(expiresAt) - Date.now() + 50, MAX_DELAY_MS) };
+    // A Secret created or changed later without the label fires no event here: look again now and then.
+    if (condition.status === 'False' && condition.reason !== 'Disabled' && condition.reason !== 'Expired') return { requeueAfterMs: RECHECK_MS };
     return undefined;
   }
 

@@ -79,8 +79,16 @@ function checkSetNames(relay: string, deliverer: string): void {
   }
 }
 
+/** As client-go: a leader must notice it cannot renew before a standby may take over. */
+function checkLeaseTimes(flags: OperatorFlags): void {
+  if (!(flags.retryPeriod < flags.renewDeadline && flags.renewDeadline < flags.leaseDuration)) {
+    throw new InvalidArgumentError('--retry-period < --renew-deadline < --lease-duration is required, so that two replicas never lead at once');
+  }
+}
+
 function operatorConfig(flags: OperatorFlags): OperatorConfig {
   checkSetNames(flags.relayConfigSecret, flags.delivererConfigSecret);
+  checkLeaseTimes(flags);
   return {
     ...(flags.kubeconfig ? { kubeconfig: flags.kubeconfig } : {}),
     identity: flags.identity,

@@ -13,7 +13,7 @@ import type { EventRecorder } from './events.ts';
 import { generatedKeySecret } from './api-key-controller.ts';
 import type { OperatorMetrics } from './metrics.ts';
 import { FIELD_MANAGER, GROUP_VERSION, MANAGED_BY, SECRET_LABEL, isOwnedBy, paths, type ApiKeyObject, type SecretObject, type SendingDomainObject, type WebhookObject } from './resources.ts';
-import { PREVIOUS_KEY, PREVIOUS_SELECTOR_ANNOTATION, domainClaimant } from './sending-domain-controller.ts';
+import { PREVIOUS_KEY, PREVIOUS_SELECTOR_ANNOTATION, SELECTOR_ANNOTATION, domainClaimant } from './sending-domain-controller.ts';
 
 export const CONFIG_KEY = 'config';
 
@@ -86,14 +86,18 @@ export class ConfigController {
   }
 
   /**
-   * After a selector change the old selector signs until the domain controller has seen the
-   * new record in DNS; it removes the old key from the Secret at that moment, so the Secret alone decides.
+   * Which selector signs. For the operator's own Secret, the Secret decides, never the spec:
+   * during a rotation the previous pair (in DNS) signs until the domain controller has seen
+   * the new record and removed it; a spec change not yet acted on keeps the selector the key
+   * was made for. A user's own Secret signs with the spec's selector.
    */
   #signingKey(domain: SendingDomainObject): { selector: string; secretKey: string } {
     const secret = this.#o.secrets.get(`${domain.metadata.name}-dkim`, domain.metadata.namespace);
-    const previousSelector = secret?.metadata.annotations?.[PREVIOUS_SELECTOR_ANNOTATION];
-    if (previousSelector && secret?.data?.[PREVIOUS_KEY]) return { selector: previousSelector, secretKey: PREVIOUS_KEY };
-    return { selector: domain.spec.dkim?.selector ?? 'mtrelay', secretKey: DKIM_SECRET_KEY };
+    const specSelector = { selector: domain.spec.dkim?.selector ?? 'mtrelay', secretKey: DKIM_SECRET_KEY };
+    if (!secret || !isOwnedBy(secret, domain)) return specSelector;
+    const previousSelector = secret.metadata.annotations?.[PREVIOUS_SELECTOR_ANNOTATION];
+    if (previousSelector && secret.data?.[PREVIOUS_KEY]) return { selector: previousSelector, secretKey: PREVIOUS_KEY };
+    return { selector: secret.metadata.annotations?.[SELECTOR_ANNOTATION] ?? specSelector.selector, secretKey: DKIM_SECRET_KEY };
   }
 
   async reconcile(): Promise<void> {

@@ -17,6 +17,10 @@ import { WebhookController } from './webhook-controller.ts';
 import { SendingDomainController, type DomainPolicy } from './sending-domain-controller.ts';
 import { WorkQueue } from './work-queue.ts';
 
+/** How long config changes are gathered before the config is compiled and written. */
+const CONFIG_BATCH_MS = 100;
+const MAX_CONFIG_BATCH_MS = 2000;
+
 export interface OperatorConfig {
   kubeconfig?: string;
   identity: string;
@@ -87,12 +91,21 @@ export async function startOperator(config: OperatorConfig, logger: Logger, onLo
   const domainQueue = new WorkQueue({ kind: 'SendingDomain', reconcile: (k) => domainController.reconcile(k), logger, metrics });
   const apiKeyQueue = new WorkQueue({ kind: 'ApiKey', reconcile: (k) => apiKeyController.reconcile(k), logger, metrics });
   const webhookQueue = new WorkQueue({ kind: 'Webhook', reconcile: (k) => webhookController.reconcile(k), logger, metrics });
-  const configQueue = new WorkQueue({ kind: 'Config', reconcile: () => configController.reconcile(), logger, metrics, workers: 1 });
+  let lastConfigMs = 0;
+  const configQueue = new WorkQueue({ kind: 'Config', logger, metrics, workers: 1, reconcile: async () => {
+    const started = Date.now();
+    await configController.reconcile();
+    lastConfigMs = Date.now() - started;
+  } });
   queues.push(domainQueue, apiKeyQueue, webhookQueue, configQueue);
   enqueue.domain = (k) => { if (leading) domainQueue.add(k); };
   enqueue.apiKey = (k) => { if (leading) apiKeyQueue.add(k); };
   enqueue.webhook = (k) => { if (leading) webhookQueue.add(k); };
-  enqueue.config = () => { if (leading) configQueue.add(CONFIG_KEY); };
+  // Changes within one window make one config write: a burst of kubectl applies compiles once,
+  // not once per object (each write is read by every relay and deliverer pod).
+  // The window grows with the cost of a write (twice the last one, up to 2 s), so a large
+  // config under a storm of changes is not rewritten back to back.
+  enqueue.config = () => { if (leading) configQueue.addAfter(CONFIG_KEY, Math.min(MAX_CONFIG_BATCH_MS, Math.max(CONFIG_BATCH_MS, 2 * lastConfigMs))); };
 
   await Promise.all([domains.start(), apiKeys.start(), webhooks.start(), secrets.start()]);
   logger.info({ sendingDomains: domains.list().length, apiKeys: apiKeys.list().length, secrets: secrets.list().length }, 'caches synced');

@@ -39,7 +39,7 @@ export interface SendingDomainControllerOptions {
   logger: Logger;
 }
 
-const SELECTOR_ANNOTATION = 'mtrelay.dev/dkim-selector';
+export const SELECTOR_ANNOTATION = 'mtrelay.dev/dkim-selector';
 export const PREVIOUS_SELECTOR_ANNOTATION = 'mtrelay.dev/previous-dkim-selector';
 /** The key of the previous selector, kept while the new selector's record is not yet in DNS. */
 export const PREVIOUS_KEY = 'previousPrivateKey';
@@ -151,40 +151,66 @@ export class SendingDomainController {
       if (!rsa) return { ...none, userSupplied: true, problem: { reason: 'InvalidKeySecret', message: `Secret ${secretName} has no PEM RSA private key "${DKIM_SECRET_KEY}"` } };
       return { ...rsa, userSupplied: true };
     }
+    // The operator's own Secret: a signing pair (selector, key) that is in DNS, and during a
+    // rotation a current pair waiting for its record. The previous pair only ever holds a
+    // key that was signing, so a second change mid-rotation never loses the published key.
+    if (secret && secret.metadata.labels?.[SECRET_LABEL] === undefined) {
+      await this.#o.client.mergePatch(paths.secrets(namespace, secretName), { metadata: { labels: { [SECRET_LABEL]: 'dkim' } } });
+    }
     const pem = secret ? readPem(secret) : undefined;
     const current = pem ? rsaKey(pem) : undefined;
     const currentSelector = secret?.metadata.annotations?.[SELECTOR_ANNOTATION];
-    const previousSelector = secret?.metadata.annotations?.[PREVIOUS_SELECTOR_ANNOTATION];
+    const previousPem = secret?.data?.[PREVIOUS_KEY] ? Buffer.from(secret.data[PREVIOUS_KEY], 'base64').toString('utf8') : undefined;
+    const previousSelector = previousPem ? secret?.metadata.annotations?.[PREVIOUS_SELECTOR_ANNOTATION] : undefined;
     if (current && currentSelector === selector && current.bits === keySize) {
-      return { ...current, userSupplied: false, ...(previousSelector && secret?.data?.[PREVIOUS_KEY] ? { previous: previousSelector } : {}) };
+      return { ...current, userSupplied: false, ...(previousSelector ? { previous: previousSelector } : {}) };
+    }
+    const previousKey = previousPem ? rsaKey(previousPem) : undefined;
+    if (previousSelector && previousKey && previousSelector === selector && previousKey.bits === keySize) {
+      // Changed back to the selector still signing: it becomes current again, nothing to publish.
+      await this.#writeKeySecret(domain, secret!, { selector, pem: previousPem! });
+      this.#o.events.normal(target(domain), 'RotationCancelled', `selector ${selector} is current again; its published key stays`);
+      return { ...previousKey, userSupplied: false };
     }
 
     const { privateKey } = await generateDkimKey(keySize);
-    // Keep the old key for signing only when the selector changes: one selector has one record.
-    const keepPrevious = current && currentSelector && currentSelector !== selector ? { selector: currentSelector, pem: pem! } : undefined;
-    const body = {
-      apiVersion: 'v1', kind: 'Secret', type: 'Opaque',
-      metadata: {
-        name: secretName, namespace,
-        labels: { ...MANAGED_BY, [SECRET_LABEL]: 'dkim', 'mtrelay.dev/sending-domain': domain.metadata.name },
-        annotations: { [SELECTOR_ANNOTATION]: selector, ...(keepPrevious ? { [PREVIOUS_SELECTOR_ANNOTATION]: keepPrevious.selector } : {}) },
-        ownerReferences: [ownerReference({ kind: 'SendingDomain', metadata: domain.metadata })],
-      },
-      data: {
-        [DKIM_SECRET_KEY]: Buffer.from(privateKey).toString('base64'),
-        ...(keepPrevious ? { [PREVIOUS_KEY]: Buffer.from(keepPrevious.pem).toString('base64') } : {}),
-      },
-    };
-    // Create fails if the Secret appeared meanwhile; a rotation fails if it changed since read.
-    // Either way the reconcile is retried with fresh data, and no key is overwritten blindly.
-    if (secret) await this.#o.client.replace(paths.secrets(namespace, secretName), { ...body, metadata: { ...body.metadata, resourceVersion: secret.metadata.resourceVersion } });
-    else await this.#o.client.create(paths.secrets(namespace), body);
+    // What keeps signing meanwhile: the pair already waiting to be retired, else the current one
+    // when its selector changes (one selector has one record, so a size change alone cannot overlap).
+    const keepPrevious = previousSelector && previousPem ? { selector: previousSelector, pem: previousPem }
+      : current && currentSelector && currentSelector !== selector ? { selector: currentSelector, pem: pem! } : undefined;
+    await this.#writeKeySecret(domain, secret, { selector, pem: privateKey }, keepPrevious);
     const rotated = Boolean(secret);
     this.#o.events.normal(target(domain), rotated ? 'KeyRotated' : 'KeyGenerated',
       `${rotated ? 'new' : 'generated a'} ${keySize}-bit DKIM key for selector ${selector} in Secret ${secretName}; publish the DKIM record from status.dnsRecords`
       + (keepPrevious ? `; mail stays signed with selector ${keepPrevious.selector} until it is found` : ''));
     this.#o.logger.info({ domain: domain.spec.domain, resource: `${namespace}/${domain.metadata.name}`, selector, rotated }, 'DKIM key written');
     return { publicKeyData: dkimPublicKeyData(privateKey), bits: keySize, userSupplied: false, ...(keepPrevious ? { previous: keepPrevious.selector } : {}) };
+  }
+
+  /**
+   * Writes the key Secret: created when missing (fails if it appeared meanwhile), otherwise
+   * replaced with the resourceVersion read (fails if it changed since); either way the
+   * reconcile is retried with fresh data, and no key is ever overwritten blindly.
+   */
+  async #writeKeySecret(domain: SendingDomainObject, secret: SecretObject | undefined, current: { selector: string; pem: string }, previous?: { selector: string; pem: string }): Promise<void> {
+    const { namespace } = domain.metadata;
+    const secretName = dkimSecretName(domain);
+    const body = {
+      apiVersion: 'v1', kind: 'Secret', type: 'Opaque',
+      metadata: {
+        name: secretName, namespace,
+        labels: { ...MANAGED_BY, [SECRET_LABEL]: 'dkim', 'mtrelay.dev/sending-domain': domain.metadata.name },
+        annotations: { [SELECTOR_ANNOTATION]: current.selector, ...(previous ? { [PREVIOUS_SELECTOR_ANNOTATION]: previous.selector } : {}) },
+        ownerReferences: [ownerReference({ kind: 'SendingDomain', metadata: domain.metadata })],
+        ...(secret ? { resourceVersion: secret.metadata.resourceVersion } : {}),
+      },
+      data: {
+        [DKIM_SECRET_KEY]: Buffer.from(current.pem).toString('base64'),
+        ...(previous ? { [PREVIOUS_KEY]: Buffer.from(previous.pem).toString('base64') } : {}),
+      },
+    };
+    if (secret) await this.#o.client.replace(paths.secrets(namespace, secretName), body);
+    else await this.#o.client.create(paths.secrets(namespace), body);
   }
 
   /** The new selector's record is in DNS: sign with it, and forget the old key. */

@@ -28,8 +28,9 @@ export class WebhookController {
     if (!webhook || webhook.metadata.deletionTimestamp) return; // being deleted: nothing to make right
     const ref = webhook.spec.auth?.secretRef?.name;
     // Only Secrets labelled for mtrelay are cached; a direct read tells "missing" from "not labelled".
-    const secret = ref ? this.#o.secrets.get(ref, namespace) : undefined;
-    const unlabelled = ref && !secret ? await this.#o.client.get<SecretObject>(paths.secrets(namespace, ref)) : undefined;
+    const direct = ref && !this.#o.secrets.get(ref, namespace) ? await this.#o.client.get<SecretObject>(paths.secrets(namespace, ref)) : undefined;
+    const unlabelled = direct && direct.metadata.labels?.[SECRET_LABEL] === undefined ? direct : undefined;
+    const secret = ref ? this.#o.secrets.get(ref, namespace) ?? (unlabelled ? undefined : direct) : undefined;
     const secrets = new Map(secret ? [[`${namespace}/${ref}`, secret]] : []);
     const { problems } = compileResources({ domains: [], apiKeys: [], webhooks: [webhook], secrets });
     const condition: ConditionInput = unlabelled
@@ -39,7 +40,9 @@ export class WebhookController {
       ? { type: 'Ready', status: 'False', reason: secret ? 'InvalidSecret' : 'SecretNotFound', message: problems[0]!.replace(/^Webhook \S+: /, '') }
       : { type: 'Ready', status: 'True', reason: 'Ready', message: `events ${webhook.spec.events?.length ? webhook.spec.events.join(', ') : '(all)'} go to ${webhook.spec.url}` };
     const status = { observedGeneration: webhook.metadata.generation, conditions: setConditions(webhook.status?.conditions, [condition], webhook.metadata.generation) };
-    if (canonicalJson(webhook.status ?? {}) === canonicalJson(status)) return;
+    // A Secret created later without the label fires no event here: look again now and then.
+    const recheck = condition.status === 'False' ? { requeueAfterMs: 30_000 } : undefined;
+    if (canonicalJson(webhook.status ?? {}) === canonicalJson(status)) return recheck;
     await this.#o.client.apply(`${paths.webhooks(namespace, name)}/status`, {
       apiVersion: GROUP_VERSION, kind: 'Webhook', metadata: { name, namespace }, status,
     }, FIELD_MANAGER);
@@ -47,5 +50,6 @@ export class WebhookController {
     if (before?.reason !== condition.reason && condition.status === 'False') {
       this.#o.events.warning({ apiVersion: GROUP_VERSION, kind: 'Webhook', metadata: webhook.metadata }, condition.reason, condition.message);
     }
+    return recheck;
   }
 }

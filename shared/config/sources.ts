@@ -3,9 +3,7 @@
 import type { Command } from 'commander';
 import type { Logger } from 'pino';
 import { option } from '../cli-options.ts';
-import { KubeClient, loadKubeConfig } from '../kube/client.ts';
 import { FolderConfigSource } from './folder-source.ts';
-import { SecretConfigSource, parseSecretRef } from './secret-source.ts';
 import type { ConfigStore } from './store.ts';
 import type { CompiledConfig } from './types.ts';
 
@@ -33,7 +31,7 @@ export function addConfigSourceOptions(command: Command, resourcesHelp: string):
 export function configOrigin(flags: ConfigSourceFlags): ConfigOrigin {
   if (Boolean(flags.resources) === Boolean(flags.configSecret)) throw new Error('give exactly one of --resources and --config-secret');
   if (flags.resources) return { resourcesDir: flags.resources };
-  parseSecretRef(flags.configSecret!); // fail at start-up on a malformed reference
+  if (!/^[a-z0-9][-a-z0-9]*\/[a-z0-9][-.a-z0-9]*$/.test(flags.configSecret!)) throw new Error(`--config-secret "${flags.configSecret}" is not NAMESPACE/NAME of a Secret`);
   return { configSecret: flags.configSecret!, ...(flags.kubeconfig ? { kubeconfig: flags.kubeconfig } : {}) };
 }
 
@@ -44,8 +42,10 @@ export interface OpenSourceOptions {
   view?: (config: CompiledConfig) => CompiledConfig;
 }
 
-export function openConfigSource(origin: ConfigOrigin, options: OpenSourceOptions): ConfigSource {
+export async function openConfigSource(origin: ConfigOrigin, options: OpenSourceOptions): Promise<ConfigSource> {
   if ('resourcesDir' in origin) return new FolderConfigSource({ dir: origin.resourcesDir, ...options });
+  // Loaded only here: the Kubernetes client costs about 90 MB of memory a process without it saves.
+  const [{ KubeClient, loadKubeConfig }, { SecretConfigSource }] = await Promise.all([import('../kube/client.ts'), import('./secret-source.ts')]);
   const client = new KubeClient(loadKubeConfig(origin.kubeconfig));
   return new SecretConfigSource({ client, secret: origin.configSecret, ...options });
 }

@@ -42,6 +42,7 @@ export class Informer<T extends KubeObject> {
   #timer: NodeJS.Timeout | undefined;
   #restarting = false;
   #stopped = false;
+  #wakeFromBackoff: (() => void) | undefined;
   restarts = 0;
 
   constructor(options: InformerOptions<T>) {
@@ -63,6 +64,7 @@ export class Informer<T extends KubeObject> {
   /** Resolves after the first complete list (retrying with backoff while the API server is unreachable). */
   async start(): Promise<void> {
     await this.#restart('start');
+    if (this.#stopped) return;
     this.#timer = setInterval(() => this.#check(), 1000);
     this.#timer.unref();
   }
@@ -70,6 +72,7 @@ export class Informer<T extends KubeObject> {
   async stop(): Promise<void> {
     this.#stopped = true;
     clearInterval(this.#timer);
+    this.#wakeFromBackoff?.();
     await this.#current?.stop();
   }
 
@@ -92,7 +95,11 @@ export class Informer<T extends KubeObject> {
         } catch (error) {
           this.#options.logger.warn({ err: { message: (error as Error).message }, path: this.#options.path, retryInMs: this.#backoffMs },
             'informer list failed; retrying');
-          await new Promise((r) => setTimeout(r, this.#backoffMs));
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(resolve, this.#backoffMs);
+            this.#wakeFromBackoff = () => { clearTimeout(timer); resolve(); };
+          });
+          this.#wakeFromBackoff = undefined;
           this.#backoffMs = Math.min(this.#backoffMs * 2, MAX_BACKOFF_MS);
           if (this.#stopped) return;
         }

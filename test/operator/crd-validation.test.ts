@@ -59,6 +59,13 @@ describe('CEL rules', () => {
     api.kubectl(['apply', '-f', '-'], domain('  domain: immutable.example\n  dkim:\n    selector: s2\n', 'immutable'));
   });
 
+  test('a new DKIM key size needs a new selector', () => {
+    api.kubectl(['apply', '-f', '-'], domain('  domain: sized.example\n', 'sized'));
+    assert.match(refusal(domain('  domain: sized.example\n  dkim:\n    keySize: 4096\n', 'sized')),
+      /changing spec\.dkim\.keySize needs a new spec\.dkim\.selector too/);
+    api.kubectl(['apply', '-f', '-'], domain('  domain: sized.example\n  dkim:\n    keySize: 4096\n    selector: big\n', 'sized'));
+  });
+
   test('a tracking domain equal to the sending domain', () => {
     assert.match(refusal(domain('  domain: example.com\n  trackingDomain: example.com\n')),
       /spec\.trackingDomain must be a host name of its own/);

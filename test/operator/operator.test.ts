@@ -71,11 +71,11 @@ function apiKeyValue(namespace: string, secret: string, key = 'apiKey'): string 
   return Buffer.from(getJson(['secret', '-n', namespace, secret]).data![key]!, 'base64').toString('utf8');
 }
 
-function delivererDomain(): { dkimSelector: string; dkimPrivateKey?: string } | undefined {
+function delivererDomain(domain = 'mail.acme.test'): { dkimSelector: string; dkimPrivateKey?: string } | undefined {
   const data = getJson(['secret', '-n', SYSTEM, 'mtrelay-deliverer-config']).data!;
   const document = JSON.parse(gunzipSync(Buffer.from(data['config.json.gz']!, 'base64')).toString()) as
     { namespaces: Record<string, { domains: Record<string, { dkimSelector: string; dkimPrivateKey?: string }> }> };
-  return document.namespaces.acme?.domains['mail.acme.test'];
+  return document.namespaces.acme?.domains[domain];
 }
 
 async function authReply(apiKey: string, port = relay.ports.submission): Promise<string | undefined> {
@@ -312,6 +312,31 @@ describe('a domain and a key applied with kubectl', () => {
     assert.match(described, /KeyRotated\s+.*new 2048-bit DKIM key for selector s2/);
     assert.match(described, /OwnershipVerified/);
     assert.match(described, /PreviousKeyRetired/);
+  });
+
+  test('a second selector change mid-rotation keeps the published key signing; changing back cancels the rotation', async () => {
+    const patchSelector = (selector: string) => api.kubectl(['patch', 'sendingdomain', '-n', 'acme', 'rot', '--type', 'merge', '-p', JSON.stringify({ spec: { dkim: { selector } } })]);
+    api.kubectl(['apply', '-f', '-'], ['apiVersion: mtrelay.dev/v1alpha1', 'kind: SendingDomain', 'metadata: {name: rot, namespace: acme}',
+      'spec: {domain: rot.acme.test, dkim: {selector: r1}}', ''].join('\n'));
+    await eventually('records in status', () => (getJson(['sendingdomain', '-n', 'acme', 'rot']).status as { dnsRecords?: unknown[] } | undefined)?.dnsRecords?.length);
+    publishRecords('acme', 'rot');
+    await eventually('signing with r1', () => delivererDomain('rot.acme.test')?.dkimSelector === 'r1');
+    const published = delivererDomain('rot.acme.test')!.dkimPrivateKey;
+    const signing = () => delivererDomain('rot.acme.test');
+    patchSelector('r2');
+    await eventually('r2 key made', () => (getJson(['sendingdomain', '-n', 'acme', 'rot']).status as { dkim: { selector: string } }).dkim.selector === 'r2');
+    patchSelector('r3');
+    await eventually('r3 key made', () => (getJson(['sendingdomain', '-n', 'acme', 'rot']).status as { dkim: { selector: string } }).dkim.selector === 'r3');
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal(signing()?.dkimSelector, 'r1', 'the published selector keeps signing');
+    assert.equal(signing()?.dkimPrivateKey, published, 'with the published key');
+    patchSelector('r1');
+    await eventually('rotation cancelled', () => /RotationCancelled/.test(api.kubectl(['describe', 'sendingdomain', '-n', 'acme', 'rot'])));
+    const secret = getJson(['secret', '-n', 'acme', 'rot-dkim']).data!;
+    assert.equal(secret.previousPrivateKey, undefined);
+    assert.equal(Buffer.from(secret.privateKey!, 'base64').toString().trim() + '\n', published);
+    await eventually('verified on r1 again', () => condition(getJson(['sendingdomain', '-n', 'acme', 'rot']).status, 'DNSVerified')?.status === 'True');
+    assert.equal(signing()?.dkimSelector, 'r1');
   });
 
   test('a Webhook: its target and HMAC secret reach the deliverer\'s config only; a missing Secret is reported', async () => {
