@@ -423,4 +423,23 @@ describe('metrics and leadership', () => {
       operator = standby; // stopped in after()
     }
   });
+
+  test('a leader killed without warning: a standby takes over once the Lease expires, not before', async () => {
+    const standby = startOperator('operator-c');
+    standby.metricsPort = (await standby.started('operator running')).metricsPort as number;
+    try {
+      await new Promise((r) => setTimeout(r, 1000));
+      assert.equal(await standby.metric('mtrelay_operator_leader'), 0);
+      const killed = Date.now();
+      operator.child.kill('SIGKILL'); // no release: the Lease must run out (4 s here)
+      await operator.exited;
+      await standby.waitForLog((l) => l.msg === 'became the leader', 15_000);
+      const took = Date.now() - killed;
+      assert.ok(took >= 3000, `took over after ${took} ms, before the Lease could have expired`);
+      assert.ok(took < 8000, `took over after ${took} ms`);
+      assert.equal(getJson<{ spec: { holderIdentity: string; leaseTransitions: number } }>(['lease', '-n', SYSTEM, 'mtrelay-operator']).spec.holderIdentity, 'operator-c');
+    } finally {
+      operator = standby;
+    }
+  });
 });
