@@ -74,7 +74,7 @@ export function createDeliveryEngine(settings: DeliverySettings, store: ConfigSt
 export async function startDeliverer(config: DelivererConfig, logger: Logger): Promise<RunningDeliverer> {
   const metrics = createDelivererMetrics();
   const store = new ConfigStore();
-  const source = openConfigSource(config.config, { store, logger });
+  const source = await openConfigSource(config.config, { store, logger });
   await source.start();
 
   const kafka = createKafka({ brokers: config.brokers, clientId: 'mtrelay-deliverer', logger });

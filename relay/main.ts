@@ -81,7 +81,7 @@ export async function startRelay(config: RelayConfig, logger: Logger): Promise<R
   const store = new ConfigStore();
   store.on('change', (loaded) => metrics.configGeneration.set(loaded.generation));
   // The operator's relay Secret holds no private keys already; the view also covers a folder.
-  const source = openConfigSource(config.config, { store, logger, onError: () => metrics.configReloadErrors.inc(), view: relayView });
+  const source = await openConfigSource(config.config, { store, logger, onError: () => metrics.configReloadErrors.inc(), view: relayView });
   await source.start();
 
   const kafka = createKafka({ brokers: config.brokers, clientId: 'mtrelay-relay', logger, requestTimeoutMs: config.kafkaTimeoutMs });
