@@ -87,6 +87,7 @@ try {
   const converged = Date.now() - started;
   const cpu = cpuSeconds(pid) - cpuBefore;
   const memoryKb = pssKb(pid);
+  const heapMb = (await operator.metric('mtrelay_nodejs_heap_size_used_bytes')) / 2 ** 20;
   const writes = await operator.metric('mtrelay_operator_config_writes_total', { view: 'relay' });
 
   const revocations: number[] = [];
@@ -105,7 +106,7 @@ try {
     `| resources created (${DOMAINS} SendingDomains + ${KEYS} ApiKeys, 16 at a time) | ${seconds(created)} s |`,
     `| from the first create until the relay's config held all of them | ${seconds(converged)} s |`,
     `| operator CPU during that time | ${cpu.toFixed(1)} s |`,
-    `| operator memory (PSS) afterwards | ${Math.round(memoryKb / 1024)} MiB |`,
+    `| operator memory (PSS) afterwards | ${Math.round(memoryKb / 1024)} MiB, of which JavaScript heap in use ${Math.round(heapMb)} MiB |`,
     `| relay config writes during that time (coalesced by the work queue) | ${writes} |`,
     `| kubectl delete of an ApiKey → gone from a relay's config (10 deletes) | median ${revocations[5]} ms, max ${revocations[9]} ms |`,
     '',
