@@ -25,6 +25,15 @@ const PACKAGES: Record<ToolName, string> = {
   etcd: './etcd',
 };
 
+/** Fails with what to do when Go is missing, instead of a bare ENOENT from the first build. */
+function requireGo(): void {
+  try {
+    execFileSync('go', ['version'], { stdio: 'ignore' });
+  } catch {
+    throw new Error('Go is needed to build kube-apiserver, kubectl and etcd for the operator tests (test/k8s/go.mod names the version); install it from https://go.dev/dl/ or your distribution and run again');
+  }
+}
+
 /** Paths of the three binaries, building whichever is missing. */
 export function ensureK8sTools(log: (line: string) => void = (l) => process.stderr.write(`${l}\n`)): Record<ToolName, string> {
   mkdirSync(toolsDir, { recursive: true });
@@ -33,6 +42,7 @@ export function ensureK8sTools(log: (line: string) => void = (l) => process.stde
     const out = path.join(toolsDir, name);
     paths[name] = out;
     if (existsSync(out)) continue;
+    requireGo();
     const started = Date.now();
     log(`building ${name} (${pkg}) from Go modules; the first build takes minutes`);
     execFileSync('go', ['build', '-trimpath', '-ldflags', VERSION_LDFLAGS, '-o', out, pkg], { cwd: here, stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, CGO_ENABLED: '0' } });
