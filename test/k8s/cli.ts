@@ -4,6 +4,7 @@ import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { repoRoot } from '../kafka/broker.ts';
 import { KubeApiServer } from './api-server.ts';
+import { isRunning } from '../helpers/pids.ts';
 
 // MTRELAY_K8S_DEV_DIR moves it (the tests use their own folder, not the developer's server).
 const dir = process.env.MTRELAY_K8S_DEV_DIR ?? path.join(repoRoot, '.state', 'k8s-dev');
@@ -11,27 +12,18 @@ const stateFile = path.join(dir, 'api-server.json');
 
 interface State { pids: number[]; kubeconfig: string }
 
-function running(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 async function stop(state: State): Promise<void> {
   for (const pid of state.pids) {
-    if (running(pid)) process.kill(pid, 'SIGTERM');
-    for (let i = 0; i < 100 && running(pid); i++) await new Promise((r) => setTimeout(r, 100));
-    if (running(pid)) process.kill(pid, 'SIGKILL');
+    if (isRunning(pid)) process.kill(pid, 'SIGTERM');
+    for (let i = 0; i < 100 && isRunning(pid); i++) await new Promise((r) => setTimeout(r, 100));
+    if (isRunning(pid)) process.kill(pid, 'SIGKILL');
   }
 }
 
 const command = process.argv[2];
 const previous = existsSync(stateFile) ? JSON.parse(readFileSync(stateFile, 'utf8')) as State : undefined;
 if (command === 'start') {
-  if (previous && previous.pids.every(running)) {
+  if (previous && previous.pids.every(isRunning)) {
     console.log(previous.kubeconfig);
     process.exit(0);
   }

@@ -2,24 +2,16 @@
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { KafkaBroker, repoRoot } from './broker.ts';
+import { isRunning } from '../helpers/pids.ts';
 
 const dir = path.join(repoRoot, '.state', 'kafka-dev');
 const stateFile = path.join(dir, 'broker.json');
-
-function running(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 const command = process.argv[2];
 if (command === 'start') {
   if (existsSync(stateFile)) {
     const state = JSON.parse(readFileSync(stateFile, 'utf8')) as { pid: number; bootstrap: string };
-    if (running(state.pid)) {
+    if (isRunning(state.pid)) {
       console.log(state.bootstrap);
       process.exit(0);
     }
@@ -36,9 +28,9 @@ if (command === 'start') {
     process.exit(0);
   }
   const { pid } = JSON.parse(readFileSync(stateFile, 'utf8')) as { pid: number };
-  if (running(pid)) process.kill(pid, 'SIGTERM');
-  for (let i = 0; i < 300 && running(pid); i++) await new Promise((r) => setTimeout(r, 100));
-  if (running(pid)) process.kill(pid, 'SIGKILL');
+  if (isRunning(pid)) process.kill(pid, 'SIGTERM');
+  for (let i = 0; i < 300 && isRunning(pid); i++) await new Promise((r) => setTimeout(r, 100));
+  if (isRunning(pid)) process.kill(pid, 'SIGKILL');
   rmSync(stateFile);
   console.error(`Kafka broker (pid ${pid}) stopped`);
 } else {
