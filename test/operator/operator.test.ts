@@ -52,13 +52,16 @@ async function eventually<T>(what: string, probe: () => T | undefined | false, t
   }
 }
 
-function startOperator(identity: string): MtrelayProcess {
-  return new MtrelayProcess([
+/** An operator replica, once it runs (its caches synced, its metrics endpoint known). */
+async function startOperator(identity: string): Promise<MtrelayProcess> {
+  const replica = new MtrelayProcess([
     'operator', '--kubeconfig', operatorKubeconfig, '--namespace', SYSTEM, '--identity', identity,
     '--dns', dnsAddress, '--spf-include', 'spf.mtrelay.test', '--tracking-cname', 'track.mtrelay.test', '--dns-retry-interval', '1s',
     '--lease-duration', '4s', '--renew-deadline', '3s', '--retry-period', '500ms',
     '--metrics-host', '127.0.0.1', '--metrics-port', '0',
   ]);
+  replica.metricsPort = (await replica.started('operator running')).metricsPort as number;
+  return replica;
 }
 
 /** Publishes the records the domain's status asks for, as its owner would. */
@@ -96,8 +99,7 @@ before(async () => {
   api.kubectl(['apply', '-f', path.join(repoRoot, 'operator', 'rbac.yaml')]);
   relayKubeconfig = api.kubeconfigWithToken(api.serviceAccountToken(SYSTEM, 'mtrelay-relay'), path.join(api.dir, 'relay.kubeconfig'));
   operatorKubeconfig = api.kubeconfigWithToken(api.serviceAccountToken(SYSTEM, 'mtrelay-operator'), path.join(api.dir, 'operator.kubeconfig'));
-  operator = startOperator('operator-a');
-  operator.metricsPort = (await operator.started('operator running')).metricsPort as number;
+  operator = await startOperator('operator-a');
   await operator.waitForLog((l) => l.msg === 'became the leader');
   reader = await KafkaReader.start(testKafka());
 });
@@ -398,8 +400,7 @@ describe('metrics and leadership', () => {
   });
 
   test('a second replica waits; only the leader writes; when the leader stops, the other takes over', async () => {
-    const standby = startOperator('operator-b');
-    standby.metricsPort = (await standby.started('operator running')).metricsPort as number;
+    const standby = await startOperator('operator-b');
     try {
       await new Promise((r) => setTimeout(r, 2000));
       assert.equal(await standby.metric('mtrelay_operator_leader'), 0);
@@ -425,8 +426,7 @@ describe('metrics and leadership', () => {
   });
 
   test('a leader killed without warning: a standby takes over once the Lease expires, not before', async () => {
-    const standby = startOperator('operator-c');
-    standby.metricsPort = (await standby.started('operator running')).metricsPort as number;
+    const standby = await startOperator('operator-c');
     try {
       await new Promise((r) => setTimeout(r, 1000));
       assert.equal(await standby.metric('mtrelay_operator_leader'), 0);
