@@ -1,14 +1,14 @@
 // `mtrelay deliverer`: consumes submissions and retries from Kafka and delivers them.
 import { hostname } from 'node:os';
 import { Command } from 'commander';
-import { integer, list, option } from '../shared/cli-options.ts';
+import { addKafkaOptions, addOpsOptions, integer, list, option, type KafkaFlags, type OpsFlags } from '../shared/cli-options.ts';
 import { addConfigSourceOptions, configOrigin, type ConfigSourceFlags } from '../shared/config/sources.ts';
 import { parseBrokers } from '../shared/kafka/client.ts';
 import { DEFAULT_RETRY_DELAYS } from '../shared/kafka/topics.ts';
-import { exitOnSignals } from '../shared/ops/lifecycle.ts';
-import { createLogger } from '../shared/ops/logger.ts';
+import { runRole } from '../shared/ops/role.ts';
 import { startDeliverer, type DelivererConfig, type DeliverySettings } from './main.ts';
-import { parseDuration, retryPolicy } from './retry-policy.ts';
+import { parseDuration } from '../shared/duration.ts';
+import { retryPolicy } from './retry-policy.ts';
 import { parseStaticRoute } from './routes.ts';
 import type { TlsPolicy } from './smtp-pool.ts';
 
@@ -30,16 +30,9 @@ export interface DeliveryFlags {
   maxInFlight: number;
 }
 
-interface DelivererFlags extends DeliveryFlags, ConfigSourceFlags {
-  kafka: string;
+interface DelivererFlags extends DeliveryFlags, ConfigSourceFlags, KafkaFlags, OpsFlags {
   groupId: string;
-  topicPrefix: string;
-  partitions: number;
-  replicationFactor: number;
   maxSize: number;
-  metricsHost: string;
-  metricsPort: number;
-  logLevel: string;
 }
 
 const repeat = (value: string, previous: string[]) => [...previous, ...list(value)];
@@ -89,22 +82,12 @@ export function deliverySettings(flags: DeliveryFlags): DeliverySettings & Pick<
 }
 
 export function delivererCommand(): Command {
-  return addConfigSourceOptions(addDeliveryOptions(new Command('deliverer')
-    .description('delivery: fan-out, DKIM, MX, STARTTLS, retries, bounces, suppression, events')), 'folder of SendingDomain manifests and their <name>-dkim Secrets')
-    .addOption(option('--kafka <brokers>', 'Kafka bootstrap brokers, HOST:PORT[,HOST:PORT…]').makeOptionMandatory())
+  const command = addConfigSourceOptions(addDeliveryOptions(new Command('deliverer')
+    .description('delivery: fan-out, DKIM, MX, STARTTLS, retries, bounces, suppression, events')), 'folder of SendingDomain manifests and their <name>-dkim Secrets');
+  return addOpsOptions(addKafkaOptions(command)
     .addOption(option('--group-id <id>', 'Kafka consumer group of the deliverers').default('mtrelay-deliverer'))
-    .addOption(option('--topic-prefix <prefix>', 'prefix of every Kafka topic').default('mtrelay'))
-    .addOption(option('--partitions <n>', 'partitions of topics created here').argParser(integer(1)).default(12))
-    .addOption(option('--replication-factor <n>', 'replication of topics created here (-1: broker default)').argParser(integer(-1)).default(-1))
-    .addOption(option('--max-size <bytes>', 'largest message (as the relay\'s SIZE)').argParser(integer(1024)).default(25 * 1024 * 1024))
-    .addOption(option('--metrics-host <address>', 'address of /metrics, /healthz and /readyz').default('0.0.0.0'))
-    .addOption(option('--metrics-port <port>', 'port of /metrics, /healthz and /readyz').argParser(integer(0, 65535)).default(9091))
-    .addOption(option('--log-level <level>', 'fatal, error, warn, info, debug').default('info'))
-    .action(async (flags: DelivererFlags) => {
-      const logger = createLogger('deliverer', flags.logLevel);
-      const running = await startDeliverer(delivererConfig(flags), logger);
-      exitOnSignals(running.shutdown, logger);
-    });
+    .addOption(option('--max-size <bytes>', 'largest message (as the relay\'s SIZE)').argParser(integer(1024)).default(25 * 1024 * 1024)), 9091)
+    .action((flags: DelivererFlags) => runRole('deliverer', flags.logLevel, (logger) => startDeliverer(delivererConfig(flags), logger)));
 }
 
 function delivererConfig(flags: DelivererFlags): DelivererConfig {

@@ -3,12 +3,13 @@
 // return an outcome per recipient. What happens next (events, retries, suppression) is
 // the runtime's business, so Kafka and standalone mode share this code.
 import { createHash } from 'node:crypto';
+import pLimit from 'p-limit';
 import type { Logger } from 'pino';
 import type { ConfigStore } from '../shared/config/store.ts';
-import type { Submission } from '../shared/kafka/submission-record.ts';
+import { replyLine, type ReplyName } from '../shared/smtp-replies.ts';
+import type { Submission } from '../shared/submission-record.ts';
 import { BOUNCE_CLASS, classifyReply, parseReply } from './bounce-class.ts';
 import { dkimSign } from './dkim.ts';
-import pLimit from 'p-limit';
 import { copyBytes, fanOut, type Copy, type RcptType } from './fan-out.ts';
 import type { Hop, RouteResolver } from './routes.ts';
 import { TransactionError, type SmtpPool } from './smtp-pool.ts';
@@ -22,10 +23,13 @@ export interface DeliveryJob {
   attempt: number;
 }
 
+/**
+ * What one attempt did for one recipient. `reply` is the remote server's answer, or, where
+ * `ours` names it, a reply of mtrelay's catalogue (no remote answer to report).
+ */
 export type RecipientOutcome = { rcptTo: string; rcptType: RcptType } & (
   | { kind: 'delivered'; reply: string; remote: string; tls: boolean }
-  | { kind: 'deferred'; reply: string; bounceClass: number; remote?: string }
-  | { kind: 'bounced'; reply: string; bounceClass: number; remote?: string }
+  | { kind: 'deferred' | 'bounced'; reply: string; bounceClass: number; remote?: string; ours?: ReplyName }
   | { kind: 'suppressed' }
 );
 
@@ -57,10 +61,13 @@ export function returnPath(submission: Submission, recipients: string[], bounceD
 /** Messages materialized (joined and signed) at once per attempt, to bound memory on big fan-outs. */
 const MATERIALIZED_AT_ONCE = 8;
 
-function failure(copy: Copy, reply: string, remote?: string): RecipientOutcome {
+/** A failure answered by the remote server (or, with `ours`, by mtrelay): bounce for 5xx, delay otherwise. */
+function failure(copy: Copy, reply: string, remote?: string, ours?: ReplyName, bounceClass?: number): RecipientOutcome {
   const { code, enhanced, text } = parseReply(reply);
-  const bounceClass = classifyReply(code, enhanced, text);
-  const base = { rcptTo: copy.rcptTo, rcptType: copy.rcptType, reply, bounceClass, ...(remote ? { remote } : {}) };
+  const base = {
+    rcptTo: copy.rcptTo, rcptType: copy.rcptType, reply, bounceClass: bounceClass ?? classifyReply(code, enhanced, text),
+    ...(remote ? { remote } : {}), ...(ours ? { ours } : {}),
+  };
   return code >= 500 ? { ...base, kind: 'bounced' } : { ...base, kind: 'deferred' };
 }
 
@@ -71,7 +78,7 @@ export class Deliverer {
     this.#deps = deps;
   }
 
-  async attempt(job: DeliveryJob): Promise<RecipientOutcome[]> {
+  async attempt(job: DeliveryJob, log: Logger = this.#deps.logger): Promise<RecipientOutcome[]> {
     const only = job.only && new Set(job.only);
     const copies = fanOut(job.raw, job.submission).filter((c) => !only || only.has(c.rcptTo.toLowerCase()));
     const outcomes: RecipientOutcome[] = [];
@@ -85,17 +92,16 @@ export class Deliverer {
       byDomain.set(domain, [...(byDomain.get(domain) ?? []), copy]);
     }
     const limit = pLimit(MATERIALIZED_AT_ONCE);
-    const perDomain = await Promise.all([...byDomain].map(([domain, group]) => this.#deliverDomain(job, domain, group, limit)));
+    const perDomain = await Promise.all([...byDomain].map(([domain, group]) => this.#deliverDomain(job, domain, group, limit, log)));
     return outcomes.concat(perDomain.flat());
   }
 
-  async #deliverDomain(job: DeliveryJob, domain: string, copies: Copy[], limit: ReturnType<typeof pLimit>): Promise<RecipientOutcome[]> {
+  async #deliverDomain(job: DeliveryJob, domain: string, copies: Copy[], limit: ReturnType<typeof pLimit>, log: Logger): Promise<RecipientOutcome[]> {
     const route = await this.#deps.routes.resolve(domain);
-    if (route.kind === 'permanent') {
-      return copies.map((c) => ({ rcptTo: c.rcptTo, rcptType: c.rcptType, kind: 'bounced', reply: `550 5.1.2 ${route.reason}`, bounceClass: BOUNCE_CLASS.INVALID_RECIPIENT }));
-    }
-    if (route.kind === 'temporary') {
-      return copies.map((c) => ({ rcptTo: c.rcptTo, rcptType: c.rcptType, kind: 'deferred', reply: `451 4.4.3 ${route.reason}`, bounceClass: BOUNCE_CLASS.DNS_FAILURE }));
+    if (route.kind !== 'hops') {
+      // The domain itself decides: the address can never receive mail (class 10), or DNS failed for now (class 21).
+      const bounceClass = route.kind === 'permanent' ? BOUNCE_CLASS.INVALID_RECIPIENT : BOUNCE_CLASS.DNS_FAILURE;
+      return copies.map((c) => failure(c, route.line, undefined, route.reply, bounceClass));
     }
     // Recipients that receive identical bytes share one transaction (copies share the body).
     const groups = new Map<string, Copy[]>();
@@ -103,7 +109,7 @@ export class Deliverer {
       const digest = createHash('sha256').update(copy.header).digest('hex');
       groups.set(digest, [...(groups.get(digest) ?? []), copy]);
     }
-    const results = await Promise.all([...groups.values()].map((group) => limit(() => this.#sendGroup(job, domain, route.hops, group))));
+    const results = await Promise.all([...groups.values()].map((group) => limit(() => this.#sendGroup(job, domain, route.hops, group, log))));
     return results.flat();
   }
 
@@ -114,11 +120,11 @@ export class Deliverer {
     return dkimSign(message, { domainName: domain.domain, keySelector: domain.dkimSelector, privateKey: domain.dkimPrivateKey });
   }
 
-  async #sendGroup(job: DeliveryJob, domain: string, hops: Hop[], group: Copy[]): Promise<RecipientOutcome[]> {
+  async #sendGroup(job: DeliveryJob, domain: string, hops: Hop[], group: Copy[], log: Logger): Promise<RecipientOutcome[]> {
     const message = await this.#sign(job, copyBytes(group[0]!));
     const to = group.map((c) => c.rcptTo);
     const from = returnPath(job.submission, to, this.#deps.bounceDomain);
-    let lastError = 'no host could be reached';
+    let lastError = 'no address to try';
     for (const hop of hops) {
       for (const address of hop.addresses) {
         const remote = `${hop.name}[${address}]:${hop.port}`;
@@ -133,15 +139,20 @@ export class Deliverer {
           });
         } catch (error) {
           if (!(error instanceof TransactionError)) throw error;
-          this.#deps.logger.debug({ remote, err: { message: error.message } }, 'delivery attempt failed');
+          log.debug({ remote, err: error }, 'delivery attempt failed');
           if (!error.tryNextHost) {
             return group.map((copy) => (error.reply ? failure(copy, error.reply, remote)
-              : { rcptTo: copy.rcptTo, rcptType: copy.rcptType, kind: 'deferred' as const, reply: `451 4.3.0 ${error.message}`, bounceClass: BOUNCE_CLASS.TRANSIENT, remote }));
+              : failure(copy, replyLine('DELIVERY_INTERRUPTED', { detail: error.message }), remote, 'DELIVERY_INTERRUPTED', BOUNCE_CLASS.TRANSIENT)));
           }
           lastError = error.reply ?? error.message;
         }
       }
     }
-    return group.map((c) => ({ rcptTo: c.rcptTo, rcptType: c.rcptType, kind: 'deferred', reply: /^\d{3} /.test(lastError) ? lastError : `421 4.4.1 ${lastError}`, bounceClass: BOUNCE_CLASS.TIMEOUT }));
+    // Every host failed before a transaction: a delay, with the last remote reply if there was one, else ours.
+    const remoteReply = /^\d{3} /.test(lastError);
+    const reply = remoteReply ? lastError : replyLine('HOSTS_UNREACHABLE', { domain, detail: lastError });
+    return group.map((c): RecipientOutcome => ({
+      rcptTo: c.rcptTo, rcptType: c.rcptType, kind: 'deferred', reply, bounceClass: BOUNCE_CLASS.TIMEOUT, ...(remoteReply ? {} : { ours: 'HOSTS_UNREACHABLE' as const }),
+    }));
   }
 }

@@ -1,5 +1,6 @@
-// DKIM signatures (rsa-sha256, relaxed/relaxed) with the sending domain's key.
-import DKIM from 'nodemailer/lib/dkim';
+// DKIM signatures (rsa-sha256, relaxed/relaxed) with the sending domain's key, by mailauth's
+// public signer. Bcc is not among the signed fields, so each bcc copy still verifies.
+import { dkimSign as signMessage } from 'mailauth';
 
 export interface DkimKey {
   domainName: string;
@@ -7,9 +8,13 @@ export interface DkimKey {
   privateKey: string;
 }
 
+/** The message with its DKIM-Signature field prepended. */
 export async function dkimSign(message: Buffer, key: DkimKey): Promise<Buffer> {
-  const signer = new DKIM({ ...key, hashAlgo: 'sha256' });
-  const chunks: Buffer[] = [];
-  for await (const chunk of signer.sign(message)) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
+  const signature = { signingDomain: key.domainName, selector: key.keySelector, privateKey: key.privateKey, algorithm: 'rsa-sha256', canonicalization: 'relaxed/relaxed' };
+  // mailauth signs what `signatureData` lists (its top-level key options alone sign nothing).
+  const { signatures, errors } = await signMessage(message, { ...signature, signatureData: [signature] });
+  if (errors.length || !signatures.startsWith('DKIM-Signature:')) {
+    throw new Error(`DKIM signing for ${key.domainName} failed: ${errors.map((e) => e.message).join('; ') || 'no signature made'}`);
+  }
+  return Buffer.concat([Buffer.from(signatures), message]);
 }

@@ -3,9 +3,9 @@
 // copy shows Cc with all cc addresses; a bcc copy carries Bcc with only its own address;
 // archive copies (and all others) carry no Bcc; the sender's To is kept; each address gets
 // one copy even when listed twice; X-MT-ATTR is removed.
-import { encodeWords, foldLines } from 'nodemailer/lib/mime-funcs';
+import libmime from 'libmime';
 import type { Recipient } from '../shared/attributes/x-mt-attr.ts';
-import type { Submission } from '../shared/kafka/submission-record.ts';
+import type { Submission } from '../shared/submission-record.ts';
 import { headerBlockEnd, splitRawFields } from '../shared/mail/headers.ts';
 
 export type RcptType = 'to' | 'cc' | 'bcc' | 'archive';
@@ -29,13 +29,13 @@ export function copyBytes(copy: Copy): Buffer {
 function formatAddress(r: Recipient): string {
   if (!r.name) return r.email;
   // Every word encoded when any is not ASCII: a bare comma or angle bracket would split the address.
-  const name = /^[\x20-\x7e]*$/.test(r.name) ? `"${r.name.replace(/(["\\])/g, '\\$1')}"` : encodeWords(r.name, 'Q', 52, true);
+  const name = /^[\x20-\x7e]*$/.test(r.name) ? `"${r.name.replace(/(["\\])/g, '\\$1')}"` : libmime.encodeWord(r.name, 'Q', 52);
   return `${name} <${r.email}>`;
 }
 
 /** A header field folded at 78 characters, between addresses where possible. */
 function addressField(name: string, recipients: Recipient[]): string {
-  return `${foldLines(`${name}: ${recipients.map(formatAddress).join(', ')}`, 76).replace(/(\r\n)*$/, '')}\r\n`;
+  return `${libmime.foldLines(`${name}: ${recipients.map(formatAddress).join(', ')}`, 76).replace(/(\r\n)*$/, '')}\r\n`;
 }
 
 /** Recipients in order to, cc, bcc, archive; an address seen before (any case) is skipped. */

@@ -1,35 +1,30 @@
-// Runs deliveries from Kafka: a consumer group over mtrelay.submissions and the retry
-// topics, many records in flight per partition, and an offset committed only once every
-// earlier record's outcome (events, retry, suppression) is acknowledged by the broker.
-import type { Consumer, EachBatchPayload, IHeaders, KafkaMessage, Kafka, Producer } from 'kafkajs';
+// Feeds the delivery core from Kafka: a consumer group over mtrelay.submissions and the
+// retry topics, many records in flight per partition, and an offset committed only once
+// every earlier record's outcome is durable (the core finishes a job only then).
+import type { Consumer, EachBatchPayload, Kafka, KafkaMessage, Producer } from 'kafkajs';
 import type { Logger } from 'pino';
-import { readSubmission, type Submission } from '../shared/kafka/submission-record.ts';
+import { recordHeaders } from '../shared/kafka/record-headers.ts';
 import { topicNames } from '../shared/kafka/topics.ts';
-import type { Deliverer } from './delivery.ts';
-import { EventBatcher } from './event-batcher.ts';
-import { messageFacts } from './message-facts.ts';
+import { DeliveryCore, type DeliveryCoreOptions } from './delivery-core.ts';
+import { KafkaOutcomeSink, type KafkaJob } from './kafka-outcome-sink.ts';
 import type { DelivererMetrics } from './metrics.ts';
 import { OffsetTracker } from './offset-tracker.ts';
-import { planOutcomes, type OutcomePlan } from './outcomes.ts';
-import { reportOutcomes } from './report-outcomes.ts';
-import { readRetryState, retryHeaders } from './retry-record.ts';
-import type { RetryPolicy } from './retry-policy.ts';
-import { suppressionKey, type SuppressionList } from './suppression-list.ts';
+import { readRetryState } from './retry-record.ts';
 
-/** Events per produce request stay well under the broker's default 1 MB record batch limit. */
-const EVENT_REQUEST_BYTES = 512 * 1024;
-
-export interface KafkaRuntimeOptions {
+export interface KafkaRuntimeOptions extends Omit<DeliveryCoreOptions<KafkaJob>, 'sink'> {
   kafka: Kafka;
   prefix: string;
-  policy: RetryPolicy;
-  deliverer: Deliverer;
-  suppressions: SuppressionList;
   metrics: DelivererMetrics;
   logger: Logger;
   groupId: string;
   maxInFlight: number;
   maxMessageBytes: number;
+  /** The consumer stopped for good: a pod that looks healthy but consumes nothing is worse than a restart. */
+  onFatal: (error: Error) => void;
+}
+
+function kafkaJob(topic: string, partition: number, message: KafkaMessage): KafkaJob {
+  return { topic, partition, offset: message.offset, record: { key: message.key?.toString() ?? '', value: message.value ?? Buffer.alloc(0), headers: recordHeaders(message.headers) } };
 }
 
 export class KafkaDeliveryRuntime {
@@ -38,10 +33,9 @@ export class KafkaDeliveryRuntime {
   readonly #tracker = new OffsetTracker();
   readonly #consumer: Consumer;
   readonly #producer: Producer;
-  readonly #events: EventBatcher;
+  readonly #core: DeliveryCore<KafkaJob>;
   readonly #slots: (() => void)[] = [];
   #commitTimer: NodeJS.Timeout | undefined;
-  #inFlight = 0;
   #stopping = false;
   #committing = false;
 
@@ -55,7 +49,8 @@ export class KafkaDeliveryRuntime {
       sessionTimeout: 10_000, // a crashed deliverer's partitions move on within seconds
     });
     this.#producer = options.kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
-    this.#events = new EventBatcher(this.#producer, this.#topics.events, { lingerMs: 5, maxBytes: EVENT_REQUEST_BYTES });
+    const sink = new KafkaOutcomeSink({ producer: this.#producer, prefix: options.prefix, topics: this.#topics, logger: options.logger });
+    this.#core = new DeliveryCore({ ...options, sink });
   }
 
   async start(): Promise<void> {
@@ -66,11 +61,8 @@ export class KafkaDeliveryRuntime {
       this.#o.logger.info({ memberAssignment: payload.memberAssignment }, 'deliverer joined the consumer group');
     });
     this.#consumer.on(this.#consumer.events.CRASH, ({ payload }) => {
-      // kafkajs restarts the consumer after most errors; when it will not, a pod that looks
-      // healthy but consumes nothing is worse than a restart.
-      if (payload.restart) return;
-      this.#o.logger.fatal({ err: { message: payload.error.message } }, 'the Kafka consumer stopped for good; exiting');
-      process.exit(1);
+      // kafkajs restarts the consumer after most errors; when it will not, the process must.
+      if (!payload.restart) this.#o.onFatal(payload.error);
     });
     await this.#consumer.run({
       autoCommit: false,
@@ -87,7 +79,7 @@ export class KafkaDeliveryRuntime {
 
   /** Waits for a free slot, heartbeating meanwhile so the group does not evict a busy member. */
   async #slot(heartbeat: () => Promise<void>): Promise<void> {
-    while (this.#inFlight >= this.#o.maxInFlight && !this.#stopping) {
+    while (this.#core.inFlight >= this.#o.maxInFlight && !this.#stopping) {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, 3000);
         this.#slots.push(() => { clearTimeout(timer); resolve(); });
@@ -106,8 +98,9 @@ export class KafkaDeliveryRuntime {
         resolveOffset(message.offset); // fetched again after a rebalance; already ours
         continue;
       }
+      const job = kafkaJob(topic, partition, message);
       if (isRetry) {
-        const wait = readRetryState(message.headers).notBefore - Date.now();
+        const wait = readRetryState(job.record.headers).notBefore - Date.now();
         if (wait > 0) {
           // Retry topics are in due order: wait for this record, then fetch again from it.
           const resume = pause();
@@ -119,100 +112,14 @@ export class KafkaDeliveryRuntime {
       if (!isRunning() || isStale() || this.#stopping) return;
       this.#tracker.start(topic, partition, message.offset);
       resolveOffset(message.offset); // fetch on; the commit still waits for the outcome
-      this.#inFlight++;
-      this.#o.metrics.inFlight.set(this.#inFlight);
-      void this.#process(topic, message)
-        .catch((error: Error) => this.#failed(topic, message, error))
+      void this.#core.run(job)
+        .catch((error: unknown) => this.#o.logger.fatal({ err: error, topic, offset: message.offset }, 'record could not be dead-lettered'))
         .finally(() => {
           this.#tracker.finish(topic, partition, message.offset);
-          this.#inFlight--;
-          this.#o.metrics.inFlight.set(this.#inFlight);
           for (const wake of this.#slots.splice(0)) wake();
         });
     }
     await heartbeat();
-  }
-
-  async #process(topic: string, message: KafkaMessage): Promise<void> {
-    let submission: Submission;
-    try {
-      submission = readSubmission(message.headers);
-    } catch (error) {
-      await this.#deadLetter(topic, message, (error as Error).message);
-      return;
-    }
-    const raw = message.value ?? Buffer.alloc(0);
-    const retry = topic === this.#topics.submissions ? { attempts: 0 } : readRetryState(message.headers);
-    const outcomes = await this.#o.deliverer.attempt({ submission, raw, attempt: retry.attempts, ...('only' in retry && retry.only ? { only: retry.only } : {}) });
-    const now = new Date();
-    const plan = planOutcomes({ submission, facts: messageFacts(raw), attemptsBefore: retry.attempts, outcomes, policy: this.#o.policy, now });
-    await this.#durably(() => this.#write(plan, submission, raw, message.headers));
-    reportOutcomes(plan, submission, outcomes, now, this.#o.metrics, this.#o.logger);
-  }
-
-  /** An attempt that failed in an unexpected way must not pass silently: the record goes to the dead-letter topic. */
-  async #failed(topic: string, message: KafkaMessage, error: Error): Promise<void> {
-    this.#o.logger.error({ topic, offset: message.offset, err: { message: error.message, stack: error.stack } }, 'delivery attempt failed unexpectedly');
-    await this.#deadLetter(topic, message, `delivery attempt failed: ${error.message}`).catch((e: Error) =>
-      this.#o.logger.fatal({ topic, offset: message.offset, err: { message: e.message } }, 'record could not be dead-lettered'));
-  }
-
-  /**
-   * Retry, suppressions and events of one attempt, all acks=all. Events travel with those of
-   * other records finishing at the same time (EventBatcher). A partial write followed by a
-   * redelivery repeats events, never loses outcomes.
-   */
-  async #write(plan: OutcomePlan, submission: Submission, raw: Buffer, headers: IHeaders | undefined): Promise<void> {
-    if (plan.retry) {
-      await this.#producer.send({ topic: `${this.#o.prefix}.retry.${plan.retry.rung}`, acks: -1,
-        messages: [{ key: submission.transmissionId, value: raw, headers: retryHeaders(headers, plan.retry) }] });
-    }
-    if (plan.suppressions.length) {
-      await this.#producer.send({ topic: this.#topics.suppressions, acks: -1,
-        messages: plan.suppressions.map((s) => ({ key: suppressionKey(s.namespace, s.address), value: JSON.stringify(s) })) });
-      for (const s of plan.suppressions) this.#o.suppressions.add(s);
-    }
-    // Bounded requests: a thousand recipients' events at once would exceed the broker's limit.
-    let chunk: { key: string; value: string }[] = [];
-    let bytes = 0;
-    const sends: Promise<void>[] = [];
-    for (const event of plan.events) {
-      const value = JSON.stringify(event);
-      if (bytes + value.length > EVENT_REQUEST_BYTES) {
-        sends.push(this.#events.send(chunk));
-        chunk = [];
-        bytes = 0;
-      }
-      chunk.push({ key: submission.transmissionId, value });
-      bytes += value.length;
-    }
-    if (chunk.length) sends.push(this.#events.send(chunk));
-    await Promise.all(sends);
-  }
-
-  async #deadLetter(topic: string, message: KafkaMessage, reason: string): Promise<void> {
-    this.#o.logger.error({ topic, offset: message.offset, reason }, 'record sent to the dead-letter topic');
-    this.#o.metrics.deadLetters.inc();
-    await this.#durably(() => this.#producer.send({ topic: this.#topics.deadLetter, acks: -1, messages: [{
-      key: message.key, value: message.value, headers: { ...message.headers, 'mtrelay-dead-letter-reason': reason, 'mtrelay-dead-letter-topic': topic },
-    }] }).then(() => undefined));
-  }
-
-  /**
-   * Outcomes must become durable before the offset moves: retry while the broker may still
-   * take them. An error the broker will always give (a record too large, say) is thrown.
-   */
-  async #durably(write: () => Promise<void>): Promise<void> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await write();
-        return;
-      } catch (error) {
-        if ((error as { retriable?: boolean }).retriable === false) throw error;
-        this.#o.logger.warn({ err: { message: (error as Error).message }, attempt }, 'writing to Kafka failed; retrying');
-        await new Promise((r) => setTimeout(r, Math.min(10_000, 250 * 2 ** attempt)));
-      }
-    }
   }
 
   async #commit(): Promise<void> {
@@ -225,7 +132,7 @@ export class KafkaDeliveryRuntime {
       this.#tracker.markCommitted(offsets);
     } catch (error) {
       // A rebalance took the partition; its new owner redelivers from the last commit.
-      this.#o.logger.warn({ err: { message: (error as Error).message } }, 'offset commit failed');
+      this.#o.logger.warn({ err: error }, 'offset commit failed');
     } finally {
       this.#committing = false;
     }
@@ -239,7 +146,7 @@ export class KafkaDeliveryRuntime {
     this.#stopping = true;
     for (const wake of this.#slots.splice(0)) wake();
     this.#consumer.pause(this.#subscribed().map((topic) => ({ topic })));
-    while (this.#inFlight > 0) await new Promise((r) => setTimeout(r, 50));
+    while (this.#core.inFlight > 0) await new Promise((r) => setTimeout(r, 50));
     clearInterval(this.#commitTimer);
     while (this.#committing) await new Promise((r) => setTimeout(r, 10));
     await this.#commit();

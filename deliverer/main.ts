@@ -1,13 +1,12 @@
-// Wires the deliverer together: config, suppressions, routes, the SMTP pool, the Kafka
-// runtime, the operations endpoint, and a drain on SIGTERM.
+// Wires the deliverer: its config (with DKIM keys), the Kafka topics, the suppression list,
+// the delivery engine fed by the consumer group, and the order in which they stop.
 import { readFileSync } from 'node:fs';
-import type { Server } from 'node:http';
 import type { Logger } from 'pino';
-import { openConfigSource, type ConfigOrigin } from '../shared/config/sources.ts';
-import { ConfigStore } from '../shared/config/store.ts';
+import type { ConfigStore } from '../shared/config/store.ts';
+import type { ConfigOrigin } from '../shared/config/sources.ts';
 import { createKafka } from '../shared/kafka/client.ts';
-import { ensureTopics, topicNames, type TopicLayout } from '../shared/kafka/topics.ts';
-import { listeningPort, startOpsServer } from '../shared/ops/http.ts';
+import { ensureTopicsWhenReachable, topicNames, type TopicLayout } from '../shared/kafka/topics.ts';
+import { Role } from '../shared/ops/role.ts';
 import { Deliverer } from './delivery.ts';
 import { KafkaDeliveryRuntime } from './kafka-runtime.ts';
 import { createDelivererMetrics, type DelivererMetrics } from './metrics.ts';
@@ -16,7 +15,7 @@ import { RouteResolver, type StaticRoute } from './routes.ts';
 import { SmtpPool, type PoolLimits, type TlsPolicy } from './smtp-pool.ts';
 import { SuppressionList, followSuppressions } from './suppression-list.ts';
 
-export interface DelivererConfig {
+export interface DelivererConfig extends DeliverySettings {
   /** A folder of manifests or the operator's config Secret. */
   config: ConfigOrigin;
   brokers: string[];
@@ -24,6 +23,12 @@ export interface DelivererConfig {
   policy: RetryPolicy;
   groupId: string;
   maxInFlight: number;
+  metricsHost: string;
+  metricsPort: number;
+}
+
+/** What delivers, whichever queue feeds it: routes, the SMTP pool, the engine. */
+export interface DeliverySettings {
   dnsServers: string[];
   routes: Map<string, StaticRoute>;
   smtpPort: number;
@@ -34,12 +39,10 @@ export interface DelivererConfig {
   limits: PoolLimits;
   connectTimeoutMs: number;
   socketTimeoutMs: number;
-  metricsHost: string;
-  metricsPort: number;
 }
 
 export interface RunningDeliverer {
-  ops: Server;
+  role: Role;
   shutdown(): Promise<void>;
 }
 
@@ -47,10 +50,8 @@ export function tlsPolicyFor(policies: Map<string, TlsPolicy>): (domain: string)
   return (domain) => policies.get(domain) ?? policies.get('*') ?? 'opportunistic';
 }
 
-/** What delivers, whichever queue feeds it: routes, the SMTP pool, the engine. */
-export type DeliverySettings = Pick<DelivererConfig, 'dnsServers' | 'routes' | 'smtpPort' | 'tlsPolicies' | 'tlsCaFiles' | 'heloName' | 'bounceDomain' | 'limits' | 'connectTimeoutMs' | 'socketTimeoutMs'>;
-
-export function createDeliveryEngine(settings: DeliverySettings, store: ConfigStore, suppressions: SuppressionList, metrics: DelivererMetrics, logger: Logger): { deliverer: Deliverer; pool: SmtpPool } {
+/** The delivery engine of a role; its connections close after the role's runtime has drained. */
+export function createDeliveryEngine(role: Role, settings: DeliverySettings, store: ConfigStore, suppressions: SuppressionList, metrics: DelivererMetrics): { deliverer: Deliverer; closePool: () => void } {
   const pool = new SmtpPool({
     ...settings.limits,
     heloName: settings.heloName,
@@ -66,52 +67,38 @@ export function createDeliveryEngine(settings: DeliverySettings, store: ConfigSt
     pool,
     isSuppressed: (namespace, address) => suppressions.has(namespace, address),
     ...(settings.bounceDomain ? { bounceDomain: settings.bounceDomain } : {}),
-    logger,
+    logger: role.logger,
   });
-  return { deliverer, pool };
+  return { deliverer, closePool: () => pool.close() };
 }
 
 export async function startDeliverer(config: DelivererConfig, logger: Logger): Promise<RunningDeliverer> {
-  const metrics = createDelivererMetrics();
-  const store = new ConfigStore();
-  const source = await openConfigSource(config.config, { store, logger });
-  await source.start();
+  const role = await Role.start({ name: 'deliverer', logger, metricsHost: config.metricsHost, metricsPort: config.metricsPort });
+  const metrics = createDelivererMetrics(role.registry);
+  const store = await role.openConfig(config.config);
 
   const kafka = createKafka({ brokers: config.brokers, clientId: 'mtrelay-deliverer', logger });
   const layout: TopicLayout = { ...config.topics, retryDelays: config.policy.rungs.map((r) => r.name) };
-  const admin = kafka.admin();
-  await admin.connect();
-  await ensureTopics(admin, layout, logger).finally(() => admin.disconnect());
+  await ensureTopicsWhenReachable(kafka, layout, logger, () => role.draining);
 
   const suppressions = new SuppressionList();
   const suppressionConsumer = await followSuppressions(kafka, topicNames(layout.prefix).suppressions, suppressions,
     (key, offset) => logger.warn({ key, offset }, 'skipped a malformed suppression entry'));
   logger.info({ suppressions: suppressions.size }, 'suppression list loaded');
 
-  const { deliverer, pool } = createDeliveryEngine(config, store, suppressions, metrics, logger);
+  const { deliverer, closePool } = createDeliveryEngine(role, config, store, suppressions, metrics);
   const runtime = new KafkaDeliveryRuntime({
     kafka, prefix: layout.prefix, policy: config.policy, deliverer, suppressions, metrics, logger,
     groupId: config.groupId, maxInFlight: config.maxInFlight, maxMessageBytes: layout.maxMessageBytes,
+    onFatal: (error) => {
+      logger.fatal({ err: error }, 'the Kafka consumer stopped for good; exiting');
+      process.exit(1);
+    },
   });
   await runtime.start();
-  let draining = false;
-  const ops = await startOpsServer({
-    host: config.metricsHost, port: config.metricsPort, registry: metrics.registry,
-    readiness: () => (draining ? 'draining' : store.loaded ? undefined : 'no config loaded'),
-  });
-  logger.info({ metricsPort: listeningPort(ops), groupId: config.groupId }, 'deliverer running');
-  let stopping: Promise<void> | undefined;
-  return {
-    ops,
-    shutdown: () => (stopping ??= (async () => {
-      draining = true;
-      logger.info('draining: no new records, finishing deliveries in flight');
-      source.stop();
-      await runtime.stop();
-      pool.close();
-      await suppressionConsumer.disconnect();
-      await new Promise<void>((resolve) => ops.close(() => resolve()));
-      logger.info('deliverer stopped');
-    })()),
-  };
+  role.onStop('consumer group (deliveries in flight finish, offsets are committed)', () => runtime.stop());
+  role.onStop('outbound SMTP connections', closePool);
+  role.onStop('suppression list consumer', () => suppressionConsumer.disconnect());
+  role.started({ groupId: config.groupId }, 'deliverer running');
+  return { role, shutdown: () => role.shutdown() };
 }

@@ -1,13 +1,14 @@
-// The deliverer's Prometheus metrics.
-import { Counter, Gauge, Histogram } from 'prom-client';
-import { createRegistry } from '../shared/ops/metrics.ts';
+// The deliverer's Prometheus metrics, on the registry of the role that delivers (deliverer or standalone).
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 
-/** On a registry of its own, or on `registry` when roles share a process (standalone). */
-export function createDelivererMetrics(registry = createRegistry()) {
+export function createDelivererMetrics(registry: Registry) {
   const registers = [registry];
   return {
     registry,
-    outcomes: new Counter({ name: 'mtrelay_deliverer_outcomes_total', help: 'Recipient outcomes by event type (delivery, delay, bounce, policy_rejection) and bounce class', labelNames: ['type', 'bounce_class'], registers }),
+    outcomes: new Counter({
+      name: 'mtrelay_deliverer_outcomes_total', labelNames: ['type', 'bounce_class', 'reply'], registers,
+      help: 'Recipient outcomes by event type (delivery, delay, bounce, policy_rejection), bounce class, and reply: its name in the reply catalogue when the deliverer decided, "remote" when the remote server answered',
+    }),
     deliverySeconds: new Histogram({
       name: 'mtrelay_deliverer_accept_to_delivery_seconds', help: 'From the relay\'s 250 to the remote\'s 250, per recipient',
       buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 14400], registers,

@@ -1,8 +1,9 @@
 // What an attempt's outcomes become: events for every recipient, one retry for the
 // recipients that failed temporarily (or bounces once the ladder has run out), and a
 // suppression entry for every hard bounce. Pure, so Kafka and standalone mode agree.
-import type { Submission } from '../shared/kafka/submission-record.ts';
 import { messageEvent, type MessageEvent, type MessageFacts } from '../shared/events.ts';
+import { REPLIES, replyLine } from '../shared/smtp-replies.ts';
+import type { Submission } from '../shared/submission-record.ts';
 import { isHardBounce, parseReply } from './bounce-class.ts';
 import type { RecipientOutcome } from './delivery.ts';
 import { nextStep, type RetryPolicy } from './retry-policy.ts';
@@ -37,7 +38,7 @@ export function planOutcomes({ submission, facts, attemptsBefore, outcomes, poli
     if (o.kind === 'delivered') {
       event('delivery', o, { raw_reason: o.reply, mx_ip: o.remote, tls: o.tls });
     } else if (o.kind === 'suppressed') {
-      event('policy_rejection', o, { reason: 'Recipient is on the suppression list', raw_reason: '554 5.7.1 Recipient address is suppressed', error_code: '554' });
+      event('policy_rejection', o, { reason: 'Recipient is on the suppression list', raw_reason: replyLine('SUPPRESSED'), error_code: String(REPLIES.SUPPRESSED.code) });
     } else if (o.kind === 'bounced' || step?.kind === 'expire') {
       const expired = o.kind === 'deferred';
       const reason = expired ? `${o.reply} (gave up after ${attemptsBefore + 1} attempts)` : o.reply;

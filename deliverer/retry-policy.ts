@@ -1,18 +1,11 @@
 // The retry ladder: a temporary failure waits on the next rung's topic, the last rung
 // repeats, and once the message is older than the expiry the failure becomes a bounce.
+import { parseDuration } from '../shared/duration.ts';
 
 export interface RetryPolicy {
   /** Delays in ms, one per rung, with the topic suffix of each (`1m`, `5m`, …). */
   rungs: { name: string; ms: number }[];
   expiryMs: number;
-}
-
-const UNIT_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-
-export function parseDuration(value: string): number {
-  const match = /^(\d+)(ms|s|m|h|d)$/.exec(value.trim());
-  if (!match) throw new Error(`invalid duration "${value}" (expected e.g. 30s, 5m, 4h)`);
-  return match[2] === 'ms' ? Number(match[1]) : Number(match[1]) * UNIT_MS[match[2]!]!;
 }
 
 export function retryPolicy(delays: string[], expiry: string): RetryPolicy {

@@ -1,6 +1,6 @@
 // A retry record is the submission record again (same value, same headers) plus how many
 // attempts were made, which recipients are left, and when the next attempt is due.
-import type { IHeaders } from 'kafkajs';
+import type { RecordHeaders } from '../shared/queue.ts';
 
 export const RETRY_HEADER = {
   attempts: 'mtrelay-attempts',
@@ -14,23 +14,19 @@ export interface RetryState {
   notBefore: number;
 }
 
-function first(headers: IHeaders | undefined, name: string): string | undefined {
-  const v = headers?.[name];
-  const f = Array.isArray(v) ? v[0] : v;
-  return f === undefined ? undefined : f.toString();
-}
-
-export function readRetryState(headers: IHeaders | undefined): RetryState {
-  const only = first(headers, RETRY_HEADER.only);
+/** A first attempt has no retry headers: no attempts before, every recipient, due now. */
+export function readRetryState(headers: RecordHeaders): RetryState {
+  const only = headers[RETRY_HEADER.only];
   return {
-    attempts: Number(first(headers, RETRY_HEADER.attempts) ?? 0),
+    attempts: Number(headers[RETRY_HEADER.attempts] ?? 0),
     ...(only ? { only: JSON.parse(only) as string[] } : {}),
-    notBefore: Number(first(headers, RETRY_HEADER.notBefore) ?? 0),
+    notBefore: Number(headers[RETRY_HEADER.notBefore] ?? 0),
   };
 }
 
-export function retryHeaders(original: IHeaders | undefined, state: RetryState): IHeaders {
-  const kept = Object.fromEntries(Object.entries(original ?? {}).filter(([k]) => !Object.values(RETRY_HEADER).includes(k as never)));
+export function retryHeaders(original: RecordHeaders, state: RetryState): RecordHeaders {
+  const retryNames = new Set<string>(Object.values(RETRY_HEADER));
+  const kept = Object.fromEntries(Object.entries(original).filter(([name]) => !retryNames.has(name)));
   return {
     ...kept,
     [RETRY_HEADER.attempts]: String(state.attempts),

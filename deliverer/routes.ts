@@ -3,6 +3,7 @@
 // A null MX (RFC 7505) or a domain that does not exist is a permanent failure.
 import { Resolver } from 'node:dns/promises';
 import { isIP } from 'node:net';
+import { replyLine, type ReplyArgs, type ReplyName } from '../shared/smtp-replies.ts';
 
 export interface Hop {
   /** The name to present for TLS verification (the MX host name). */
@@ -12,10 +13,23 @@ export interface Hop {
   port: number;
 }
 
+type PermanentReply = 'DOMAIN_NOT_FOUND' | 'NULL_MX' | 'NO_MX_NO_ADDRESS';
+type TemporaryReply = 'DNS_LOOKUP_FAILED' | 'ROUTE_HOST_UNRESOLVED' | 'MX_HOSTS_UNRESOLVED';
+
+/** Where to send, or why not: a reply of the catalogue that becomes the recipients' raw_reason. */
 export type Route =
   | { kind: 'hops'; hops: Hop[] }
-  | { kind: 'permanent'; reason: string }
-  | { kind: 'temporary'; reason: string };
+  | { kind: 'permanent' | 'temporary'; reply: ReplyName; line: string };
+
+function permanent<N extends PermanentReply>(reply: N, ...args: ReplyArgs<N>): Route {
+  return { kind: 'permanent', reply, line: replyLine(reply, ...args) };
+}
+
+function temporary<N extends TemporaryReply>(reply: N, ...args: ReplyArgs<N>): Route {
+  return { kind: 'temporary', reply, line: replyLine(reply, ...args) };
+}
+
+const errorCode = (error: unknown) => (error as NodeJS.ErrnoException).code ?? (error as Error).message;
 
 export interface StaticRoute {
   host: string;
@@ -46,7 +60,7 @@ export class RouteResolver {
     if (isIP(host)) return [host];
     const lookup = (query: Promise<string[]>) => query.catch((error: NodeJS.ErrnoException) => {
       if (error.code === 'ENODATA' || error.code === 'ENOTFOUND') return [] as string[];
-      throw error;
+      throw Object.assign(error, { query: `A/AAAA ${host}` });
     });
     const [v4, v6] = await Promise.all([lookup(this.#resolver.resolve4(host)), lookup(this.#resolver.resolve6(host))]);
     return [...v4, ...v6];
@@ -57,7 +71,7 @@ export class RouteResolver {
       return await this.#resolve(domain);
     } catch (error) {
       // A resolver that fails (SERVFAIL, timeout) says nothing about the domain: try later.
-      return { kind: 'temporary', reason: `DNS lookup for ${domain} failed: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}` };
+      return temporary('DNS_LOOKUP_FAILED', { query: (error as { query?: string }).query ?? domain, error: errorCode(error) });
     }
   }
 
@@ -67,20 +81,20 @@ export class RouteResolver {
       const addresses = await this.#addresses(fixed.host);
       return addresses.length
         ? { kind: 'hops', hops: [{ name: fixed.host, addresses, port: fixed.port }] }
-        : { kind: 'temporary', reason: `static route host ${fixed.host} has no address` };
+        : temporary('ROUTE_HOST_UNRESOLVED', { host: fixed.host });
     }
     let mx: { exchange: string; priority: number }[];
     try {
       mx = await this.#resolver.resolveMx(domain);
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code ?? '';
-      if (code === 'ENOTFOUND') return { kind: 'permanent', reason: `domain ${domain} does not exist (NXDOMAIN)` };
+      if (code === 'ENOTFOUND') return permanent('DOMAIN_NOT_FOUND', { domain });
       if (code === 'ENODATA') return this.#implicit(domain);
-      return { kind: 'temporary', reason: `MX lookup for ${domain} failed: ${code || (error as Error).message}` };
+      return temporary('DNS_LOOKUP_FAILED', { query: `MX ${domain}`, error: errorCode(error) });
     }
     if (mx.length === 0) return this.#implicit(domain);
     if (mx.length === 1 && (mx[0]!.exchange === '' || mx[0]!.exchange === '.')) {
-      return { kind: 'permanent', reason: `domain ${domain} accepts no mail (null MX, RFC 7505)` };
+      return permanent('NULL_MX', { domain });
     }
     // Preference order; hosts of equal preference in random order, to spread load (RFC 5321 5.1).
     const sorted = mx.map((r) => ({ ...r, tiebreak: Math.random() })).sort((a, b) => a.priority - b.priority || a.tiebreak - b.tiebreak);
@@ -89,13 +103,13 @@ export class RouteResolver {
       const addresses = await this.#addresses(record.exchange);
       if (addresses.length) hops.push({ name: record.exchange.replace(/\.$/, ''), addresses, port: this.#port });
     }
-    return hops.length ? { kind: 'hops', hops } : { kind: 'temporary', reason: `no MX host of ${domain} has an address` };
+    return hops.length ? { kind: 'hops', hops } : temporary('MX_HOSTS_UNRESOLVED', { domain });
   }
 
   async #implicit(domain: string): Promise<Route> {
     const addresses = await this.#addresses(domain);
     return addresses.length
       ? { kind: 'hops', hops: [{ name: domain, addresses, port: this.#port }] }
-      : { kind: 'permanent', reason: `domain ${domain} has no MX and no address` };
+      : permanent('NO_MX_NO_ADDRESS', { domain });
   }
 }

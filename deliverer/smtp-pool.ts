@@ -2,7 +2,7 @@
 // connections, messages per connection and messages per second, and the STARTTLS policy
 // of the recipient domain. Modelled on Haraka's outbound client pool.
 import { rootCertificates } from 'node:tls';
-import SMTPConnection from 'nodemailer/lib/smtp-connection';
+import { SMTPConnection } from '../shared/mail/nodemailer-internals.ts';
 import type { Hop } from './routes.ts';
 
 export type TlsPolicy = 'opportunistic' | 'required' | 'verified';

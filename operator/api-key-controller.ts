@@ -2,15 +2,18 @@
 // checks the key it will be compiled from, and reports a short prefix and Ready (with the
 // reason when not: Secret missing, key too short, disabled, expired). The key itself never
 // leaves its Secret; the config carries only its SHA-256.
-import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import { API_KEY_SECRET_KEY, canonicalJson, compileResources, type GeneratedKeySecret } from '../shared/config/compiler.ts';
+import { compileResources } from '../shared/config/compiler.ts';
+import { newApiKeyValue } from '../shared/config/credentials.ts';
+import { apiKeySecret } from '../shared/config/secret-names.ts';
 import type { KubeClient } from '../shared/kube/client.ts';
 import type { Informer } from '../shared/kube/informer.ts';
 import { setConditions, type ConditionInput } from './conditions.ts';
+import type { Controller } from './controller.ts';
 import type { EventRecorder } from './events.ts';
+import { announceReady, applyStatus, eventTarget } from './status.ts';
 import {
-  FIELD_MANAGER, GROUP_VERSION, MANAGED_BY, SECRET_LABEL, isOwnedBy, ownerReference, paths, splitKey,
+  MANAGED_BY, SECRET_LABEL, isOwnedBy, keyOf, ownerReference, paths, splitKey,
   type ApiKeyObject, type ApiKeyStatus, type SecretObject,
 } from './resources.ts';
 import type { ReconcileResult } from './work-queue.ts';
@@ -23,40 +26,45 @@ export interface ApiKeyControllerOptions {
   logger: Logger;
 }
 
-/** The Secret the operator writes a generated key into: `<name>-apikey`, key `apiKey`. */
-export const generatedKeySecret: GeneratedKeySecret = (resource) =>
-  (resource.spec.secretRef ? undefined : { name: `${resource.metadata.name}-apikey`, key: API_KEY_SECRET_KEY });
-
-/** 32 random bytes: far beyond guessing, and recognisable by its `mt_` start. */
-export function newApiKeyValue(): string {
-  return `mt_${randomBytes(32).toString('base64url')}`;
-}
-
-const target = (key: ApiKeyObject) => ({ apiVersion: GROUP_VERSION, kind: 'ApiKey', metadata: key.metadata });
-
 /** How often a key refused for its Secret is looked at again. */
 const RECHECK_MS = 30_000;
 
 /** Longest a requeue may wait (setTimeout's limit), for expiry far in the future. */
 const MAX_DELAY_MS = 2 ** 31 - 1;
 
-export class ApiKeyController {
+export class ApiKeyController implements Controller {
+  readonly kind = 'ApiKey';
   readonly #o: ApiKeyControllerOptions;
 
   constructor(options: ApiKeyControllerOptions) {
     this.#o = options;
   }
 
+  readonly watches = {
+    ApiKey: (apiKey: ApiKeyObject) => [keyOf(apiKey)],
+    // The key's Secret: the generated one by owner, a user's one by the ApiKeys that name it.
+    Secret: (secret: SecretObject) => {
+      const { namespace, name } = secret.metadata;
+      const owners = (secret.metadata.ownerReferences ?? []).filter((o) => o.kind === 'ApiKey').map((o) => `${namespace}/${o.name}`);
+      return [...owners, ...this.#o.apiKeys.list(namespace).filter((k) => k.spec.secretRef?.name === name).map(keyOf)];
+    },
+  };
+
+  keys(): string[] {
+    return this.#o.apiKeys.list().map(keyOf);
+  }
+
   async reconcile(key: string): Promise<ReconcileResult> {
     const { namespace, name } = splitKey(key);
     const apiKey = this.#o.apiKeys.get(name, namespace);
     if (!apiKey || apiKey.metadata.deletionTimestamp) return; // being deleted: nothing to make right
-    const generated = generatedKeySecret(apiKey);
-    const secretName = apiKey.spec.secretRef?.name ?? generated!.name;
+    const ref = apiKeySecret(apiKey);
+    const generated = ref.generated;
+    const secretName = ref.name;
     // The cache holds only Secrets labelled for mtrelay; a direct read tells "missing" from "not labelled".
     let secret = this.#o.secrets.get(secretName, namespace) ?? await this.#o.client.get<SecretObject>(paths.secrets(namespace, secretName));
     let refusal: ConditionInput | undefined;
-    if (generated && !secret) secret = await this.#generate(apiKey, secretName);
+    if (generated && !secret) secret = await this.#generate(apiKey, ref);
     else if (generated && secret && isOwnedBy(secret, apiKey) && secret.metadata.labels?.[SECRET_LABEL] === undefined) {
       // Our own Secret lost its label (edited by hand): put it back, or the config would miss the key.
       await this.#o.client.mergePatch(paths.secrets(namespace, secretName), { metadata: { labels: { [SECRET_LABEL]: 'api-key' } } });
@@ -69,12 +77,12 @@ export class ApiKeyController {
     }
 
     const secrets = new Map(secret ? [[`${namespace}/${secretName}`, secret]] : []);
-    const { config, problems } = compileResources({ domains: [], apiKeys: [apiKey], secrets, generatedKeySecret });
+    const { config, problems } = compileResources({ domains: [], apiKeys: [apiKey], secrets });
     const compiled = config.apiKeys[0];
     const expiresAt = apiKey.spec.expiresAt;
     const expired = expiresAt !== undefined && Date.parse(expiresAt) <= Date.now();
     const condition: ConditionInput = refusal ? refusal
-      : !compiled ? { type: 'Ready', status: 'False', reason: secret ? 'InvalidKey' : 'SecretNotFound', message: (problems[0] ?? 'key not usable').replace(/^ApiKey \S+: /, '') }
+      : !compiled ? { type: 'Ready', status: 'False', reason: secret ? 'InvalidKey' : 'SecretNotFound', message: problems[0]?.message ?? 'key not usable' }
         : apiKey.spec.disabled ? { type: 'Ready', status: 'False', reason: 'Disabled', message: 'spec.disabled is true: AUTH with this key fails' }
           : expired ? { type: 'Ready', status: 'False', reason: 'Expired', message: `expired at ${expiresAt}: AUTH with this key fails` }
             : { type: 'Ready', status: 'True', reason: 'Active', message: `authenticates with ${compiled.permissions.join(', ')}` };
@@ -86,16 +94,7 @@ export class ApiKeyController {
       ...(expiresAt ? { expiresAt } : {}),
       conditions: setConditions(apiKey.status?.conditions, [condition], apiKey.metadata.generation),
     };
-    if (canonicalJson(apiKey.status ?? {}) !== canonicalJson(status)) {
-      await this.#o.client.apply(`${paths.apiKeys(namespace, name)}/status`, {
-        apiVersion: GROUP_VERSION, kind: 'ApiKey', metadata: { name, namespace }, status,
-      }, FIELD_MANAGER);
-      const before = apiKey.status?.conditions?.find((c) => c.type === 'Ready');
-      if (before?.reason !== condition.reason) {
-        if (condition.status === 'True') this.#o.events.normal(target(apiKey), condition.reason, condition.message);
-        else this.#o.events.warning(target(apiKey), condition.reason, condition.message);
-      }
-    }
+    if (await applyStatus(this.#o.client, 'ApiKey', apiKey, status)) announceReady(this.#o.events, eventTarget('ApiKey', apiKey), apiKey.status?.conditions, condition);
     // Flip to Expired on time, even if nothing else happens.
     if (expiresAt && !expired) return { requeueAfterMs: Math.min(Date.parse(expiresAt) - Date.now() + 50, MAX_DELAY_MS) };
     // A Secret created or changed later without the label fires no event here: look again now and then.
@@ -103,7 +102,8 @@ export class ApiKeyController {
     return undefined;
   }
 
-  async #generate(apiKey: ApiKeyObject, secretName: string): Promise<SecretObject> {
+  async #generate(apiKey: ApiKeyObject, ref: { name: string; key: string }): Promise<SecretObject> {
+    const secretName = ref.name;
     const { namespace } = apiKey.metadata;
     const secret = await this.#o.client.create<SecretObject>(paths.secrets(namespace), {
       apiVersion: 'v1', kind: 'Secret', type: 'Opaque',
@@ -111,9 +111,9 @@ export class ApiKeyController {
         name: secretName, namespace, labels: { ...MANAGED_BY, [SECRET_LABEL]: 'api-key', 'mtrelay.dev/api-key': apiKey.metadata.name },
         ownerReferences: [ownerReference({ kind: 'ApiKey', metadata: apiKey.metadata })],
       },
-      data: { [API_KEY_SECRET_KEY]: Buffer.from(newApiKeyValue()).toString('base64') },
+      data: { [ref.key]: Buffer.from(newApiKeyValue()).toString('base64') },
     });
-    this.#o.events.normal(target(apiKey), 'KeyGenerated', `generated a key into Secret ${secretName} (key ${API_KEY_SECRET_KEY})`);
+    this.#o.events.normal(eventTarget('ApiKey', apiKey), 'KeyGenerated', `generated a key into Secret ${secretName} (key ${ref.key})`);
     this.#o.logger.info({ resource: `${namespace}/${apiKey.metadata.name}`, secret: secretName }, 'API key generated');
     return secret;
   }

@@ -2,12 +2,12 @@
 // that relay and deliverer pods watch.
 import { hostname } from 'node:os';
 import { Command, InvalidArgumentError } from 'commander';
-import { integer, list, option } from '../shared/cli-options.ts';
-import { createLogger } from '../shared/ops/logger.ts';
-import { parseDuration } from '../deliverer/retry-policy.ts';
+import { addOpsOptions, list, option, type OpsFlags } from '../shared/cli-options.ts';
+import { parseDuration } from '../shared/duration.ts';
+import { runRole } from '../shared/ops/role.ts';
 import { startOperator, type OperatorConfig } from './main.ts';
 
-interface OperatorFlags {
+interface OperatorFlags extends OpsFlags {
   kubeconfig?: string;
   namespace: string;
   relayConfigSecret: string;
@@ -24,9 +24,6 @@ interface OperatorFlags {
   dnsCheckInterval: number;
   dnsRetryInterval: number;
   relistInterval: number;
-  metricsHost: string;
-  metricsPort: number;
-  logLevel: string;
 }
 
 const duration = (value: string): number => {
@@ -38,7 +35,7 @@ const duration = (value: string): number => {
 };
 
 export function operatorCommand(): Command {
-  return new Command('operator')
+  return addOpsOptions(new Command('operator')
     .description('reconciles SendingDomain and ApiKey resources into the config Secrets relay and deliverer pods watch')
     .addOption(option('--kubeconfig <file>', 'kubeconfig (default: KUBECONFIG, ~/.kube/config, or the pod\'s service account)'))
     .addOption(option('--namespace <namespace>', 'namespace of the config Secrets and the leader Lease').default(process.env.POD_NAMESPACE ?? 'mtrelay-system'))
@@ -55,20 +52,8 @@ export function operatorCommand(): Command {
     .addOption(option('--tracking-cname <host>', 'where tracking domains must point (CNAME; checked when set)'))
     .addOption(option('--dns-check-interval <duration>', 'how often verified domains are checked again').argParser(duration).default(3_600_000, '1h'))
     .addOption(option('--dns-retry-interval <duration>', 'how often unverified domains are checked').argParser(duration).default(60_000, '1m'))
-    .addOption(option('--relist-interval <duration>', 'full relist of every informer this often').argParser(duration).default(300_000, '5m'))
-    .addOption(option('--metrics-host <address>', 'address of /metrics, /healthz and /readyz').default('0.0.0.0'))
-    .addOption(option('--metrics-port <port>', 'port of /metrics, /healthz and /readyz').argParser(integer(0, 65535)).default(9092))
-    .addOption(option('--log-level <level>', 'fatal, error, warn, info, debug').default('info'))
-    .action(async (flags: OperatorFlags) => {
-      const logger = createLogger('operator', flags.logLevel);
-      const operator = await startOperator(operatorConfig(flags), logger, () => process.exit(1));
-      const stop = (signal: string) => {
-        logger.info({ signal }, 'shutting down');
-        operator.shutdown().then(() => process.exit(0), () => process.exit(1));
-      };
-      process.once('SIGTERM', () => stop('SIGTERM'));
-      process.once('SIGINT', () => stop('SIGINT'));
-    });
+    .addOption(option('--relist-interval <duration>', 'full relist of every informer this often').argParser(duration).default(300_000, '5m')), 9092)
+    .action((flags: OperatorFlags) => runRole('operator', flags.logLevel, (logger) => startOperator(operatorConfig(flags), logger, () => process.exit(1))));
 }
 
 /** The two sets must not share a Secret: NAME or NAME-<n> of one may not be the other's. */

@@ -2,20 +2,30 @@
 // the informer caches (so a deletion needs no special path), and writes two Secret sets —
 // the relay's (no private keys) and the deliverer's — only when their content changed.
 import type { Logger } from 'pino';
-import { DKIM_SECRET_KEY, compileResources, relayView } from '../shared/config/compiler.ts';
+import { relayView } from '../shared/config/compiled-config.ts';
+import { compileResources } from '../shared/config/compiler.ts';
 import { CONFIG_SET_LABEL, MAX_CONFIG_PIECES, encodeConfigSecrets, pieceSecretName, readConfigIndex } from '../shared/config/config-secrets.ts';
+import { canonicalJson } from '../shared/config/hash.ts';
+import { describeProblem, type ConfigProblem } from '../shared/config/problems.ts';
+import {
+  DEFAULT_DKIM_SELECTOR, DKIM_PRIVATE_KEY, DKIM_SELECTOR_ANNOTATION, PREVIOUS_DKIM_PRIVATE_KEY, PREVIOUS_DKIM_SELECTOR_ANNOTATION,
+  apiKeySecret, dkimSecretName, sendingDomainOfSecret,
+} from '../shared/config/secret-names.ts';
 import type { CompiledConfig } from '../shared/config/types.ts';
 import type { KubeClient } from '../shared/kube/client.ts';
 import type { Informer } from '../shared/kube/informer.ts';
-import { canonicalJson } from '../shared/config/compiler.ts';
 import { conditionTrue } from './conditions.ts';
+import type { Controller } from './controller.ts';
 import type { EventRecorder } from './events.ts';
-import { generatedKeySecret } from './api-key-controller.ts';
 import type { OperatorMetrics } from './metrics.ts';
 import { FIELD_MANAGER, GROUP_VERSION, MANAGED_BY, SECRET_LABEL, isOwnedBy, paths, type ApiKeyObject, type SecretObject, type SendingDomainObject, type WebhookObject } from './resources.ts';
-import { PREVIOUS_KEY, PREVIOUS_SELECTOR_ANNOTATION, SELECTOR_ANNOTATION, domainClaimant } from './sending-domain-controller.ts';
+import { domainClaimant } from './sending-domain-controller.ts';
 
 export const CONFIG_KEY = 'config';
+
+/** How long config changes are gathered before the config is compiled and written: twice the last write's cost, within these bounds. */
+const MIN_BATCH_MS = 100;
+const MAX_BATCH_MS = 2000;
 
 export interface ConfigTargets {
   namespace: string;
@@ -44,14 +54,47 @@ const byAge = (a: SendingDomainObject, b: SendingDomainObject) =>
   (a.metadata.creationTimestamp ?? '').localeCompare(b.metadata.creationTimestamp ?? '')
   || `${a.metadata.namespace}/${a.metadata.name}`.localeCompare(`${b.metadata.namespace}/${b.metadata.name}`);
 
-export class ConfigController {
+export class ConfigController implements Controller {
+  readonly kind = 'Config';
+  readonly workers = 1;
+  readonly resyncAfterList = true;
   readonly #o: ConfigControllerOptions;
   #reported = new Set<string>();
+  #lastCostMs = 0;
   /** What this replica last wrote per set, so a cache that lags our own write does not cause a second one. */
   readonly #written = new Map<string, { index: string; resourceVersion?: string; before?: string }>();
 
   constructor(options: ConfigControllerOptions) {
     this.#o = options;
+  }
+
+  /** Every change of a resource, and of a Secret the config is made from, rebuilds the one aggregate. */
+  readonly watches = {
+    SendingDomain: () => [CONFIG_KEY],
+    ApiKey: () => [CONFIG_KEY],
+    Webhook: () => [CONFIG_KEY],
+    Secret: (secret: SecretObject) => (this.#madeFrom(secret) ? [CONFIG_KEY] : []),
+  };
+
+  keys(): string[] {
+    return [CONFIG_KEY];
+  }
+
+  /**
+   * A burst of kubectl applies compiles once, not once per object (each write is read by every
+   * relay and deliverer pod); the window grows with the cost of a write, so a large config under
+   * a storm of changes is not rewritten back to back.
+   */
+  batchDelayMs(): number {
+    return Math.min(MAX_BATCH_MS, Math.max(MIN_BATCH_MS, 2 * this.#lastCostMs));
+  }
+
+  /** A config Secret of ours, a DKIM key, or the key or credentials of a resource. */
+  #madeFrom(secret: SecretObject): boolean {
+    const { namespace, name, labels } = secret.metadata;
+    return labels?.[CONFIG_SET_LABEL] !== undefined || sendingDomainOfSecret(name) !== undefined
+      || (this.#o.webhooks?.list(namespace) ?? []).some((w) => w.spec.auth?.secretRef?.name === name)
+      || this.#o.apiKeys.list(namespace).some((k) => apiKeySecret(k).name === name);
   }
 
   /** A domain joins the config when its key is ready, its ownership proven (unless not required) and its claim first. */
@@ -62,15 +105,16 @@ export class ConfigController {
   }
 
   /** The compiled document from the caches; problems of single resources leave them out. */
-  compile(): { config: CompiledConfig; problems: string[] } {
+  compile(): { config: CompiledConfig; problems: ConfigProblem[] } {
     // An object held by a finalizer is deleted as far as mail is concerned.
     const all = this.#o.domains.list().filter(live);
     const domains = all.filter((d) => this.#eligible(d, all)).sort(byAge);
     // A generated key whose Secret is not in the cache yet is simply not in force yet.
     // A generated key counts only from its own Secret (owned by this very ApiKey, not a predecessor of the same name).
     const apiKeys = this.#o.apiKeys.list().filter(live).filter((k) => {
-      if (k.spec.secretRef) return true;
-      const secret = this.#o.secrets.get(generatedKeySecret(k)!.name, k.metadata.namespace);
+      const ref = apiKeySecret(k);
+      if (!ref.generated) return true;
+      const secret = this.#o.secrets.get(ref.name, k.metadata.namespace);
       return secret !== undefined && isOwnedBy(secret, k);
     });
     const secrets = new Map<string, SecretObject>();
@@ -78,11 +122,11 @@ export class ConfigController {
       const secret = this.#o.secrets.get(name, namespace);
       if (secret) secrets.set(`${namespace}/${name}`, secret);
     };
-    for (const d of domains) want(d.metadata.namespace, `${d.metadata.name}-dkim`);
-    for (const k of apiKeys) want(k.metadata.namespace, k.spec.secretRef?.name ?? generatedKeySecret(k)!.name);
+    for (const d of domains) want(d.metadata.namespace, dkimSecretName(d.metadata.name));
+    for (const k of apiKeys) want(k.metadata.namespace, apiKeySecret(k).name);
     const webhooks = (this.#o.webhooks?.list() ?? []).filter(live);
     for (const w of webhooks) if (w.spec.auth?.secretRef) want(w.metadata.namespace, w.spec.auth.secretRef.name);
-    return compileResources({ domains, apiKeys, webhooks, secrets, generatedKeySecret, signingKey: (d) => this.#signingKey(d as SendingDomainObject) });
+    return compileResources({ domains, apiKeys, webhooks, secrets, signingKey: (d) => this.#signingKey(d as SendingDomainObject) });
   }
 
   /**
@@ -92,20 +136,22 @@ export class ConfigController {
    * was made for. A user's own Secret signs with the spec's selector.
    */
   #signingKey(domain: SendingDomainObject): { selector: string; secretKey: string } {
-    const secret = this.#o.secrets.get(`${domain.metadata.name}-dkim`, domain.metadata.namespace);
-    const specSelector = { selector: domain.spec.dkim?.selector ?? 'mtrelay', secretKey: DKIM_SECRET_KEY };
+    const secret = this.#o.secrets.get(dkimSecretName(domain.metadata.name), domain.metadata.namespace);
+    const specSelector = { selector: domain.spec.dkim?.selector ?? DEFAULT_DKIM_SELECTOR, secretKey: DKIM_PRIVATE_KEY };
     if (!secret || !isOwnedBy(secret, domain)) return specSelector;
-    const previousSelector = secret.metadata.annotations?.[PREVIOUS_SELECTOR_ANNOTATION];
-    if (previousSelector && secret.data?.[PREVIOUS_KEY]) return { selector: previousSelector, secretKey: PREVIOUS_KEY };
-    return { selector: secret.metadata.annotations?.[SELECTOR_ANNOTATION] ?? specSelector.selector, secretKey: DKIM_SECRET_KEY };
+    const previousSelector = secret.metadata.annotations?.[PREVIOUS_DKIM_SELECTOR_ANNOTATION];
+    if (previousSelector && secret.data?.[PREVIOUS_DKIM_PRIVATE_KEY]) return { selector: previousSelector, secretKey: PREVIOUS_DKIM_PRIVATE_KEY };
+    return { selector: secret.metadata.annotations?.[DKIM_SELECTOR_ANNOTATION] ?? specSelector.selector, secretKey: DKIM_PRIVATE_KEY };
   }
 
   async reconcile(): Promise<void> {
+    const started = Date.now();
     const { config, problems } = this.compile();
     this.#reportProblems(problems);
     const { relaySecret, delivererSecret } = this.#o.targets;
     await this.#writeSet('relay', relaySecret, relayView(config));
     await this.#writeSet('deliverer', delivererSecret, config);
+    this.#lastCostMs = Date.now() - started;
   }
 
   /** Writes the pieces, then the index, then removes pieces no longer needed — only on change. */
@@ -136,18 +182,19 @@ export class ConfigController {
       apiKeys: document.apiKeys.length, namespaces: Object.keys(document.namespaces).length }, 'config written');
   }
 
-  /** One Warning Event per new problem, on the resource it names. */
-  #reportProblems(problems: string[]): void {
-    const now = new Set(problems);
+  /** One Warning Event per new problem, on the resource it is about. */
+  #reportProblems(problems: ConfigProblem[]): void {
+    const now = new Set(problems.map(describeProblem));
     for (const problem of problems) {
-      if (this.#reported.has(problem)) continue;
-      const match = /^(ApiKey|SendingDomain|Webhook) ([^/\s]+)\/([^:\s]+): (.*)$/.exec(problem);
-      this.#o.logger.warn({ problem }, 'resource left out of the config');
-      if (!match) continue;
-      const [, kind, namespace, name, message] = match as unknown as [string, string, string, string, string];
-      const object = kind === 'ApiKey' ? this.#o.apiKeys.get(name, namespace)
-        : kind === 'Webhook' ? this.#o.webhooks?.get(name, namespace) : this.#o.domains.get(name, namespace);
-      if (object) this.#o.events.warning({ apiVersion: GROUP_VERSION, kind, metadata: object.metadata }, 'LeftOutOfConfig', message);
+      const text = describeProblem(problem);
+      if (this.#reported.has(text)) continue;
+      this.#o.logger.warn({ problem: text }, 'resource left out of the config');
+      const about = problem.resource;
+      if (!about) continue;
+      const object = about.kind === 'ApiKey' ? this.#o.apiKeys.get(about.name, about.namespace)
+        : about.kind === 'Webhook' ? this.#o.webhooks?.get(about.name, about.namespace)
+          : about.kind === 'SendingDomain' ? this.#o.domains.get(about.name, about.namespace) : undefined;
+      if (object) this.#o.events.warning({ apiVersion: GROUP_VERSION, kind: about.kind, metadata: object.metadata }, 'LeftOutOfConfig', problem.message);
     }
     this.#reported = now;
   }

@@ -1,7 +1,7 @@
 // Checks the DNS records a SendingDomain asks its owner to publish, through a configurable
 // resolver (--dns), so the check sees what receiving mail servers see.
 import { Resolver } from 'node:dns/promises';
-import { dkimRecordKey } from './dkim-keys.ts';
+import { dkimRecordKey } from '../shared/config/credentials.ts';
 import type { DnsRecord } from './resources.ts';
 
 export type RecordCheck = 'found' | 'missing' | 'lookup_failed';

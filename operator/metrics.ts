@@ -1,8 +1,7 @@
-// The operator's Prometheus metrics.
-import { Counter, Gauge, Histogram } from 'prom-client';
-import { createRegistry } from '../shared/ops/metrics.ts';
+// The operator's Prometheus metrics, on the registry of its role.
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 
-export function createOperatorMetrics(registry = createRegistry()) {
+export function createOperatorMetrics(registry: Registry) {
   const registers = [registry];
   /** Set by the operator: one entry per condition of every resource, counted at scrape time. */
   const resourceConditions = { list: (): { kind: string; condition: string; status: string }[] => [] };

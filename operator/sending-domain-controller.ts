@@ -4,15 +4,20 @@
 // reports KeyReady, DNSVerified and Ready. Level-triggered: each reconcile reads the resource
 // and its Secret and makes the status right.
 import type { Logger } from 'pino';
-import { DKIM_SECRET_KEY, canonicalJson, dkimSecretName } from '../shared/config/compiler.ts';
+import { dkimPublicKeyData, generateDkimKey, keyBits, sendingDomainRecords } from '../shared/config/credentials.ts';
+import {
+  DEFAULT_DKIM_KEY_BITS, DEFAULT_DKIM_SELECTOR, DKIM_PRIVATE_KEY, DKIM_SELECTOR_ANNOTATION, PREVIOUS_DKIM_PRIVATE_KEY,
+  PREVIOUS_DKIM_SELECTOR_ANNOTATION, dkimSecretName, sendingDomainOfSecret,
+} from '../shared/config/secret-names.ts';
 import type { KubeClient } from '../shared/kube/client.ts';
 import type { Informer } from '../shared/kube/informer.ts';
 import { conditionTrue, setConditions, type ConditionInput } from './conditions.ts';
-import { dkimPublicKeyData, dkimRecordValue, generateDkimKey, keyBits } from './dkim-keys.ts';
+import type { Controller } from './controller.ts';
 import type { DnsChecker, RecordCheck } from './dns-check.ts';
 import type { EventRecorder } from './events.ts';
+import { applyStatus, eventTarget } from './status.ts';
 import {
-  FIELD_MANAGER, GROUP_VERSION, MANAGED_BY, SECRET_LABEL, isOwnedBy, ownerReference, paths, splitKey,
+  MANAGED_BY, SECRET_LABEL, isOwnedBy, keyOf, ownerReference, paths, splitKey,
   type DnsRecord, type SecretObject, type SendingDomainObject, type SendingDomainStatus,
 } from './resources.ts';
 import type { ReconcileResult } from './work-queue.ts';
@@ -39,11 +44,6 @@ export interface SendingDomainControllerOptions {
   logger: Logger;
 }
 
-export const SELECTOR_ANNOTATION = 'mtrelay.dev/dkim-selector';
-export const PREVIOUS_SELECTOR_ANNOTATION = 'mtrelay.dev/previous-dkim-selector';
-/** The key of the previous selector, kept while the new selector's record is not yet in DNS. */
-export const PREVIOUS_KEY = 'previousPrivateKey';
-
 interface DkimKeyState {
   publicKeyData: string;
   bits: number;
@@ -53,7 +53,7 @@ interface DkimKeyState {
   problem?: { reason: 'SecretNotLabelled' | 'InvalidKeySecret'; message: string };
 }
 
-const readPem = (secret: SecretObject) => (secret.data?.[DKIM_SECRET_KEY] ? Buffer.from(secret.data[DKIM_SECRET_KEY], 'base64').toString('utf8') : undefined);
+const readPem = (secret: SecretObject) => (secret.data?.[DKIM_PRIVATE_KEY] ? Buffer.from(secret.data[DKIM_PRIVATE_KEY], 'base64').toString('utf8') : undefined);
 
 /** The public half and size of a PEM RSA private key; undefined for anything else. */
 function rsaKey(pem: string): { publicKeyData: string; bits: number } | undefined {
@@ -64,10 +64,7 @@ function rsaKey(pem: string): { publicKeyData: string; bits: number } | undefine
     return undefined;
   }
 }
-const DEFAULT_SELECTOR = 'mtrelay';
-const DEFAULT_KEY_SIZE = 2048;
-
-const target = (domain: SendingDomainObject) => ({ apiVersion: GROUP_VERSION, kind: 'SendingDomain', metadata: domain.metadata });
+const target = (domain: SendingDomainObject) => eventTarget('SendingDomain', domain);
 
 /**
  * Who holds a domain: the oldest SendingDomain for it whose ownership is proven (when
@@ -79,13 +76,30 @@ export function domainClaimant(domains: readonly SendingDomainObject[], domain: 
       || `${a.metadata.namespace}/${a.metadata.name}`.localeCompare(`${b.metadata.namespace}/${b.metadata.name}`))[0];
 }
 
-export class SendingDomainController {
+export class SendingDomainController implements Controller {
+  readonly kind = 'SendingDomain';
   readonly #o: SendingDomainControllerOptions;
   /** When each domain's records were last looked up, and what was found (not written to status every time). */
   readonly #lastCheck = new Map<string, { at: number; records: string; results: RecordCheck[] }>();
 
   constructor(options: SendingDomainControllerOptions) {
     this.#o = options;
+  }
+
+  readonly watches = {
+    // Every resource naming the same domain is reconciled again: a claim may have moved.
+    SendingDomain: (changed: SendingDomainObject) => [keyOf(changed), ...this.#o.domains.list().filter((d) => d.spec.domain === changed.spec.domain).map(keyOf)],
+    // Its own `-dkim` Secret, by owner or (a user-supplied key) by name.
+    Secret: (secret: SecretObject) => {
+      const { namespace, name } = secret.metadata;
+      const owners = (secret.metadata.ownerReferences ?? []).filter((o) => o.kind === 'SendingDomain').map((o) => `${namespace}/${o.name}`);
+      const byName = sendingDomainOfSecret(name);
+      return byName && this.#o.domains.get(byName, namespace) ? [...owners, `${namespace}/${byName}`] : owners;
+    },
+  };
+
+  keys(): string[] {
+    return this.#o.domains.list().map(keyOf);
   }
 
   async reconcile(key: string): Promise<ReconcileResult> {
@@ -95,8 +109,8 @@ export class SendingDomainController {
       this.#lastCheck.delete(key); // the owned Secret goes with it (ownerReference)
       return;
     }
-    const selector = domain.spec.dkim?.selector ?? DEFAULT_SELECTOR;
-    const keySize = domain.spec.dkim?.keySize ?? DEFAULT_KEY_SIZE;
+    const selector = domain.spec.dkim?.selector ?? DEFAULT_DKIM_SELECTOR;
+    const keySize = domain.spec.dkim?.keySize ?? DEFAULT_DKIM_KEY_BITS;
     const dkim = await this.#ensureKey(domain, selector, keySize);
     // Without a key there is nothing to publish yet; never ask for (or accept) an empty p=.
     const records = dkim.problem ? [] : this.#desiredRecords(domain, selector, dkim.publicKeyData);
@@ -117,13 +131,13 @@ export class SendingDomainController {
       dkim.problem
         ? { type: 'KeyReady', status: 'False', reason: dkim.problem.reason, message: dkim.problem.message }
         : { type: 'KeyReady', status: 'True', reason: dkim.userSupplied ? 'UserSuppliedKey' : 'KeyGenerated',
-          message: `${dkim.bits}-bit RSA key in Secret ${dkimSecretName(domain)}, selector ${selector}${dkim.previous ? `; signing with selector ${dkim.previous} until this record is found` : ''}` },
+          message: `${dkim.bits}-bit RSA key in Secret ${dkimSecretName(domain.metadata.name)}, selector ${selector}${dkim.previous ? `; signing with selector ${dkim.previous} until this record is found` : ''}` },
       dkim.problem ? { type: 'DNSVerified', status: 'Unknown', reason: 'KeyNotReady', message: 'no DKIM key yet, so no records to publish' } : this.#dnsCondition(dnsRecords, results),
       this.#readyCondition(domain, { keyProblem: dkim.problem?.message, verified: Boolean(verifiedAt), claimedElsewhere }),
     ];
     const status: SendingDomainStatus = {
       observedGeneration: domain.metadata.generation,
-      dkim: { selector, keySize: dkim.bits, secretName: dkimSecretName(domain), ...(dkim.previous && !dkimFound ? { signingSelector: dkim.previous } : {}) },
+      dkim: { selector, keySize: dkim.bits, secretName: dkimSecretName(domain.metadata.name), ...(dkim.previous && !dkimFound ? { signingSelector: dkim.previous } : {}) },
       dnsRecords,
       ...(verifiedAt ? { verifiedAt } : {}),
       conditions: setConditions(domain.status?.conditions, conditions, domain.metadata.generation),
@@ -139,7 +153,7 @@ export class SendingDomainController {
    */
   async #ensureKey(domain: SendingDomainObject, selector: string, keySize: number): Promise<DkimKeyState> {
     const { namespace } = domain.metadata;
-    const secretName = dkimSecretName(domain);
+    const secretName = dkimSecretName(domain.metadata.name);
     const secret = this.#o.secrets.get(secretName, namespace) ?? await this.#o.client.get<SecretObject>(paths.secrets(namespace, secretName));
     const none = { publicKeyData: '', bits: 0, userSupplied: false };
     if (secret && !isOwnedBy(secret, domain)) {
@@ -148,7 +162,7 @@ export class SendingDomainController {
       }
       const pem = readPem(secret);
       const rsa = pem ? rsaKey(pem) : undefined;
-      if (!rsa) return { ...none, userSupplied: true, problem: { reason: 'InvalidKeySecret', message: `Secret ${secretName} has no PEM RSA private key "${DKIM_SECRET_KEY}"` } };
+      if (!rsa) return { ...none, userSupplied: true, problem: { reason: 'InvalidKeySecret', message: `Secret ${secretName} has no PEM RSA private key "${DKIM_PRIVATE_KEY}"` } };
       return { ...rsa, userSupplied: true };
     }
     // The operator's own Secret: a signing pair (selector, key) that is in DNS, and during a
@@ -159,9 +173,9 @@ export class SendingDomainController {
     }
     const pem = secret ? readPem(secret) : undefined;
     const current = pem ? rsaKey(pem) : undefined;
-    const currentSelector = secret?.metadata.annotations?.[SELECTOR_ANNOTATION];
-    const previousPem = secret?.data?.[PREVIOUS_KEY] ? Buffer.from(secret.data[PREVIOUS_KEY], 'base64').toString('utf8') : undefined;
-    const previousSelector = previousPem ? secret?.metadata.annotations?.[PREVIOUS_SELECTOR_ANNOTATION] : undefined;
+    const currentSelector = secret?.metadata.annotations?.[DKIM_SELECTOR_ANNOTATION];
+    const previousPem = secret?.data?.[PREVIOUS_DKIM_PRIVATE_KEY] ? Buffer.from(secret.data[PREVIOUS_DKIM_PRIVATE_KEY], 'base64').toString('utf8') : undefined;
+    const previousSelector = previousPem ? secret?.metadata.annotations?.[PREVIOUS_DKIM_SELECTOR_ANNOTATION] : undefined;
     if (current && currentSelector === selector && current.bits === keySize) {
       return { ...current, userSupplied: false, ...(previousSelector ? { previous: previousSelector } : {}) };
     }
@@ -194,19 +208,19 @@ export class SendingDomainController {
    */
   async #writeKeySecret(domain: SendingDomainObject, secret: SecretObject | undefined, current: { selector: string; pem: string }, previous?: { selector: string; pem: string }): Promise<void> {
     const { namespace } = domain.metadata;
-    const secretName = dkimSecretName(domain);
+    const secretName = dkimSecretName(domain.metadata.name);
     const body = {
       apiVersion: 'v1', kind: 'Secret', type: 'Opaque',
       metadata: {
         name: secretName, namespace,
         labels: { ...MANAGED_BY, [SECRET_LABEL]: 'dkim', 'mtrelay.dev/sending-domain': domain.metadata.name },
-        annotations: { [SELECTOR_ANNOTATION]: current.selector, ...(previous ? { [PREVIOUS_SELECTOR_ANNOTATION]: previous.selector } : {}) },
+        annotations: { [DKIM_SELECTOR_ANNOTATION]: current.selector, ...(previous ? { [PREVIOUS_DKIM_SELECTOR_ANNOTATION]: previous.selector } : {}) },
         ownerReferences: [ownerReference({ kind: 'SendingDomain', metadata: domain.metadata })],
         ...(secret ? { resourceVersion: secret.metadata.resourceVersion } : {}),
       },
       data: {
-        [DKIM_SECRET_KEY]: Buffer.from(current.pem).toString('base64'),
-        ...(previous ? { [PREVIOUS_KEY]: Buffer.from(previous.pem).toString('base64') } : {}),
+        [DKIM_PRIVATE_KEY]: Buffer.from(current.pem).toString('base64'),
+        ...(previous ? { [PREVIOUS_DKIM_PRIVATE_KEY]: Buffer.from(previous.pem).toString('base64') } : {}),
       },
     };
     if (secret) await this.#o.client.replace(paths.secrets(namespace, secretName), body);
@@ -216,23 +230,23 @@ export class SendingDomainController {
   /** The new selector's record is in DNS: sign with it, and forget the old key. */
   async #retirePreviousKey(domain: SendingDomainObject, previousSelector: string): Promise<void> {
     const { namespace } = domain.metadata;
-    const secretName = dkimSecretName(domain);
+    const secretName = dkimSecretName(domain.metadata.name);
     const secret = this.#o.secrets.get(secretName, namespace);
-    if (!secret?.data?.[PREVIOUS_KEY]) return;
-    const { [PREVIOUS_KEY]: _old, ...data } = secret.data;
-    const { [PREVIOUS_SELECTOR_ANNOTATION]: _selector, ...annotations } = secret.metadata.annotations ?? {};
+    if (!secret?.data?.[PREVIOUS_DKIM_PRIVATE_KEY]) return;
+    const { [PREVIOUS_DKIM_PRIVATE_KEY]: _old, ...data } = secret.data;
+    const { [PREVIOUS_DKIM_SELECTOR_ANNOTATION]: _selector, ...annotations } = secret.metadata.annotations ?? {};
     await this.#o.client.replace(paths.secrets(namespace, secretName), { ...secret, metadata: { ...secret.metadata, annotations }, data });
     this.#o.events.normal(target(domain), 'PreviousKeyRetired', `the new DKIM record is published: mail is signed with the new selector, the key of selector ${previousSelector} is deleted`);
   }
 
   #desiredRecords(domain: SendingDomainObject, selector: string, publicKeyData: string): Omit<DnsRecord, 'verified'>[] {
     const { spfInclude, trackingCname } = this.#o.policy;
-    return [
-      { purpose: 'dkim', type: 'TXT', name: `${selector}._domainkey.${domain.spec.domain}`, value: dkimRecordValue(publicKeyData) },
-      ...(spfInclude ? [{ purpose: 'spf' as const, type: 'TXT' as const, name: domain.spec.domain, value: `v=spf1 include:${spfInclude} ~all` }] : []),
-      ...(trackingCname && domain.spec.trackingDomain
-        ? [{ purpose: 'tracking' as const, type: 'CNAME' as const, name: domain.spec.trackingDomain, value: trackingCname }] : []),
-    ];
+    return sendingDomainRecords({
+      domain: domain.spec.domain, selector, publicKeyData,
+      ...(spfInclude ? { spfMechanism: `include:${spfInclude}` } : {}),
+      ...(domain.spec.trackingDomain ? { trackingDomain: domain.spec.trackingDomain } : {}),
+      ...(trackingCname ? { trackingCname } : {}),
+    });
   }
 
   /** Looks records up when they changed or their time has come; otherwise reuses the last results. */
@@ -277,10 +291,7 @@ export class SendingDomainController {
 
   async #writeStatus(domain: SendingDomainObject, status: SendingDomainStatus, facts: { dkimFound: boolean; allFound: boolean; claimedElsewhere?: SendingDomainObject }): Promise<void> {
     const previous = domain.status;
-    if (canonicalJson(previous ?? {}) === canonicalJson(status)) return;
-    await this.#o.client.apply(`${paths.sendingDomains(domain.metadata.namespace, domain.metadata.name)}/status`, {
-      apiVersion: GROUP_VERSION, kind: 'SendingDomain', metadata: { name: domain.metadata.name, namespace: domain.metadata.namespace }, status,
-    }, FIELD_MANAGER);
+    if (!await applyStatus(this.#o.client, 'SendingDomain', domain, status)) return;
     const wasVerified = conditionTrue(previous?.conditions, 'DNSVerified');
     if (facts.allFound && !wasVerified) this.#o.events.normal(target(domain), 'DNSVerified', `all DNS records of ${domain.spec.domain} are published`);
     if (!facts.allFound && wasVerified) this.#o.events.warning(target(domain), 'DNSRecordsMissing', `DNS records of ${domain.spec.domain} are missing or changed; see status.dnsRecords`);

@@ -1,11 +1,13 @@
 // Webhook: checks that the credentials its auth type needs are in the Secret it names, and
 // reports Ready. The target and its credentials go only into the deliverer's config.
-import { canonicalJson, compileResources } from '../shared/config/compiler.ts';
+import { compileResources } from '../shared/config/compiler.ts';
 import type { KubeClient } from '../shared/kube/client.ts';
 import type { Informer } from '../shared/kube/informer.ts';
-import { setConditions, type Condition, type ConditionInput } from './conditions.ts';
+import { setConditions, type ConditionInput } from './conditions.ts';
+import type { Controller } from './controller.ts';
 import type { EventRecorder } from './events.ts';
-import { FIELD_MANAGER, GROUP_VERSION, SECRET_LABEL, paths, splitKey, type SecretObject, type WebhookObject } from './resources.ts';
+import { SECRET_LABEL, keyOf, paths, splitKey, type SecretObject, type WebhookObject } from './resources.ts';
+import { announceReady, applyStatus, eventTarget } from './status.ts';
 import type { ReconcileResult } from './work-queue.ts';
 
 export interface WebhookControllerOptions {
@@ -15,11 +17,23 @@ export interface WebhookControllerOptions {
   events: EventRecorder;
 }
 
-export class WebhookController {
+export class WebhookController implements Controller {
+  readonly kind = 'Webhook';
   readonly #o: WebhookControllerOptions;
 
   constructor(options: WebhookControllerOptions) {
     this.#o = options;
+  }
+
+  readonly watches = {
+    Webhook: (webhook: WebhookObject) => [keyOf(webhook)],
+    // The credentials Secret, by the webhooks that name it.
+    Secret: (secret: SecretObject) => this.#o.webhooks.list(secret.metadata.namespace)
+      .filter((w) => w.spec.auth?.secretRef?.name === secret.metadata.name).map(keyOf),
+  };
+
+  keys(): string[] {
+    return this.#o.webhooks.list().map(keyOf);
   }
 
   async reconcile(key: string): Promise<ReconcileResult> {
@@ -37,18 +51,13 @@ export class WebhookController {
       ? { type: 'Ready', status: 'False', reason: 'SecretNotLabelled',
         message: `Secret ${ref} is not labelled ${SECRET_LABEL}; label it to let mtrelay send its credentials (kubectl label secret -n ${namespace} ${ref} ${SECRET_LABEL}=webhook)` }
       : problems.length
-      ? { type: 'Ready', status: 'False', reason: secret ? 'InvalidSecret' : 'SecretNotFound', message: problems[0]!.replace(/^Webhook \S+: /, '') }
+      ? { type: 'Ready', status: 'False', reason: secret ? 'InvalidSecret' : 'SecretNotFound', message: problems[0]!.message }
       : { type: 'Ready', status: 'True', reason: 'Ready', message: `events ${webhook.spec.events?.length ? webhook.spec.events.join(', ') : '(all)'} go to ${webhook.spec.url}` };
     const status = { observedGeneration: webhook.metadata.generation, conditions: setConditions(webhook.status?.conditions, [condition], webhook.metadata.generation) };
     // A Secret created later without the label fires no event here: look again now and then.
     const recheck = condition.status === 'False' ? { requeueAfterMs: 30_000 } : undefined;
-    if (canonicalJson(webhook.status ?? {}) === canonicalJson(status)) return recheck;
-    await this.#o.client.apply(`${paths.webhooks(namespace, name)}/status`, {
-      apiVersion: GROUP_VERSION, kind: 'Webhook', metadata: { name, namespace }, status,
-    }, FIELD_MANAGER);
-    const before = webhook.status?.conditions?.find((c: Condition) => c.type === 'Ready');
-    if (before?.reason !== condition.reason && condition.status === 'False') {
-      this.#o.events.warning({ apiVersion: GROUP_VERSION, kind: 'Webhook', metadata: webhook.metadata }, condition.reason, condition.message);
+    if (await applyStatus(this.#o.client, 'Webhook', webhook, status)) {
+      announceReady(this.#o.events, eventTarget('Webhook', webhook), webhook.status?.conditions, condition, true);
     }
     return recheck;
   }

@@ -1,11 +1,10 @@
 // `mtrelay relay`: the SMTP submission service.
 import { Command } from 'commander';
-import { integer, list, option } from '../shared/cli-options.ts';
+import { addKafkaOptions, addOpsOptions, integer, list, option, type KafkaFlags, type OpsFlags } from '../shared/cli-options.ts';
 import { addConfigSourceOptions, configOrigin, type ConfigSourceFlags } from '../shared/config/sources.ts';
 import { parseBrokers } from '../shared/kafka/client.ts';
 import { DEFAULT_RETRY_DELAYS } from '../shared/kafka/topics.ts';
-import { exitOnSignals } from '../shared/ops/lifecycle.ts';
-import { createLogger } from '../shared/ops/logger.ts';
+import { runRole } from '../shared/ops/role.ts';
 import { DEFAULT_AUTH_THROTTLE } from './auth-throttle.ts';
 import { startRelay, type RelayConfig } from './main.ts';
 import type { ListenerSpec } from './relay-server.ts';
@@ -35,16 +34,9 @@ export interface SmtpFlags {
   authWindow: number;
 }
 
-interface RelayFlags extends SmtpFlags, ConfigSourceFlags {
-  kafka: string;
+interface RelayFlags extends SmtpFlags, ConfigSourceFlags, KafkaFlags, OpsFlags {
   kafkaTimeout: number;
-  topicPrefix: string;
-  partitions: number;
-  replicationFactor: number;
   retryDelays: string[];
-  metricsHost: string;
-  metricsPort: number;
-  logLevel: string;
 }
 
 /** The submission service's options, shared by `relay` and `standalone`. */
@@ -75,23 +67,13 @@ export function addSmtpOptions(command: Command): Command {
 }
 
 export function relayCommand(): Command {
-  return addConfigSourceOptions(addSmtpOptions(new Command('relay')
+  const command = addConfigSourceOptions(addSmtpOptions(new Command('relay')
     .description('SMTP submission service: AUTH with API keys, header checks, durable hand-off to Kafka')),
-  'folder of SendingDomain, ApiKey and Secret manifests (reloaded on change)')
-    .addOption(option('--kafka <brokers>', 'Kafka bootstrap brokers, HOST:PORT[,HOST:PORT…]').makeOptionMandatory())
+  'folder of SendingDomain, ApiKey and Secret manifests (reloaded on change)');
+  return addOpsOptions(addKafkaOptions(command)
     .addOption(option('--kafka-timeout <ms>', 'how long to wait for the broker before answering 451').argParser(integer(100)).default(10_000))
-    .addOption(option('--topic-prefix <prefix>', 'prefix of every Kafka topic').default('mtrelay'))
-    .addOption(option('--partitions <n>', 'partitions of topics the relay creates').argParser(integer(1)).default(12))
-    .addOption(option('--replication-factor <n>', 'replication of topics the relay creates (-1: broker default)').argParser(integer(-1)).default(-1))
-    .addOption(option('--retry-delays <list>', 'delays of the retry ladder topics').argParser(list).default(DEFAULT_RETRY_DELAYS))
-    .addOption(option('--metrics-host <address>', 'address of /metrics, /healthz and /readyz').default('0.0.0.0'))
-    .addOption(option('--metrics-port <port>', 'port of /metrics, /healthz and /readyz').argParser(integer(0, 65535)).default(9090))
-    .addOption(option('--log-level <level>', 'fatal, error, warn, info, debug').default('info'))
-    .action(async (flags: RelayFlags) => {
-      const logger = createLogger('relay', flags.logLevel);
-      const relay = await startRelay(relayConfig(flags), logger);
-      exitOnSignals(relay.shutdown, logger);
-    });
+    .addOption(option('--retry-delays <list>', 'delays of the retry ladder topics').argParser(list).default(DEFAULT_RETRY_DELAYS)), 9090)
+    .action((flags: RelayFlags) => runRole('relay', flags.logLevel, (logger) => startRelay(relayConfig(flags), logger)));
 }
 
 export function smtpSettings(flags: SmtpFlags): Pick<RelayConfig, 'settings' | 'tlsCert' | 'tlsKey' | 'authThrottle'> {

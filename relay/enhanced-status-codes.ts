@@ -1,6 +1,10 @@
 // smtp-server derives the enhanced status code from the reply code alone (550 → 5.1.1),
-// but our replies need their own (550 5.7.1, 550 5.6.0). A reply text that already starts
-// with an enhanced status code is therefore sent as it is. Imported once, for its effect.
+// but the reply catalogue gives each reply its own (550 5.7.1, 550 5.6.0). smtp-server has
+// no public option for that, so this one patch makes a reply text that already starts with
+// an enhanced status code go out as it is. It is the only patch of a library's internals:
+// package.json pins smtp-server's exact version, and test/relay/smtp-library.test.ts fails
+// when an upgrade changes the behaviour patched here or the library's own replies.
+// Imported once, for its effect.
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 
 type Send = (code: number, data?: string | string[], context?: string | false) => void;

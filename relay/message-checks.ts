@@ -3,11 +3,11 @@
 // X-MT-ATTR. Each failure is a specific SMTP reply.
 import { domainToASCII } from 'node:url';
 import libmime from 'libmime';
-import addressparser, { type Address } from 'nodemailer/lib/addressparser';
-import { AttributeError, EMPTY_ATTRIBUTES, X_MT_ATTR, parseAttributes, type MessageAttributes } from '../shared/attributes/x-mt-attr.ts';
+import { EMPTY_ATTRIBUTES, X_MT_ATTR, parseAttributes, type MessageAttributes } from '../shared/attributes/x-mt-attr.ts';
 import type { ConfigStore } from '../shared/config/store.ts';
-import { HeaderError, fieldValues, headerBlockEnd, parseHeaderBlock } from '../shared/mail/headers.ts';
-import { reply } from './replies.ts';
+import { fieldValues, headerBlockEnd, parseHeaderBlock } from '../shared/mail/headers.ts';
+import { addressparser, type Address } from '../shared/mail/nodemailer-internals.ts';
+import { RefusalError, smtpReply } from '../shared/smtp-replies.ts';
 
 export interface MessagePolicy {
   store: ConfigStore;
@@ -44,16 +44,16 @@ export function addressDomain(address: string): string | undefined {
 }
 
 function checkFrom(values: string[], namespace: string, policy: MessagePolicy): string {
-  if (values.length === 0) throw reply.malformed('Message has no From header (RFC 5322 3.6)');
-  if (values.length > 1) throw reply.malformed('Message has more than one From header (RFC 5322 3.6)');
+  if (values.length === 0) throw smtpReply('NO_FROM');
+  if (values.length > 1) throw smtpReply('MULTIPLE_FROM');
   const addresses = mailboxes(addressparser(values[0]!));
-  if (addresses.length === 0) throw reply.malformed('From header has no address');
+  if (addresses.length === 0) throw smtpReply('FROM_WITHOUT_ADDRESS');
   let sendingDomain: string | undefined;
   for (const address of addresses) {
     const domain = addressDomain(address);
-    if (!domain) throw reply.malformed(`From address <${address}> has no valid domain`);
+    if (!domain) throw smtpReply('FROM_WITHOUT_DOMAIN', { address });
     if (domain !== policy.sandboxDomain && !policy.store.sendingDomain(namespace, domain)) {
-      throw reply.unconfiguredDomain(domain);
+      throw smtpReply('UNCONFIGURED_SENDING_DOMAIN', { domain });
     }
     sendingDomain ??= domain;
   }
@@ -62,30 +62,28 @@ function checkFrom(values: string[], namespace: string, policy: MessagePolicy): 
 
 function checkAttributes(values: string[], maxAddresses: number): MessageAttributes {
   if (values.length === 0) return EMPTY_ATTRIBUTES;
-  if (values.length > 1) throw reply.attrSchema('header: appears more than once');
+  if (values.length > 1) throw smtpReply('ATTR_REPEATED');
   // Clients such as nodemailer send a long value as RFC 2047 encoded words.
   const value = values[0]!.includes('=?') ? libmime.decodeWords(values[0]!) : values[0]!;
   try {
     return parseAttributes(value, maxAddresses);
   } catch (error) {
-    if (!(error instanceof AttributeError)) throw error;
-    throw error.kind === 'json' ? reply.attrJson(error.message) : reply.attrSchema(error.message);
+    throw error instanceof RefusalError ? error.toSmtpReply() : error;
   }
 }
 
 /** Checks a complete message for a key of `namespace`; throws an SmtpReply when it is refused. */
 export function checkMessage(received: Buffer, namespace: string, policy: MessagePolicy): CheckedMessage {
-  if (received.indexOf(0) !== -1) throw reply.malformed('Message contains a NUL byte (RFC 5322 2.1)');
+  if (received.indexOf(0) !== -1) throw smtpReply('NUL_BYTE');
   const raw = normalizeLineEndings(received);
   const end = headerBlockEnd(raw);
   const headerLength = end === -1 ? raw.length : end;
-  if (headerLength > policy.maxHeaderBytes) throw reply.headerTooBig(policy.maxHeaderBytes);
+  if (headerLength > policy.maxHeaderBytes) throw smtpReply('HEADER_TOO_BIG', { limit: policy.maxHeaderBytes });
   let fields;
   try {
     fields = parseHeaderBlock(raw.toString('utf8', 0, headerLength));
   } catch (error) {
-    if (error instanceof HeaderError) throw reply.malformed(error.message);
-    throw error;
+    throw error instanceof RefusalError ? error.toSmtpReply() : error;
   }
   const sendingDomain = checkFrom(fieldValues(fields, 'from'), namespace, policy);
   const attributes = checkAttributes(fieldValues(fields, X_MT_ATTR), policy.maxAttrAddresses);

@@ -1,9 +1,7 @@
-// The relay's Prometheus metrics, on a registry of its own so tests can run several relays.
-import { Counter, Gauge, Histogram } from 'prom-client';
-import { createRegistry } from '../shared/ops/metrics.ts';
+// The relay's Prometheus metrics, on the registry of the role that runs the relay.
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 
-/** On a registry of its own, or on `registry` when roles share a process (standalone). */
-export function createRelayMetrics(registry = createRegistry()) {
+export function createRelayMetrics(registry: Registry) {
   const registers = [registry];
   return {
     registry,
@@ -11,15 +9,13 @@ export function createRelayMetrics(registry = createRegistry()) {
     openConnections: new Gauge({ name: 'mtrelay_relay_open_connections', help: 'SMTP connections open now', labelNames: ['listener'], registers }),
     tlsHandshakes: new Counter({ name: 'mtrelay_relay_tls_handshakes_total', help: 'Completed TLS handshakes (STARTTLS or implicit), by protocol', labelNames: ['listener', 'protocol'], registers }),
     auth: new Counter({ name: 'mtrelay_relay_auth_total', help: 'AUTH attempts by result (ok, bad_user, unknown_key, disabled, expired, no_permission, throttled, not_ready)', labelNames: ['result'], registers }),
-    replies: new Counter({ name: 'mtrelay_relay_replies_total', help: 'Replies to DATA by SMTP code and enhanced status code', labelNames: ['code', 'enhanced'], registers }),
+    replies: new Counter({ name: 'mtrelay_relay_replies_total', help: 'Replies to DATA by name in the reply catalogue (docs/smtp-replies.md) and SMTP code', labelNames: ['reply', 'code'], registers }),
     receivedBytes: new Counter({ name: 'mtrelay_relay_received_bytes_total', help: 'Message bytes received in DATA', registers }),
     acceptedMessages: new Counter({ name: 'mtrelay_relay_accepted_messages_total', help: 'Messages acknowledged by Kafka and answered 250', registers }),
     produceSeconds: new Histogram({
       name: 'mtrelay_relay_kafka_produce_seconds', help: 'Time from handing a batch to the Kafka producer to the broker acknowledgement',
       labelNames: ['result'], buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers,
     }),
-    configGeneration: new Gauge({ name: 'mtrelay_config_generation', help: 'How many configs this process has put in force', registers }),
-    configReloadErrors: new Counter({ name: 'mtrelay_config_reload_errors_total', help: 'Config reloads refused (the last good config stays in force)', registers }),
     kafkaConnected: new Gauge({ name: 'mtrelay_relay_kafka_connected', help: '1 while the Kafka producer is connected', registers }),
   };
 }

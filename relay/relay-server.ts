@@ -6,16 +6,16 @@ import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { SMTPServer, type SMTPServerAuthentication, type SMTPServerDataStream, type SMTPServerSession } from 'smtp-server';
 import type { Logger } from 'pino';
-import { sha256Hex as sha256 } from '../shared/config/compiler.ts';
+import { sha256Hex } from '../shared/config/hash.ts';
 import type { ConfigStore } from '../shared/config/store.ts';
 import { newTransmissionId } from '../shared/ids.ts';
-import { submissionHeaders, type Submission } from '../shared/kafka/submission-record.ts';
+import { submissionHeaders, type Submission } from '../shared/submission-record.ts';
+import { QueueUnavailableError, type SubmissionQueue } from '../shared/queue.ts';
+import { REPLIES, SmtpReply, replyText, smtpReply } from '../shared/smtp-replies.ts';
 import type { AuthThrottle } from './auth-throttle.ts';
 import { checkMessage } from './message-checks.ts';
 import type { RelayMetrics } from './metrics.ts';
-import { SmtpReply, reply } from './replies.ts';
 import { SandboxQuota } from './sandbox-quota.ts';
-import { QueueUnavailableError, type SubmissionQueue } from '../shared/queue.ts';
 import { TLS_OPTIONS, type TlsMaterial } from './tls-files.ts';
 
 export interface ListenerSpec {
@@ -60,10 +60,17 @@ interface SessionUser {
   namespace: string;
 }
 
+/** What the relay keeps per SMTP session: its child logger and the negotiated TLS protocol. */
+interface SessionState {
+  log: Logger;
+  tls: string;
+}
+
 export class RelayServer {
   readonly #deps: RelayDeps;
   readonly #servers = new Map<ListenerSpec['name'], SMTPServer>();
-  readonly #tlsProtocol = new Map<string, string>();
+  /** Per session, collected with it (the session object lives as long as its connection). */
+  readonly #sessions = new WeakMap<SMTPServerSession, SessionState>();
   readonly #sandbox: SandboxQuota;
   #draining = false;
 
@@ -87,7 +94,7 @@ export class RelayServer {
         server.server.once('error', reject);
         server.listen(listener.port, this.#deps.settings.host, () => resolve());
       });
-      server.on('error', (error) => this.#deps.logger.warn({ err: { message: error.message }, listener: listener.name }, 'SMTP listener error'));
+      server.on('error', (error) => this.#deps.logger.warn({ err: error, listener: listener.name }, 'SMTP listener error'));
     }
   }
 
@@ -119,7 +126,7 @@ export class RelayServer {
       disabledCommands: this.#deps.tls ? [] : ['STARTTLS'],
       authMethods: ['PLAIN', 'LOGIN'],
       allowInsecureAuth: settings.allowAuthWithoutTls,
-      authRequiredMessage: reply.authRequired(),
+      authRequiredMessage: replyText('AUTH_REQUIRED'),
       size: settings.maxMessageBytes,
       maxRecipients: settings.maxRecipients,
       maxClients: settings.maxClients,
@@ -135,33 +142,40 @@ export class RelayServer {
         callback(this.#refuseConnection(session) ?? undefined);
       },
       onSecure: (socket, session, callback) => {
+        // The negotiated protocol: session.tlsOptions.version is the cipher's minimum version.
         const protocol = (socket as TLSSocket).getProtocol?.() ?? 'unknown';
-        this.#tlsProtocol.set(session.id, protocol);
+        this.#session(session).tls = protocol;
         metrics.tlsHandshakes.inc({ listener: listener.name, protocol });
         callback();
       },
-      onClose: (session) => {
-        metrics.openConnections.dec({ listener: listener.name });
-        this.#tlsProtocol.delete(session.id);
-      },
+      onClose: () => metrics.openConnections.dec({ listener: listener.name }),
       onAuth: (auth, session, callback) => this.#onAuth(auth, session, callback),
       onMailFrom: (_address, session, callback) => callback(this.#refuseTransaction(session) ?? undefined),
       onData: (stream, session, callback) => this.#onData(stream, session, callback),
     });
   }
 
+  #session(session: SMTPServerSession): SessionState {
+    let state = this.#sessions.get(session);
+    if (!state) {
+      state = { log: this.#deps.logger.child({ session: session.id, client: session.remoteAddress }), tls: 'none' };
+      this.#sessions.set(session, state);
+    }
+    return state;
+  }
+
   #refuseConnection(session: SMTPServerSession): SmtpReply | undefined {
-    if (this.#draining) return reply.shuttingDown();
-    if (!this.#deps.store.loaded) return reply.notReady();
+    if (this.#draining) return smtpReply('SHUTTING_DOWN');
+    if (!this.#deps.store.loaded) return smtpReply('NOT_READY');
     const blockedFor = this.#deps.throttle.blockedFor(session.remoteAddress);
-    return blockedFor ? reply.authThrottled(session.remoteAddress, blockedFor) : undefined;
+    return blockedFor ? smtpReply('AUTH_THROTTLED', { address: session.remoteAddress, seconds: blockedFor }) : undefined;
   }
 
   /** MAIL FROM: refused when the session's key was revoked since AUTH. (While draining,
    *  smtp-server itself answers every command with 421 4.4.2 Server shutting down.) */
   #refuseTransaction(session: SMTPServerSession): SmtpReply | undefined {
     const user = session.user as SessionUser | undefined;
-    if (user && !this.#deps.store.checkKey(user.keySha256).ok) return reply.authRevoked();
+    if (user && !this.#deps.store.checkKey(user.keySha256).ok) return smtpReply('AUTH_REVOKED');
     return undefined;
   }
 
@@ -170,16 +184,16 @@ export class RelayServer {
     session: SMTPServerSession,
     callback: (error: Error | null | undefined, response?: { user: SessionUser }) => void,
   ): void {
-    const { store, throttle, metrics, logger, settings } = this.#deps;
+    const { store, throttle, metrics, settings } = this.#deps;
     const address = session.remoteAddress;
     const blockedFor = throttle.blockedFor(address);
     if (blockedFor) {
       metrics.auth.inc({ result: 'throttled' });
-      callback(reply.authThrottled(address, blockedFor));
+      callback(smtpReply('AUTH_THROTTLED', { address, seconds: blockedFor }));
       return;
     }
     const userOk = (auth.username ?? '').toLowerCase() === settings.authUser.toLowerCase();
-    const check = store.checkKey(sha256(auth.password ?? ''));
+    const check = store.checkKey(sha256Hex(auth.password ?? ''));
     if (userOk && check.ok) {
       metrics.auth.inc({ result: 'ok' });
       callback(null, { user: { keyId: check.key.id, keySha256: check.key.sha256, namespace: check.key.namespace } });
@@ -188,9 +202,8 @@ export class RelayServer {
     const reason = userOk ? (check as { reason: string }).reason : 'bad_user';
     metrics.auth.inc({ result: reason });
     const delayMs = throttle.fail(address);
-    logger.info({ session: session.id, client: address, method: auth.method, reason,
-      keyId: check.ok ? undefined : check.key?.id, delayMs }, 'AUTH failed');
-    setTimeout(() => callback(reply.authFailed()), delayMs).unref();
+    this.#session(session).log.info({ method: auth.method, reason, keyId: check.ok ? undefined : check.key?.id, delayMs }, 'AUTH failed');
+    setTimeout(() => callback(smtpReply('AUTH_FAILED')), delayMs).unref();
   }
 
   #onData(stream: SMTPServerDataStream, session: SMTPServerSession, callback: (error?: Error | null, message?: string) => void): void {
@@ -206,15 +219,15 @@ export class RelayServer {
     stream.once('end', () => {
       metrics.receivedBytes.inc(received);
       const answer = (error: SmtpReply | undefined, transmissionId?: string) => {
-        const line = error ? error.line : `250 ${reply.accepted(transmissionId!)}`;
-        const [code = '', enhanced = ''] = line.split(' ');
-        metrics.replies.inc({ code, enhanced });
-        this.#logTransaction(session, received, line, transmissionId);
+        const name = error ? error.reply : 'ACCEPTED';
+        const accepted = `${REPLIES.ACCEPTED.enhanced} ${replyText('ACCEPTED', { transmission_id: transmissionId ?? '' })}`;
+        metrics.replies.inc({ reply: name, code: REPLIES[name].code });
+        this.#logTransaction(session, received, error ? error.line : `${REPLIES.ACCEPTED.code} ${accepted}`, transmissionId);
         if (error) callback(error);
-        else callback(null, reply.accepted(transmissionId!));
+        else callback(null, accepted);
       };
       if (stream.sizeExceeded || received > settings.maxMessageBytes) {
-        answer(reply.messageTooBig(settings.maxMessageBytes));
+        answer(smtpReply('MESSAGE_TOO_BIG', { limit: settings.maxMessageBytes }));
         return;
       }
       this.#accept(Buffer.concat(chunks, received), session).then(
@@ -232,7 +245,7 @@ export class RelayServer {
       store, sandboxDomain: settings.sandboxDomain, maxHeaderBytes: settings.maxHeaderBytes, maxAttrAddresses: settings.maxAttrAddresses,
     });
     const sandbox = checked.sendingDomain === settings.sandboxDomain;
-    if (sandbox && !this.#sandbox.allows(user.namespace)) throw reply.sandboxQuota(user.namespace, this.#sandbox.limit);
+    if (sandbox && !this.#sandbox.allows(user.namespace)) throw smtpReply('SANDBOX_QUOTA', { limit: this.#sandbox.limit, namespace: user.namespace });
     const transmissionId = newTransmissionId();
     const submission: Submission = {
       transmissionId,
@@ -244,14 +257,14 @@ export class RelayServer {
       attributes: checked.attributes,
       receivedAt: new Date().toISOString(),
       clientAddress: session.remoteAddress,
-      tls: this.#tlsProtocol.get(session.id) ?? 'none',
+      tls: this.#session(session).tls,
     };
     try {
       await queue.send({ key: transmissionId, value: checked.raw, headers: submissionHeaders(submission) });
     } catch (error) {
       if (error instanceof QueueUnavailableError) {
-        this.#deps.logger.warn({ session: session.id, err: { message: error.message } }, 'message not queued');
-        throw reply.queueUnavailable();
+        this.#session(session).log.warn({ err: error, transmissionId }, 'message not queued');
+        throw smtpReply('QUEUE_UNAVAILABLE');
       }
       throw error;
     }
@@ -260,23 +273,22 @@ export class RelayServer {
     return transmissionId;
   }
 
+  /** A fault of our own is an internal error, never blamed on the queue; the log has the stack. */
   #unexpected(error: Error, session: SMTPServerSession): SmtpReply {
-    this.#deps.logger.error({ session: session.id, err: { message: error.message, stack: error.stack } }, 'unexpected error in DATA');
-    return reply.queueUnavailable();
+    this.#session(session).log.error({ err: error }, 'internal error in DATA');
+    return smtpReply('INTERNAL_ERROR', { session: session.id });
   }
 
   #logTransaction(session: SMTPServerSession, bytes: number, replyLine: string, transmissionId: string | undefined): void {
     const user = session.user as SessionUser | undefined;
-    this.#deps.logger.info({
-      session: session.id,
-      client: session.remoteAddress,
+    this.#session(session).log.info({
       keyId: user?.keyId,
       namespace: user?.namespace,
       transmissionId,
       mailFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address : undefined,
       recipients: session.envelope.rcptTo.length,
       bytes,
-      tls: this.#tlsProtocol.get(session.id) ?? 'none',
+      tls: this.#session(session).tls,
       reply: replyLine,
     }, 'transaction');
   }

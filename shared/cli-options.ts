@@ -1,6 +1,6 @@
 // Every flag of every subcommand is also an environment variable MTRELAY_<FLAG>
 // (--tls-cert → MTRELAY_TLS_CERT), which is how the Helm chart configures pods.
-import { InvalidArgumentError, Option } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 
 export function envName(flag: string): string {
   return `MTRELAY_${flag.replace(/^--/, '').replace(/-/g, '_').toUpperCase()}`;
@@ -23,4 +23,34 @@ export function integer(min: number, max = Number.MAX_SAFE_INTEGER) {
 
 export function list(value: string): string[] {
   return value.split(',').map((s) => s.trim()).filter(Boolean);
+}
+
+/** Flags of the operations endpoint and logs, the same for every role. */
+export interface OpsFlags {
+  metricsHost: string;
+  metricsPort: number;
+  logLevel: string;
+}
+
+export function addOpsOptions(command: Command, defaultPort: number): Command {
+  return command
+    .addOption(option('--metrics-host <address>', 'address of /metrics, /healthz and /readyz').default('0.0.0.0'))
+    .addOption(option('--metrics-port <port>', 'port of /metrics, /healthz and /readyz').argParser(integer(0, 65535)).default(defaultPort))
+    .addOption(option('--log-level <level>', 'fatal, error, warn, info, debug').default('info'));
+}
+
+/** Flags of the Kafka connection and topic layout, the same for every role that uses Kafka. */
+export interface KafkaFlags {
+  kafka: string;
+  topicPrefix: string;
+  partitions: number;
+  replicationFactor: number;
+}
+
+export function addKafkaOptions(command: Command): Command {
+  return command
+    .addOption(option('--kafka <brokers>', 'Kafka bootstrap brokers, HOST:PORT[,HOST:PORT…]').makeOptionMandatory())
+    .addOption(option('--topic-prefix <prefix>', 'prefix of every Kafka topic').default('mtrelay'))
+    .addOption(option('--partitions <n>', 'partitions of topics this role creates').argParser(integer(1)).default(12))
+    .addOption(option('--replication-factor <n>', 'replication of topics this role creates (-1: broker default)').argParser(integer(-1)).default(-1));
 }

@@ -1,6 +1,6 @@
 // Message events in SparkPost's shape, so existing webhook consumers understand them.
 import { randomUUID } from 'node:crypto';
-import type { Submission } from './kafka/submission-record.ts';
+import type { Submission } from './submission-record.ts';
 
 export type EventType = 'injection' | 'delivery' | 'delay' | 'bounce' | 'policy_rejection' | 'open' | 'click';
 

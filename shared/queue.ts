@@ -1,11 +1,15 @@
 // Where the relay hands accepted messages: Kafka in a cluster, the embedded SQLite queue in
-// standalone mode. `send` resolves only once the record is durable.
-import type { IHeaders } from 'kafkajs';
+// standalone mode. The record is the queue's own shape (plain string headers), so neither
+// runtime's client library leaks into the code both share. `send` resolves only once the
+// record is durable.
+import { MtrelayError } from './errors.ts';
+
+export type RecordHeaders = Record<string, string>;
 
 export interface QueueRecord {
   key: string;
   value: Buffer;
-  headers: IHeaders;
+  headers: RecordHeaders;
 }
 
 export interface SubmissionQueue {
@@ -16,9 +20,8 @@ export interface SubmissionQueue {
 }
 
 /** The record is not stored; the client gets 451 4.3.0 and tries again. */
-export class QueueUnavailableError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'QueueUnavailableError';
+export class QueueUnavailableError extends MtrelayError {
+  constructor(message: string, options?: ErrorOptions) {
+    super('MTR_ERR_QUEUE_UNAVAILABLE', message, options);
   }
 }

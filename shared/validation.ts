@@ -41,10 +41,14 @@ export function errorProblem(error: ErrorObject): string {
   }
 }
 
+/** The error worth reporting: a failed anyOf also lists each branch's error; the anyOf itself says more. */
+export function firstError(errors: ErrorObject[] | null | undefined): ErrorObject | undefined {
+  return errors?.find((e) => e.keyword === 'anyOf') ?? errors?.[0];
+}
+
 /** `field: problem` for the first error, or `problem` when the document itself is wrong. */
 export function describeFirstError(errors: ErrorObject[] | null | undefined): string {
-  // A failed anyOf also lists each branch's error; the anyOf itself says more.
-  const first = errors?.find((e) => e.keyword === 'anyOf') ?? errors?.[0];
+  const first = firstError(errors);
   if (!first) return 'is invalid';
   const field = errorField(first);
   return field ? `${field}: ${errorProblem(first)}` : errorProblem(first);

@@ -2,18 +2,14 @@
 import { Command } from 'commander';
 import { addDeliveryOptions, deliverySettings, type DeliveryFlags } from '../deliverer/command.ts';
 import { addSmtpOptions, smtpSettings, type SmtpFlags } from '../relay/command.ts';
-import { integer, option } from '../shared/cli-options.ts';
-import { exitOnSignals } from '../shared/ops/lifecycle.ts';
-import { createLogger } from '../shared/ops/logger.ts';
+import { addOpsOptions, option, type OpsFlags } from '../shared/cli-options.ts';
+import { runRole } from '../shared/ops/role.ts';
 import { startStandalone, type RunningStandalone } from './main.ts';
 
-interface StandaloneFlags extends SmtpFlags, DeliveryFlags {
+interface StandaloneFlags extends SmtpFlags, DeliveryFlags, OpsFlags {
   state: string;
   resources?: string;
   exampleDomain: string;
-  metricsHost: string;
-  metricsPort: number;
-  logLevel: string;
 }
 
 export function standaloneCommand(): Command {
@@ -22,14 +18,8 @@ export function standaloneCommand(): Command {
     .addOption(option('--state <dir>', 'folder for the queue, the event log, generated keys and certificate').default('.state/standalone'))
     .addOption(option('--resources <dir>', 'folder of SendingDomain, ApiKey and Secret manifests (default: <state>/resources, created with an example on first start)'))
     .addOption(option('--example-domain <domain>', 'the sending domain of the example created on first start').default('example.com'));
-  addSmtpOptions(command);
-  addDeliveryOptions(command);
-  return command
-    .addOption(option('--metrics-host <address>', 'address of /metrics, /healthz and /readyz').default('0.0.0.0'))
-    .addOption(option('--metrics-port <port>', 'port of /metrics, /healthz and /readyz').argParser(integer(0, 65535)).default(9090))
-    .addOption(option('--log-level <level>', 'fatal, error, warn, info, debug').default('info'))
-    .action(async (flags: StandaloneFlags) => {
-      const logger = createLogger('standalone', flags.logLevel);
+  return addOpsOptions(addDeliveryOptions(addSmtpOptions(command)), 9090)
+    .action((flags: StandaloneFlags) => runRole('standalone', flags.logLevel, async (logger) => {
       const running = await startStandalone({
         ...smtpSettings(flags),
         ...deliverySettings(flags),
@@ -40,8 +30,8 @@ export function standaloneCommand(): Command {
         metricsPort: flags.metricsPort,
       }, logger);
       process.stderr.write(welcome(running, flags));
-      exitOnSignals(running.shutdown, logger);
-    });
+      return running;
+    }));
 }
 
 function welcome(running: RunningStandalone, flags: StandaloneFlags): string {

@@ -1,41 +1,44 @@
 // A first start with nothing configured: an example domain and API key in the state
 // folder, a self-signed certificate and a DKIM key, the DNS records to publish, and a swaks
-// command that works as printed.
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+// command that works as printed. Keys, Secret names and records are made exactly as the
+// operator makes them (shared/config/credentials.ts, shared/config/secret-names.ts).
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { generate } from 'selfsigned';
 import { stringify } from 'yaml';
+import { dkimPublicKeyData, generateDkimKey, newApiKeyValue, sendingDomainRecords, type DomainDnsRecord } from '../shared/config/credentials.ts';
+import {
+  API_KEY_SECRET_KEY, DEFAULT_DKIM_KEY_BITS, DEFAULT_DKIM_SELECTOR, DKIM_PRIVATE_KEY, dkimSecretName, generatedApiKeySecretName,
+} from '../shared/config/secret-names.ts';
+import { API_GROUP_VERSION } from '../shared/config/types.ts';
 
 export interface FirstRunResult {
   domain: string;
   apiKey: string;
-  dnsRecords: { name: string; type: string; value: string }[];
+  dnsRecords: DomainDnsRecord[];
 }
 
 /** Writes the example account unless the folder already holds manifests. */
-export function createExampleResources(dir: string, domain: string, relayHostname: string): FirstRunResult | undefined {
+export async function createExampleResources(dir: string, domain: string, relayHostname: string): Promise<FirstRunResult | undefined> {
   if (existsSync(dir) && readdirSync(dir).some((f) => /\.(ya?ml|json)$/.test(f))) return undefined;
   mkdirSync(dir, { recursive: true });
   const namespace = 'default';
   const name = domain.replace(/\./g, '-');
-  const apiKey = `mt_${randomBytes(24).toString('base64url')}`;
-  const dkim = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const keyName = 'example';
+  const apiKey = newApiKeyValue();
+  const dkim = await generateDkimKey(DEFAULT_DKIM_KEY_BITS);
   const manifests = [
-    { apiVersion: 'mtrelay.dev/v1alpha1', kind: 'SendingDomain', metadata: { name, namespace }, spec: { domain, dkim: { selector: 'mtrelay' } } },
-    { apiVersion: 'v1', kind: 'Secret', metadata: { name: `${name}-dkim`, namespace }, stringData: { privateKey: dkim.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString() } },
-    { apiVersion: 'mtrelay.dev/v1alpha1', kind: 'ApiKey', metadata: { name: 'example', namespace }, spec: { permissions: ['smtp/send'], secretRef: { name: 'example-key' } } },
-    { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'example-key', namespace }, stringData: { apiKey } },
+    { apiVersion: API_GROUP_VERSION, kind: 'SendingDomain', metadata: { name, namespace }, spec: { domain, dkim: { selector: DEFAULT_DKIM_SELECTOR } } },
+    { apiVersion: 'v1', kind: 'Secret', metadata: { name: dkimSecretName(name), namespace }, stringData: { [DKIM_PRIVATE_KEY]: dkim.privateKey } },
+    // No secretRef: the key is in the Secret named as the operator names generated keys.
+    { apiVersion: API_GROUP_VERSION, kind: 'ApiKey', metadata: { name: keyName, namespace }, spec: { permissions: ['smtp/send'] } },
+    { apiVersion: 'v1', kind: 'Secret', metadata: { name: generatedApiKeySecretName(keyName), namespace }, stringData: { [API_KEY_SECRET_KEY]: apiKey } },
   ];
   writeFileSync(path.join(dir, 'example.yaml'), `# Created by the first start of mtrelay standalone. Edit or replace freely.\n${manifests.map((m) => stringify(m)).join('---\n')}`, { mode: 0o600 });
-  const publicKey = dkim.publicKey.export({ type: 'spki', format: 'der' }).toString('base64');
   return {
     domain,
     apiKey,
-    dnsRecords: [
-      { name: `mtrelay._domainkey.${domain}`, type: 'TXT', value: `v=DKIM1; k=rsa; p=${publicKey}` },
-      { name: domain, type: 'TXT', value: `v=spf1 a:${relayHostname} ~all` },
-    ],
+    dnsRecords: sendingDomainRecords({ domain, selector: DEFAULT_DKIM_SELECTOR, publicKeyData: dkimPublicKeyData(dkim.privateKey), spfMechanism: `a:${relayHostname}` }),
   };
 }
 

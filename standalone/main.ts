@@ -1,19 +1,18 @@
-// Standalone mode: relay and deliverer in one process around the embedded SQLite queue,
-// configured from a folder of the same manifests. Same code paths, same replies.
+// Standalone mode: the relay's SMTP service and the delivery engine in one process around
+// the embedded SQLite queue, configured from a folder of the same manifests. Same code
+// paths, same replies; one role with one stop sequence.
 import { mkdirSync } from 'node:fs';
-import type { Server } from 'node:http';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { createDelivererMetrics } from '../deliverer/metrics.ts';
 import { createDeliveryEngine, type DeliverySettings } from '../deliverer/main.ts';
+import { createDelivererMetrics } from '../deliverer/metrics.ts';
 import type { RetryPolicy } from '../deliverer/retry-policy.ts';
 import { SuppressionList } from '../deliverer/suppression-list.ts';
-import { startSmtpService, type RelayConfig } from '../relay/main.ts';
+import type { RelayConfig } from '../relay/main.ts';
 import { createRelayMetrics } from '../relay/metrics.ts';
 import type { RelayServer } from '../relay/relay-server.ts';
-import { FolderConfigSource } from '../shared/config/folder-source.ts';
-import { ConfigStore } from '../shared/config/store.ts';
-import { listeningPort, startOpsServer } from '../shared/ops/http.ts';
+import { listenerPorts, startSmtpService } from '../relay/smtp-service.ts';
+import { Role } from '../shared/ops/role.ts';
 import { createExampleResources, ensureSelfSignedCertificate, type FirstRunResult } from './first-run.ts';
 import { LocalDeliveryRuntime } from './local-runtime.ts';
 import { SqliteQueue } from './sqlite-queue.ts';
@@ -29,8 +28,8 @@ export interface StandaloneConfig extends DeliverySettings, Pick<RelayConfig, 's
 }
 
 export interface RunningStandalone {
+  role: Role;
   server: RelayServer;
-  ops: Server;
   firstRun: FirstRunResult | undefined;
   eventsLog: string;
   shutdown(): Promise<void>;
@@ -39,49 +38,29 @@ export interface RunningStandalone {
 export async function startStandalone(config: StandaloneConfig, logger: Logger): Promise<RunningStandalone> {
   mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
   const resourcesDir = config.resourcesDir ?? path.join(config.stateDir, 'resources');
-  const firstRun = config.resourcesDir ? undefined : createExampleResources(resourcesDir, config.exampleDomain, config.settings.hostname);
+  const firstRun = config.resourcesDir ? undefined : await createExampleResources(resourcesDir, config.exampleDomain, config.settings.hostname);
   const tls = config.tlsCert && config.tlsKey
     ? { cert: config.tlsCert, key: config.tlsKey }
     : await ensureSelfSignedCertificate(path.join(config.stateDir, 'tls'), config.settings.hostname);
 
-  const relayMetrics = createRelayMetrics();
-  const delivererMetrics = createDelivererMetrics(relayMetrics.registry);
-  const store = new ConfigStore();
-  store.on('change', (loaded) => relayMetrics.configGeneration.set(loaded.generation));
-  const source = new FolderConfigSource({ dir: resourcesDir, store, logger, onError: () => relayMetrics.configReloadErrors.inc() });
-  await source.start();
+  const role = await Role.start({ name: 'standalone', logger, metricsHost: config.metricsHost, metricsPort: config.metricsPort });
+  const relayMetrics = createRelayMetrics(role.registry);
+  const delivererMetrics = createDelivererMetrics(role.registry);
+  const store = await role.openConfig({ resourcesDir });
 
   const eventsLog = path.join(config.stateDir, 'events.jsonl');
   const queue = new SqliteQueue(path.join(config.stateDir, 'queue.db'), eventsLog);
+  queue.onEventLogError = (error) => logger.error({ err: error, eventsLog }, 'events could not be written to the event log; they stay queued and are written with the next ones');
   const suppressions = new SuppressionList();
-  const { deliverer, pool } = createDeliveryEngine(config, store, suppressions, delivererMetrics, logger);
+  const { deliverer, closePool } = createDeliveryEngine(role, config, store, suppressions, delivererMetrics);
   const runtime = new LocalDeliveryRuntime({ queue, deliverer, policy: config.policy, suppressions, metrics: delivererMetrics, logger, maxInFlight: config.maxInFlight });
   runtime.start();
-  const { server, stopTlsWatch } = await startSmtpService({
-    settings: config.settings, store, queue, metrics: relayMetrics, logger, tlsCert: tls.cert, tlsKey: tls.key, authThrottle: config.authThrottle,
+  const server = await startSmtpService(role, {
+    settings: config.settings, store, queue, metrics: relayMetrics, tlsCert: tls.cert, tlsKey: tls.key, authThrottle: config.authThrottle,
   });
-  const ops = await startOpsServer({
-    host: config.metricsHost, port: config.metricsPort, registry: relayMetrics.registry,
-    readiness: () => (server.draining ? 'draining' : store.loaded ? undefined : 'no config loaded'),
-  });
-  logger.info({
-    ports: Object.fromEntries(config.settings.listeners.map((l) => [l.name, server.port(l.name)])),
-    metricsPort: listeningPort(ops), state: config.stateDir, resources: resourcesDir, queued: queue.depth,
-  }, 'standalone listening');
-
-  let stopping: Promise<void> | undefined;
-  return {
-    server, ops, firstRun, eventsLog,
-    shutdown: () => (stopping ??= (async () => {
-      logger.info('draining: no new connections, finishing transactions and deliveries in progress');
-      source.stop();
-      stopTlsWatch();
-      await server.drain();
-      await runtime.stop();
-      pool.close();
-      await queue.close();
-      await new Promise<void>((resolve) => ops.close(() => resolve()));
-      logger.info('standalone stopped');
-    })()),
-  };
+  role.onStop('delivery loop (deliveries in flight finish)', () => runtime.stop());
+  role.onStop('outbound SMTP connections', closePool);
+  role.onStop('queue (pending writes are committed)', () => queue.close());
+  role.started({ ports: listenerPorts(server, config.settings), state: config.stateDir, resources: resourcesDir, queued: queue.depth }, 'standalone listening');
+  return { role, server, firstRun, eventsLog, shutdown: () => role.shutdown() };
 }

@@ -4,42 +4,29 @@
 // a process killed at any point redelivers, never loses.
 import { appendFileSync } from 'node:fs';
 import { DatabaseSync } from 'node:sqlite';
+import type { DurableOutcome, OutcomeSink } from '../deliverer/delivery-core.ts';
 import type { SuppressionEntry } from '../deliverer/suppression-list.ts';
-import { QueueUnavailableError, type QueueRecord, type SubmissionQueue } from '../shared/queue.ts';
+import { QueueUnavailableError, type QueueRecord, type RecordHeaders, type SubmissionQueue } from '../shared/queue.ts';
+import { GroupCommit } from './group-commit.ts';
 
 const LEASED = Number.MAX_SAFE_INTEGER;
 
+/** A leased row: its id and the record it holds. */
 export interface QueuedJob {
   id: number;
-  key: string;
-  value: Buffer;
-  headers: Record<string, string>;
-}
-
-export interface JobOutcome {
-  retry?: { headers: Record<string, string>; notBefore: number };
-  events: object[];
-  suppressions: SuppressionEntry[];
-}
-
-interface Pending {
   record: QueueRecord;
-  resolve: () => void;
-  reject: (error: Error) => void;
 }
 
-function plainHeaders(headers: QueueRecord['headers']): Record<string, string> {
-  return Object.fromEntries(Object.entries(headers).map(([k, v]) => [k, Array.isArray(v) ? String(v[0]) : String(v)]));
-}
-
-export class SqliteQueue implements SubmissionQueue {
+export class SqliteQueue implements SubmissionQueue, OutcomeSink<QueuedJob> {
   readonly #db: DatabaseSync;
   readonly #eventsLog: string;
-  #pending: Pending[] = [];
-  #finished: { job: QueuedJob; outcome: JobOutcome; resolve: () => void; reject: (error: Error) => void }[] = [];
+  readonly #submissions: GroupCommit<QueueRecord>;
+  readonly #outcomes: GroupCommit<{ job: QueuedJob; outcome: DurableOutcome }>;
   #closed = false;
   /** Called after new work is committed, so the delivery loop need not wait for its poll. */
   onWork: () => void = () => undefined;
+  /** Events could not be appended to the log; they stay in the outbox and go with the next flush. */
+  onEventLogError: (error: Error) => void = () => undefined;
 
   constructor(file: string, eventsLog: string) {
     this.#eventsLog = eventsLog;
@@ -66,6 +53,9 @@ export class SqliteQueue implements SubmissionQueue {
     // One process owns the folder: leases of a previous (killed) run are void.
     this.#db.exec('UPDATE jobs SET leased_until = 0');
     this.#flushEvents();
+    this.#submissions = new GroupCommit((records) => this.#insertSubmissions(records),
+      (error) => new QueueUnavailableError(`the local queue cannot store the message: ${error.message}`, { cause: error }));
+    this.#outcomes = new GroupCommit((finished) => this.#storeOutcomes(finished));
   }
 
   get connected(): boolean {
@@ -75,38 +65,26 @@ export class SqliteQueue implements SubmissionQueue {
   /** Resolves once the record is committed to disk; records that arrive together share one commit. */
   send(record: QueueRecord): Promise<void> {
     if (this.#closed) return Promise.reject(new QueueUnavailableError('the queue is closed'));
-    return new Promise((resolve, reject) => {
-      this.#pending.push({ record, resolve, reject });
-      if (this.#pending.length === 1) setImmediate(() => this.#flush());
-    });
+    return this.#submissions.add(record);
   }
 
-  #flush(): void {
-    const batch = this.#pending;
-    this.#pending = [];
-    if (!batch.length) return;
+  #insertSubmissions(records: QueueRecord[]): void {
     const insert = this.#db.prepare('INSERT INTO jobs (key, value, headers) VALUES (?, ?, ?)');
-    const error = this.#transaction(() => {
-      for (const { record } of batch) insert.run(record.key, record.value, JSON.stringify(plainHeaders(record.headers)));
+    this.#transaction(() => {
+      for (const record of records) insert.run(record.key, record.value, JSON.stringify(record.headers));
     });
-    if (error) {
-      for (const p of batch) p.reject(new QueueUnavailableError(`the local queue cannot store the message: ${error.message}`));
-      return;
-    }
-    for (const p of batch) p.resolve();
     this.onWork();
   }
 
-  /** Runs `work` in one write transaction; returns the error that rolled it back, if any. */
-  #transaction(work: () => void): Error | undefined {
+  /** Runs `work` in one write transaction; throws the error that rolled it back. */
+  #transaction(work: () => void): void {
     try {
       this.#db.exec('BEGIN IMMEDIATE');
       work();
       this.#db.exec('COMMIT');
-      return undefined;
     } catch (error) {
       try { this.#db.exec('ROLLBACK'); } catch { /* no transaction left */ }
-      return error as Error;
+      throw error;
     }
   }
 
@@ -120,7 +98,7 @@ export class SqliteQueue implements SubmissionQueue {
     const rows = this.#db.prepare(
       'UPDATE jobs SET leased_until = ? WHERE id IN (SELECT id FROM jobs WHERE not_before <= ? AND leased_until < ? ORDER BY not_before, id LIMIT ?) RETURNING id, key, value, headers',
     ).all(LEASED, now, LEASED, limit) as { id: number; key: string; value: Uint8Array; headers: string }[];
-    return rows.map((r) => ({ id: r.id, key: r.key, value: Buffer.from(r.value), headers: JSON.parse(r.headers) as Record<string, string> }));
+    return rows.map((r) => ({ id: r.id, record: { key: r.key, value: Buffer.from(r.value), headers: JSON.parse(r.headers) as RecordHeaders } }));
   }
 
   /** When the next job falls due, or undefined when the queue is empty. */
@@ -134,55 +112,49 @@ export class SqliteQueue implements SubmissionQueue {
    * one transaction. Outcomes that finish together share one commit (one fsync), as
    * submissions do; the promise resolves once the commit is on disk.
    */
-  complete(job: QueuedJob, outcome: JobOutcome): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.#finished.push({ job, outcome, resolve, reject });
-      if (this.#finished.length === 1) setImmediate(() => this.#commitFinished());
-    });
+  commit(job: QueuedJob, outcome: DurableOutcome): Promise<void> {
+    return this.#outcomes.add({ job, outcome });
   }
 
-  #commitFinished(): void {
-    const batch = this.#finished;
-    this.#finished = [];
-    if (!batch.length) return;
+  #storeOutcomes(batch: { job: QueuedJob; outcome: DurableOutcome }[]): void {
     const remove = this.#db.prepare('DELETE FROM jobs WHERE id = ?');
     const retry = this.#db.prepare('INSERT INTO jobs (key, value, headers, not_before) VALUES (?, ?, ?, ?)');
     const event = this.#db.prepare('INSERT INTO events_outbox (json) VALUES (?)');
     const suppress = this.#db.prepare('INSERT OR REPLACE INTO suppressions (namespace, address, entry) VALUES (?, ?, ?)');
-    const error = this.#transaction(() => {
+    this.#transaction(() => {
       for (const { job, outcome } of batch) {
         // A job finished twice (it cannot be, but if it were) must not double its outcome.
         if (remove.run(job.id).changes === 0) continue;
-        if (outcome.retry) retry.run(job.key, job.value, JSON.stringify(outcome.retry.headers), outcome.retry.notBefore);
+        if (outcome.retry) retry.run(outcome.retry.record.key, outcome.retry.record.value, JSON.stringify(outcome.retry.record.headers), outcome.retry.notBefore);
         for (const e of outcome.events) event.run(JSON.stringify(e));
         for (const x of outcome.suppressions) suppress.run(x.namespace, x.address, JSON.stringify(x));
       }
     });
-    if (error) {
-      for (const f of batch) f.reject(error);
-      return;
-    }
     this.#flushEvents();
-    for (const f of batch) f.resolve();
     this.onWork();
   }
 
-  /** Moves committed events to the JSON-lines event log (an outbox, so none is lost in a crash). */
+  /** Moves committed events to the JSON-lines event log (an outbox, so none is lost in a crash or a full disk). */
   #flushEvents(): void {
     const rows = this.#db.prepare('SELECT id, json FROM events_outbox ORDER BY id').all() as { id: number; json: string }[];
     if (!rows.length) return;
-    appendFileSync(this.#eventsLog, rows.map((r) => `${r.json}\n`).join(''));
+    try {
+      appendFileSync(this.#eventsLog, rows.map((r) => `${r.json}\n`).join(''));
+    } catch (error) {
+      this.onEventLogError(error as Error);
+      return;
+    }
     this.#db.prepare('DELETE FROM events_outbox WHERE id <= ?').run(rows.at(-1)!.id);
   }
 
   /** A job that cannot be delivered at all (unreadable, or a failure of our own) is set aside, not retried forever. */
-  deadLetter(job: QueuedJob, reason: string): void {
-    const error = this.#transaction(() => {
+  async deadLetter(job: QueuedJob, reason: string): Promise<void> {
+    const { record } = job;
+    this.#transaction(() => {
       this.#db.prepare('INSERT INTO dead_letters (id, key, value, headers, reason, at) VALUES (?, ?, ?, ?, ?, ?)')
-        .run(job.id, job.key, job.value, JSON.stringify(job.headers), reason, Date.now());
+        .run(job.id, record.key, record.value, JSON.stringify(record.headers), reason, Date.now());
       this.#db.prepare('DELETE FROM jobs WHERE id = ?').run(job.id);
     });
-    if (error) throw error;
   }
 
   suppressions(): SuppressionEntry[] {
@@ -197,8 +169,8 @@ export class SqliteQueue implements SubmissionQueue {
   async close(): Promise<void> {
     if (this.#closed) return;
     await new Promise((r) => setImmediate(r));
-    this.#flush();
-    this.#commitFinished();
+    this.#submissions.flush();
+    this.#outcomes.flush();
     this.#closed = true;
     this.#db.close();
   }

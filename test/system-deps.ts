@@ -1,27 +1,53 @@
-// The Debian packages the tests and benchmarks drive for real. Installed when missing and
-// running as root (CI, fresh machines); otherwise the message says what to install.
+// The Debian packages the tests and benchmarks drive for real. Each tool is checked for
+// what the tests need of it, not only for its command: swaks must speak TLS, which it can
+// only with Net::SSLeay (a package apt leaves out with --no-install-recommends). Missing
+// tools are installed when running as root (CI, fresh machines); otherwise the message
+// says what to install.
 import { execFileSync, spawnSync } from 'node:child_process';
 
-const NEEDED: Record<string, string> = {
-  swaks: 'swaks',
-  openssl: 'openssl',
-  java: 'openjdk-17-jre-headless',
-  mvn: 'maven',
-};
+interface SystemTool {
+  /** Debian packages that make it work. */
+  packages: string[];
+  /** True when the tool can do what the tests need. */
+  works: () => boolean;
+  /** What `works` checks, for the error message. */
+  check: string;
+}
 
 function has(command: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' }).status === 0;
 }
 
-export function ensureSystemDeps(extra: Record<string, string> = {}): void {
-  const wanted = { ...NEEDED, ...extra };
-  const missing = Object.entries(wanted).filter(([command]) => !has(command)).map(([, pkg]) => pkg);
-  if (missing.length === 0) return;
+function prints(command: string, args: string[], expected: string): boolean {
+  const run = spawnSync(command, args, { encoding: 'utf8' });
+  return run.status === 0 && `${run.stdout}${run.stderr}`.includes(expected);
+}
+
+export const SYSTEM_TOOLS = {
+  swaks: { packages: ['swaks', 'libnet-ssleay-perl'], check: '`swaks --support` reports "TLS supported"', works: () => has('swaks') && prints('swaks', ['--support'], '=== TLS supported') },
+  openssl: { packages: ['openssl'], check: 'openssl is on the PATH', works: () => has('openssl') },
+  java: { packages: ['openjdk-17-jre-headless'], check: 'java is on the PATH', works: () => has('java') },
+  maven: { packages: ['maven'], check: 'mvn is on the PATH', works: () => has('mvn') },
+  // An independent DKIM verifier (dkimpy), so signatures are not checked by the library that made them.
+  dkimpy: { packages: ['python3', 'python3-dkim', 'python3-dnspython'], check: '/usr/bin/python3 imports dkim and dns.resolver',
+    works: () => spawnSync('/usr/bin/python3', ['-c', 'import dkim, dns.resolver'], { stdio: 'ignore' }).status === 0 },
+  postfix: { packages: ['postfix'], check: 'postfix is installed (the benchmarks\' peer)', works: () => has('postfix') || has('/usr/sbin/postfix') },
+} satisfies Record<string, SystemTool>;
+
+export type SystemToolName = keyof typeof SYSTEM_TOOLS;
+
+/** Makes sure each named tool works, installing its packages when missing (as root). */
+export function ensureSystemTools(names: Iterable<SystemToolName>): void {
+  const broken = [...new Set(names)].filter((name) => !SYSTEM_TOOLS[name].works());
+  if (broken.length === 0) return;
+  const packages = [...new Set(broken.flatMap((name) => SYSTEM_TOOLS[name].packages))];
   if (process.getuid?.() !== 0) {
-    throw new Error(`missing tools; install them with: sudo apt-get install -y ${missing.join(' ')}`);
+    throw new Error(`missing or incomplete tools (${broken.join(', ')}); install them with: sudo apt-get install -y ${packages.join(' ')}`);
   }
-  process.stderr.write(`installing ${missing.join(', ')} from Debian's packages\n`);
+  process.stderr.write(`installing ${packages.join(', ')} from Debian's packages (for ${broken.join(', ')})\n`);
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
   execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env });
-  execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing], { stdio: 'inherit', env });
+  execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...packages], { stdio: 'inherit', env });
+  const still = broken.filter((name) => !SYSTEM_TOOLS[name].works());
+  if (still.length) throw new Error(`installed, but still not working: ${still.map((n) => `${n} (${SYSTEM_TOOLS[n].check})`).join(', ')}`);
 }

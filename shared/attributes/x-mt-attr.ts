@@ -1,5 +1,6 @@
 // Parses and validates the X-MT-ATTR header against the shipped JSON Schema.
-import { compileSchema, describeFirstError } from '../validation.ts';
+import { refusal } from '../smtp-replies.ts';
+import { compileSchema, errorField, errorProblem, firstError } from '../validation.ts';
 import schema from './x-mt-attr.schema.json' with { type: 'json' };
 
 export const X_MT_ATTR = 'x-mt-attr';
@@ -36,14 +37,6 @@ export interface MessageAttributes {
   metadata: Record<string, unknown>;
 }
 
-export class AttributeError extends Error {
-  readonly kind: 'json' | 'schema' | 'limit';
-  constructor(kind: 'json' | 'schema' | 'limit', message: string) {
-    super(message);
-    this.name = 'AttributeError';
-    this.kind = kind;
-  }
-}
 
 const validate = compileSchema<AttrInput>(schema);
 
@@ -53,22 +46,22 @@ function normalize(list: AddressInput[] | undefined): Recipient[] {
   return (list ?? []).map((a) => (typeof a === 'string' ? { email: a } : a.name ? { email: a.email, name: a.name } : { email: a.email }));
 }
 
-/** Parses an unfolded X-MT-ATTR value; throws AttributeError with a message fit for the SMTP reply. */
+/** Parses an unfolded X-MT-ATTR value; throws a RefusalError (MTR_ERR_ATTRIBUTES) naming the reply a client gets. */
 export function parseAttributes(value: string, maxAddresses = MAX_ATTR_ADDRESSES): MessageAttributes {
   let input: unknown;
   try {
     input = JSON.parse(value);
   } catch (error) {
-    throw new AttributeError('json', (error as Error).message);
+    throw refusal('MTR_ERR_ATTRIBUTES', 'ATTR_JSON', { detail: (error as Error).message });
   }
   if (!validate(input)) {
-    const detail = describeFirstError(validate.errors);
-    throw new AttributeError('schema', detail.includes(':') ? detail : `value ${detail}`);
+    const error = firstError(validate.errors);
+    throw refusal('MTR_ERR_ATTRIBUTES', 'ATTR_SCHEMA', { field: (error && errorField(error)) || 'value', problem: error ? errorProblem(error) : 'is invalid' });
   }
   const attrs = input as AttrInput;
   const count = (attrs.cc?.length ?? 0) + (attrs.bcc?.length ?? 0) + (attrs.archive?.length ?? 0);
   if (count > maxAddresses) {
-    throw new AttributeError('limit', `cc, bcc, archive: ${count} addresses exceed the limit of ${maxAddresses}`);
+    throw refusal('MTR_ERR_ATTRIBUTES', 'ATTR_TOO_MANY_ADDRESSES', { count, limit: maxAddresses });
   }
   const options = attrs.optionsAttributes ?? {};
   return {

@@ -1,14 +1,18 @@
-// Turns account resources (SendingDomain, ApiKey and the Secrets holding keys, exactly as
-// one would `kubectl apply` them) into the compiled config document. Standalone mode and
-// the relay's --resources folder use it directly; the operator feeds it from informers.
-import { createHash } from 'node:crypto';
+// Turns account resources (SendingDomain, ApiKey, Webhook and the Secrets holding keys,
+// exactly as one would `kubectl apply` them) into the compiled config document. Standalone
+// mode and the --resources folder use it directly; the operator feeds it from informers.
+// Only they load it: pods that read the operator's Secrets never do.
 import type { ValidateFunction } from 'ajv';
 import { ajv, describeFirstError } from '../validation.ts';
 import objectMetaSchema from './schemas/object-meta.schema.json' with { type: 'json' };
 import sendingDomainSchema from './schemas/sending-domain.schema.json' with { type: 'json' };
 import apiKeySchema from './schemas/api-key.schema.json' with { type: 'json' };
 import secretSchema from './schemas/secret.schema.json' with { type: 'json' };
-import compiledConfigSchema from './schemas/compiled-config.schema.json' with { type: 'json' };
+import { validateCompiledConfig } from './compiled-config.ts';
+import { MIN_API_KEY_LENGTH } from './credentials.ts';
+import { apiKeyPrefix, canonicalJson, sha256Hex } from './hash.ts';
+import { ConfigCompileError, type ConfigProblem, type ResourceKind } from './problems.ts';
+import { DEFAULT_DKIM_SELECTOR, DKIM_PRIVATE_KEY, apiKeySecret, dkimSecretName } from './secret-names.ts';
 import {
   API_GROUP_VERSION, CONFIG_API_VERSION,
   type ApiKey, type CompiledApiKey, type CompiledConfig, type CompiledNamespace, type CompiledWebhook, type Resource,
@@ -21,10 +25,7 @@ const validators: Record<string, ValidateFunction> = {
   [`${API_GROUP_VERSION}/ApiKey`]: ajv.compile(apiKeySchema),
   'v1/Secret': ajv.compile(secretSchema),
 };
-export const validateCompiledConfig = ajv.compile<CompiledConfig>(compiledConfigSchema);
 
-/** API keys shorter than this are refused: they could be guessed. */
-export const MIN_API_KEY_LENGTH = 20;
 const DEFAULT_NAMESPACE = 'default';
 
 /** One parsed document and where it came from, for error messages. */
@@ -33,31 +34,17 @@ export interface SourcedDocument {
   document: unknown;
 }
 
-export class ConfigCompileError extends Error {
-  readonly problems: string[];
-  constructor(problems: string[]) {
-    super(problems.length === 1 ? problems[0] : `${problems.length} problems:\n  ${problems.join('\n  ')}`);
-    this.name = 'ConfigCompileError';
-    this.problems = problems;
-  }
-}
-
-export function sha256Hex(value: string | Buffer): string {
-  return createHash('sha256').update(value).digest('hex');
-}
-
-export function apiKeyPrefix(key: string): string {
-  return key.slice(0, 6);
-}
-
 function kindOf(document: unknown): string | undefined {
   if (!document || typeof document !== 'object') return undefined;
   const { apiVersion, kind } = document as { apiVersion?: unknown; kind?: unknown };
   return typeof apiVersion === 'string' && typeof kind === 'string' ? `${apiVersion}/${kind}` : undefined;
 }
 
-function label(resource: Resource): string {
-  return `${resource.kind} ${resource.metadata.namespace ?? DEFAULT_NAMESPACE}/${resource.metadata.name}`;
+const namespaceOf = (resource: { metadata: { namespace?: string } }) => resource.metadata.namespace ?? DEFAULT_NAMESPACE;
+
+/** A problem about one resource. */
+function about(resource: Resource | Webhook, message: string): ConfigProblem {
+  return { resource: { kind: resource.kind, namespace: namespaceOf(resource), name: resource.metadata.name }, message };
 }
 
 function secretValue(secret: Secret, key: string): string | undefined {
@@ -68,20 +55,24 @@ function secretValue(secret: Secret, key: string): string | undefined {
 }
 
 /** Validates every document against its schema and sorts the known kinds; others are ignored. */
-function validateAll(documents: SourcedDocument[], problems: string[]): Resource[] {
+function validateAll(documents: SourcedDocument[], problems: ConfigProblem[]): Resource[] {
   const resources: Resource[] = [];
   for (const { source, document } of documents) {
     if (document === null || document === undefined) continue; // an empty YAML document
     const kind = kindOf(document);
     if (!kind) {
-      problems.push(`${source}: not a Kubernetes resource (apiVersion and kind are required)`);
+      problems.push({ source, message: 'not a Kubernetes resource (apiVersion and kind are required)' });
       continue;
     }
     const validate = validators[kind];
     if (!validate) continue; // other kinds (Deployments, ConfigMaps, …) may share the folder
     if (!validate(document)) {
-      const name = (document as { metadata?: { name?: unknown } }).metadata?.name;
-      problems.push(`${source}: ${kind.split('/').pop()} ${String(name ?? '(unnamed)')}: ${describeFirstError(validate.errors)}`);
+      const { metadata } = document as { metadata?: { name?: unknown; namespace?: unknown } };
+      problems.push({
+        source,
+        resource: { kind: kind.split('/').pop()!, namespace: String(metadata?.namespace ?? DEFAULT_NAMESPACE), name: String(metadata?.name ?? '(unnamed)') },
+        message: describeFirstError(validate.errors),
+      });
       continue;
     }
     resources.push(document as Resource);
@@ -89,50 +80,41 @@ function validateAll(documents: SourcedDocument[], problems: string[]): Resource
   return resources;
 }
 
-function indexUnique<T extends Resource>(items: T[], problems: string[]): Map<string, T> {
+function indexUnique<T extends Resource>(items: T[], problems: ConfigProblem[]): Map<string, T> {
   const byName = new Map<string, T>();
   for (const item of items) {
-    const key = `${item.metadata.namespace ?? DEFAULT_NAMESPACE}/${item.metadata.name}`;
-    if (byName.has(key)) problems.push(`${label(item)} is defined twice`);
+    const key = `${namespaceOf(item)}/${item.metadata.name}`;
+    if (byName.has(key)) problems.push(about(item, 'is defined twice'));
     byName.set(key, item);
   }
   return byName;
 }
 
-/** The Secret holding a domain's DKIM key: the one the operator creates, `<name>-dkim`. */
-export function dkimSecretName(domain: SendingDomain): string {
-  return `${domain.metadata.name}-dkim`;
-}
-export const DKIM_SECRET_KEY = 'privateKey';
 /** What the compiled document's schema accepts as a DKIM key; checked per domain so one bad key leaves only its domain out. */
 const PEM_PRIVATE_KEY = /^-----BEGIN (RSA )?PRIVATE KEY-----/;
-/** The key in an API key Secret when `secretRef.key` is not given. */
-export const API_KEY_SECRET_KEY = 'apiKey';
-
-/** Where the operator keeps the key it generated for an ApiKey without `secretRef`. */
-export type GeneratedKeySecret = (resource: ApiKey) => { name: string; key?: string } | undefined;
 
 /** Which selector signs, and which key of the `<name>-dkim` Secret holds its private key. */
 export type SigningKey = (domain: SendingDomain) => { selector: string; secretKey: string };
-const specSigningKey: SigningKey = (domain) => ({ selector: domain.spec.dkim?.selector ?? 'mtrelay', secretKey: DKIM_SECRET_KEY });
+const specSigningKey: SigningKey = (domain) => ({ selector: domain.spec.dkim?.selector ?? DEFAULT_DKIM_SELECTOR, secretKey: DKIM_PRIVATE_KEY });
 
-function compileDomains(domains: SendingDomain[], secrets: Map<string, Secret>, problems: string[], signingKey: SigningKey = specSigningKey): Record<string, CompiledNamespace> {
+function compileDomains(domains: SendingDomain[], secrets: Map<string, Secret>, problems: ConfigProblem[], signingKey: SigningKey = specSigningKey): Record<string, CompiledNamespace> {
   const namespaces: Record<string, CompiledNamespace> = {};
-  const owner = new Map<string, string>();
+  const owner = new Map<string, SendingDomain>();
   for (const resource of domains) {
-    const namespace = resource.metadata.namespace ?? DEFAULT_NAMESPACE;
+    const namespace = namespaceOf(resource);
     const domain = resource.spec.domain;
     const claimedBy = owner.get(domain);
     if (claimedBy) {
-      problems.push(`${label(resource)}: domain ${domain} is already claimed by ${claimedBy}`);
+      problems.push(about(resource, `domain ${domain} is already claimed by SendingDomain ${namespaceOf(claimedBy)}/${claimedBy.metadata.name}`));
       continue;
     }
-    owner.set(domain, label(resource));
+    owner.set(domain, resource);
     const signing = signingKey(resource);
-    const dkimSecret = secrets.get(`${namespace}/${dkimSecretName(resource)}`);
+    const secretName = dkimSecretName(resource.metadata.name);
+    const dkimSecret = secrets.get(`${namespace}/${secretName}`);
     const dkimPrivateKey = dkimSecret ? secretValue(dkimSecret, signing.secretKey) : undefined;
     if (dkimSecret && !PEM_PRIVATE_KEY.test(dkimPrivateKey ?? '')) {
-      problems.push(`${label(resource)}: Secret ${namespace}/${dkimSecretName(resource)} has no PEM private key "${signing.secretKey}"`);
+      problems.push(about(resource, `Secret ${namespace}/${secretName} has no PEM private key "${signing.secretKey}"`));
       continue;
     }
     const entry = (namespaces[namespace] ??= { domains: {} });
@@ -147,32 +129,28 @@ function compileDomains(domains: SendingDomain[], secrets: Map<string, Secret>, 
   return namespaces;
 }
 
-function compileApiKeys(keys: ApiKey[], secrets: Map<string, Secret>, problems: string[], generatedKeySecret?: GeneratedKeySecret): CompiledApiKey[] {
+function compileApiKeys(keys: ApiKey[], secrets: Map<string, Secret>, problems: ConfigProblem[]): CompiledApiKey[] {
   const compiled: CompiledApiKey[] = [];
   const seenHashes = new Map<string, string>();
   // A fixed order, so which of two keys sharing a value is refused does not depend on list order.
-  const ordered = [...keys].sort((a, b) => `${a.metadata.namespace}/${a.metadata.name}`.localeCompare(`${b.metadata.namespace}/${b.metadata.name}`));
+  const ordered = [...keys].sort((a, b) => `${namespaceOf(a)}/${a.metadata.name}`.localeCompare(`${namespaceOf(b)}/${b.metadata.name}`));
   for (const resource of ordered) {
-    const namespace = resource.metadata.namespace ?? DEFAULT_NAMESPACE;
+    const namespace = namespaceOf(resource);
     const id = `${namespace}/${resource.metadata.name}`;
-    const ref = resource.spec.secretRef ?? generatedKeySecret?.(resource);
-    if (!ref) {
-      problems.push(`${label(resource)}: spec.secretRef is required here (only the operator generates keys)`);
-      continue;
-    }
-    const secretKey = ref.key ?? API_KEY_SECRET_KEY;
+    const ref = apiKeySecret(resource);
     const secret = secrets.get(`${namespace}/${ref.name}`);
     if (!secret) {
-      problems.push(`${label(resource)}: Secret ${namespace}/${ref.name} not found`);
+      const hint = ref.generated ? ` (an ApiKey without spec.secretRef reads Secret ${ref.name}, key ${ref.key})` : '';
+      problems.push(about(resource, `Secret ${namespace}/${ref.name} not found${hint}`));
       continue;
     }
-    const key = secretValue(secret, secretKey);
+    const key = secretValue(secret, ref.key);
     if (!key) {
-      problems.push(`${label(resource)}: Secret ${namespace}/${ref.name} has no key "${secretKey}"`);
+      problems.push(about(resource, `Secret ${namespace}/${ref.name} has no key "${ref.key}"`));
       continue;
     }
     if (key.length < MIN_API_KEY_LENGTH) {
-      problems.push(`${label(resource)}: the API key in Secret ${namespace}/${ref.name} is shorter than ${MIN_API_KEY_LENGTH} characters`);
+      problems.push(about(resource, `the API key in Secret ${namespace}/${ref.name} is shorter than ${MIN_API_KEY_LENGTH} characters`));
       continue;
     }
     const sha256 = sha256Hex(key);
@@ -180,7 +158,7 @@ function compileApiKeys(keys: ApiKey[], secrets: Map<string, Secret>, problems: 
     if (sharedWith) {
       // Never name a resource of another namespace (account): that would tell one tenant about another.
       const named = sharedWith.startsWith(`${namespace}/`) ? `ApiKey ${sharedWith}` : 'another ApiKey';
-      problems.push(`${label(resource)}: uses the same key as ${named}; every ApiKey needs its own`);
+      problems.push(about(resource, `uses the same key as ${named}; every ApiKey needs its own`));
       continue;
     }
     seenHashes.set(sha256, id);
@@ -200,22 +178,22 @@ function compileApiKeys(keys: ApiKey[], secrets: Map<string, Secret>, problems: 
 /** Which Secret keys hold a webhook's credentials, by auth type. */
 const WEBHOOK_SECRET_KEYS = { none: [], basic: ['username', 'password'], bearer: ['token'], hmac: ['secret'] } as const;
 
-function compileWebhooks(webhooks: Webhook[], secrets: Map<string, Secret>, problems: string[]): { namespace: string; compiled: CompiledWebhook }[] {
+function compileWebhooks(webhooks: Webhook[], secrets: Map<string, Secret>, problems: ConfigProblem[]): { namespace: string; compiled: CompiledWebhook }[] {
   const compiled: { namespace: string; compiled: CompiledWebhook }[] = [];
   for (const resource of [...webhooks].sort((a, b) => a.metadata.name.localeCompare(b.metadata.name))) {
-    const namespace = resource.metadata.namespace ?? DEFAULT_NAMESPACE;
+    const namespace = namespaceOf(resource);
     const type = resource.spec.auth?.type ?? 'none';
     const values: Record<string, string> = {};
     const ref = resource.spec.auth?.secretRef;
     if (type !== 'none') {
       const secret = ref ? secrets.get(`${namespace}/${ref.name}`) : undefined;
       if (!secret) {
-        problems.push(`Webhook ${namespace}/${resource.metadata.name}: Secret ${namespace}/${ref?.name ?? '(none)'} not found`);
+        problems.push(about(resource, `Secret ${namespace}/${ref?.name ?? '(none)'} not found`));
         continue;
       }
       const missing = WEBHOOK_SECRET_KEYS[type].filter((key) => !(values[key] = secretValue(secret, key) ?? ''));
       if (missing.length) {
-        problems.push(`Webhook ${namespace}/${resource.metadata.name}: Secret ${namespace}/${ref!.name} has no ${missing.map((k) => `"${k}"`).join(', ')} (needed for ${type})`);
+        problems.push(about(resource, `Secret ${namespace}/${ref!.name} has no ${missing.map((k) => `"${k}"`).join(', ')} (needed for ${type})`));
         continue;
       }
     }
@@ -227,21 +205,15 @@ function compileWebhooks(webhooks: Webhook[], secrets: Map<string, Secret>, prob
   return compiled;
 }
 
-/** Sorted-key JSON, so that equal content always hashes to the same revision. */
-export function canonicalJson(value: unknown): string {
-  return JSON.stringify(value, (_key, v: unknown) =>
-    v && typeof v === 'object' && !Array.isArray(v)
-      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => a.localeCompare(b)))
-      : v);
-}
+const byKind = <K extends ResourceKind>(resources: Resource[], kind: K) => resources.filter((r): r is Extract<Resource, { kind: K }> => r.kind === kind);
 
 /** Compiles the documents, or throws ConfigCompileError listing every problem found. */
 export function compileConfig(documents: SourcedDocument[]): CompiledConfig {
-  const problems: string[] = [];
+  const problems: ConfigProblem[] = [];
   const resources = validateAll(documents, problems);
-  const domains = indexUnique(resources.filter((r): r is SendingDomain => r.kind === 'SendingDomain'), problems);
-  const keys = indexUnique(resources.filter((r): r is ApiKey => r.kind === 'ApiKey'), problems);
-  const secrets = indexUnique(resources.filter((r): r is Secret => r.kind === 'Secret'), problems);
+  const domains = indexUnique(byKind(resources, 'SendingDomain'), problems);
+  const keys = indexUnique(byKind(resources, 'ApiKey'), problems);
+  const secrets = indexUnique(byKind(resources, 'Secret'), problems);
   const { config, problems: more } = compileResources({ domains: [...domains.values()], apiKeys: [...keys.values()], secrets });
   problems.push(...more);
   if (problems.length) throw new ConfigCompileError(problems);
@@ -257,17 +229,16 @@ export interface CompileInput {
   signingKey?: SigningKey;
   /** Keyed `namespace/name`. */
   secrets: Map<string, Secret>;
-  generatedKeySecret?: GeneratedKeySecret;
 }
 
 /**
  * Compiles resources that are already valid (the API server checked them against the CRDs);
  * a resource with a problem is left out and its problem reported, the rest compile.
  */
-export function compileResources(input: CompileInput): { config: CompiledConfig; problems: string[] } {
-  const problems: string[] = [];
+export function compileResources(input: CompileInput): { config: CompiledConfig; problems: ConfigProblem[] } {
+  const problems: ConfigProblem[] = [];
   const namespaces = compileDomains(input.domains, input.secrets, problems, input.signingKey);
-  const apiKeys = compileApiKeys(input.apiKeys, input.secrets, problems, input.generatedKeySecret);
+  const apiKeys = compileApiKeys(input.apiKeys, input.secrets, problems);
   for (const webhook of compileWebhooks(input.webhooks ?? [], input.secrets, problems)) {
     ((namespaces[webhook.namespace] ??= { domains: {} }).webhooks ??= []).push(webhook.compiled);
   }
@@ -278,16 +249,7 @@ export function compileResources(input: CompileInput): { config: CompiledConfig;
     ...body,
   };
   if (!validateCompiledConfig(config)) {
-    throw new ConfigCompileError([`compiled config ${describeFirstError(validateCompiledConfig.errors)}`]);
+    throw new ConfigCompileError([{ message: `compiled config ${describeFirstError(validateCompiledConfig.errors)}` }]);
   }
   return { config, problems };
-}
-
-/** The relay faces the internet: its config holds no private keys. */
-export function relayView(config: CompiledConfig): CompiledConfig {
-  // Webhooks carry credentials and the relay does not send them: left out whole.
-  const namespaces = Object.fromEntries(Object.entries(config.namespaces).map(([ns, { domains }]) => [ns, {
-    domains: Object.fromEntries(Object.entries(domains).map(([name, { dkimPrivateKey: _secret, ...rest }]) => [name, rest])),
-  }]));
-  return { ...config, namespaces };
 }

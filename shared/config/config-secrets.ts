@@ -4,9 +4,11 @@
 // SHA-256, so a reader that catches a write half-done sees a mismatch and waits for the next
 // index instead of loading a mix. The writer writes the pieces first and the index last.
 import { gunzipSync, gzipSync } from 'node:zlib';
-import { sha256Hex, validateCompiledConfig } from './compiler.ts';
-import type { CompiledConfig } from './types.ts';
+import { MtrelayError } from '../errors.ts';
 import { describeFirstError } from '../validation.ts';
+import { validateCompiledConfig } from './compiled-config.ts';
+import { sha256Hex } from './hash.ts';
+import type { CompiledConfig } from './types.ts';
 
 export const CONFIG_INDEX_KEY = 'index.json';
 export const CONFIG_PIECE_KEY = 'config.json.gz';
@@ -65,7 +67,11 @@ export function readConfigIndex(data: Record<string, string> | undefined): Confi
 }
 
 /** Thrown when the pieces do not match the index yet (a write in progress); try again shortly. */
-export class ConfigPiecesOutOfStep extends Error {}
+export class ConfigPiecesOutOfStep extends MtrelayError {
+  constructor(message: string) {
+    super('MTR_ERR_CONFIG_PIECES', message);
+  }
+}
 
 /** Joins the pieces named by the index back into the document, checking every hash and the schema. */
 export function decodeConfigSecrets(index: ConfigIndex, pieceData: (secretName: string) => Record<string, string> | undefined): CompiledConfig {

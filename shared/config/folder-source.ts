@@ -87,7 +87,7 @@ export class FolderConfigSource {
   }
 
   #report(error: Error): void {
-    this.#options.logger.error({ err: { message: error.message }, dir: this.#options.dir },
+    this.#options.logger.error({ err: error, dir: this.#options.dir },
       'config folder is broken; keeping the last good config');
     this.#options.onError?.(error);
   }

@@ -2,7 +2,8 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { parseAllDocuments } from 'yaml';
-import { ConfigCompileError, compileConfig, type SourcedDocument } from './compiler.ts';
+import { compileConfig, type SourcedDocument } from './compiler.ts';
+import { ConfigCompileError, type ConfigProblem } from './problems.ts';
 import type { CompiledConfig } from './types.ts';
 
 const MANIFEST = /\.(ya?ml|json)$/i;
@@ -18,13 +19,13 @@ async function listManifests(dir: string): Promise<string[]> {
 /** Parses every manifest; a file that is not valid YAML fails the whole folder. */
 export async function readManifestFolder(dir: string): Promise<SourcedDocument[]> {
   const documents: SourcedDocument[] = [];
-  const problems: string[] = [];
+  const problems: ConfigProblem[] = [];
   for (const file of await listManifests(dir)) {
     const source = path.relative(dir, file) || file;
     const text = await readFile(file, 'utf8');
     for (const doc of parseAllDocuments(text, { prettyErrors: true })) {
       if (doc.errors.length) {
-        problems.push(`${source}: ${doc.errors[0]!.message.split('\n')[0]}`);
+        problems.push({ source, message: doc.errors[0]!.message.split('\n')[0]! });
         continue;
       }
       documents.push({ source, document: doc.toJS({ maxAliasCount: 100 }) });

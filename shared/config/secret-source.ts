@@ -121,7 +121,7 @@ export class SecretConfigSource {
       const delayMs = outOfStep ? 500 : Math.min(30_000, 1000 * 2 ** this.#failures++);
       if (outOfStep) logger.debug({ reason: (error as Error).message }, 'config pieces out of step; retrying');
       else {
-        logger.error({ err: { message: (error as Error).message }, secret: this.#options.secret, retryInMs: delayMs }, 'config Secret is unusable; keeping the last good config');
+        logger.error({ err: error, secret: this.#options.secret, retryInMs: delayMs }, 'config Secret is unusable; keeping the last good config');
         this.#options.onError?.(error as Error);
       }
       clearTimeout(this.#retry);

@@ -3,7 +3,6 @@
 import type { Command } from 'commander';
 import type { Logger } from 'pino';
 import { option } from '../cli-options.ts';
-import { FolderConfigSource } from './folder-source.ts';
 import type { ConfigStore } from './store.ts';
 import type { CompiledConfig } from './types.ts';
 
@@ -42,9 +41,16 @@ export interface OpenSourceOptions {
   view?: (config: CompiledConfig) => CompiledConfig;
 }
 
+/**
+ * Each source is loaded only when chosen: a pod reading the operator's Secret never loads the
+ * compiler and its schemas, and one reading a folder never loads the Kubernetes client (about
+ * 90 MB of memory).
+ */
 export async function openConfigSource(origin: ConfigOrigin, options: OpenSourceOptions): Promise<ConfigSource> {
-  if ('resourcesDir' in origin) return new FolderConfigSource({ dir: origin.resourcesDir, ...options });
-  // Loaded only here: the Kubernetes client costs about 90 MB of memory a process without it saves.
+  if ('resourcesDir' in origin) {
+    const { FolderConfigSource } = await import('./folder-source.ts');
+    return new FolderConfigSource({ dir: origin.resourcesDir, ...options });
+  }
   const [{ KubeClient, loadKubeConfig }, { SecretConfigSource }] = await Promise.all([import('../kube/client.ts'), import('./secret-source.ts')]);
   const client = new KubeClient(loadKubeConfig(origin.kubeconfig));
   return new SecretConfigSource({ client, secret: origin.configSecret, ...options });

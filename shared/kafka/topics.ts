@@ -1,6 +1,6 @@
 // The topics mtrelay uses, and their configs. The project creates them itself with the
 // admin client; broker auto-create is never relied on (it would pick the wrong limits).
-import type { Admin, ITopicConfig } from 'kafkajs';
+import type { Admin, ITopicConfig, Kafka } from 'kafkajs';
 import type { Logger } from 'pino';
 
 export interface TopicLayout {
@@ -60,4 +60,24 @@ export async function ensureTopics(admin: Admin, layout: TopicLayout, logger: Lo
   await admin.createTopics({ topics: missing, waitForLeaders: true });
   logger.info({ topics: missing.map((t) => t.topic) }, 'created Kafka topics');
   return missing.map((t) => t.topic);
+}
+
+/**
+ * Creates the missing topics, retrying until the broker answers: in a fresh cluster Kafka may
+ * start after mtrelay. Every role that writes to Kafka starts this way; it is not ready meanwhile.
+ */
+export async function ensureTopicsWhenReachable(kafka: Kafka, layout: TopicLayout, logger: Logger, stopped: () => boolean = () => false): Promise<void> {
+  for (let attempt = 1; !stopped(); attempt++) {
+    const admin = kafka.admin();
+    try {
+      await admin.connect();
+      await ensureTopics(admin, layout, logger);
+      return;
+    } catch (error) {
+      logger.warn({ err: error, attempt }, 'cannot create Kafka topics yet; retrying');
+      await new Promise((r) => setTimeout(r, Math.min(10_000, 500 * attempt)));
+    } finally {
+      await admin.disconnect().catch(() => undefined);
+    }
+  }
 }

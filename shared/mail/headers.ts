@@ -1,5 +1,6 @@
 // Just enough RFC 5322 for the relay and the deliverer: find the header block,
 // unfold fields, look them up by name, or split them keeping their bytes. Bodies are never parsed.
+import { refusal } from '../smtp-replies.ts';
 
 export const MAX_HEADER_LINE = 998; // RFC 5322 2.1.1, without the CRLF
 
@@ -10,7 +11,6 @@ export interface HeaderField {
   value: string;
 }
 
-export class HeaderError extends Error {}
 
 /** Index of the empty line that ends the header block, or -1 when the message is all header. */
 export function headerBlockEnd(message: Buffer): number {
@@ -19,7 +19,7 @@ export function headerBlockEnd(message: Buffer): number {
   return end === -1 ? -1 : end + 2;
 }
 
-/** Parses the header block (without the empty line). Throws HeaderError on a malformed one. */
+/** Parses the header block (without the empty line). Throws a RefusalError (MTR_ERR_HEADER) on a malformed one. */
 export function parseHeaderBlock(block: string): HeaderField[] {
   const fields: HeaderField[] = [];
   const lines = block.split('\r\n');
@@ -27,16 +27,16 @@ export function parseHeaderBlock(block: string): HeaderField[] {
   let current: { name: string; value: string } | undefined;
   lines.forEach((line, index) => {
     if (line.length > MAX_HEADER_LINE) {
-      throw new HeaderError(`Header line ${index + 1} is longer than ${MAX_HEADER_LINE} characters (RFC 5322 2.1.1)`);
+      throw refusal('MTR_ERR_HEADER', 'HEADER_LINE_TOO_LONG', { line: index + 1 });
     }
     if (line.startsWith(' ') || line.startsWith('\t')) {
-      if (!current) throw new HeaderError('The message starts with a folded header line');
+      if (!current) throw refusal('MTR_ERR_HEADER', 'HEADER_STARTS_FOLDED');
       current.value += line; // unfolding removes the CRLF and keeps the white space
       return;
     }
     const colon = line.indexOf(':');
     if (colon <= 0 || !/^[\x21-\x39\x3b-\x7e]+$/.test(line.slice(0, colon))) {
-      throw new HeaderError(`Header line ${index + 1} is not a "Name: value" field`);
+      throw refusal('MTR_ERR_HEADER', 'HEADER_LINE_NOT_FIELD', { line: index + 1 });
     }
     current = { name: line.slice(0, colon).toLowerCase(), value: line.slice(colon + 1) };
     fields.push(current);

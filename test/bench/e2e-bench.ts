@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { accountFolder, newApiKey } from '../helpers/resources.ts';
 import { repoRoot } from '../kafka/broker.ts';
-import { ensureSystemDeps } from '../system-deps.ts';
+import { ensureSystemTools } from '../system-deps.ts';
 import { CountingSink } from './counting-sink.ts';
 import { measureEndToEnd, type E2eRow, type Plan } from './e2e-measure.ts';
 import { E2E_USAGE, parseE2eFlags, type E2eFlags } from './e2e-options.ts';
@@ -85,7 +85,7 @@ async function scenario(name: string, start: () => Promise<SystemUnderTest>, sin
 }
 
 async function bench(flags: E2eFlags): Promise<E2eSummary> {
-  ensureSystemDeps(flags.postfix ? { postfix: 'postfix' } : {});
+  ensureSystemTools(['swaks', 'openssl', 'java', 'maven', ...(flags.postfix ? ['postfix' as const] : [])]);
   const load = closedLoop(flags.messages, flags.connections, flags.size);
   const summary: E2eSummary = {
     startedAt: new Date(), machine: machine(), rows: [], notes: notes(flags),

@@ -10,7 +10,7 @@ import { RelayProcess } from '../helpers/relay-process.ts';
 import { accountFolder, newApiKey } from '../helpers/resources.ts';
 import { createTestCa } from '../helpers/tls.ts';
 import { KafkaBroker, repoRoot } from '../kafka/broker.ts';
-import { ensureSystemDeps } from '../system-deps.ts';
+import { ensureSystemTools } from '../system-deps.ts';
 import { BENCH_USAGE, parseBenchFlags, type BenchFlags } from './bench-options.ts';
 import { idleConnectionsAllowed, rerunWithHigherFdLimit } from './fd-limit.ts';
 import { describeResult, openIdleConnections, runOpenLoop, type LoadOptions } from './load-generator.ts';
@@ -43,7 +43,7 @@ async function startRelay(resources: string, kafka: string, extra: { tls?: { cer
 }
 
 async function bench(flags: BenchFlags): Promise<Summary> {
-  ensureSystemDeps(flags.postfix ? { postfix: 'postfix' } : {});
+  ensureSystemTools(['swaks', 'openssl', 'java', 'maven', ...(flags.postfix ? ['postfix' as const] : [])]);
   const load: LoadOptions = { connections: flags.connections, messages: flags.messages, size: flags.size, from: 'sender@example.com', to: 'someone@recipient.test' };
   const rows: RunRow[] = [];
   const notes: string[] = [];

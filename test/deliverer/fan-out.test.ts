@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { copyBytes, fanOut } from '../../deliverer/fan-out.ts';
 import { EMPTY_ATTRIBUTES } from '../../shared/attributes/x-mt-attr.ts';
-import type { Submission } from '../../shared/kafka/submission-record.ts';
+import type { Submission } from '../../shared/submission-record.ts';
 
 const raw = Buffer.from([
   'Date: Thu, 26 Nov 2026 05:00:00 +0000', 'Message-ID: <order-1@example.com>', 'From: Shop <shop@example.com>', 'To: Customer <customer@recipient.test>', 'Cc: old@recipient.test',

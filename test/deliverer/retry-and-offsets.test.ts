@@ -2,7 +2,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { OffsetTracker } from '../../deliverer/offset-tracker.ts';
-import { nextStep, parseDuration, retryPolicy } from '../../deliverer/retry-policy.ts';
+import { nextStep, retryPolicy } from '../../deliverer/retry-policy.ts';
+import { parseDuration } from '../../shared/duration.ts';
 
 test('a commit never passes a record still in flight', () => {
   const t = new OffsetTracker();

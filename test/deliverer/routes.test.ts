@@ -29,15 +29,16 @@ test('MX hosts in preference order, each with its addresses', async () => {
 
 test('no MX: the domain\'s own address (implicit MX); null MX and NXDOMAIN are permanent', async () => {
   assert.deepEqual(await resolver.resolve('implicit.test'), { kind: 'hops', hops: [{ name: 'implicit.test', addresses: ['127.0.0.4'], port: 25 }] });
-  assert.deepEqual(await resolver.resolve('null-mx.test'), { kind: 'permanent', reason: 'domain null-mx.test accepts no mail (null MX, RFC 7505)' });
-  assert.deepEqual(await resolver.resolve('absent.test'), { kind: 'permanent', reason: 'domain absent.test does not exist (NXDOMAIN)' });
+  assert.deepEqual(await resolver.resolve('null-mx.test'), { kind: 'permanent', reply: 'NULL_MX', line: '550 5.1.10 Domain null-mx.test accepts no mail (null MX, RFC 7505)' });
+  assert.deepEqual(await resolver.resolve('absent.test'), { kind: 'permanent', reply: 'DOMAIN_NOT_FOUND', line: '550 5.1.2 Domain absent.test does not exist (NXDOMAIN)' });
 });
 
 test('SERVFAIL and MX hosts without addresses are temporary', async () => {
-  assert.equal((await resolver.resolve('broken.test')).kind, 'temporary');
+  assert.deepEqual(await resolver.resolve('broken.test'), { kind: 'temporary', reply: 'DNS_LOOKUP_FAILED', line: '451 4.4.3 DNS lookup of MX broken.test failed: ESERVFAIL' });
   dns.set('implicit-broken.test', { servfailAddresses: true });
-  assert.equal((await resolver.resolve('implicit-broken.test')).kind, 'temporary', 'a failing A lookup is never a bounce');
-  assert.equal((await resolver.resolve('dangling.test')).kind, 'temporary');
+  assert.deepEqual(await resolver.resolve('implicit-broken.test'), { kind: 'temporary', reply: 'DNS_LOOKUP_FAILED', line: '451 4.4.3 DNS lookup of A/AAAA implicit-broken.test failed: ESERVFAIL' },
+    'a failing A lookup is never a bounce');
+  assert.deepEqual(await resolver.resolve('dangling.test'), { kind: 'temporary', reply: 'MX_HOSTS_UNRESOLVED', line: '451 4.4.3 No MX host of dangling.test has an address' });
 });
 
 test('static routes win over DNS, and * catches every domain', async () => {

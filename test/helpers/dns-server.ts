@@ -1,6 +1,8 @@
-// A real DNS server on loopback (UDP and TCP) answering from a zone the test controls.
+// A real DNS server on loopback (UDP and TCP on the same port, as resolvers expect when a
+// long answer is truncated over UDP) answering from a zone the test controls.
+import dgram from 'node:dgram';
 import dns2 from 'dns2';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 
 // dns2's type declarations lag its API (RCODE, plain-object answers): describe what is used.
 interface DnsAnswer { name: string; type: number; class: number; ttl: number; address?: string; domain?: string; exchange?: string; priority?: number; data?: string[] }
@@ -63,7 +65,8 @@ export class TestDnsServer {
   }
 
   async start(): Promise<string> {
-    await this.#server.listen({ udp: { port: 0, address: '127.0.0.1' }, tcp: { port: 0, address: '127.0.0.1' } });
+    const port = await freeUdpAndTcpPort();
+    await this.#server.listen({ udp: { port, address: '127.0.0.1' }, tcp: { port, address: '127.0.0.1' } });
     const addresses = this.#server.addresses() as { udp?: AddressInfo; tcp?: AddressInfo };
     this.port = addresses.udp!.port;
     return `127.0.0.1:${this.port}`;
@@ -79,4 +82,20 @@ function chunk(value: string): string[] {
   const parts: string[] = [];
   for (let i = 0; i < value.length; i += 255) parts.push(value.slice(i, i + 255));
   return parts;
+}
+
+/** A loopback port free for UDP and for TCP at once. */
+async function freeUdpAndTcpPort(): Promise<number> {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const udp = dgram.createSocket('udp4');
+    const port = await new Promise<number>((resolve) => udp.bind(0, '127.0.0.1', () => resolve(udp.address().port)));
+    const tcpFree = await new Promise<boolean>((resolve) => {
+      const tcp = net.createServer();
+      tcp.once('error', () => resolve(false));
+      tcp.listen(port, '127.0.0.1', () => tcp.close(() => resolve(true)));
+    });
+    await new Promise<void>((resolve) => udp.close(() => resolve()));
+    if (tcpFree) return port;
+  }
+  throw new Error('no loopback port free for both UDP and TCP');
 }

@@ -4,6 +4,8 @@
 // nothing is written when nothing changed, and pieces no longer needed are removed.
 // (The 10,000 input resources are handed to the controller as in-memory caches: creating
 // them through the API server would only test the API server.)
+// @needs k8s
+// @limit 90s
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
@@ -13,7 +15,8 @@ import { ConfigController } from '../../operator/config-controller.ts';
 import { EventRecorder } from '../../operator/events.ts';
 import { createOperatorMetrics } from '../../operator/metrics.ts';
 import { paths, type ApiKeyObject, type SecretObject, type SendingDomainObject } from '../../operator/resources.ts';
-import { relayView } from '../../shared/config/compiler.ts';
+import { Registry } from 'prom-client';
+import { relayView } from '../../shared/config/compiled-config.ts';
 import { SecretConfigSource } from '../../shared/config/secret-source.ts';
 import { ConfigStore } from '../../shared/config/store.ts';
 import { KubeClient, loadKubeConfig } from '../../shared/kube/client.ts';
@@ -70,7 +73,7 @@ const keyCache = memoryCache(apiKeys.items);
 const tenantSecretCache = memoryCache(tenantSecrets.items);
 
 let controller: ConfigController;
-const metrics = createOperatorMetrics();
+const metrics = createOperatorMetrics(new Registry());
 
 before(async () => {
   api = await startTestApiServer('config-sharding');

@@ -1,7 +1,10 @@
 // The config compiler on manifest folders, as a user would write them for kubectl apply.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ConfigCompileError, compileConfig, relayView, sha256Hex } from '../../shared/config/compiler.ts';
+import { relayView } from '../../shared/config/compiled-config.ts';
+import { compileConfig, compileResources } from '../../shared/config/compiler.ts';
+import { sha256Hex } from '../../shared/config/hash.ts';
+import { ConfigCompileError, describeProblem } from '../../shared/config/problems.ts';
 import { compileManifestFolder } from '../../shared/config/manifest-folder.ts';
 import { accountFolder, apiKeyYaml, newApiKey, sendingDomainYaml } from '../helpers/resources.ts';
 import { parseAllDocuments } from 'yaml';
@@ -30,8 +33,7 @@ test('the revision depends on content only, not on file order', async () => {
 
 test('every problem is reported at once, with its file or resource', () => {
   const key = newApiKey();
-  try {
-    compileConfig(docs(
+  assert.throws(() => compileConfig(docs(
       sendingDomainYaml('acme', 'one', 'shared.example'),
       sendingDomainYaml('other', 'two', 'shared.example'),
       apiKeyYaml('acme', 'short', 'tooshort'),
@@ -39,19 +41,23 @@ test('every problem is reported at once, with its file or resource', () => {
       'apiVersion: mtrelay.dev/v1alpha1\nkind: ApiKey\nmetadata: {name: typo, namespace: acme}\nspec: {permissions: [smtp/send], secretRf: {name: x}}\n',
       apiKeyYaml('acme', 'twin-a', key), apiKeyYaml('acme', 'twin-b', key),
       'just: a map\n',
-    ));
-    assert.fail('expected a ConfigCompileError');
-  } catch (error) {
+  )), (error: unknown) => {
     assert.ok(error instanceof ConfigCompileError);
-    assert.deepEqual(error.problems.sort(), [
+    assert.equal(error.code, 'MTR_ERR_CONFIG');
+    assert.deepEqual(error.problems.map(describeProblem).sort(), [
       'ApiKey acme/orphan: Secret acme/missing not found',
       'ApiKey acme/short: the API key in Secret acme/short-key is shorter than 20 characters',
       'ApiKey acme/twin-b: uses the same key as ApiKey acme/twin-a; every ApiKey needs its own',
       'SendingDomain other/two: domain shared.example is already claimed by SendingDomain acme/one',
-      'file4.yaml: ApiKey typo: spec.secretRf: is not a known field',
+      'file4.yaml: ApiKey acme/typo: spec.secretRf: is not a known field',
       'file7.yaml: not a Kubernetes resource (apiVersion and kind are required)',
     ]);
-  }
+    // Problems are values: the resource each is about, for an Event on it.
+    assert.deepEqual(error.problems.find((p) => p.resource?.name === 'orphan'), {
+      resource: { kind: 'ApiKey', namespace: 'acme', name: 'orphan' }, message: 'Secret acme/missing not found',
+    });
+    return true;
+  });
 });
 
 test('other kinds in the folder are ignored; a YAML syntax error names the file', async () => {
@@ -78,7 +84,6 @@ test('a DKIM key in the <name>-dkim Secret reaches the deliverer\'s config, neve
 });
 
 test('leniently compiled (the operator\'s way), a bad key leaves out only its own resource', async () => {
-  const { compileResources } = await import('../../shared/config/compiler.ts');
   const { generateKeyPairSync } = await import('node:crypto');
   const pem = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
   const publicPem = generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey.export({ type: 'spki', format: 'pem' }).toString();
@@ -89,5 +94,5 @@ test('leniently compiled (the operator\'s way), a bad key leaves out only its ow
     secrets: new Map([['acme/good-dkim', secret('good', pem)], ['acme/public-dkim', secret('public', publicPem)]]),
   });
   assert.deepEqual(Object.keys(config.namespaces.acme!.domains), ['good.example']);
-  assert.deepEqual(problems, ['SendingDomain acme/public: Secret acme/public-dkim has no PEM private key "privateKey"']);
+  assert.deepEqual(problems.map(describeProblem), ['SendingDomain acme/public: Secret acme/public-dkim has no PEM private key "privateKey"']);
 });

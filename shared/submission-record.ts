@@ -1,7 +1,9 @@
-// The record format of mtrelay.submissions: the raw RFC 5322 message as the value, the
-// envelope and everything the deliverer needs in headers. `mtrelay-schema` versions it.
-import type { IHeaders } from 'kafkajs';
-import type { MessageAttributes } from '../attributes/x-mt-attr.ts';
+// The record format of the submission queue (mtrelay.submissions in Kafka, a row in
+// standalone mode): the raw RFC 5322 message as the value, the envelope and everything the
+// deliverer needs in headers. `mtrelay-schema` versions it.
+import type { MessageAttributes } from './attributes/x-mt-attr.ts';
+import { MtrelayError } from './errors.ts';
+import type { RecordHeaders } from './queue.ts';
 
 export const SUBMISSION_SCHEMA_VERSION = '1';
 
@@ -34,7 +36,7 @@ export const HEADER = {
   tls: 'mtrelay-tls',
 } as const;
 
-export function submissionHeaders(s: Submission): IHeaders {
+export function submissionHeaders(s: Submission): RecordHeaders {
   return {
     [HEADER.schema]: SUBMISSION_SCHEMA_VERSION,
     [HEADER.transmissionId]: s.transmissionId,
@@ -50,25 +52,40 @@ export function submissionHeaders(s: Submission): IHeaders {
   };
 }
 
-function text(headers: IHeaders | undefined, name: string): string {
-  const value = headers?.[name];
-  const first = Array.isArray(value) ? value[0] : value;
-  if (first === undefined) throw new Error(`submission record lacks header ${name}`);
-  return Buffer.isBuffer(first) ? first.toString('utf8') : String(first);
+/** A record this version cannot read: it goes to the dead letters, never silently away. */
+export class RecordFormatError extends MtrelayError {
+  constructor(message: string) {
+    super('MTR_ERR_RECORD', message);
+  }
 }
 
-/** Reads a record's headers back; throws on a schema version this code does not know. */
-export function readSubmission(headers: IHeaders | undefined): Submission {
+function text(headers: RecordHeaders, name: string): string {
+  const value = headers[name];
+  if (value === undefined) throw new RecordFormatError(`submission record lacks header ${name}`);
+  return value;
+}
+
+function json<T>(headers: RecordHeaders, name: string): T {
+  try {
+    return JSON.parse(text(headers, name)) as T;
+  } catch (error) {
+    if (error instanceof RecordFormatError) throw error;
+    throw new RecordFormatError(`submission record header ${name} is not JSON`);
+  }
+}
+
+/** Reads a record's headers back; throws RecordFormatError on a schema version this code does not know. */
+export function readSubmission(headers: RecordHeaders): Submission {
   const version = text(headers, HEADER.schema);
-  if (version !== SUBMISSION_SCHEMA_VERSION) throw new Error(`unknown submission schema version ${version}`);
+  if (version !== SUBMISSION_SCHEMA_VERSION) throw new RecordFormatError(`unknown submission schema version ${version}`);
   return {
     transmissionId: text(headers, HEADER.transmissionId),
     namespace: text(headers, HEADER.namespace),
     apiKeyId: text(headers, HEADER.apiKeyId),
     mailFrom: text(headers, HEADER.mailFrom),
-    rcptTo: JSON.parse(text(headers, HEADER.rcptTo)) as string[],
+    rcptTo: json<string[]>(headers, HEADER.rcptTo),
     sendingDomain: text(headers, HEADER.sendingDomain),
-    attributes: JSON.parse(text(headers, HEADER.attributes)) as MessageAttributes,
+    attributes: json<MessageAttributes>(headers, HEADER.attributes),
     receivedAt: text(headers, HEADER.receivedAt),
     clientAddress: text(headers, HEADER.clientAddress),
     tls: text(headers, HEADER.tls),

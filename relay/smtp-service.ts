@@ -1,0 +1,36 @@
+// The SMTP submission service as a part of a role: listeners with their certificate watch,
+// handing messages to whichever queue the role has (Kafka for the relay, SQLite standalone),
+// and their place in the role's stop sequence.
+import type { ConfigStore } from '../shared/config/store.ts';
+import type { Role } from '../shared/ops/role.ts';
+import type { SubmissionQueue } from '../shared/queue.ts';
+import { AuthThrottle, type AuthThrottleOptions } from './auth-throttle.ts';
+import type { RelayMetrics } from './metrics.ts';
+import { RelayServer, type RelaySettings } from './relay-server.ts';
+import { readTlsFiles, watchTlsFiles } from './tls-files.ts';
+
+export interface SmtpServiceOptions {
+  settings: RelaySettings;
+  store: ConfigStore;
+  queue: SubmissionQueue;
+  metrics: RelayMetrics;
+  tlsCert?: string;
+  tlsKey?: string;
+  authThrottle: Partial<AuthThrottleOptions>;
+}
+
+export async function startSmtpService(role: Role, o: SmtpServiceOptions): Promise<RelayServer> {
+  const tls = o.tlsCert && o.tlsKey ? readTlsFiles(o.tlsCert, o.tlsKey) : undefined;
+  const server = new RelayServer({
+    settings: o.settings, store: o.store, queue: o.queue, throttle: new AuthThrottle(o.authThrottle), metrics: o.metrics, logger: role.logger, tls,
+  });
+  await server.listen();
+  if (o.tlsCert && o.tlsKey) role.onStop('TLS certificate watch', watchTlsFiles(o.tlsCert, o.tlsKey, role.logger, (m) => server.updateTls(m)));
+  role.onStop('SMTP listeners (sessions in DATA finish)', () => server.drain());
+  return server;
+}
+
+/** The ports the listeners are bound to, for the start-up log line. */
+export function listenerPorts(server: RelayServer, settings: RelaySettings): Record<string, number> {
+  return Object.fromEntries(settings.listeners.map((l) => [l.name, server.port(l.name)]));
+}

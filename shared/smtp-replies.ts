@@ -1,0 +1,290 @@
+// Every SMTP reply mtrelay writes, in one catalogue with a stable name per reply: the
+// relay's answers to clients, the smtp-server library's own answers that clients meet, and
+// the deliverer's own replies (the raw_reason of outcomes it decides without a remote
+// answer). Metrics label replies by name, docs/smtp-replies.md is generated from this table
+// (`npm run docs`), and tests compare both by name and full text.
+import { MtrelayError, type ErrorCode } from './errors.ts';
+
+export interface ReplyDefinition {
+  code: number;
+  /** RFC 3463 enhanced status code. */
+  enhanced: string;
+  /** The text after the codes; `{name}` marks a value filled in when the reply is made. */
+  text: string;
+  /** Who writes it: the relay, the SMTP library under the relay, or the deliverer (in events). */
+  by: 'relay' | 'smtp-server' | 'deliverer';
+  when: string;
+  action: string;
+}
+
+export const REPLIES = {
+  // The relay, after the final dot and on the way there.
+  ACCEPTED: {
+    code: 250, enhanced: '2.0.0', text: 'OK {transmission_id}', by: 'relay',
+    when: 'after the final dot, once the queue has stored the message (Kafka: acks=all)',
+    action: 'nothing: the message is stored and will be delivered; keep the id to match events',
+  },
+  AUTH_FAILED: {
+    code: 535, enhanced: '5.7.8', text: 'Sorry.', by: 'relay',
+    when: 'AUTH with a wrong user name, an unknown, disabled or expired key, or a key without `smtp/send` (swaks prints `*** No authentication type succeeded`)',
+    action: 'check that the key has the "Send via SMTP" permission and the user name is `smtp_mt_injection`',
+  },
+  AUTH_REVOKED: {
+    code: 530, enhanced: '5.7.0', text: 'Authentication required: the API key of this session is no longer valid', by: 'relay',
+    when: 'MAIL FROM in a session whose key was removed, disabled or expired since AUTH',
+    action: 'authenticate again with a valid key',
+  },
+  AUTH_THROTTLED: {
+    code: 421, enhanced: '4.7.0', text: 'Too many failed authentications from {address}; try again in {seconds} seconds', by: 'relay',
+    when: 'at connect or AUTH, after `--auth-block-after` failures within `--auth-window`',
+    action: 'fix the credentials, wait the given time',
+  },
+  NOT_READY: {
+    code: 421, enhanced: '4.3.0', text: 'Service not ready (no configuration loaded); try again later', by: 'relay',
+    when: 'a connection before the first config was loaded',
+    action: 'retry later; `/readyz` of the pod says why it is not ready',
+  },
+  SHUTTING_DOWN: {
+    code: 421, enhanced: '4.3.2', text: 'Service shutting down; try again later', by: 'relay',
+    when: 'a connection that raced the start of a drain',
+    action: 'reconnect (another pod answers)',
+  },
+  MESSAGE_TOO_BIG: {
+    code: 552, enhanced: '5.3.4', text: 'Message size exceeds fixed maximum message size of {limit} bytes', by: 'relay',
+    when: 'the message streamed past `--max-size` (nothing past the limit is kept in memory)',
+    action: 'send a smaller message',
+  },
+  HEADER_TOO_BIG: {
+    code: 552, enhanced: '5.3.4', text: 'Message header block exceeds {limit} bytes', by: 'relay',
+    when: 'the header block is larger than `--max-header-size`',
+    action: 'trim the headers',
+  },
+  NUL_BYTE: {
+    code: 550, enhanced: '5.6.0', text: 'Message contains a NUL byte (RFC 5322 2.1)', by: 'relay',
+    when: 'a NUL byte anywhere in the message',
+    action: 'encode binary content (base64)',
+  },
+  HEADER_LINE_TOO_LONG: {
+    code: 550, enhanced: '5.6.0', text: 'Header line {line} is longer than 998 characters (RFC 5322 2.1.1)', by: 'relay',
+    when: 'a header line over 998 characters',
+    action: 'fold long header lines',
+  },
+  HEADER_LINE_NOT_FIELD: {
+    code: 550, enhanced: '5.6.0', text: 'Header line {line} is not a "Name: value" field', by: 'relay',
+    when: 'a line of the header block that is neither a field nor a continuation',
+    action: 'fix the header block (an empty line ends it)',
+  },
+  HEADER_STARTS_FOLDED: {
+    code: 550, enhanced: '5.6.0', text: 'The message starts with a folded header line', by: 'relay',
+    when: 'the first header line starts with white space',
+    action: 'fix the header block',
+  },
+  NO_FROM: {
+    code: 550, enhanced: '5.6.0', text: 'Message has no From header (RFC 5322 3.6)', by: 'relay',
+    when: 'the header block has no From field',
+    action: 'add a From header at a configured sending domain',
+  },
+  MULTIPLE_FROM: {
+    code: 550, enhanced: '5.6.0', text: 'Message has more than one From header (RFC 5322 3.6)', by: 'relay',
+    when: 'the header block has two or more From fields',
+    action: 'send one From header',
+  },
+  FROM_WITHOUT_ADDRESS: {
+    code: 550, enhanced: '5.6.0', text: 'From header has no address', by: 'relay',
+    when: 'the From field names no mailbox',
+    action: 'put an address in From',
+  },
+  FROM_WITHOUT_DOMAIN: {
+    code: 550, enhanced: '5.6.0', text: 'From address <{address}> has no valid domain', by: 'relay',
+    when: 'a From mailbox without a usable domain',
+    action: 'use an address at a configured sending domain',
+  },
+  UNCONFIGURED_SENDING_DOMAIN: {
+    code: 550, enhanced: '5.7.1', text: 'Unconfigured Sending Domain <{domain}>', by: 'relay',
+    when: 'a From address whose domain is neither a SendingDomain of the key\'s namespace nor the sandbox domain',
+    action: 'use a configured sending domain, or create a SendingDomain',
+  },
+  SANDBOX_QUOTA: {
+    code: 550, enhanced: '5.7.1', by: 'relay',
+    text: 'Sandbox domain limit of {limit} messages per 24 hours reached for account {namespace}; create a SendingDomain to send more',
+    when: 'the account sent `--sandbox-quota` messages from the sandbox domain in the last 24 hours (through this relay process)',
+    action: 'create a SendingDomain for your own domain',
+  },
+  ATTR_JSON: {
+    code: 550, enhanced: '5.6.0', text: 'JSON parsing error in X-MT-ATTR: {detail}', by: 'relay',
+    when: 'X-MT-ATTR is not valid JSON (after unfolding and RFC 2047 decoding)',
+    action: 'fix the JSON; the detail says where',
+  },
+  ATTR_SCHEMA: {
+    code: 550, enhanced: '5.6.0', text: 'X-MT-ATTR {field}: {problem}', by: 'relay',
+    when: 'X-MT-ATTR is JSON but breaks [its schema](x-mt-attr.md)',
+    action: 'fix the named field',
+  },
+  ATTR_REPEATED: {
+    code: 550, enhanced: '5.6.0', text: 'X-MT-ATTR header: appears more than once', by: 'relay',
+    when: 'two X-MT-ATTR fields in one message',
+    action: 'merge them into one',
+  },
+  ATTR_TOO_MANY_ADDRESSES: {
+    code: 550, enhanced: '5.6.0', text: 'X-MT-ATTR cc, bcc, archive: {count} addresses exceed the limit of {limit}', by: 'relay',
+    when: 'X-MT-ATTR names more than `--max-attr-addresses` cc, bcc and archive addresses',
+    action: 'split the message',
+  },
+  QUEUE_UNAVAILABLE: {
+    code: 451, enhanced: '4.3.0', text: 'Message not queued: the queue is unavailable; try again later', by: 'relay',
+    when: 'the queue did not store the message within `--kafka-timeout`, or the producer is reconnecting',
+    action: 'retry later; nothing was accepted',
+  },
+  INTERNAL_ERROR: {
+    code: 451, enhanced: '4.3.0', text: 'Message not accepted: internal error, logged with session {session}; try again later', by: 'relay',
+    when: 'a fault of mtrelay itself while checking or queueing the message (logged as "internal error in DATA" with the stack)',
+    action: 'retry later; operators find the cause in the relay\'s log by the session id',
+  },
+
+  // The smtp-server library, on the relay's listeners. A test checks the library still writes these.
+  AUTH_REQUIRED: {
+    code: 530, enhanced: '5.7.0', text: 'Authentication required', by: 'smtp-server',
+    when: 'MAIL FROM before AUTH',
+    action: 'authenticate first; the relay is never an open relay',
+  },
+  STARTTLS_REQUIRED: {
+    code: 538, enhanced: '5.7.0', text: 'Error: Must issue a STARTTLS command first', by: 'smtp-server',
+    when: 'AUTH before STARTTLS while `--allow-auth-without-tls` is off',
+    action: 'use STARTTLS (or port 465)',
+  },
+  TOO_MANY_RECIPIENTS: {
+    code: 452, enhanced: '4.5.3', text: 'Error: too many recipients', by: 'smtp-server',
+    when: 'RCPT TO past `--max-recipients`',
+    action: 'send the remaining recipients in another transaction',
+  },
+  DECLARED_SIZE_TOO_BIG: {
+    code: 552, enhanced: '5.3.4', text: 'Error: message exceeds fixed maximum message size {limit}', by: 'smtp-server',
+    when: 'MAIL FROM with a SIZE= parameter over `--max-size`',
+    action: 'send a smaller message',
+  },
+  DRAINING: {
+    code: 421, enhanced: '4.4.2', text: 'Server shutting down', by: 'smtp-server',
+    when: 'any command but EHLO/HELO on an open session while the relay drains (SIGTERM); to EHLO the library answers `421 Server shutting down` without an enhanced code (RFC 2034 3)',
+    action: 'reconnect and resend',
+  },
+  COMMAND_TOO_LONG: {
+    code: 421, enhanced: '4.4.2', text: 'Error: Command line too long', by: 'smtp-server',
+    when: 'a command line over 16 KiB',
+    action: 'send shorter lines',
+  },
+
+  // The deliverer's own replies: the raw_reason of events it decides without a remote answer.
+  SUPPRESSED: {
+    code: 554, enhanced: '5.7.1', text: 'Recipient address is suppressed', by: 'deliverer',
+    when: '`policy_rejection`: the recipient is on the account\'s suppression list (a hard bounce before)',
+    action: 'remove the address from the suppression list if it is valid again',
+  },
+  DOMAIN_NOT_FOUND: {
+    code: 550, enhanced: '5.1.2', text: 'Domain {domain} does not exist (NXDOMAIN)', by: 'deliverer',
+    when: '`bounce` (class 10): the recipient\'s domain does not exist',
+    action: 'correct the address',
+  },
+  NULL_MX: {
+    code: 550, enhanced: '5.1.10', text: 'Domain {domain} accepts no mail (null MX, RFC 7505)', by: 'deliverer',
+    when: '`bounce` (class 10): the domain publishes a null MX',
+    action: 'correct the address',
+  },
+  NO_MX_NO_ADDRESS: {
+    code: 550, enhanced: '5.1.2', text: 'Domain {domain} has no MX and no address', by: 'deliverer',
+    when: '`bounce` (class 10): neither MX nor A/AAAA records',
+    action: 'correct the address',
+  },
+  DNS_LOOKUP_FAILED: {
+    code: 451, enhanced: '4.4.3', text: 'DNS lookup of {query} failed: {error}', by: 'deliverer',
+    when: '`delay` (class 21): the resolver failed (SERVFAIL, timeout) for the MX or an MX host\'s address',
+    action: 'nothing: retried on the ladder; check `--dns` if it persists',
+  },
+  ROUTE_HOST_UNRESOLVED: {
+    code: 451, enhanced: '4.4.3', text: 'Static route host {host} has no address', by: 'deliverer',
+    when: '`delay` (class 21): the host of a `--route` does not resolve',
+    action: 'fix the route or its DNS',
+  },
+  MX_HOSTS_UNRESOLVED: {
+    code: 451, enhanced: '4.4.3', text: 'No MX host of {domain} has an address', by: 'deliverer',
+    when: '`delay` (class 21): every MX host name fails to resolve',
+    action: 'nothing: retried on the ladder',
+  },
+  HOSTS_UNREACHABLE: {
+    code: 421, enhanced: '4.4.1', text: 'No host of {domain} could be reached; last: {detail}', by: 'deliverer',
+    when: '`delay` (class 24): every address refused, timed out, or failed the TLS policy before a transaction',
+    action: 'nothing: retried on the ladder; the detail names the host and the failure',
+  },
+  DELIVERY_INTERRUPTED: {
+    code: 451, enhanced: '4.3.0', text: 'Delivery interrupted: {detail}', by: 'deliverer',
+    when: '`delay` (class 70): the connection failed during the transaction without a reply',
+    action: 'nothing: retried on the ladder (the remote may have kept the message: a duplicate is possible)',
+  },
+} as const satisfies Record<string, ReplyDefinition>;
+
+export type ReplyName = keyof typeof REPLIES;
+
+type Placeholders<T extends string> = T extends `${string}{${infer P}}${infer Rest}` ? P | Placeholders<Rest> : never;
+
+/** The values a reply's text needs, by placeholder name. */
+export type ReplyValues<N extends ReplyName> = Record<Placeholders<(typeof REPLIES)[N]['text']>, string | number>;
+
+/** No argument for replies without placeholders, the values otherwise. */
+export type ReplyArgs<N extends ReplyName> = [Placeholders<(typeof REPLIES)[N]['text']>] extends [never] ? [] : [ReplyValues<N>];
+
+/** The reply's text with its values filled in (without the codes). */
+export function replyText<N extends ReplyName>(name: N, ...[values]: ReplyArgs<N>): string {
+  const vars = (values ?? {}) as Record<string, string | number>;
+  return REPLIES[name].text.replace(/\{(\w+)\}/g, (_m, key: string) => {
+    if (!(key in vars)) throw new Error(`reply ${name} needs a value for {${key}}`);
+    return String(vars[key]).replace(/[\r\n]+/g, ' ');
+  });
+}
+
+/** The whole reply line: `550 5.7.1 Unconfigured Sending Domain <example.org>`. */
+export function replyLine<N extends ReplyName>(name: N, ...args: ReplyArgs<N>): string {
+  const { code, enhanced } = REPLIES[name];
+  return `${code} ${enhanced} ${replyText(name, ...args)}`;
+}
+
+/** A refusal that smtp-server writes as exactly this reply (its `responseCode` and message). */
+export class SmtpReply extends MtrelayError {
+  readonly responseCode: number;
+  readonly reply: ReplyName;
+
+  constructor(name: ReplyName, text: string) {
+    const { code, enhanced } = REPLIES[name];
+    super('MTR_ERR_SMTP_REPLY', `${enhanced} ${text}`);
+    this.reply = name;
+    this.responseCode = code;
+  }
+
+  /** The whole reply line as the client sees it. */
+  get line(): string {
+    return `${this.responseCode} ${this.message}`;
+  }
+}
+
+export function smtpReply<N extends ReplyName>(name: N, ...args: ReplyArgs<N>): SmtpReply {
+  return new SmtpReply(name, replyText(name, ...args));
+}
+
+/**
+ * A refusal found below the SMTP layer (a malformed header block, a bad X-MT-ATTR): an error
+ * with its own code that names the reply a client gets for it.
+ */
+export class RefusalError extends MtrelayError {
+  readonly reply: ReplyName;
+
+  constructor(code: ErrorCode, reply: ReplyName, text: string) {
+    super(code, text);
+    this.reply = reply;
+  }
+
+  toSmtpReply(): SmtpReply {
+    return new SmtpReply(this.reply, this.message);
+  }
+}
+
+export function refusal<N extends ReplyName>(code: ErrorCode, reply: N, ...args: ReplyArgs<N>): RefusalError {
+  return new RefusalError(code, reply, replyText(reply, ...args));
+}

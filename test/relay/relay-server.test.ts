@@ -1,0 +1,165 @@
+// The relay's SMTP server in this process, on loopback, with the queue as a seam: what the
+// SMTP library writes on its own (the pinned version must keep doing so), the one patch of its
+// internals, and how a failure behind DATA is answered and logged.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import { after, before, describe, test } from 'node:test';
+import { pino } from 'pino';
+import { Registry } from 'prom-client';
+import { generate } from 'selfsigned';
+import { parseAllDocuments } from 'yaml';
+import { AuthThrottle } from '../../relay/auth-throttle.ts';
+import { createRelayMetrics } from '../../relay/metrics.ts';
+import { RelayServer, type RelaySettings } from '../../relay/relay-server.ts';
+import { compileConfig } from '../../shared/config/compiler.ts';
+import { ConfigStore } from '../../shared/config/store.ts';
+import { QueueUnavailableError, type QueueRecord, type SubmissionQueue } from '../../shared/queue.ts';
+import { replyLine } from '../../shared/smtp-replies.ts';
+import { repoRoot } from '../kafka/broker.ts';
+import { apiKeyYaml, newApiKey, sendingDomainYaml } from '../helpers/resources.ts';
+import { RawSmtp } from '../helpers/smtp-raw.ts';
+
+const key = newApiKey();
+const store = new ConfigStore();
+store.apply(compileConfig([sendingDomainYaml('acme', 'example-com', 'example.com'), apiKeyYaml('acme', 'app', key)]
+  .flatMap((yaml) => parseAllDocuments(yaml).map((d) => ({ source: 'test.yaml', document: d.toJS() })))));
+
+/** The queue behind DATA: what `send` does is up to each test. */
+const queue: SubmissionQueue & { next: (record: QueueRecord) => Promise<void> } = {
+  connected: true,
+  next: async () => undefined,
+  send(record) { return this.next(record); },
+  close: async () => undefined,
+};
+
+const logLines: Record<string, unknown>[] = [];
+const logger = pino({ level: 'info' }, new Writable({
+  write(chunk: Buffer, _encoding, done) {
+    logLines.push(JSON.parse(chunk.toString()) as Record<string, unknown>);
+    done();
+  },
+}));
+
+const settings: RelaySettings = {
+  host: '127.0.0.1', hostname: 'relay.test', listeners: [{ name: 'submission', port: 0, implicitTls: false }],
+  authUser: 'smtp_mt_injection', allowAuthWithoutTls: true, maxMessageBytes: 4096, maxHeaderBytes: 2048, maxRecipients: 2,
+  maxAttrAddresses: 10, maxClients: 100, commandTimeoutMs: 60_000, drainTimeoutMs: 1000, sandboxDomain: 'sandbox.test', sandboxQuota: 5, proxyProtocol: false,
+};
+
+function server(overrides: Partial<RelaySettings> = {}, tls?: { cert: Buffer; key: Buffer }) {
+  const metrics = createRelayMetrics(new Registry());
+  return { metrics, relay: new RelayServer({ settings: { ...settings, ...overrides }, store, queue, throttle: new AuthThrottle(), metrics, logger, tls }) };
+}
+
+const plain = server();
+let tlsRelay: ReturnType<typeof server>;
+
+before(async () => {
+  const pems = await generate([{ name: 'commonName', value: 'localhost' }], { keySize: 2048 });
+  tlsRelay = server({ allowAuthWithoutTls: false }, { cert: Buffer.from(pems.cert), key: Buffer.from(pems.private) });
+  await Promise.all([plain.relay.listen(), tlsRelay.relay.listen()]);
+});
+after(async () => {
+  await Promise.all([plain.relay.drain(), tlsRelay.relay.drain()]);
+});
+
+async function session(relay = plain.relay): Promise<RawSmtp> {
+  const smtp = await RawSmtp.connect(relay.port('submission'));
+  assert.match((await smtp.reply()) ?? '', /^220 /);
+  return smtp;
+}
+
+async function transaction(smtp: RawSmtp, from = 'a@example.com'): Promise<string | undefined> {
+  assert.match((await smtp.login(key)) ?? '', /^235 /);
+  await smtp.command(`MAIL FROM:<${from}>`);
+  await smtp.command('RCPT TO:<b@recipient.test>');
+  await smtp.command('DATA');
+  return smtp.command(`From: ${from}\r\nTo: b@recipient.test\r\nSubject: x\r\n\r\nbody\r\n.`);
+}
+
+describe('replies the SMTP library writes on its own, exactly as the catalogue has them', () => {
+  test('AUTH_REQUIRED, TOO_MANY_RECIPIENTS, DECLARED_SIZE_TOO_BIG, COMMAND_TOO_LONG', async () => {
+    const smtp = await session();
+    await smtp.command('EHLO client.test');
+    assert.equal(await smtp.command('MAIL FROM:<a@example.com>'), replyLine('AUTH_REQUIRED'));
+    await smtp.login(key);
+    assert.equal(await smtp.command('MAIL FROM:<a@example.com> SIZE=999999'), replyLine('DECLARED_SIZE_TOO_BIG', { limit: 4096 }));
+    assert.equal(await smtp.command('MAIL FROM:<a@example.com>'), '250 2.1.0 Accepted');
+    for (const n of [1, 2]) assert.match((await smtp.command(`RCPT TO:<r${n}@recipient.test>`)) ?? '', /^250 /);
+    assert.equal(await smtp.command('RCPT TO:<r3@recipient.test>'), replyLine('TOO_MANY_RECIPIENTS'));
+    assert.equal(await smtp.command(`NOOP ${'x'.repeat(17 * 1024)}`), replyLine('COMMAND_TOO_LONG'));
+    smtp.close();
+  });
+
+  test('STARTTLS_REQUIRED: AUTH before STARTTLS when that is not allowed', async () => {
+    const smtp = await session(tlsRelay.relay);
+    await smtp.command('EHLO client.test');
+    assert.equal(await smtp.command(`AUTH PLAIN ${Buffer.from(`\0smtp_mt_injection\0${key}`).toString('base64')}`), replyLine('STARTTLS_REQUIRED'));
+    smtp.close();
+  });
+
+  test('DRAINING: a command on an open session once the relay drains', async () => {
+    const draining = server();
+    await draining.relay.listen();
+    const smtp = await session(draining.relay);
+    await smtp.command('EHLO client.test');
+    const drained = draining.relay.drain();
+    assert.equal(await smtp.command('NOOP'), replyLine('DRAINING'));
+    smtp.close();
+    await drained;
+  });
+});
+
+test('the enhanced-code patch: the relay\'s replies keep their own codes, the library\'s keep the library\'s', async () => {
+  const smtp = await session();
+  assert.equal(await transaction(smtp, 'a@elsewhere.test'), replyLine('UNCONFIGURED_SENDING_DOMAIN', { domain: 'elsewhere.test' }));
+  // Without the patch smtp-server would write "550 5.1.1 5.7.1 Unconfigured …".
+  assert.equal(await smtp.command('MAIL FROM:<a@example.com>'), '250 2.1.0 Accepted');
+  smtp.close();
+});
+
+describe('a failure behind DATA', () => {
+  test('a fault of mtrelay is INTERNAL_ERROR with the session id, logged with its stack; never blamed on the queue', async () => {
+    queue.next = async () => { throw new TypeError('cannot read properties of undefined'); };
+    const smtp = await session();
+    const answer = (await transaction(smtp)) ?? '';
+    smtp.close();
+    const sessionId = /logged with session (\S+);/.exec(answer)?.[1];
+    assert.ok(sessionId, answer);
+    assert.equal(answer, replyLine('INTERNAL_ERROR', { session: sessionId }));
+    const line = logLines.find((l) => l.msg === 'internal error in DATA' && l.session === sessionId);
+    assert.ok(line, 'logged with the session id the client was told');
+    const err = line.err as { type: string; message: string; stack: string };
+    assert.equal(err.type, 'TypeError');
+    assert.match(err.stack, /relay-server\.test\.ts/, 'pino\'s err serializer keeps the stack');
+    assert.equal((await plain.metrics.replies.get()).values.find((v) => v.labels.reply === 'INTERNAL_ERROR')?.value, 1);
+  });
+
+  test('the queue refusing to store is QUEUE_UNAVAILABLE, with the cause logged', async () => {
+    queue.next = async () => { throw new QueueUnavailableError('no acknowledgement from Kafka within 5000 ms'); };
+    const smtp = await session();
+    assert.equal(await transaction(smtp), replyLine('QUEUE_UNAVAILABLE'));
+    smtp.close();
+    const line = logLines.find((l) => l.msg === 'message not queued');
+    assert.equal((line?.err as { code?: string } | undefined)?.code, 'MTR_ERR_QUEUE_UNAVAILABLE');
+  });
+
+  test('a stored message is ACCEPTED, counted by name', async () => {
+    queue.next = async () => undefined;
+    const smtp = await session();
+    assert.match((await transaction(smtp)) ?? '', /^250 2\.0\.0 OK \d+$/);
+    smtp.close();
+    assert.equal((await plain.metrics.replies.get()).values.find((v) => v.labels.reply === 'ACCEPTED')?.value, 1);
+  });
+});
+
+test('the libraries whose internals mtrelay uses are pinned to the exact versions these tests ran against', () => {
+  const pkg = JSON.parse(readFileSync(path.join(repoRoot, 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
+  for (const name of ['smtp-server', 'nodemailer']) {
+    const installed = (JSON.parse(readFileSync(path.join(repoRoot, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version;
+    assert.match(pkg.dependencies[name]!, /^\d+\.\d+\.\d+$/, `${name} must be pinned exactly: its internals are used`);
+    assert.equal(pkg.dependencies[name], installed);
+  }
+});
