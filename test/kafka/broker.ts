@@ -54,6 +54,8 @@ export interface BrokerOptions {
   maxMessageBytes?: number;
   /** Keep the broker running after this process exits (development use). */
   detached?: boolean;
+  /** The KRaft cluster id (22 base64url characters); random when not given. */
+  clusterId?: string;
 }
 
 export class KafkaBroker {
@@ -92,8 +94,10 @@ export class KafkaBroker {
       `-Dlog4j2.configurationFile=${path.join(here, 'log4j2.properties')}`, `-Dkafka.logs.dir=${this.dir}`,
       '-cp', classpath];
     if (!existsSync(path.join(dataDir, 'meta.properties'))) {
-      const clusterId = randomBytes(16).toString('base64url');
-      execFileSync('java', [...java, 'kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', propsFile],
+      // One random id in 64 starts with "-": as a separate argument the tool's parser takes it
+      // for a flag, so the id is joined to its option.
+      const clusterId = this.options.clusterId ?? randomBytes(16).toString('base64url');
+      execFileSync('java', [...java, 'kafka.tools.StorageTool', 'format', `--cluster-id=${clusterId}`, `--config=${propsFile}`],
         { stdio: ['ignore', 'ignore', 'inherit'] });
     }
     const out = openSync(path.join(this.dir, 'stdout.log'), 'a');

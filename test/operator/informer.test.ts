@@ -1,6 +1,8 @@
 // The informer heals itself against a real API server: when its watch goes silent (here a
 // loopback proxy that stops passing bytes) the watchdog relists once the server is reachable
 // again, and an object deleted meanwhile is reported as deleted.
+// @needs k8s
+// @limit 60s
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, before, test } from 'node:test';

@@ -3,6 +3,8 @@
 // watches the config Secret with a least-privilege service account accepts swaks AUTH with
 // the generated key, and the record lands in Kafka; deletion, disabling, selector changes,
 // Events, and leader hand-over between two replicas.
+// @needs k8s kafka processes swaks
+// @limit 240s
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { gunzipSync } from 'node:zlib';

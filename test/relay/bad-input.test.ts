@@ -1,5 +1,7 @@
 // Input no well-behaved client sends: each gets a specific reply, nothing accepted is lost,
 // and memory stays bounded by the SIZE limit whatever the client streams.
+// @needs kafka processes
+// @limit 150s
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';

@@ -1,6 +1,8 @@
 // The first start of standalone mode with nothing configured: an example account, a DKIM
 // key, a self-signed certificate, DNS records to publish, and a swaks command that works
 // exactly as printed.
+// @needs processes swaks
+// @limit 60s
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createPrivateKey, createPublicKey } from 'node:crypto';
