@@ -58,7 +58,7 @@ export class EventRecorder {
       });
       this.#recent.set(key, { name: eventName, namespace, count: 1, at: now.getTime() });
     } catch (error) {
-      this.#logger.warn({ err: { message: (error as Error).message }, reason, object: `${namespace}/${name}` }, 'could not record a Kubernetes Event');
+      this.#logger.warn({ err: error, reason, object: `${namespace}/${name}` }, 'could not record a Kubernetes Event');
     }
   }
 }

@@ -38,6 +38,8 @@ export class LeaderElector {
   #deadlineTimer: NodeJS.Timeout | undefined;
   #stopped = false;
   #tick: Promise<void> | undefined;
+  /** The other replica this one was last seen standing by for, so that is logged once per holder. */
+  #standingBy: string | undefined;
 
   constructor(options: LeaderElectionOptions) {
     const o = { leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2000, ...options };
@@ -81,7 +83,7 @@ export class LeaderElector {
         this.#o.logger.info({ lease: `${this.#o.namespace}/${this.#o.name}` }, 'leadership released');
       }
     } catch (error) {
-      this.#o.logger.warn({ err: { message: (error as Error).message } }, 'could not release the leader Lease; it expires by itself');
+      this.#o.logger.warn({ err: error }, 'could not release the leader Lease; it expires by itself');
     }
   }
 
@@ -102,6 +104,10 @@ export class LeaderElector {
         const holder = lease.spec.holderIdentity;
         const heldByOther = Boolean(holder) && holder !== identity;
         if (heldByOther && now.getTime() < this.#observed.at + (lease.spec.leaseDurationSeconds ?? 15) * 1000) {
+          if (this.#standingBy !== holder) {
+            this.#standingBy = holder;
+            logger.info({ lease: `${this.#o.namespace}/${this.#o.name}`, holder }, 'standing by: another replica holds the Lease');
+          }
           this.#checkDeadline(now);
           return;
         }
@@ -118,11 +124,12 @@ export class LeaderElector {
       this.#lastRenew = now.getTime();
       if (!this.#leader && !this.#stopped) {
         this.#leader = true;
+        this.#standingBy = undefined;
         logger.info({ lease: `${this.#o.namespace}/${this.#o.name}`, identity }, 'became the leader');
         this.#o.onStartedLeading();
       }
     } catch (error) {
-      if (!isConflict(error) && !isNotFound(error)) logger.warn({ err: { message: (error as Error).message } }, 'leader election: could not read or renew the Lease');
+      if (!isConflict(error) && !isNotFound(error)) logger.warn({ err: error }, 'leader election: could not read or renew the Lease');
       this.#checkDeadline(now);
     }
   }

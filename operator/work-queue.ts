@@ -130,7 +130,7 @@ export class WorkQueue {
           logger.debug({ kind, resource: key, retryInMs: delay }, 'conflict; retrying with fresh data');
         } else {
           metrics.reconciles.inc({ kind, result: 'error' });
-          logger.warn({ kind, resource: key, err: { message: (error as Error).message }, retryInMs: Math.round(delay) }, 'reconcile failed; retrying');
+          logger.warn({ kind, resource: key, err: error, retryInMs: Math.round(delay) }, 'reconcile failed; retrying');
         }
         this.addAfter(key, delay);
       } finally {

@@ -3,7 +3,7 @@
 // the next records gather into one batch, which keeps latency low when idle and batches
 // grow under load. Every record has a deadline: past it the caller gets an error (451),
 // never a silent wait.
-import type { Kafka, Message, Producer } from 'kafkajs';
+import type { Kafka, Producer } from 'kafkajs';
 import type { Logger } from 'pino';
 import type { Histogram } from 'prom-client';
 import { QueueUnavailableError, type QueueRecord, type SubmissionQueue } from '../shared/queue.ts';
@@ -11,7 +11,7 @@ import { QueueUnavailableError, type QueueRecord, type SubmissionQueue } from '.
 export { QueueUnavailableError };
 
 interface Pending {
-  message: Message;
+  message: QueueRecord;
   bytes: number;
   resolve: () => void;
   reject: (error: Error) => void;
@@ -67,7 +67,7 @@ export class SubmissionProducer implements SubmissionQueue {
           this.#connected = true;
           this.#options.logger.info('Kafka producer connected');
         } catch (error) {
-          this.#options.logger.warn({ err: { message: (error as Error).message } }, 'Kafka producer cannot connect; retrying');
+          this.#options.logger.warn({ err: error }, 'Kafka producer cannot connect; retrying');
           await producer.disconnect().catch(() => undefined);
           await new Promise((r) => setTimeout(r, 1000));
         }
@@ -79,13 +79,13 @@ export class SubmissionProducer implements SubmissionQueue {
   }
 
   /** Resolves once the broker acknowledged the record; rejects with QueueUnavailableError otherwise. */
-  send(message: QueueRecord | Message): Promise<void> {
+  send(message: QueueRecord): Promise<void> {
     if (this.#closed) return Promise.reject(new QueueUnavailableError('producer is closed'));
     if (!this.#connected) return Promise.reject(new QueueUnavailableError('not connected to Kafka'));
     return new Promise<void>((resolve, reject) => {
       const pending: Pending = {
         message,
-        bytes: (message.value as Buffer | null)?.length ?? 0,
+        bytes: message.value.length,
         resolve,
         reject,
         settled: false,
@@ -139,8 +139,8 @@ export class SubmissionProducer implements SubmissionQueue {
         },
         (error: Error) => {
           stopTimer?.({ result: 'error' });
-          this.#options.logger.warn({ err: { message: error.message }, records: batch.length }, 'Kafka produce failed');
-          for (const p of batch) this.#settle(p, new QueueUnavailableError(error.message));
+          this.#options.logger.warn({ err: error, records: batch.length }, 'Kafka produce failed');
+          for (const p of batch) this.#settle(p, new QueueUnavailableError(error.message, { cause: error }));
           void this.#reset(producer);
         },
       )

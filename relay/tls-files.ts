@@ -24,7 +24,7 @@ export function watchTlsFiles(certFile: string, keyFile: string, logger: Logger,
       onChange(readTlsFiles(certFile, keyFile));
       logger.info({ certFile }, 'TLS certificate reloaded');
     } catch (error) {
-      logger.warn({ err: { message: (error as Error).message }, certFile, keyFile }, 'TLS files unreadable or mismatched; keeping the current certificate');
+      logger.warn({ err: error, certFile, keyFile }, 'TLS files unreadable or mismatched; keeping the current certificate');
     }
   };
   watchFile(certFile, { interval: 1000 }, reload);

@@ -86,6 +86,8 @@ export class Informer<T extends KubeObject> {
   async #restart(reason: string): Promise<void> {
     if (this.#restarting || this.#stopped) return;
     this.#restarting = true;
+    // A silent or failed watch is worth a warning; the periodic relist is routine.
+    if (reason !== 'start') this.#options.logger[reason === 'periodic relist' ? 'debug' : 'warn']({ path: this.#options.path, reason }, 'relisting');
     try {
       for (;;) {
         try {
@@ -93,7 +95,7 @@ export class Informer<T extends KubeObject> {
           this.#backoffMs = MIN_BACKOFF_MS;
           return;
         } catch (error) {
-          this.#options.logger.warn({ err: { message: (error as Error).message }, path: this.#options.path, retryInMs: this.#backoffMs },
+          this.#options.logger.warn({ err: error, path: this.#options.path, retryInMs: this.#backoffMs },
             'informer list failed; retrying');
           await new Promise<void>((resolve) => {
             const timer = setTimeout(resolve, this.#backoffMs);
@@ -140,7 +142,7 @@ export class Informer<T extends KubeObject> {
     next.on('error', (error?: unknown) => {
       failed = error instanceof Error ? error : new Error(String((error as { message?: string })?.message ?? error));
       if (this.#current === next && !this.#stopped) {
-        logger.warn({ err: { message: failed.message }, path }, 'watch failed; relisting');
+        logger.warn({ err: failed, path }, 'watch failed; relisting');
         void this.#restart('watch failed');
       }
     });

@@ -225,10 +225,25 @@ export function deliverySuite(harness: DeliveryHarness): void {
       await waitForEvent(stalled, (e) => e.type === 'delivery');
     });
 
-    test('metrics count outcomes by type and bounce class', async () => {
-      assert.ok(await harness.metric('mtrelay_deliverer_outcomes_total', { type: 'delivery' }) >= 6);
-      assert.ok(await harness.metric('mtrelay_deliverer_outcomes_total', { type: 'bounce', bounce_class: '10' }) >= 1);
-      assert.ok(await harness.metric('mtrelay_deliverer_accept_to_delivery_seconds_count') >= 6);
+    test('metrics count outcomes by type, bounce class and reply name', async () => {
+      const metric = (labels: Record<string, string>) => harness.metric('mtrelay_deliverer_outcomes_total', labels);
+      const before = {
+        delivered: await metric({ type: 'delivery', reply: 'remote' }),
+        bounced: await metric({ type: 'bounce', bounce_class: '10', reply: 'remote' }),
+        nullMx: await metric({ type: 'bounce', bounce_class: '10', reply: 'NULL_MX' }),
+        latency: await harness.metric('mtrelay_deliverer_accept_to_delivery_seconds_count'),
+      };
+      mx1.script.set('metered-gone@recipient.test', '550 5.1.1 No such user here');
+      const id = await send(['metered@recipient.test', 'metered-gone@recipient.test', 'metered@null-mx.test']);
+      await waitForEvent(id, (e) => e.type === 'delivery' && e.rcpt_to === 'metered@recipient.test');
+      await waitForEvent(id, (e) => e.type === 'bounce' && e.rcpt_to === 'metered-gone@recipient.test');
+      await waitForEvent(id, (e) => e.type === 'bounce' && e.rcpt_to === 'metered@null-mx.test');
+      mx1.script.delete('metered-gone@recipient.test');
+      // At least: a retry of another test may finish meanwhile.
+      assert.ok(await metric({ type: 'delivery', reply: 'remote' }) >= before.delivered + 1);
+      assert.ok(await metric({ type: 'bounce', bounce_class: '10', reply: 'remote' }) >= before.bounced + 1);
+      assert.ok(await metric({ type: 'bounce', bounce_class: '10', reply: 'NULL_MX' }) >= before.nullMx + 1, 'mtrelay\'s own reply is counted by its name');
+      assert.ok(await harness.metric('mtrelay_deliverer_accept_to_delivery_seconds_count') >= before.latency + 1);
     });
   });
 

@@ -7,6 +7,7 @@ import { after, before, test } from 'node:test';
 import nodemailer from 'nodemailer';
 import { freePort } from '../kafka/broker.ts';
 import { testKafka } from '../helpers/env.ts';
+import { uncommitted } from '../helpers/kafka-reader.ts';
 import { DelivererProcess, RelayProcess } from '../helpers/relay-process.ts';
 import { accountFolder, newApiKey } from '../helpers/resources.ts';
 import { SmtpSink } from '../helpers/smtp-sink.ts';
@@ -42,10 +43,16 @@ test('deliveries in flight at SIGTERM finish, are committed, and are not repeate
   assert.equal(await first.exited, 0);
   for (const r of recipients) assert.equal(sink.for(r).length, 1, `${r} delivered before the deliverer exited`);
   assert.ok(!first.logs.some((l) => l.msg === 'offset commit failed'), JSON.stringify(first.logs.filter((l) => l.level === 40)));
+  // Committed up to the end of every partition: nothing is left for the next member to deliver again.
+  assert.deepEqual(await uncommitted(testKafka(), `g-${prefix}`, `${prefix}.submissions`), []);
 
+  // The next member resumes from those offsets: a message sent now is the only one it delivers.
   const second = await DelivererProcess.start({ resources: account.dir, kafka: testKafka(), args });
   await second.waitForLog((l) => l.msg === 'deliverer joined the consumer group', 20_000);
-  await new Promise((r) => setTimeout(r, 3000));
+  const marker = nodemailer.createTransport({ host: '127.0.0.1', port: relay.ports.submission, ignoreTLS: true, auth: { user: 'smtp_mt_injection', pass: key } });
+  await marker.sendMail({ from: 'a@example.com', to: 'after@drain.test', subject: 'after', text: 'x' });
+  marker.close();
+  await sink.waitFor('after@drain.test');
   await second.stop();
   for (const r of recipients) assert.equal(sink.for(r).length, 1, `${r} was not delivered again`);
 });

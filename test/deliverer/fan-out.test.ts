@@ -1,7 +1,9 @@
 // The seed's cc/bcc/archive rules, on the bytes each recipient would receive.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import libmime from 'libmime';
 import { copyBytes, fanOut } from '../../deliverer/fan-out.ts';
+import { addressparser } from '../../shared/mail/nodemailer-internals.ts';
 import { EMPTY_ATTRIBUTES } from '../../shared/attributes/x-mt-attr.ts';
 import type { Submission } from '../../shared/submission-record.ts';
 
@@ -78,4 +80,11 @@ test('a missing Message-ID and Date are added; names that are not ASCII are enco
   const cc = /^Cc: (.*)$/m.exec(h)![1]!;
   assert.doesNotMatch(cc.replace(/<[^>]+>$/, ''), /,/, `the comma stays inside the encoded name: ${cc}`);
   assert.match(cc, /^=\?UTF-8\?Q\?.*\?= <j@recipient\.test>$/);
+});
+
+test('a cc name that is not ASCII is one encoded word: its commas and brackets cannot split the address', () => {
+  const [copy] = fanOut(raw, submission({ cc: [{ email: 'boss@recipient.test', name: 'Zoë <Boss>, Chief' }] }));
+  const field = /^Cc: (.*(?:\r\n[ \t].*)*)$/m.exec(headers(copy!))![1]!;
+  assert.match(field, /^=\?UTF-8\?Q\?/);
+  assert.deepEqual(addressparser(field).map((a) => [libmime.decodeWords(a.name), a.address]), [['Zoë <Boss>, Chief', 'boss@recipient.test']]);
 });

@@ -69,3 +69,19 @@ export class KafkaReader {
     await this.#consumer.disconnect();
   }
 }
+
+/** Partitions of `topic` whose offset committed by `groupId` is behind the end: what a new member would deliver again. */
+export async function uncommitted(bootstrap: string, groupId: string, topic: string): Promise<{ partition: number; committed: string; end: string }[]> {
+  const admin = new Kafka({ brokers: [bootstrap], clientId: 'test-offsets', logLevel: logLevel.NOTHING }).admin();
+  await admin.connect();
+  try {
+    const ends = await admin.fetchTopicOffsets(topic);
+    const [committed] = await admin.fetchOffsets({ groupId, topics: [topic] });
+    const byPartition = new Map((committed?.partitions ?? []).map((p) => [p.partition, p.offset]));
+    return ends
+      .map((e) => ({ partition: e.partition, committed: byPartition.get(e.partition) ?? '-1', end: e.high }))
+      .filter((p) => p.end !== '0' && BigInt(p.committed) < BigInt(p.end));
+  } finally {
+    await admin.disconnect();
+  }
+}

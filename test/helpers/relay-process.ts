@@ -18,8 +18,9 @@ export class MtrelayProcess {
   metricsPort = 0;
   #waiters: { predicate: (l: LogLine) => boolean; resolve: (l: LogLine) => void }[] = [];
 
-  constructor(args: string[], env: Record<string, string> = {}) {
-    this.child = spawn(process.execPath, [path.join(repoRoot, 'cli.ts'), ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  /** `launcher` runs the CLI another way (e.g. bin/mtrelay of another copy); by default this checkout's cli.ts with this Node. */
+  constructor(args: string[], env: Record<string, string> = {}, launcher: string[] = [process.execPath, path.join(repoRoot, 'cli.ts')]) {
+    this.child = spawn(launcher[0]!, [...launcher.slice(1), ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     createInterface({ input: this.child.stdout! }).on('line', (line) => {
       let parsed: LogLine;
       try {

@@ -61,6 +61,15 @@ class FreezableProxy {
   }
 }
 
+/** Waits for what the informer reports, not for a time. */
+async function until(what: string, condition: () => boolean, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 let api: KubeApiServer;
 let proxy: FreezableProxy;
 before(async () => {
@@ -78,10 +87,12 @@ test('a silent watch is restarted by the watchdog, and a deletion missed meanwhi
   config.clusters = config.clusters.map((c) => ({ ...c, server: `https://127.0.0.1:${port}` }));
   const events: [InformerEvent, string][] = [];
   const restarts: string[] = [];
+  const logged: Record<string, unknown>[] = [];
   api.kubectl(['create', 'configmap', 'stays', '-n', 'default']);
   api.kubectl(['create', 'configmap', 'goes', '-n', 'default']);
   const informer = new Informer<KubeObject>({
-    client: new KubeClient(config), path: '/api/v1/namespaces/default/configmaps', logger: pino({ level: 'silent' }),
+    client: new KubeClient(config), path: '/api/v1/namespaces/default/configmaps',
+    logger: pino({ level: 'warn' }, { write: (line: string) => { logged.push(JSON.parse(line) as Record<string, unknown>); } }),
     watchdogMs: 3000, relistMs: 600_000,
     onEvent: (event, object) => events.push([event, object.metadata!.name!]),
     onRestart: (reason) => restarts.push(reason),
@@ -93,13 +104,13 @@ test('a silent watch is restarted by the watchdog, and a deletion missed meanwhi
 
     proxy.freeze();
     api.kubectl(['delete', 'configmap', 'goes', '-n', 'default']); // directly, not through the proxy
-    await new Promise((r) => setTimeout(r, 4500));
+    // The watchdog notices the silence and relists; through the frozen proxy that list waits.
+    await until('the watchdog relists the silent watch', () => logged.some((l) => l.msg === 'relisting' && String(l.reason).startsWith('watchdog')));
     assert.ok(!events.some(([e]) => e === 'delete'), 'nothing can arrive through a frozen proxy');
     assert.ok(informer.get('goes', 'default'), 'the last known cache is kept meanwhile');
 
     proxy.thaw();
-    const deadline = Date.now() + 15_000;
-    while (!events.some(([e, n]) => e === 'delete' && n === 'goes') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    await until('the missed deletion is reported', () => events.some(([e, n]) => e === 'delete' && n === 'goes'));
     assert.deepEqual(events.filter(([e]) => e === 'delete'), [['delete', 'goes']]);
     assert.ok(restarts.some((r) => r.startsWith('watchdog')), `restarts: ${restarts.join(', ')}`);
     assert.equal(informer.get('goes', 'default'), undefined);
@@ -118,8 +129,7 @@ test('a periodic relist replaces the cache without losing objects', async () => 
   });
   await informer.start();
   try {
-    await new Promise((r) => setTimeout(r, 2500));
-    assert.ok(restarts.includes('periodic relist'), `restarts: ${restarts.join(', ')}`);
+    await until('a periodic relist', () => restarts.includes('periodic relist'));
     assert.ok(informer.get('stays', 'default'));
     assert.ok(!events.includes('delete'));
   } finally {

@@ -331,7 +331,14 @@ describe('a domain and a key applied with kubectl', () => {
     await eventually('r2 key made', () => (getJson(['sendingdomain', '-n', 'acme', 'rot']).status as { dkim: { selector: string } }).dkim.selector === 'r2');
     patchSelector('r3');
     await eventually('r3 key made', () => (getJson(['sendingdomain', '-n', 'acme', 'rot']).status as { dkim: { selector: string } }).dkim.selector === 'r3');
-    await new Promise((r) => setTimeout(r, 500));
+    // A change made now compiles the config again, after the r3 key was written: it still signs with r1.
+    const configRuns = await operator.metric('mtrelay_operator_reconciles_total', { kind: 'Config', result: 'success' });
+    api.kubectl(['annotate', 'sendingdomain', '-n', 'acme', 'rot', `test/touched=${Date.now()}`, '--overwrite']);
+    const rebuilt = Date.now() + 10_000;
+    while (await operator.metric('mtrelay_operator_reconciles_total', { kind: 'Config', result: 'success' }) <= configRuns) {
+      assert.ok(Date.now() < rebuilt, 'the config was not compiled again after the r3 key');
+      await new Promise((r) => setTimeout(r, 100));
+    }
     assert.equal(signing()?.dkimSelector, 'r1', 'the published selector keeps signing');
     assert.equal(signing()?.dkimPrivateKey, published, 'with the published key');
     patchSelector('r1');
@@ -404,7 +411,7 @@ describe('metrics and leadership', () => {
   test('a second replica waits; only the leader writes; when the leader stops, the other takes over', async () => {
     const standby = await startOperator('operator-b');
     try {
-      await new Promise((r) => setTimeout(r, 2000));
+      await standby.waitForLog((l) => l.msg === 'standing by: another replica holds the Lease' && l.holder === 'operator-a', 10_000);
       assert.equal(await standby.metric('mtrelay_operator_leader'), 0);
       assert.equal(await standby.metric('mtrelay_operator_reconciles_total', { kind: 'Config', result: 'success' }), 0);
       const lease = getJson<{ spec: { holderIdentity: string } }>(['lease', '-n', SYSTEM, 'mtrelay-operator']);
@@ -430,7 +437,7 @@ describe('metrics and leadership', () => {
   test('a leader killed without warning: a standby takes over once the Lease expires, not before', async () => {
     const standby = await startOperator('operator-c');
     try {
-      await new Promise((r) => setTimeout(r, 1000));
+      await standby.waitForLog((l) => l.msg === 'standing by: another replica holds the Lease', 10_000);
       assert.equal(await standby.metric('mtrelay_operator_leader'), 0);
       const killed = Date.now();
       operator.child.kill('SIGKILL'); // no release: the Lease must run out (4 s here)

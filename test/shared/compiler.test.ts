@@ -96,3 +96,14 @@ test('leniently compiled (the operator\'s way), a bad key leaves out only its ow
   assert.deepEqual(Object.keys(config.namespaces.acme!.domains), ['good.example']);
   assert.deepEqual(problems.map(describeProblem), ['SendingDomain acme/public: Secret acme/public-dkim has no PEM private key "privateKey"']);
 });
+
+test('an ApiKey without secretRef reads the Secret named as the operator names generated keys: <name>-apikey, key apiKey', () => {
+  const key = newApiKey();
+  const config = compileConfig(docs(
+    'apiVersion: mtrelay.dev/v1alpha1\nkind: ApiKey\nmetadata: {name: app, namespace: acme}\nspec: {permissions: [smtp/send]}\n',
+    `apiVersion: v1\nkind: Secret\nmetadata: {name: app-apikey, namespace: acme}\nstringData: {apiKey: ${key}}\n`,
+  ));
+  assert.equal(config.apiKeys[0]?.sha256, sha256Hex(key));
+  assert.throws(() => compileConfig(docs('apiVersion: mtrelay.dev/v1alpha1\nkind: ApiKey\nmetadata: {name: lone, namespace: acme}\nspec: {permissions: [smtp/send]}\n')),
+    /ApiKey acme\/lone: Secret acme\/lone-apikey not found \(an ApiKey without spec\.secretRef reads Secret lone-apikey, key apiKey\)/);
+});

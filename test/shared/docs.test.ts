@@ -81,3 +81,17 @@ test('every project file and folder the docs and READMEs name exists', () => {
   assert.ok(checked > 30, `only ${checked} names found; the pattern no longer matches the docs`);
   assert.deepEqual(missing, []);
 });
+
+test('every file a folder\'s README lists by its bare name exists in that folder', () => {
+  const missing: string[] = [];
+  let checked = 0;
+  for (const readme of markdownFiles().filter((f) => /^[^/]+\/README\.md$/.test(f))) {
+    const folder = path.dirname(readme);
+    for (const [, name] of readFileSync(path.join(repoRoot, readme), 'utf8').matchAll(/`([\w.-]+\.(?:ts|ya?ml|json|md|tpl))`/g)) {
+      checked++;
+      if (!existsSync(path.join(repoRoot, folder, name!))) missing.push(`${readme}: ${name}`);
+    }
+  }
+  assert.ok(checked > 5, `only ${checked} names found`);
+  assert.deepEqual(missing, []);
+});

@@ -9,7 +9,10 @@ import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
+import { parseAllDocuments } from 'yaml';
+import { keyBits, newApiKeyValue, sendingDomainRecords } from '../../shared/config/credentials.ts';
 import { compileManifestFolder } from '../../shared/config/manifest-folder.ts';
+import { API_KEY_SECRET_KEY, DEFAULT_DKIM_KEY_BITS, DEFAULT_DKIM_SELECTOR, dkimSecretName, generatedApiKeySecretName } from '../../shared/config/secret-names.ts';
 import { MtrelayProcess } from '../helpers/relay-process.ts';
 import { tempDir } from '../helpers/resources.ts';
 
@@ -38,6 +41,18 @@ test('first start: example account, DNS records, and a swaks command that works 
     const actual = createPublicKey(createPrivateKey(domain.dkimPrivateKey!)).export({ type: 'spki', format: 'der' }).toString('base64');
     assert.equal(published, actual, 'the printed DKIM record matches the generated key');
     assert.match(readFileSync(path.join(state, 'tls', 'tls.crt'), 'utf8'), /^-----BEGIN CERTIFICATE-----/);
+
+    // Made as the operator makes them: a 2048-bit key, a 32-byte API key in the Secret named as a generated one.
+    assert.equal(keyBits(domain.dkimPrivateKey!), DEFAULT_DKIM_KEY_BITS);
+    const manifests = parseAllDocuments(readFileSync(path.join(state, 'resources', 'example.yaml'), 'utf8')).map((d) => d.toJS() as { kind: string; metadata: { name: string }; spec?: object; stringData?: Record<string, string> });
+    const apiKey = manifests.find((m) => m.kind === 'ApiKey')!;
+    assert.deepEqual(apiKey.spec, { permissions: ['smtp/send'] }, 'no secretRef: the key is where the operator would generate it');
+    const keySecret = manifests.find((m) => m.kind === 'Secret' && m.metadata.name === generatedApiKeySecretName(apiKey.metadata.name))!;
+    assert.equal(keySecret.stringData![API_KEY_SECRET_KEY]!.length, newApiKeyValue().length);
+    assert.ok(manifests.some((m) => m.kind === 'Secret' && m.metadata.name === dkimSecretName('shop-example')));
+    for (const record of sendingDomainRecords({ domain: 'shop.example', selector: DEFAULT_DKIM_SELECTOR, publicKeyData: actual, spfMechanism: 'a:localhost' })) {
+      assert.ok(welcome.includes(`  ${record.name}  ${record.type}  "${record.value}"`), `${record.purpose} record printed as the operator publishes it`);
+    }
   } finally {
     await process.stop();
   }
