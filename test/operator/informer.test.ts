@@ -121,6 +121,7 @@ test('a silent watch is restarted by the watchdog, and a deletion missed meanwhi
 });
 
 test('a periodic relist replaces the cache without losing objects', async () => {
+  api.kubectl(['create', 'configmap', 'kept', '-n', 'default']);
   const events: InformerEvent[] = [];
   const restarts: string[] = [];
   const informer = new Informer<KubeObject>({
@@ -130,7 +131,7 @@ test('a periodic relist replaces the cache without losing objects', async () => 
   await informer.start();
   try {
     await until('a periodic relist', () => restarts.includes('periodic relist'));
-    assert.ok(informer.get('stays', 'default'));
+    assert.ok(informer.get('kept', 'default'));
     assert.ok(!events.includes('delete'));
   } finally {
     await informer.stop();

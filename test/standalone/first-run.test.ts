@@ -16,19 +16,19 @@ import { API_KEY_SECRET_KEY, DEFAULT_DKIM_KEY_BITS, DEFAULT_DKIM_SELECTOR, dkimS
 import { MtrelayProcess } from '../helpers/relay-process.ts';
 import { tempDir } from '../helpers/resources.ts';
 
-const state = tempDir('first-run');
-const args = ['standalone', '--state', state, '--host', '127.0.0.1', '--port', '0', '--alt-port', '-1', '--smtps-port', '0',
+const args = (state: string) => ['standalone', '--state', state, '--host', '127.0.0.1', '--port', '0', '--alt-port', '-1', '--smtps-port', '0',
   '--metrics-host', '127.0.0.1', '--metrics-port', '0', '--route', '*=127.0.0.1:9', '--example-domain', 'shop.example'];
 
-async function startAndReadWelcome(): Promise<{ process: MtrelayProcess; welcome: string }> {
-  const process = new MtrelayProcess(args);
+async function startAndReadWelcome(state: string): Promise<{ process: MtrelayProcess; welcome: string }> {
+  const process = new MtrelayProcess(args(state));
   await process.started('standalone listening');
   for (let i = 0; i < 50 && !process.stderr.some((l) => /swaks|SMTP on/.test(l)); i++) await new Promise((r) => setTimeout(r, 100));
   return { process, welcome: process.stderr.join('\n') };
 }
 
 test('first start: example account, DNS records, and a swaks command that works as printed', async () => {
-  const { process, welcome } = await startAndReadWelcome();
+  const state = tempDir('first-run');
+  const { process, welcome } = await startAndReadWelcome(state);
   try {
     const swaks = welcome.slice(welcome.indexOf('  swaks ')).split('\n\n')[0]!;
     assert.match(swaks, /--from you@shop\.example/);
@@ -59,8 +59,10 @@ test('first start: example account, DNS records, and a swaks command that works 
 });
 
 test('a second start keeps the account it created', async () => {
+  const state = tempDir('second-run');
+  await (await startAndReadWelcome(state)).process.stop();
   const before = readFileSync(path.join(state, 'resources', 'example.yaml'), 'utf8');
-  const { process, welcome } = await startAndReadWelcome();
+  const { process, welcome } = await startAndReadWelcome(state);
   await process.stop();
   assert.equal(readFileSync(path.join(state, 'resources', 'example.yaml'), 'utf8'), before);
   assert.match(welcome, /mtrelay standalone: SMTP on 127\.0\.0\.1:\d+ \(STARTTLS\)/);
