@@ -3,6 +3,7 @@
 // of the recipient domain. Modelled on Haraka's outbound client pool.
 import { rootCertificates } from 'node:tls';
 import { SMTPConnection } from '../shared/mail/nodemailer-internals.ts';
+import { MtrelayError } from '../shared/errors.ts';
 import type { Hop } from './routes.ts';
 
 export type TlsPolicy = 'opportunistic' | 'required' | 'verified';
@@ -40,14 +41,13 @@ export interface TransactionResult {
 }
 
 /** The transaction did not get a per-recipient answer: connection, TLS, greeting or DATA failure. */
-export class TransactionError extends Error {
+export class TransactionError extends MtrelayError {
   /** The remote's reply, when there was one (e.g. "554 5.6.0 …" to DATA). */
   readonly reply: string | undefined;
   /** True when another host of the same domain could be tried (connection-level trouble). */
   readonly tryNextHost: boolean;
   constructor(message: string, reply: string | undefined, tryNextHost: boolean) {
-    super(message);
-    this.name = 'TransactionError';
+    super('MTR_ERR_TRANSACTION', message);
     this.reply = reply;
     this.tryNextHost = tryNextHost;
   }

@@ -2,6 +2,7 @@
 // (file, KUBECONFIG, ~/.kube/config or the pod's service account) and supplies TLS and
 // credentials; requests go through node:https so that server-side apply, subresources and
 // optimistic concurrency are plain, visible HTTP.
+import { MtrelayError } from '../errors.ts';
 import https from 'node:https';
 import { KubeConfig } from '@kubernetes/client-node';
 
@@ -38,7 +39,7 @@ export interface KubeObject {
 export type WritableObject = KubeObject & Record<string, unknown>;
 
 /** The API server refused a request; `reason` is Kubernetes' own (NotFound, Conflict, Forbidden, …). */
-export class KubeApiError extends Error {
+export class KubeApiError extends MtrelayError {
   readonly status: number;
   readonly reason: string;
   constructor(method: string, path: string, status: number, body: string) {
@@ -51,8 +52,7 @@ export class KubeApiError extends Error {
     } catch {
       // not a Status object
     }
-    super(`${method} ${path}: ${status} ${reason}: ${message}`);
-    this.name = 'KubeApiError';
+    super('MTR_ERR_KUBE_API', `${method} ${path}: ${status} ${reason}: ${message}`);
     this.status = status;
     this.reason = reason;
   }

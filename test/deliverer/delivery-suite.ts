@@ -43,7 +43,7 @@ export function deliverySuite(harness: DeliveryHarness): void {
   function deliveryArgs(): string[] {
     return ['--dns', dnsAddress, '--smtp-port', String(port), '--tls-ca', ca.caCert,
       '--tls-policy', 'plain-required.test=required', '--tls-policy', 'recipient.test=verified',
-      '--retry-delays', '1s,2s', '--retry-expiry', '10s', '--connect-timeout', '2s', '--socket-timeout', '3s',
+      '--retry-delays', '1s,2s', '--retry-expiry', '15s', '--connect-timeout', '2s', '--socket-timeout', '3s',
       '--bounce-domain', 'bounces.example.com', '--helo-name', 'out.example.com'];
   }
 
@@ -201,7 +201,7 @@ export function deliverySuite(harness: DeliveryHarness): void {
     test('a temporary failure that outlives the expiry becomes a bounce', async () => {
       mx1.script.set('never@recipient.test', '452 4.2.2 Mailbox full');
       const id = await send(['never@recipient.test']);
-      const bounce = await waitForEvent(id, (e) => e.type === 'bounce', 40_000);
+      const bounce = await waitForEvent(id, (e) => e.type === 'bounce', 50_000);
       assert.match(bounce.raw_reason ?? '', /^452 4\.2\.2 Mailbox full \(gave up after \d+ attempts\)$/);
       assert.equal(bounce.bounce_class, 22);
       assert.ok(eventsOf(id).filter((e) => e.type === 'delay').length >= 2);

@@ -21,16 +21,18 @@ export class KafkaReader {
     this.#consumer = consumer;
   }
 
-  static async start(bootstrap: string, topic = 'mtrelay.submissions'): Promise<KafkaReader> {
+  /** With `createTopics` (the default) the project's topics are made first, so the reader may start before any relay. */
+  static async start(bootstrap: string, topic = 'mtrelay.submissions', createTopics = true): Promise<KafkaReader> {
     process.env.KAFKAJS_NO_PARTITIONER_WARNING = '1';
     const kafka = new Kafka({ brokers: [bootstrap], clientId: 'test-reader', logLevel: logLevel.NOTHING });
     const consumer = kafka.consumer({ groupId: `test-${randomUUID()}`, maxBytes: 64 * 1024 * 1024, maxBytesPerPartition: 64 * 1024 * 1024 });
     const reader = new KafkaReader(consumer);
-    // The project's own topic setup, so the reader may start before any relay.
-    const admin = kafka.admin();
-    await admin.connect();
-    await ensureTopics(admin, { prefix: topic.split('.')[0]!, partitions: 2, replicationFactor: 1, maxMessageBytes: 32 * 1024 * 1024, retryDelays: DEFAULT_RETRY_DELAYS }, pino({ level: 'silent' }));
-    await admin.disconnect();
+    if (createTopics) {
+      const admin = kafka.admin();
+      await admin.connect();
+      await ensureTopics(admin, { prefix: topic.split('.')[0]!, partitions: 2, replicationFactor: 1, maxMessageBytes: 32 * 1024 * 1024, retryDelays: DEFAULT_RETRY_DELAYS }, pino({ level: 'silent' }));
+      await admin.disconnect();
+    }
     await consumer.connect();
     await consumer.subscribe({ topic, fromBeginning: true });
     await consumer.run({

@@ -86,7 +86,8 @@ describe('CEL rules', () => {
 });
 
 test('kubectl get mtrelay lists every kind, with the printer columns', () => {
-  api.kubectl(['apply', '-f', '-'], `${domain('  domain: listed.example\n', 'listed')}\n---\n${apiKey('  permissions: ["smtp/send"]\n  disabled: true\n')}`);
+  api.kubectl(['apply', '-f', '-'], `${domain('  domain: listed.example\n', 'listed')}\n---\n${apiKey('  permissions: ["smtp/send"]\n  disabled: true\n')}`
+    + `\n---\n${webhook('  url: https://hooks.example/events\n')}`);
   const output = api.kubectl(['get', 'mtrelay', '-n', 'default']);
   assert.match(output, /sendingdomain\.mtrelay\.dev\/listed/);
   assert.match(output, /apikey\.mtrelay\.dev\/app/);
