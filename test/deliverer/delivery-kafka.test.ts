@@ -1,6 +1,6 @@
 // The delivery suite through relay → Kafka → deliverer, each a real process.
 // @needs kafka processes openssl dkimpy
-// @limit 180s
+// @limit 150s
 import { testKafka } from '../helpers/env.ts';
 import { KafkaReader } from '../helpers/kafka-reader.ts';
 import { DelivererProcess, RelayProcess } from '../helpers/relay-process.ts';

@@ -1,7 +1,7 @@
 // The delivery suite through `mtrelay standalone`: one process, the embedded SQLite queue,
 // events in a JSON-lines log. The crash test kills the whole process after its 250s.
 // @needs processes openssl dkimpy
-// @limit 150s
+// @limit 90s
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { MtrelayProcess } from '../helpers/relay-process.ts';

@@ -1,7 +1,7 @@
 // SIGTERM on a deliverer: deliveries in flight finish, their offsets are committed before
 // it leaves the group, and the next deliverer does not send them again.
 // @needs kafka processes
-// @limit 90s
+// @limit 75s
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import nodemailer from 'nodemailer';

@@ -1,7 +1,7 @@
 // The test broker itself: a random cluster id may start with "-", which the storage tool's
 // argument parser once took for a flag (one run in 64 died at start).
 // @needs kafka-own
-// @limit 90s
+// @limit 45s
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';

@@ -5,7 +5,7 @@
 // (The 10,000 input resources are handed to the controller as in-memory caches: creating
 // them through the API server would only test the API server.)
 // @needs k8s
-// @limit 90s
+// @limit 75s
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';

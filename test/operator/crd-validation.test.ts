@@ -1,7 +1,7 @@
 // The CRDs as the real API server enforces them: `kubectl apply` of a bad resource is refused
 // with a message that names the field and says what is wrong (OpenAPI schema and CEL rules).
 // @needs k8s
-// @limit 60s
+// @limit 45s
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTestApiServer } from './api-server-fixture.ts';

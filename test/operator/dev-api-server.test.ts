@@ -1,7 +1,7 @@
 // `npm run k8s:start` / `k8s:stop`: start the development API server, print a kubeconfig that
 // kubectl can use at once (CRDs applied), and stop it again.
 // @needs k8s processes
-// @limit 60s
+// @limit 45s
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';

@@ -2,7 +2,7 @@
 // loopback proxy that stops passing bytes) the watchdog relists once the server is reachable
 // again, and an object deleted meanwhile is reported as deleted.
 // @needs k8s
-// @limit 60s
+// @limit 45s
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, before, test } from 'node:test';

@@ -6,7 +6,7 @@
 // and the DNS server are shared; every test makes the resources it needs under its own names,
 // so none depends on another having run.
 // @needs k8s kafka processes swaks
-// @limit 240s
+// @limit 180s
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { gunzipSync } from 'node:zlib';

@@ -2,7 +2,7 @@
 // with production dependencies only, every role's CLI starts, the launcher refuses a Node.js
 // older than 24 with a clear message, and a standalone send reaches a mailbox.
 // @needs processes swaks
-// @limit 180s
+// @limit 90s
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';

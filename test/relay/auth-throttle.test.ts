@@ -1,6 +1,6 @@
 // Brute force protection and client addresses behind a load balancer, through the real relay.
 // @needs kafka processes
-// @limit 60s
+// @limit 30s
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { testKafka } from '../helpers/env.ts';

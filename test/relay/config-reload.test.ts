@@ -2,7 +2,7 @@
 // take effect within seconds, a broken folder keeps the last good config, and certificates
 // are swapped when their files change.
 // @needs kafka processes openssl
-// @limit 90s
+// @limit 45s
 import assert from 'node:assert/strict';
 import { copyFileSync, readFileSync } from 'node:fs';
 import path from 'node:path';

@@ -1,7 +1,7 @@
 // The broker goes away mid-run: clients get 451 4.3.0, never a 250 for a message that is
 // not in Kafka; when the broker is back the same relay process sends again.
 // @needs kafka-own processes
-// @limit 120s
+// @limit 90s
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import path from 'node:path';

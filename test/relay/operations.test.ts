@@ -1,7 +1,7 @@
 // What an operator sees: /healthz, /readyz, /metrics, one JSON log line per transaction with
 // no secrets, a clear refusal to start on a broken folder, and a graceful drain on SIGTERM.
 // @needs kafka processes swaks openssl
-// @limit 60s
+// @limit 45s
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { testKafka } from '../helpers/env.ts';

@@ -1,7 +1,7 @@
 // Real clients (swaks, nodemailer) against a relay backed by the real Kafka broker: every
 // reply of the submission service, on each port, with and without TLS, and the stored record.
 // @needs kafka processes swaks openssl
-// @limit 90s
+// @limit 45s
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';

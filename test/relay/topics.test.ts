@@ -1,7 +1,7 @@
 // The relay creates its topics itself with explicit configs, and a message close to SIZE
 // really fits through them.
 // @needs kafka processes
-// @limit 60s
+// @limit 30s
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import kafkajs from 'kafkajs';

@@ -2,7 +2,7 @@
 // key, a self-signed certificate, DNS records to publish, and a swaks command that works
 // exactly as printed.
 // @needs processes swaks
-// @limit 60s
+// @limit 30s
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createPrivateKey, createPublicKey } from 'node:crypto';
