@@ -30,6 +30,8 @@ export interface OutcomeSink<J> {
   commit(job: J, outcome: DurableOutcome): Promise<void>;
   /** Sets aside a job that cannot be processed (unreadable, or a fault of mtrelay): never retried blindly, never lost. */
   deadLetter(job: J, reason: string): Promise<void>;
+  /** Where the job is in this queue, for logs (topic, partition and offset; or the row id). */
+  locate(job: J): Record<string, unknown>;
 }
 
 export interface DeliveryCoreOptions<J> {
@@ -60,7 +62,7 @@ export class DeliveryCore<J extends { record: QueueRecord }> {
     try {
       await this.#process(job);
     } catch (error) {
-      this.#o.logger.error({ err: error, key: job.record.key }, 'delivery failed unexpectedly; the record is set aside as a dead letter');
+      this.#o.logger.error({ err: error, transmissionId: job.record.key, ...this.#o.sink.locate(job) }, 'delivery failed unexpectedly; the record is set aside as a dead letter');
       await this.#deadLetter(job, `delivery attempt failed: ${(error as Error).message}`);
     } finally {
       this.#track(-1);
@@ -74,7 +76,7 @@ export class DeliveryCore<J extends { record: QueueRecord }> {
 
   async #deadLetter(job: J, reason: string): Promise<void> {
     this.#o.metrics.deadLetters.inc();
-    this.#o.logger.error({ key: job.record.key, reason }, 'record set aside as a dead letter');
+    this.#o.logger.error({ transmissionId: job.record.key, ...this.#o.sink.locate(job), reason }, 'record set aside as a dead letter');
     await this.#o.sink.deadLetter(job, reason);
   }
 

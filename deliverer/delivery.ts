@@ -1,7 +1,7 @@
 // One delivery attempt of one submission: fan out, skip suppressed recipients, resolve each
 // domain's route, sign, send identical copies for a destination in one transaction, and
-// return an outcome per recipient. What happens next (events, retries, suppression) is
-// the runtime's business, so Kafka and standalone mode share this code.
+// return an outcome per recipient. What the outcomes become (events, retries, suppression)
+// is decided by the delivery core (delivery-core.ts).
 import { createHash } from 'node:crypto';
 import pLimit from 'p-limit';
 import type { Logger } from 'pino';
@@ -121,7 +121,16 @@ export class Deliverer {
   }
 
   async #sendGroup(job: DeliveryJob, domain: string, hops: Hop[], group: Copy[], log: Logger): Promise<RecipientOutcome[]> {
-    const message = await this.#sign(job, copyBytes(group[0]!));
+    let message: Buffer;
+    try {
+      message = await this.#sign(job, copyBytes(group[0]!));
+    } catch (error) {
+      // Never unsigned: the recipients wait on the ladder while an operator fixes the key.
+      log.error({ err: error }, 'DKIM signing failed');
+      const key = this.#deps.store.sendingDomain(job.submission.namespace, job.submission.sendingDomain);
+      const reply = replyLine('DKIM_SIGNING_FAILED', { domain: job.submission.sendingDomain, selector: key?.dkimSelector ?? '' });
+      return group.map((c) => failure(c, reply, undefined, 'DKIM_SIGNING_FAILED', BOUNCE_CLASS.ADMIN_FAILURE));
+    }
     const to = group.map((c) => c.rcptTo);
     const from = returnPath(job.submission, to, this.#deps.bounceDomain);
     let lastError = 'no address to try';

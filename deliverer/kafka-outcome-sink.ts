@@ -2,7 +2,7 @@
 // acks=all, retried while the broker may still take them. Events travel with those of other
 // records finishing at the same time (EventBatcher). A partial write followed by a
 // redelivery repeats events, never loses outcomes.
-import type { Producer } from 'kafkajs';
+import type { IHeaders, Producer } from 'kafkajs';
 import type { Logger } from 'pino';
 import type { topicNames } from '../shared/kafka/topics.ts';
 import type { QueueRecord } from '../shared/queue.ts';
@@ -19,6 +19,8 @@ export interface KafkaJob {
   partition: number;
   offset: string;
   record: QueueRecord;
+  /** The key and headers exactly as consumed, so a dead letter keeps them byte for byte. */
+  original: { key: Buffer | null; headers: IHeaders | undefined };
 }
 
 export class KafkaOutcomeSink implements OutcomeSink<KafkaJob> {
@@ -41,10 +43,15 @@ export class KafkaOutcomeSink implements OutcomeSink<KafkaJob> {
   }
 
   deadLetter(job: KafkaJob, reason: string): Promise<void> {
-    const { record } = job;
+    const { original, record } = job;
     return this.#durably(() => this.#producer.send({ topic: this.#topics.deadLetter, acks: -1, messages: [{
-      key: record.key, value: record.value, headers: { ...record.headers, 'mtrelay-dead-letter-reason': reason, 'mtrelay-dead-letter-topic': job.topic },
+      key: original.key, value: record.value,
+      headers: { ...original.headers, 'mtrelay-dead-letter-reason': reason, 'mtrelay-dead-letter-topic': job.topic, 'mtrelay-dead-letter-offset': `${job.partition}/${job.offset}` },
     }] }).then(() => undefined));
+  }
+
+  locate(job: KafkaJob): Record<string, unknown> {
+    return { topic: job.topic, partition: job.partition, offset: job.offset };
   }
 
   async #write(outcome: DurableOutcome): Promise<void> {

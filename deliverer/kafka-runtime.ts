@@ -2,29 +2,33 @@
 // retry topics, many records in flight per partition, and an offset committed only once
 // every earlier record's outcome is durable (the core finishes a job only then).
 import type { Consumer, EachBatchPayload, Kafka, KafkaMessage, Producer } from 'kafkajs';
-import type { Logger } from 'pino';
 import { recordHeaders } from '../shared/kafka/record-headers.ts';
 import { topicNames } from '../shared/kafka/topics.ts';
 import { DeliveryCore, type DeliveryCoreOptions } from './delivery-core.ts';
 import { KafkaOutcomeSink, type KafkaJob } from './kafka-outcome-sink.ts';
-import type { DelivererMetrics } from './metrics.ts';
 import { OffsetTracker } from './offset-tracker.ts';
 import { readRetryState } from './retry-record.ts';
 
 export interface KafkaRuntimeOptions extends Omit<DeliveryCoreOptions<KafkaJob>, 'sink'> {
   kafka: Kafka;
   prefix: string;
-  metrics: DelivererMetrics;
-  logger: Logger;
   groupId: string;
   maxInFlight: number;
   maxMessageBytes: number;
-  /** The consumer stopped for good: a pod that looks healthy but consumes nothing is worse than a restart. */
-  onFatal: (error: Error) => void;
+  /**
+   * The consumer stopped for good, or a record could not even be set aside: a pod that looks
+   * healthy but consumes nothing, or an offset committed past an unhandled record, is worse than
+   * a restart. Must not return (the process exits).
+   */
+  onFatal: (error: Error) => never;
 }
 
 function kafkaJob(topic: string, partition: number, message: KafkaMessage): KafkaJob {
-  return { topic, partition, offset: message.offset, record: { key: message.key?.toString() ?? '', value: message.value ?? Buffer.alloc(0), headers: recordHeaders(message.headers) } };
+  return {
+    topic, partition, offset: message.offset,
+    record: { key: message.key?.toString() ?? '', value: message.value ?? Buffer.alloc(0), headers: recordHeaders(message.headers) },
+    original: { key: message.key, headers: message.headers },
+  };
 }
 
 export class KafkaDeliveryRuntime {
@@ -113,7 +117,8 @@ export class KafkaDeliveryRuntime {
       this.#tracker.start(topic, partition, message.offset);
       resolveOffset(message.offset); // fetch on; the commit still waits for the outcome
       void this.#core.run(job)
-        .catch((error: unknown) => this.#o.logger.fatal({ err: error, topic, offset: message.offset }, 'record could not be dead-lettered'))
+        // Not even set aside: the offset must not pass it. The process stops; the record comes back to the group.
+        .catch((error: unknown) => this.#o.onFatal(new Error(`record ${topic}/${partition}/${message.offset} could not be dead-lettered: ${(error as Error).message}`, { cause: error })))
         .finally(() => {
           this.#tracker.finish(topic, partition, message.offset);
           for (const wake of this.#slots.splice(0)) wake();

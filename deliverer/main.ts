@@ -79,7 +79,7 @@ export async function startDeliverer(config: DelivererConfig, logger: Logger): P
 
   const kafka = createKafka({ brokers: config.brokers, clientId: 'mtrelay-deliverer', logger });
   const layout: TopicLayout = { ...config.topics, retryDelays: config.policy.rungs.map((r) => r.name) };
-  await ensureTopicsWhenReachable(kafka, layout, logger, () => role.draining);
+  await ensureTopicsWhenReachable(kafka, layout, logger);
 
   const suppressions = new SuppressionList();
   const suppressionConsumer = await followSuppressions(kafka, topicNames(layout.prefix).suppressions, suppressions,

@@ -4,7 +4,6 @@ import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 export function createDelivererMetrics(registry: Registry) {
   const registers = [registry];
   return {
-    registry,
     outcomes: new Counter({
       name: 'mtrelay_deliverer_outcomes_total', labelNames: ['type', 'bounce_class', 'reply'], registers,
       help: 'Recipient outcomes by event type (delivery, delay, bounce, policy_rejection), bounce class, and reply: its name in the reply catalogue when the deliverer decided, "remote" when the remote server answered',

@@ -6,7 +6,6 @@ export function createOperatorMetrics(registry: Registry) {
   /** Set by the operator: one entry per condition of every resource, counted at scrape time. */
   const resourceConditions = { list: (): { kind: string; condition: string; status: string }[] => [] };
   return {
-    registry,
     resourceConditions,
     reconciles: new Counter({ name: 'mtrelay_operator_reconciles_total', help: 'Reconciles by kind and result (success, error, conflict)', labelNames: ['kind', 'result'], registers }),
     reconcileSeconds: new Histogram({

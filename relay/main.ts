@@ -41,15 +41,13 @@ export async function startRelay(config: RelayConfig, logger: Logger): Promise<R
 
   const kafka = createKafka({ brokers: config.brokers, clientId: 'mtrelay-relay', logger, requestTimeoutMs: config.kafkaTimeoutMs });
   const layout: TopicLayout = { ...config.topics, maxMessageBytes: config.settings.maxMessageBytes };
-  await ensureTopicsWhenReachable(kafka, layout, logger, () => role.draining);
+  await ensureTopicsWhenReachable(kafka, layout, logger);
   const producer = new SubmissionProducer({
     kafka, topic: topicNames(layout.prefix).submissions, logger, timeoutMs: config.kafkaTimeoutMs, produceSeconds: metrics.produceSeconds,
   });
   producer.start();
-  role.readiness(() => {
-    metrics.kafkaConnected.set(producer.connected ? 1 : 0);
-    return producer.connected ? undefined : 'Kafka producer not connected';
-  });
+  metrics.probes.kafkaConnected = () => producer.connected;
+  role.readiness(() => (producer.connected ? undefined : 'Kafka producer not connected'));
 
   const server = await startSmtpService(role, { ...config, store, queue: producer, metrics });
   role.onStop('Kafka producer (records handed over are acknowledged)', () => producer.close());

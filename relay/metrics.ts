@@ -3,8 +3,10 @@ import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 
 export function createRelayMetrics(registry: Registry) {
   const registers = [registry];
+  /** Set by the relay once its producer exists; read at every scrape. */
+  const probes = { kafkaConnected: (): boolean => false };
   return {
-    registry,
+    probes,
     connections: new Counter({ name: 'mtrelay_relay_connections_total', help: 'SMTP connections accepted, by listener', labelNames: ['listener'], registers }),
     openConnections: new Gauge({ name: 'mtrelay_relay_open_connections', help: 'SMTP connections open now', labelNames: ['listener'], registers }),
     tlsHandshakes: new Counter({ name: 'mtrelay_relay_tls_handshakes_total', help: 'Completed TLS handshakes (STARTTLS or implicit), by protocol', labelNames: ['listener', 'protocol'], registers }),
@@ -16,7 +18,10 @@ export function createRelayMetrics(registry: Registry) {
       name: 'mtrelay_relay_kafka_produce_seconds', help: 'Time from handing a batch to the Kafka producer to the broker acknowledgement',
       labelNames: ['result'], buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers,
     }),
-    kafkaConnected: new Gauge({ name: 'mtrelay_relay_kafka_connected', help: '1 while the Kafka producer is connected', registers }),
+    kafkaConnected: new Gauge({
+      name: 'mtrelay_relay_kafka_connected', help: '1 while the Kafka producer is connected', registers,
+      collect() { this.set(probes.kafkaConnected() ? 1 : 0); },
+    }),
   };
 }
 

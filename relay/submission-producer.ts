@@ -8,8 +8,6 @@ import type { Logger } from 'pino';
 import type { Histogram } from 'prom-client';
 import { QueueUnavailableError, type QueueRecord, type SubmissionQueue } from '../shared/queue.ts';
 
-export { QueueUnavailableError };
-
 interface Pending {
   message: QueueRecord;
   bytes: number;

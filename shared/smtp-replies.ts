@@ -214,6 +214,11 @@ export const REPLIES = {
     when: '`delay` (class 24): every address refused, timed out, or failed the TLS policy before a transaction',
     action: 'nothing: retried on the ladder; the detail names the host and the failure',
   },
+  DKIM_SIGNING_FAILED: {
+    code: 451, enhanced: '4.7.5', text: 'DKIM signing for {domain} with selector {selector} failed; the sending domain\'s key is unusable', by: 'deliverer',
+    when: '`delay` (class 25): the sending domain\'s DKIM key cannot sign (not an RSA key, or damaged); nothing is sent unsigned',
+    action: 'fix the key in the domain\'s `<name>-dkim` Secret; the message is retried on the ladder and bounces at the retry expiry',
+  },
   DELIVERY_INTERRUPTED: {
     code: 451, enhanced: '4.3.0', text: 'Delivery interrupted: {detail}', by: 'deliverer',
     when: '`delay` (class 70): the connection failed during the transaction without a reply',

@@ -1,19 +1,23 @@
 // Writes that arrive in the same turn of the event loop share one transaction, and so one
 // fsync: under load a commit carries many messages, when idle it carries one without waiting.
-// Each caller's promise settles with the transaction that carried its item.
+// Each caller's promise settles with the transaction that carried its item, and only with it:
+// work done after the commit can never fail a caller whose item is stored.
+
+export interface GroupCommitOptions<T> {
+  /** Stores the items in one transaction; throws when it rolled back. */
+  write: (items: T[]) => void;
+  /** The error each caller gets when the transaction rolled back. */
+  failed?: (error: Error) => Error;
+  /** After a commit, once the callers are answered (wake a worker, flush an outbox). Must not throw. */
+  committed?: () => void;
+}
 
 export class GroupCommit<T> {
-  readonly #write: (items: T[]) => void;
-  readonly #failed: (error: Error) => Error;
+  readonly #o: GroupCommitOptions<T>;
   #waiting: { item: T; resolve: () => void; reject: (error: Error) => void }[] = [];
 
-  /**
-   * `write` stores the items in one transaction and throws when it rolled back; `failed` turns
-   * that error into the one each caller gets.
-   */
-  constructor(write: (items: T[]) => void, failed: (error: Error) => Error = (error) => error) {
-    this.#write = write;
-    this.#failed = failed;
+  constructor(options: GroupCommitOptions<T>) {
+    this.#o = options;
   }
 
   add(item: T): Promise<void> {
@@ -29,12 +33,13 @@ export class GroupCommit<T> {
     this.#waiting = [];
     if (!batch.length) return;
     try {
-      this.#write(batch.map((w) => w.item));
+      this.#o.write(batch.map((w) => w.item));
     } catch (error) {
-      const failure = this.#failed(error as Error);
+      const failure = this.#o.failed ? this.#o.failed(error as Error) : (error as Error);
       for (const w of batch) w.reject(failure);
       return;
     }
     for (const w of batch) w.resolve();
+    this.#o.committed?.();
   }
 }

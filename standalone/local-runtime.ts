@@ -1,12 +1,10 @@
 // Feeds the delivery core from the embedded queue: claims what is due, many jobs in flight,
 // each finished in one SQLite transaction (the queue is the core's outcome sink).
-import type { Logger } from 'pino';
 import { DeliveryCore, type DeliveryCoreOptions } from '../deliverer/delivery-core.ts';
 import type { QueuedJob, SqliteQueue } from './sqlite-queue.ts';
 
 export interface LocalRuntimeOptions extends Omit<DeliveryCoreOptions<QueuedJob>, 'sink'> {
   queue: SqliteQueue;
-  logger: Logger;
   maxInFlight: number;
 }
 
@@ -45,6 +43,7 @@ export class LocalDeliveryRuntime {
     clearTimeout(this.#timer);
     for (const job of this.#o.queue.claim(this.#o.maxInFlight - this.#core.inFlight)) {
       void this.#core.run(job)
+        // Not even set aside: the job stays leased, and the next start delivers it again.
         .catch((error: unknown) => this.#o.logger.fatal({ err: error, job: job.id }, 'job could not be set aside; it is delivered again at the next start'))
         .finally(() => {
           if (this.#stopping && this.#core.inFlight === 0) this.#idle?.();

@@ -49,8 +49,10 @@ export async function startStandalone(config: StandaloneConfig, logger: Logger):
   const store = await role.openConfig({ resourcesDir });
 
   const eventsLog = path.join(config.stateDir, 'events.jsonl');
-  const queue = new SqliteQueue(path.join(config.stateDir, 'queue.db'), eventsLog);
-  queue.onEventLogError = (error) => logger.error({ err: error, eventsLog }, 'events could not be written to the event log; they stay queued and are written with the next ones');
+  const queue = new SqliteQueue({
+    file: path.join(config.stateDir, 'queue.db'), eventsLog,
+    onEventLogError: (error) => logger.error({ err: error, eventsLog }, 'events could not be written to the event log; they stay queued and are written with the next ones'),
+  });
   const suppressions = new SuppressionList();
   const { deliverer, closePool } = createDeliveryEngine(role, config, store, suppressions, delivererMetrics);
   const runtime = new LocalDeliveryRuntime({ queue, deliverer, policy: config.policy, suppressions, metrics: delivererMetrics, logger, maxInFlight: config.maxInFlight });

@@ -2,7 +2,7 @@
 // so a record is on disk before the relay answers 250. Work is leased, not removed, until
 // its outcome is committed in the same transaction as its events, retry and suppressions:
 // a process killed at any point redelivers, never loses.
-import { appendFileSync } from 'node:fs';
+import { appendFileSync, existsSync, statSync, truncateSync } from 'node:fs';
 import { DatabaseSync } from 'node:sqlite';
 import type { DurableOutcome, OutcomeSink } from '../deliverer/delivery-core.ts';
 import type { SuppressionEntry } from '../deliverer/suppression-list.ts';
@@ -17,19 +17,27 @@ export interface QueuedJob {
   record: QueueRecord;
 }
 
+export interface SqliteQueueOptions {
+  file: string;
+  /** The JSON-lines event log events are moved to from the outbox. */
+  eventsLog: string;
+  /** Events could not be appended to the log; they stay in the outbox and go with the next flush. */
+  onEventLogError: (error: Error) => void;
+}
+
 export class SqliteQueue implements SubmissionQueue, OutcomeSink<QueuedJob> {
   readonly #db: DatabaseSync;
   readonly #eventsLog: string;
+  readonly #onEventLogError: (error: Error) => void;
   readonly #submissions: GroupCommit<QueueRecord>;
   readonly #outcomes: GroupCommit<{ job: QueuedJob; outcome: DurableOutcome }>;
   #closed = false;
   /** Called after new work is committed, so the delivery loop need not wait for its poll. */
   onWork: () => void = () => undefined;
-  /** Events could not be appended to the log; they stay in the outbox and go with the next flush. */
-  onEventLogError: (error: Error) => void = () => undefined;
 
-  constructor(file: string, eventsLog: string) {
+  constructor({ file, eventsLog, onEventLogError }: SqliteQueueOptions) {
     this.#eventsLog = eventsLog;
+    this.#onEventLogError = onEventLogError;
     this.#db = new DatabaseSync(file);
     this.#db.exec(`
       PRAGMA journal_mode = WAL;
@@ -53,9 +61,18 @@ export class SqliteQueue implements SubmissionQueue, OutcomeSink<QueuedJob> {
     // One process owns the folder: leases of a previous (killed) run are void.
     this.#db.exec('UPDATE jobs SET leased_until = 0');
     this.#flushEvents();
-    this.#submissions = new GroupCommit((records) => this.#insertSubmissions(records),
-      (error) => new QueueUnavailableError(`the local queue cannot store the message: ${error.message}`, { cause: error }));
-    this.#outcomes = new GroupCommit((finished) => this.#storeOutcomes(finished));
+    this.#submissions = new GroupCommit({
+      write: (records) => this.#insertSubmissions(records),
+      failed: (error) => new QueueUnavailableError(`the local queue cannot store the message: ${error.message}`, { cause: error }),
+      committed: () => this.onWork(),
+    });
+    this.#outcomes = new GroupCommit({
+      write: (finished) => this.#storeOutcomes(finished),
+      committed: () => {
+        this.#flushEvents();
+        this.onWork();
+      },
+    });
   }
 
   get connected(): boolean {
@@ -73,7 +90,6 @@ export class SqliteQueue implements SubmissionQueue, OutcomeSink<QueuedJob> {
     this.#transaction(() => {
       for (const record of records) insert.run(record.key, record.value, JSON.stringify(record.headers));
     });
-    this.onWork();
   }
 
   /** Runs `work` in one write transaction; throws the error that rolled it back. */
@@ -130,21 +146,29 @@ export class SqliteQueue implements SubmissionQueue, OutcomeSink<QueuedJob> {
         for (const x of outcome.suppressions) suppress.run(x.namespace, x.address, JSON.stringify(x));
       }
     });
-    this.#flushEvents();
-    this.onWork();
   }
 
-  /** Moves committed events to the JSON-lines event log (an outbox, so none is lost in a crash or a full disk). */
+  /**
+   * Moves committed events to the JSON-lines event log. They stay in the outbox until appended,
+   * so none is lost in a crash or on a full disk; a failed append is cut back to where it
+   * started, so a retry writes no torn or doubled line.
+   */
   #flushEvents(): void {
-    const rows = this.#db.prepare('SELECT id, json FROM events_outbox ORDER BY id').all() as { id: number; json: string }[];
-    if (!rows.length) return;
+    let size = 0;
     try {
+      const rows = this.#db.prepare('SELECT id, json FROM events_outbox ORDER BY id').all() as { id: number; json: string }[];
+      if (!rows.length) return;
+      size = existsSync(this.#eventsLog) ? statSync(this.#eventsLog).size : 0;
       appendFileSync(this.#eventsLog, rows.map((r) => `${r.json}\n`).join(''));
+      this.#db.prepare('DELETE FROM events_outbox WHERE id <= ?').run(rows.at(-1)!.id);
     } catch (error) {
-      this.onEventLogError(error as Error);
-      return;
+      try { if (existsSync(this.#eventsLog)) truncateSync(this.#eventsLog, size); } catch { /* the next flush tries again */ }
+      this.#onEventLogError(error as Error);
     }
-    this.#db.prepare('DELETE FROM events_outbox WHERE id <= ?').run(rows.at(-1)!.id);
+  }
+
+  locate(job: QueuedJob): Record<string, unknown> {
+    return { job: job.id };
   }
 
   /** A job that cannot be delivered at all (unreadable, or a failure of our own) is set aside, not retried forever. */

@@ -66,8 +66,8 @@ export async function ensureTopics(admin: Admin, layout: TopicLayout, logger: Lo
  * Creates the missing topics, retrying until the broker answers: in a fresh cluster Kafka may
  * start after mtrelay. Every role that writes to Kafka starts this way; it is not ready meanwhile.
  */
-export async function ensureTopicsWhenReachable(kafka: Kafka, layout: TopicLayout, logger: Logger, stopped: () => boolean = () => false): Promise<void> {
-  for (let attempt = 1; !stopped(); attempt++) {
+export async function ensureTopicsWhenReachable(kafka: Kafka, layout: TopicLayout, logger: Logger): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
     const admin = kafka.admin();
     try {
       await admin.connect();

@@ -41,6 +41,9 @@ class RecordingSink implements OutcomeSink<{ record: QueueRecord }> {
   async deadLetter(_job: { record: QueueRecord }, reason: string): Promise<void> {
     this.deadLetters.push(reason);
   }
+  locate(): Record<string, unknown> {
+    return { row: 1 };
+  }
 }
 
 function core(attempt: (job: DeliveryJob) => Promise<RecipientOutcome[]>) {

@@ -1,0 +1,57 @@
+// One attempt through the real Deliverer and pool, in this process, against a sink on
+// loopback: a sending domain whose key cannot sign delays its mail with mtrelay's own reply,
+// and nothing reaches the mailbox unsigned.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { pino } from 'pino';
+import { parseAllDocuments } from 'yaml';
+import { Deliverer } from '../../deliverer/delivery.ts';
+import { RouteResolver } from '../../deliverer/routes.ts';
+import { SmtpPool } from '../../deliverer/smtp-pool.ts';
+import { EMPTY_ATTRIBUTES } from '../../shared/attributes/x-mt-attr.ts';
+import { compileConfig } from '../../shared/config/compiler.ts';
+import { ConfigStore } from '../../shared/config/store.ts';
+import { replyLine } from '../../shared/smtp-replies.ts';
+import { freePort } from '../kafka/broker.ts';
+import { sendingDomainYaml } from '../helpers/resources.ts';
+import { SmtpSink } from '../helpers/smtp-sink.ts';
+
+let sink: SmtpSink;
+let pool: SmtpPool;
+let deliverer: Deliverer;
+
+before(async () => {
+  sink = new SmtpSink({ host: '127.0.0.1', port: await freePort() });
+  await sink.listen();
+  // A key whose PEM armour is right but whose body is not a key: the compiler lets it through.
+  const damaged = 'apiVersion: v1\nkind: Secret\nmetadata: {name: broken-com-dkim, namespace: acme}\nstringData:\n  privateKey: |\n    -----BEGIN PRIVATE KEY-----\n    bm90IGEga2V5\n    -----END PRIVATE KEY-----\n';
+  const store = new ConfigStore();
+  store.apply(compileConfig([sendingDomainYaml('acme', 'broken-com', 'broken.com'), damaged]
+    .flatMap((yaml) => parseAllDocuments(yaml).map((d) => ({ source: 'test.yaml', document: d.toJS() })))));
+  pool = new SmtpPool({ connectionsPerDestination: 1, messagesPerConnection: 10, messagesPerSecond: 0, heloName: 'out.test', extraCa: [],
+    connectTimeoutMs: 2000, socketTimeoutMs: 5000, tlsPolicy: () => 'opportunistic' });
+  deliverer = new Deliverer({
+    store, pool, isSuppressed: () => false, logger: pino({ level: 'silent' }),
+    routes: new RouteResolver({ routes: new Map([['*', { host: '127.0.0.1', port: sink.port }]]) }),
+  });
+});
+after(async () => {
+  pool.close();
+  await sink.close();
+});
+
+test('a key that cannot sign: a delay with DKIM_SIGNING_FAILED, and no unsigned copy is sent', async () => {
+  const outcomes = await deliverer.attempt({
+    attempt: 0,
+    raw: Buffer.from('From: a@broken.com\r\nTo: r@x.test\r\nSubject: s\r\n\r\nbody\r\n'),
+    submission: {
+      transmissionId: '7', namespace: 'acme', apiKeyId: 'acme/app', mailFrom: 'a@broken.com', rcptTo: ['r@x.test'], sendingDomain: 'broken.com',
+      attributes: EMPTY_ATTRIBUTES, receivedAt: new Date().toISOString(), clientAddress: '192.0.2.1', tls: 'none',
+    },
+  });
+  assert.deepEqual(outcomes, [{
+    rcptTo: 'r@x.test', rcptType: 'to', kind: 'deferred', ours: 'DKIM_SIGNING_FAILED', bounceClass: 25,
+    reply: replyLine('DKIM_SIGNING_FAILED', { domain: 'broken.com', selector: 'mtrelay' }),
+  }]);
+  assert.equal(sink.received.length, 0);
+});
