@@ -13,82 +13,31 @@ import { gunzipSync } from 'node:zlib';
 import { after, before, describe, test } from 'node:test';
 import type { KubeApiServer } from '../k8s/api-server.ts';
 import { testKafka } from '../helpers/env.ts';
-import { TestDnsServer } from '../helpers/dns-server.ts';
 import { KafkaReader } from '../helpers/kafka-reader.ts';
 import { DelivererProcess, MtrelayProcess, RelayProcess } from '../helpers/relay-process.ts';
 import { RawSmtp } from '../helpers/smtp-raw.ts';
 import { swaks, submitArgs } from '../helpers/swaks.ts';
-import { startTestApiServer } from './api-server-fixture.ts';
-import { repoRoot } from '../kafka/broker.ts';
+import { OperatorCluster, SYSTEM, condition, eventually } from './cluster-fixture.ts';
 
-const SYSTEM = 'mtrelay-system';
+let cluster: OperatorCluster;
 let api: KubeApiServer;
-let dns: TestDnsServer;
-let dnsAddress: string;
 let operator: MtrelayProcess;
 /** The identity of the replica holding the Lease now (leadership tests hand it over). */
 let leader = 'operator-a';
 let relay: RelayProcess;
 let reader: KafkaReader;
-let relayKubeconfig: string;
-let operatorKubeconfig: string;
 
-interface Status { conditions?: { type: string; status: string; reason: string; message: string; observedGeneration?: number }[]; [k: string]: unknown }
-
-function getJson<T = { status?: Status; data?: Record<string, string>; spec?: Record<string, unknown> }>(args: string[]): T {
-  return JSON.parse(api.kubectl(['get', ...args, '-o', 'json'])) as T;
-}
-
-function condition(status: Status | undefined, type: string) {
-  return status?.conditions?.find((c) => c.type === type);
-}
-
-async function eventually<T>(what: string, probe: () => T | undefined | false, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = probe();
-      if (value) return value;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms${last ? ` (${(last as Error).message})` : ''}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
-/** An operator replica, once it runs (its caches synced, its metrics endpoint known). */
-async function startOperator(identity: string): Promise<MtrelayProcess> {
-  const replica = new MtrelayProcess([
-    'operator', '--kubeconfig', operatorKubeconfig, '--namespace', SYSTEM, '--identity', identity,
-    '--dns', dnsAddress, '--spf-include', 'spf.mtrelay.test', '--tracking-cname', 'track.mtrelay.test', '--dns-retry-interval', '1s',
-    '--lease-duration', '4s', '--renew-deadline', '3s', '--retry-period', '500ms',
-    '--metrics-host', '127.0.0.1', '--metrics-port', '0',
-  ]);
-  replica.metricsPort = (await replica.started('operator running')).metricsPort as number;
-  return replica;
-}
-
-/** Publishes the records the domain's status asks for, as its owner would. */
-function publishRecords(namespace: string, name: string): void {
-  const status = getJson(['sendingdomain', '-n', namespace, name]).status as { dnsRecords: { type: string; name: string; value: string }[] };
-  for (const record of status.dnsRecords) dns.set(record.name, record.type === 'CNAME' ? { CNAME: record.value } : { TXT: [record.value] });
-}
-
-function apiKeyValue(namespace: string, secret: string, key = 'apiKey'): string {
-  return Buffer.from(getJson(['secret', '-n', namespace, secret]).data![key]!, 'base64').toString('utf8');
-}
+const getJson: OperatorCluster['getJson'] = (args) => cluster.getJson(args);
+const apply = (lines: string[]) => cluster.apply(lines);
+const publishRecords = (namespace: string, name: string) => cluster.publishRecords(namespace, name);
+const apiKeyValue = (namespace: string, secret: string) => cluster.secretValue(namespace, secret);
+const startOperator = (identity: string) => cluster.startOperator(identity);
 
 function delivererDomain(domain: string): { dkimSelector: string; dkimPrivateKey?: string } | undefined {
   const data = getJson(['secret', '-n', SYSTEM, 'mtrelay-deliverer-config']).data!;
   const document = JSON.parse(gunzipSync(Buffer.from(data['config.json.gz']!, 'base64')).toString()) as
     { namespaces: Record<string, { domains: Record<string, { dkimSelector: string; dkimPrivateKey?: string }> }> };
   return document.namespaces.acme?.domains[domain];
-}
-
-function apply(lines: string[]): void {
-  api.kubectl(['apply', '-f', '-'], [...lines, ''].join('\n'));
 }
 
 /** A SendingDomain in namespace acme, its records published, Ready: in the config and sending. */
@@ -115,22 +64,15 @@ async function authReply(apiKey: string, port = relay.ports.submission): Promise
 }
 
 before(async () => {
-  api = await startTestApiServer('operator');
-  dns = new TestDnsServer();
-  dnsAddress = await dns.start();
-  api.kubectl(['create', 'namespace', SYSTEM]);
-  api.kubectl(['create', 'namespace', 'acme']);
-  // Every role runs with exactly the privileges operator/rbac.yaml grants it.
-  api.kubectl(['apply', '-f', path.join(repoRoot, 'operator', 'rbac.yaml')]);
-  relayKubeconfig = api.kubeconfigWithToken(api.serviceAccountToken(SYSTEM, 'mtrelay-relay'), path.join(api.dir, 'relay.kubeconfig'));
-  operatorKubeconfig = api.kubeconfigWithToken(api.serviceAccountToken(SYSTEM, 'mtrelay-operator'), path.join(api.dir, 'operator.kubeconfig'));
+  cluster = await OperatorCluster.start('operator');
+  api = cluster.api;
   operator = await startOperator('operator-a');
   await operator.waitForLog((l) => l.msg === 'became the leader');
   reader = await KafkaReader.start(testKafka());
   // A relay that reads its config from the operator's Secret with its own service account.
   relay = await RelayProcess.start({
     kafka: testKafka(),
-    args: ['--config-secret', `${SYSTEM}/mtrelay-relay-config`, '--kubeconfig', relayKubeconfig, '--allow-auth-without-tls'],
+    args: ['--config-secret', `${SYSTEM}/mtrelay-relay-config`, '--kubeconfig', cluster.relayKubeconfig, '--allow-auth-without-tls'],
   });
 });
 
@@ -138,8 +80,7 @@ after(async () => {
   await relay?.stop();
   await operator?.stop();
   await reader?.stop();
-  await dns?.stop();
-  await api?.stop();
+  await cluster?.stop();
 });
 
 describe('a domain and a key applied with kubectl', () => {
@@ -194,7 +135,7 @@ describe('a domain and a key applied with kubectl', () => {
     assert.ok(!relayText.includes('PRIVATE KEY'));
     assert.ok(!relayText.includes(key));
     assert.match(gunzipSync(Buffer.from(deliverer['config.json.gz']!, 'base64')).toString(), /PRIVATE KEY/);
-    const kubectlAsRelay = (args: string[]) => api.kubectl(['--kubeconfig', relayKubeconfig, ...args]);
+    const kubectlAsRelay = (args: string[]) => api.kubectl(['--kubeconfig', cluster.relayKubeconfig, ...args]);
     assert.throws(() => kubectlAsRelay(['get', 'secret', '-n', SYSTEM, 'mtrelay-deliverer-config']), /Forbidden/);
     assert.throws(() => kubectlAsRelay(['get', 'secret', '-n', 'acme', 'hash-mail-dkim']), /Forbidden/);
     assert.throws(() => kubectlAsRelay(['get', 'secrets', '-n', SYSTEM]), /Forbidden/);
@@ -249,7 +190,7 @@ describe('a domain and a key applied with kubectl', () => {
   test('kubectl delete apikey: AUTH fails on every relay within 5 seconds', async () => {
     const second = await RelayProcess.start({
       kafka: testKafka(),
-      args: ['--config-secret', `${SYSTEM}/mtrelay-relay-config`, '--kubeconfig', relayKubeconfig, '--allow-auth-without-tls'],
+      args: ['--config-secret', `${SYSTEM}/mtrelay-relay-config`, '--kubeconfig', cluster.relayKubeconfig, '--allow-auth-without-tls'],
     });
     try {
       const key = await generatedKey('doomed');
@@ -272,7 +213,7 @@ describe('a domain and a key applied with kubectl', () => {
   });
 
   test('a relay whose config Secret it cannot read starts, says why, and is not ready', async () => {
-    const blind = new MtrelayProcess(['relay', '--config-secret', `${SYSTEM}/mtrelay-deliverer-config`, '--kubeconfig', relayKubeconfig,
+    const blind = new MtrelayProcess(['relay', '--config-secret', `${SYSTEM}/mtrelay-deliverer-config`, '--kubeconfig', cluster.relayKubeconfig,
       '--kafka', testKafka(), '--host', '127.0.0.1', '--port', '0', '--alt-port', '-1', '--smtps-port', '-1',
       '--metrics-host', '127.0.0.1', '--metrics-port', '0', '--partitions', '2']);
     try {

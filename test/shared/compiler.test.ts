@@ -7,19 +7,32 @@ import { sha256Hex } from '../../shared/config/hash.ts';
 import { ConfigCompileError, describeProblem } from '../../shared/config/problems.ts';
 import { compileManifestFolder } from '../../shared/config/manifest-folder.ts';
 import { accountFolder, apiKeyYaml, newApiKey, sendingDomainYaml } from '../helpers/resources.ts';
+import { readdirSync, readFileSync } from 'node:fs';
 import { parseAllDocuments } from 'yaml';
 
 const docs = (...yaml: string[]) => yaml.flatMap((y, i) => parseAllDocuments(y).map((d) => ({ source: `file${i}.yaml`, document: d.toJS() })));
 
-test('the example resources compile: domain per namespace, key as hash and prefix only', async () => {
-  const config = await compileManifestFolder(new URL('../../examples/resources', import.meta.url).pathname);
+test('the example resources compile with a key Secret beside them: domain per namespace, key as hash and prefix only', async () => {
+  const folder = accountFolder(newApiKey());
+  const key = newApiKey();
+  for (const file of ['sending-domain.yaml', 'api-key.yaml']) folder.write(file, readFileSync(new URL(`../../examples/resources/${file}`, import.meta.url), 'utf8'));
+  folder.remove('domain.yaml');
+  folder.remove('key.yaml');
+  folder.write('app-sender-apikey.yaml', `apiVersion: v1\nkind: Secret\nmetadata: {name: app-sender-apikey, namespace: acme}\nstringData: {apiKey: ${key}}\n`);
+  const config = await compileManifestFolder(folder.dir);
   assert.equal(config.apiVersion, 'mtrelay.dev/config/v1');
   assert.deepEqual(config.namespaces, { acme: { domains: { 'example.com': { domain: 'example.com', resource: 'example-com', dkimSelector: 'mt1' } } } });
   assert.deepEqual(config.apiKeys, [{
-    id: 'acme/app-sender', namespace: 'acme', sha256: sha256Hex('mt_example_3f9c1b7e2a6d4f08b5e1c9a7d2f4b6e8'), prefix: 'mt_exa',
-    permissions: ['smtp/send'], disabled: false,
+    id: 'acme/app-sender', namespace: 'acme', sha256: sha256Hex(key), prefix: key.slice(0, 6), permissions: ['smtp/send'], disabled: false,
   }]);
-  assert.ok(!JSON.stringify(config).includes('3f9c1b7e2a6d4f08'), 'the key itself is not in the document');
+  assert.ok(!JSON.stringify(config).includes(key.slice(6)), 'the key itself is not in the document');
+});
+
+test('the examples publish no key', () => {
+  for (const file of readdirSync(new URL('../../examples/resources', import.meta.url))) {
+    const text = readFileSync(new URL(`../../examples/resources/${file}`, import.meta.url), 'utf8');
+    assert.doesNotMatch(text, /^kind: Secret$/m, `${file} holds a Secret: examples must not publish keys`);
+  }
 });
 
 test('the revision depends on content only, not on file order', async () => {
