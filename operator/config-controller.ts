@@ -61,6 +61,7 @@ export class ConfigController implements Controller {
   readonly #o: ConfigControllerOptions;
   #reported = new Set<string>();
   #lastCostMs = 0;
+  #writeFailure: string | undefined;
   /** What this replica last wrote per set, so a cache that lags our own write does not cause a second one. */
   readonly #written = new Map<string, { index: string; resourceVersion?: string; before?: string }>();
 
@@ -144,13 +145,25 @@ export class ConfigController implements Controller {
     return { selector: secret.metadata.annotations?.[DKIM_SELECTOR_ANNOTATION] ?? specSelector.selector, secretKey: DKIM_PRIVATE_KEY };
   }
 
+  /** Why the config could not be written, while that lasts (the relays keep the last one they read). */
+  get writeFailure(): string | undefined {
+    return this.#writeFailure;
+  }
+
   async reconcile(): Promise<void> {
     const started = Date.now();
     const { config, problems } = this.compile();
     this.#reportProblems(problems);
     const { relaySecret, delivererSecret } = this.#o.targets;
-    await this.#writeSet('relay', relaySecret, relayView(config));
-    await this.#writeSet('deliverer', delivererSecret, config);
+    try {
+      await this.#writeSet('relay', relaySecret, relayView(config));
+      await this.#writeSet('deliverer', delivererSecret, config);
+      this.#writeFailure = undefined;
+    } catch (error) {
+      this.#writeFailure = (error as Error).message;
+      this.#o.metrics.configWriteFailures.inc();
+      throw error; // retried by the work queue with backoff, and logged there
+    }
     this.#lastCostMs = Date.now() - started;
   }
 

@@ -4,7 +4,7 @@
 // deadline stops leading. On a clean shutdown the Lease is released so a standby takes over
 // at once. Writes carry the resourceVersion read, so two replicas never both win.
 import type { Logger } from 'pino';
-import { isConflict, isNotFound, resourcePath, type KubeClient } from '../shared/kube/client.ts';
+import { isConflict, resourcePath, type KubeClient } from '../shared/kube/client.ts';
 
 interface Lease {
   apiVersion: 'coordination.k8s.io/v1';
@@ -24,6 +24,8 @@ export interface LeaderElectionOptions {
   retryPeriodMs?: number;
   onStartedLeading: () => void;
   onStoppedLeading: () => void;
+  /** Every failed attempt to read, take or renew the Lease (a conflict with another replica is no failure). */
+  onFailure?: (reason: string) => void;
 }
 
 /** Kubernetes MicroTime: RFC 3339 with six fractional digits. */
@@ -40,15 +42,21 @@ export class LeaderElector {
   #tick: Promise<void> | undefined;
   /** The other replica this one was last seen standing by for, so that is logged once per holder. */
   #standingBy: string | undefined;
+  #failure: string | undefined;
 
   constructor(options: LeaderElectionOptions) {
-    const o = { leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2000, ...options };
+    const o = { leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2000, onFailure: () => undefined, ...options };
     // A Lease request that hangs must not outlive the renew deadline.
     this.#o = { ...o, client: o.client.withTimeout(Math.max(500, Math.min(o.retryPeriodMs, o.renewDeadlineMs / 2))) };
   }
 
   get isLeader(): boolean {
     return this.#leader;
+  }
+
+  /** Why the last attempt to take or renew the Lease failed, while it keeps failing. */
+  get failure(): string | undefined {
+    return this.#failure;
   }
 
   get #path(): string {
@@ -104,6 +112,7 @@ export class LeaderElector {
         const holder = lease.spec.holderIdentity;
         const heldByOther = Boolean(holder) && holder !== identity;
         if (heldByOther && now.getTime() < this.#observed.at + (lease.spec.leaseDurationSeconds ?? 15) * 1000) {
+          this.#failure = undefined;
           if (this.#standingBy !== holder) {
             this.#standingBy = holder;
             logger.info({ lease: `${this.#o.namespace}/${this.#o.name}`, holder }, 'standing by: another replica holds the Lease');
@@ -120,6 +129,7 @@ export class LeaderElector {
           },
         });
       }
+      this.#failure = undefined;
       if (this.#leader && Date.now() - this.#lastRenew > this.#o.renewDeadlineMs) return; // lost meanwhile; #checkDeadline acts
       this.#lastRenew = now.getTime();
       if (!this.#leader && !this.#stopped) {
@@ -129,7 +139,14 @@ export class LeaderElector {
         this.#o.onStartedLeading();
       }
     } catch (error) {
-      if (!isConflict(error) && !isNotFound(error)) logger.warn({ err: error }, 'leader election: could not read or renew the Lease');
+      // A conflict is another replica winning the race: no failure. Anything else (the namespace
+      // missing, a Forbidden Lease, an unreachable API server) is said, once per reason.
+      if (!isConflict(error)) {
+        const reason = (error as Error).message;
+        if (reason !== this.#failure) logger.error({ err: error, lease: `${this.#o.namespace}/${this.#o.name}` }, 'cannot take or renew the leader Lease; not leading until it can');
+        this.#failure = reason;
+        this.#o.onFailure?.(reason);
+      }
       this.#checkDeadline(now);
     }
   }

@@ -94,11 +94,14 @@ export async function startOperator(config: OperatorConfig, logger: Logger, onLo
   };
   const { SendingDomain: domains, ApiKey: apiKeys, Webhook: webhooks, Secret: secrets } = informers;
 
+  const configController = new ConfigController({
+    client, domains, apiKeys, webhooks, secrets, targets: config.targets, requireDnsVerification: config.policy.requireDnsVerification, events, metrics, logger,
+  });
   const controllers: Controller[] = [
     new SendingDomainController({ client, domains, secrets, dns: new DnsChecker(config.dnsServers), events, policy: config.policy, logger }),
     new ApiKeyController({ client, apiKeys, secrets, events, logger }),
     new WebhookController({ client, webhooks, secrets, events }),
-    new ConfigController({ client, domains, apiKeys, webhooks, secrets, targets: config.targets, requireDnsVerification: config.policy.requireDnsVerification, events, metrics, logger }),
+    configController,
   ];
   running.push(...controllers.map((c) => new Running(c, logger, metrics)));
 
@@ -123,8 +126,12 @@ export async function startOperator(config: OperatorConfig, logger: Logger, onLo
       metrics.leader.set(0);
       onLostLeadership();
     },
+    onFailure: () => metrics.leaseFailures.inc(),
   });
   elector.start();
+  // A replica that cannot even take part in the election, or a leader whose writes fail, is not ready, and says why.
+  role.readiness(() => (elector.failure ? `cannot take or renew the leader Lease ${config.leaseNamespace}/${config.leaseName}: ${elector.failure}` : undefined));
+  role.readiness(() => (elector.isLeader && configController.writeFailure ? `config Secrets not written: ${configController.writeFailure}` : undefined));
 
   role.onStop('controllers (reconciles in progress finish)', async () => {
     for (const r of running) r.leading = false;

@@ -21,6 +21,8 @@ export function createOperatorMetrics(registry: Registry) {
       },
     }),
     leader: new Gauge({ name: 'mtrelay_operator_leader', help: '1 while this replica holds the leader Lease', registers }),
+    leaseFailures: new Counter({ name: 'mtrelay_operator_lease_failures_total', help: 'Attempts to read, take or renew the leader Lease that failed (not lost races to another replica)', registers }),
+    configWriteFailures: new Counter({ name: 'mtrelay_operator_config_write_failures_total', help: 'Config Secret writes that failed (retried with backoff)', registers }),
     configWrites: new Counter({ name: 'mtrelay_operator_config_writes_total', help: 'Config Secret sets written because their content changed, by view (relay, deliverer)', labelNames: ['view'], registers }),
     configBytes: new Gauge({ name: 'mtrelay_operator_config_bytes', help: 'Compressed size of the config in force, by view', labelNames: ['view'], registers }),
     configShards: new Gauge({ name: 'mtrelay_operator_config_shards', help: 'Secrets the config in force is split across, by view', labelNames: ['view'], registers }),
