@@ -3,7 +3,7 @@ import { hostname } from 'node:os';
 import { Command } from 'commander';
 import { addKafkaOptions, addOpsOptions, integer, list, option, type KafkaFlags, type OpsFlags } from '../shared/cli-options.ts';
 import { addConfigSourceOptions, configOrigin, type ConfigSourceFlags } from '../shared/config/sources.ts';
-import { parseBrokers } from '../shared/kafka/client.ts';
+import { kafkaConnection } from '../shared/kafka/client.ts';
 import { DEFAULT_RETRY_DELAYS } from '../shared/kafka/topics.ts';
 import { runRole } from '../shared/ops/role.ts';
 import { startDeliverer, type DelivererConfig, type DeliverySettings } from './main.ts';
@@ -94,7 +94,7 @@ function delivererConfig(flags: DelivererFlags): DelivererConfig {
   return {
     ...deliverySettings(flags),
     config: configOrigin(flags),
-    brokers: parseBrokers(flags.kafka),
+    kafka: kafkaConnection(flags),
     topics: { prefix: flags.topicPrefix, partitions: flags.partitions, replicationFactor: flags.replicationFactor, maxMessageBytes: flags.maxSize },
     groupId: flags.groupId,
     metricsHost: flags.metricsHost,

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { ConfigStore } from '../shared/config/store.ts';
 import type { ConfigOrigin } from '../shared/config/sources.ts';
-import { createKafka } from '../shared/kafka/client.ts';
+import { createKafka, type KafkaConnection } from '../shared/kafka/client.ts';
 import { ensureTopicsWhenReachable, topicNames, type TopicLayout } from '../shared/kafka/topics.ts';
 import { Role } from '../shared/ops/role.ts';
 import { Deliverer } from './delivery.ts';
@@ -18,7 +18,7 @@ import { SuppressionList, followSuppressions } from './suppression-list.ts';
 export interface DelivererConfig extends DeliverySettings {
   /** A folder of manifests or the operator's config Secret. */
   config: ConfigOrigin;
-  brokers: string[];
+  kafka: KafkaConnection;
   topics: Omit<TopicLayout, 'retryDelays'>;
   policy: RetryPolicy;
   groupId: string;
@@ -77,7 +77,7 @@ export async function startDeliverer(config: DelivererConfig, logger: Logger): P
   const metrics = createDelivererMetrics(role.registry);
   const store = await role.openConfig(config.config);
 
-  const kafka = createKafka({ brokers: config.brokers, clientId: 'mtrelay-deliverer', logger });
+  const kafka = createKafka({ connection: config.kafka, clientId: 'mtrelay-deliverer', logger });
   const layout: TopicLayout = { ...config.topics, retryDelays: config.policy.rungs.map((r) => r.name) };
   await ensureTopicsWhenReachable(kafka, layout, logger);
 

@@ -2,7 +2,7 @@
 import { Command } from 'commander';
 import { addKafkaOptions, addOpsOptions, integer, list, option, type KafkaFlags, type OpsFlags } from '../shared/cli-options.ts';
 import { addConfigSourceOptions, configOrigin, type ConfigSourceFlags } from '../shared/config/sources.ts';
-import { parseBrokers } from '../shared/kafka/client.ts';
+import { kafkaConnection } from '../shared/kafka/client.ts';
 import { DEFAULT_RETRY_DELAYS } from '../shared/kafka/topics.ts';
 import { runRole } from '../shared/ops/role.ts';
 import { DEFAULT_AUTH_THROTTLE } from './auth-throttle.ts';
@@ -116,7 +116,7 @@ function relayConfig(flags: RelayFlags): RelayConfig {
     ...smtp,
     settings: { ...smtp.settings, listeners },
     config: configOrigin(flags),
-    brokers: parseBrokers(flags.kafka),
+    kafka: kafkaConnection(flags),
     kafkaTimeoutMs: flags.kafkaTimeout,
     metricsHost: flags.metricsHost,
     metricsPort: flags.metricsPort,

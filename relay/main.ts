@@ -3,7 +3,7 @@
 import type { Logger } from 'pino';
 import { relayView } from '../shared/config/compiled-config.ts';
 import type { ConfigOrigin } from '../shared/config/sources.ts';
-import { createKafka } from '../shared/kafka/client.ts';
+import { createKafka, type KafkaConnection } from '../shared/kafka/client.ts';
 import { ensureTopicsWhenReachable, topicNames, type TopicLayout } from '../shared/kafka/topics.ts';
 import { Role } from '../shared/ops/role.ts';
 import type { AuthThrottleOptions } from './auth-throttle.ts';
@@ -16,7 +16,7 @@ export interface RelayConfig {
   settings: RelaySettings;
   /** A folder of manifests or the operator's config Secret. */
   config: ConfigOrigin;
-  brokers: string[];
+  kafka: KafkaConnection;
   topics: Omit<TopicLayout, 'maxMessageBytes'>;
   kafkaTimeoutMs: number;
   tlsCert?: string;
@@ -39,7 +39,7 @@ export async function startRelay(config: RelayConfig, logger: Logger): Promise<R
   // The operator's relay Secret holds no private keys already; the view also covers a folder.
   const store = await role.openConfig(config.config, relayView);
 
-  const kafka = createKafka({ brokers: config.brokers, clientId: 'mtrelay-relay', logger, requestTimeoutMs: config.kafkaTimeoutMs });
+  const kafka = createKafka({ connection: config.kafka, clientId: 'mtrelay-relay', logger, requestTimeoutMs: config.kafkaTimeoutMs });
   const layout: TopicLayout = { ...config.topics, maxMessageBytes: config.settings.maxMessageBytes };
   await ensureTopicsWhenReachable(kafka, layout, logger);
   const producer = new SubmissionProducer({

@@ -42,6 +42,13 @@ export function addOpsOptions(command: Command, defaultPort: number): Command {
 /** Flags of the Kafka connection and topic layout, the same for every role that uses Kafka. */
 export interface KafkaFlags {
   kafka: string;
+  kafkaTls: boolean;
+  kafkaTlsCa?: string;
+  kafkaTlsCert?: string;
+  kafkaTlsKey?: string;
+  kafkaSaslMechanism?: string;
+  kafkaSaslUsername?: string;
+  kafkaSaslPasswordFile?: string;
   topicPrefix: string;
   partitions: number;
   replicationFactor: number;
@@ -50,6 +57,13 @@ export interface KafkaFlags {
 export function addKafkaOptions(command: Command): Command {
   return command
     .addOption(option('--kafka <brokers>', 'Kafka bootstrap brokers, HOST:PORT[,HOST:PORT…]').makeOptionMandatory())
+    .addOption(option('--kafka-tls', 'TLS to the brokers (implied by the other --kafka-tls-* flags)').default(false))
+    .addOption(option('--kafka-tls-ca <file>', 'PEM CA certificates the brokers\' certificates are checked against (default: the system\'s roots)'))
+    .addOption(option('--kafka-tls-cert <file>', 'PEM client certificate, for listeners that require one (mutual TLS)'))
+    .addOption(option('--kafka-tls-key <file>', 'PEM private key of --kafka-tls-cert'))
+    .addOption(option('--kafka-sasl-mechanism <mechanism>', 'SASL: plain, scram-sha-256 or scram-sha-512').choices(['plain', 'scram-sha-256', 'scram-sha-512']))
+    .addOption(option('--kafka-sasl-username <name>', 'SASL user name'))
+    .addOption(option('--kafka-sasl-password-file <file>', 'file holding the SASL password (a mounted Secret)'))
     .addOption(option('--topic-prefix <prefix>', 'prefix of every Kafka topic').default('mtrelay'))
     .addOption(option('--partitions <n>', 'partitions of topics this role creates').argParser(integer(1)).default(12))
     .addOption(option('--replication-factor <n>', 'replication of topics this role creates (-1: broker default)').argParser(integer(-1)).default(-1));

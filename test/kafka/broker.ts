@@ -3,7 +3,7 @@
 // once; every later start reuses them.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, writeFileSync, openSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync, openSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -56,12 +56,20 @@ export interface BrokerOptions {
   detached?: boolean;
   /** The KRaft cluster id (22 base64url characters); random when not given. */
   clusterId?: string;
+  /**
+   * Listeners as managed Kafka services have them, beside PLAINTEXT: SASL_SSL (SCRAM-SHA-256,
+   * SCRAM-SHA-512 and PLAIN, for `user`) and SSL that requires a client certificate signed by
+   * `caFile`. The broker's certificate (`certFile` + `keyFile`, PKCS#8) must name 127.0.0.1.
+   */
+  secure?: { caFile: string; certFile: string; keyFile: string; user: { name: string; password: string } };
 }
 
 export class KafkaBroker {
   readonly dir: string;
   brokerPort = 0;
   controllerPort = 0;
+  saslPort = 0;
+  sslPort = 0;
   private process: ChildProcess | undefined;
   private readonly options: BrokerOptions;
 
@@ -87,6 +95,10 @@ export class KafkaBroker {
     if (!this.brokerPort) {
       this.brokerPort = await freePort();
       this.controllerPort = await freePort();
+      if (this.options.secure) {
+        this.saslPort = await freePort();
+        this.sslPort = await freePort();
+      }
     }
     mkdirSync(dataDir, { recursive: true });
     writeFileSync(propsFile, this.properties(dataDir));
@@ -97,7 +109,10 @@ export class KafkaBroker {
       // One random id in 64 starts with "-": as a separate argument the tool's parser takes it
       // for a flag, so the id is joined to its option.
       const clusterId = this.options.clusterId ?? randomBytes(16).toString('base64url');
-      execFileSync('java', [...java, 'kafka.tools.StorageTool', 'format', `--cluster-id=${clusterId}`, `--config=${propsFile}`],
+      // SCRAM credentials of a KRaft cluster are written with the storage, before the first start.
+      const user = this.options.secure?.user;
+      const scram = user ? ['SCRAM-SHA-256', 'SCRAM-SHA-512'].map((m) => `--add-scram=${m}=[name=${user.name},password=${user.password}]`) : [];
+      execFileSync('java', [...java, 'kafka.tools.StorageTool', 'format', `--cluster-id=${clusterId}`, `--config=${propsFile}`, ...scram],
         { stdio: ['ignore', 'ignore', 'inherit'] });
     }
     const out = openSync(path.join(this.dir, 'stdout.log'), 'a');
@@ -129,17 +144,48 @@ export class KafkaBroker {
     this.process = undefined;
   }
 
+  /** Where clients of the SASL_SSL and the SSL listener connect. */
+  get secureBootstrap(): { sasl: string; ssl: string } {
+    return { sasl: `127.0.0.1:${this.saslPort}`, ssl: `127.0.0.1:${this.sslPort}` };
+  }
+
+  private securityProperties(): string[] {
+    const secure = this.options.secure;
+    if (!secure) return [];
+    const { name, password } = secure.user;
+    return [
+      // The broker's key and certificate chain in one PEM file, as Kafka's PEM keystore takes them.
+      `ssl.keystore.type=PEM`,
+      `ssl.keystore.location=${this.#keystore(secure)}`,
+      'ssl.truststore.type=PEM',
+      `ssl.truststore.location=${secure.caFile}`,
+      'listener.name.ssl.ssl.client.auth=required',
+      'sasl.enabled.mechanisms=SCRAM-SHA-256,SCRAM-SHA-512,PLAIN',
+      `listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_${name}="${password}";`,
+      'listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;',
+      'listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;',
+    ];
+  }
+
+  #keystore(secure: NonNullable<BrokerOptions['secure']>): string {
+    const file = path.join(this.dir, 'broker-keystore.pem');
+    writeFileSync(file, `${readFileSync(secure.keyFile, 'utf8').trim()}\n${readFileSync(secure.certFile, 'utf8').trim()}\n`);
+    return file;
+  }
+
   private properties(dataDir: string): string {
     const max = this.options.maxMessageBytes ?? 32 * 1024 * 1024;
+    const secure = this.options.secure ? `,SASL_SSL://127.0.0.1:${this.saslPort},SSL://127.0.0.1:${this.sslPort}` : '';
     return [
       'process.roles=broker,controller',
       'node.id=1',
       `controller.quorum.voters=1@127.0.0.1:${this.controllerPort}`,
-      `listeners=PLAINTEXT://127.0.0.1:${this.brokerPort},CONTROLLER://127.0.0.1:${this.controllerPort}`,
-      `advertised.listeners=PLAINTEXT://127.0.0.1:${this.brokerPort}`,
+      `listeners=PLAINTEXT://127.0.0.1:${this.brokerPort},CONTROLLER://127.0.0.1:${this.controllerPort}${secure}`,
+      `advertised.listeners=PLAINTEXT://127.0.0.1:${this.brokerPort}${secure}`,
       'controller.listener.names=CONTROLLER',
       'inter.broker.listener.name=PLAINTEXT',
-      'listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT',
+      'listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL,SSL:SSL',
+      ...this.securityProperties(),
       `log.dirs=${dataDir}`,
       'auto.create.topics.enable=false',
       'num.partitions=1',
