@@ -96,6 +96,7 @@ function delivererConfig(flags: DelivererFlags): DelivererConfig {
     config: configOrigin(flags),
     kafka: kafkaConnection(flags),
     topics: { prefix: flags.topicPrefix, partitions: flags.partitions, replicationFactor: flags.replicationFactor, maxMessageBytes: flags.maxSize },
+    createTopics: flags.createTopics,
     groupId: flags.groupId,
     metricsHost: flags.metricsHost,
     metricsPort: flags.metricsPort,

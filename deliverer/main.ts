@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import type { ConfigStore } from '../shared/config/store.ts';
 import type { ConfigOrigin } from '../shared/config/sources.ts';
 import { createKafka, type KafkaConnection } from '../shared/kafka/client.ts';
+import { monitorTopics } from '../shared/kafka/topic-check.ts';
 import { ensureTopicsWhenReachable, topicNames, type TopicLayout } from '../shared/kafka/topics.ts';
 import { Role } from '../shared/ops/role.ts';
 import { Deliverer } from './delivery.ts';
@@ -20,6 +21,8 @@ export interface DelivererConfig extends DeliverySettings {
   config: ConfigOrigin;
   kafka: KafkaConnection;
   topics: Omit<TopicLayout, 'retryDelays'>;
+  /** False: topics are made elsewhere (Strimzi KafkaTopic); they are only checked. */
+  createTopics: boolean;
   policy: RetryPolicy;
   groupId: string;
   maxInFlight: number;
@@ -79,7 +82,10 @@ export async function startDeliverer(config: DelivererConfig, logger: Logger): P
 
   const kafka = createKafka({ connection: config.kafka, clientId: 'mtrelay-deliverer', logger });
   const layout: TopicLayout = { ...config.topics, retryDelays: config.policy.rungs.map((r) => r.name) };
-  await ensureTopicsWhenReachable(kafka, layout, logger);
+  await ensureTopicsWhenReachable(kafka, layout, logger, { create: config.createTopics, waiting: (reason) => role.waiting(reason) });
+  const topics = monitorTopics({ kafka, layout, logger });
+  role.readiness(topics.notReady);
+  role.onStop('topic checks', topics.stop);
 
   const suppressions = new SuppressionList();
   const suppressionConsumer = await followSuppressions(kafka, topicNames(layout.prefix).suppressions, suppressions,

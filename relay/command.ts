@@ -121,5 +121,6 @@ function relayConfig(flags: RelayFlags): RelayConfig {
     metricsHost: flags.metricsHost,
     metricsPort: flags.metricsPort,
     topics: { prefix: flags.topicPrefix, partitions: flags.partitions, replicationFactor: flags.replicationFactor, retryDelays: flags.retryDelays },
+    createTopics: flags.createTopics,
   };
 }

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { relayView } from '../shared/config/compiled-config.ts';
 import type { ConfigOrigin } from '../shared/config/sources.ts';
 import { createKafka, type KafkaConnection } from '../shared/kafka/client.ts';
+import { monitorTopics } from '../shared/kafka/topic-check.ts';
 import { ensureTopicsWhenReachable, topicNames, type TopicLayout } from '../shared/kafka/topics.ts';
 import { Role } from '../shared/ops/role.ts';
 import type { AuthThrottleOptions } from './auth-throttle.ts';
@@ -18,6 +19,8 @@ export interface RelayConfig {
   config: ConfigOrigin;
   kafka: KafkaConnection;
   topics: Omit<TopicLayout, 'maxMessageBytes'>;
+  /** False: topics are made elsewhere (Strimzi KafkaTopic); they are only checked. */
+  createTopics: boolean;
   kafkaTimeoutMs: number;
   tlsCert?: string;
   tlsKey?: string;
@@ -41,7 +44,10 @@ export async function startRelay(config: RelayConfig, logger: Logger): Promise<R
 
   const kafka = createKafka({ connection: config.kafka, clientId: 'mtrelay-relay', logger, requestTimeoutMs: config.kafkaTimeoutMs });
   const layout: TopicLayout = { ...config.topics, maxMessageBytes: config.settings.maxMessageBytes };
-  await ensureTopicsWhenReachable(kafka, layout, logger);
+  await ensureTopicsWhenReachable(kafka, layout, logger, { create: config.createTopics, waiting: (reason) => role.waiting(reason) });
+  const topics = monitorTopics({ kafka, layout, logger });
+  role.readiness(topics.notReady);
+  role.onStop('topic checks', topics.stop);
   const producer = new SubmissionProducer({
     kafka, topic: topicNames(layout.prefix).submissions, logger, timeoutMs: config.kafkaTimeoutMs, produceSeconds: metrics.produceSeconds,
   });

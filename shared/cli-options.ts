@@ -52,6 +52,7 @@ export interface KafkaFlags {
   topicPrefix: string;
   partitions: number;
   replicationFactor: number;
+  createTopics: boolean;
 }
 
 export function addKafkaOptions(command: Command): Command {
@@ -66,5 +67,6 @@ export function addKafkaOptions(command: Command): Command {
     .addOption(option('--kafka-sasl-password-file <file>', 'file holding the SASL password (a mounted Secret)'))
     .addOption(option('--topic-prefix <prefix>', 'prefix of every Kafka topic').default('mtrelay'))
     .addOption(option('--partitions <n>', 'partitions of topics this role creates').argParser(integer(1)).default(12))
-    .addOption(option('--replication-factor <n>', 'replication of topics this role creates (-1: broker default)').argParser(integer(-1)).default(-1));
+    .addOption(option('--replication-factor <n>', 'replication of topics this role creates (-1: broker default)').argParser(integer(-1)).default(-1))
+    .addOption(option('--no-create-topics', 'never create topics (they are made elsewhere, e.g. Strimzi KafkaTopic resources); only check them'));
 }

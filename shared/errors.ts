@@ -11,6 +11,7 @@ export const ERROR_CODES = {
   MTR_ERR_CONFIG: 'resources that do not compile into a config document',
   MTR_ERR_CONFIG_PIECES: 'the config Secrets do not match their index yet (a write in progress)',
   MTR_ERR_KUBE_API: 'the Kubernetes API server refused a request',
+  MTR_ERR_TOPICS: 'Kafka topics that mtrelay may not or cannot create, or whose settings would refuse messages',
   MTR_ERR_TRANSACTION: 'an outbound SMTP transaction ended without an answer per recipient',
 } as const;
 

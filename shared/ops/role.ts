@@ -31,6 +31,7 @@ export class Role {
   readonly #steps: Step[] = [];
   #ops: http.Server | undefined;
   #starting = true;
+  #startingBecause: string | undefined;
   #draining = false;
   #stopping: Promise<void> | undefined;
 
@@ -65,6 +66,11 @@ export class Role {
     this.#steps.push({ what, run });
   }
 
+  /** While starting: what the role waits for, shown on /readyz. */
+  waiting(reason: string): void {
+    this.#startingBecause = reason;
+  }
+
   /** Everything has started: from now on readiness is the parts' checks alone. */
   started(fields: Record<string, unknown>, message: string): void {
     this.#starting = false;
@@ -73,7 +79,7 @@ export class Role {
 
   #notReady(): string | undefined {
     if (this.#draining) return 'draining';
-    if (this.#starting) return 'starting';
+    if (this.#starting) return this.#startingBecause ? `starting: ${this.#startingBecause}` : 'starting';
     for (const check of this.#checks) {
       const reason = check();
       if (reason) return reason;

@@ -161,6 +161,11 @@ export class KafkaBroker {
       `ssl.truststore.location=${secure.caFile}`,
       'listener.name.ssl.ssl.client.auth=required',
       'sasl.enabled.mechanisms=SCRAM-SHA-256,SCRAM-SHA-512,PLAIN',
+      // ACLs are enforced where a test sets them; everything else stays allowed. The plaintext
+      // listeners (controller, inter-broker, tests' admin) are the super user.
+      'authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer',
+      'super.users=User:ANONYMOUS',
+      'allow.everyone.if.no.acl.found=true',
       `listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_${name}="${password}";`,
       'listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;',
       'listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;',

@@ -8,8 +8,10 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
+import kafkajs from 'kafkajs';
 import { pino } from 'pino';
 import { createKafka, kafkaConnection } from '../../shared/kafka/client.ts';
+import { TopicSetupError, ensureTopics } from '../../shared/kafka/topics.ts';
 import { DelivererProcess, RelayProcess } from '../helpers/relay-process.ts';
 import { accountFolder, newApiKey, tempDir } from '../helpers/resources.ts';
 import { SmtpSink } from '../helpers/smtp-sink.ts';
@@ -17,6 +19,7 @@ import { submitArgs, swaks } from '../helpers/swaks.ts';
 import { createTestCa } from '../helpers/tls.ts';
 import { KafkaBroker, freePort } from './broker.ts';
 
+const { AclOperationTypes, AclPermissionTypes, AclResourceTypes, Kafka, ResourcePatternTypes, logLevel } = kafkajs; // CommonJS
 const dir = tempDir('secure-kafka');
 const ca = createTestCa();
 const brokerCert = ca.issue('broker', ['127.0.0.1', 'localhost']);
@@ -80,4 +83,25 @@ test('SCRAM-SHA-256 and PLAIN authenticate too; a wrong password or a missing cl
   assert.notEqual(await connect({ kafka: broker.secureBootstrap.ssl, kafkaTlsCa: ca.caCert }), 'ok', 'the SSL listener requires a client certificate');
   assert.throws(() => kafkaConnection({ kafka: 'k:9092', kafkaSaslMechanism: 'plain' }), /SASL needs --kafka-sasl-mechanism, --kafka-sasl-username and --kafka-sasl-password-file together/);
   assert.throws(() => kafkaConnection({ kafka: 'k:9092', kafkaTlsCert: 'c.pem' }), /--kafka-tls-cert and --kafka-tls-key go together/);
+});
+
+test('a principal the broker does not let create topics gets a refusal that names the topics and settings to create', async () => {
+  const plain = new Kafka({ brokers: [broker.bootstrap], logLevel: logLevel.NOTHING }).admin(); // the super user
+  await plain.connect();
+  await plain.createAcls({ acl: [{
+    resourceType: AclResourceTypes.TOPIC, resourceName: 'denied', resourcePatternType: ResourcePatternTypes.PREFIXED,
+    principal: 'User:relay', host: '*', operation: AclOperationTypes.CREATE, permissionType: AclPermissionTypes.DENY,
+  }] });
+  await plain.disconnect();
+  const admin = createKafka({ logger: pino({ level: 'silent' }), clientId: 'test', connection: kafkaConnection({
+    kafka: broker.secureBootstrap.sasl, kafkaTlsCa: ca.caCert, kafkaSaslMechanism: 'scram-sha-512', kafkaSaslUsername: 'relay', kafkaSaslPasswordFile: passwordFile,
+  }) }).admin();
+  await admin.connect();
+  try {
+    const layout = { prefix: 'denied', partitions: 1, replicationFactor: -1, maxMessageBytes: 1_000_000, retryDelays: ['1m'] };
+    await assert.rejects(ensureTopics(admin, layout, pino({ level: 'silent' })), (error: Error) => error instanceof TopicSetupError
+      && /the broker refused to create topics \(TOPIC_AUTHORIZATION_FAILED\); create them yourself, or grant this principal Create on them: denied\.submissions \(max\.message\.bytes=1262144/.test(error.message));
+  } finally {
+    await admin.disconnect();
+  }
 });
