@@ -14,6 +14,7 @@ import { QueueUnavailableError, type SubmissionQueue } from '../shared/queue.ts'
 import { REPLIES, SmtpReply, replyText, smtpReply } from '../shared/smtp-replies.ts';
 import type { AuthThrottle } from './auth-throttle.ts';
 import { checkMessage } from './message-checks.ts';
+import { acceptProxyV2 } from './proxy-protocol.ts';
 import type { RelayMetrics } from './metrics.ts';
 import { SandboxQuota } from './sandbox-quota.ts';
 import { TLS_OPTIONS, type TlsMaterial } from './tls-files.ts';
@@ -89,6 +90,8 @@ export class RelayServer {
         throw new Error(`the ${listener.name} listener (port ${listener.port}) needs --tls-cert and --tls-key`);
       }
       const server = this.#create(listener);
+      // smtp-server reads PROXY v1 only; v2 (AWS NLB) headers are translated in front of it.
+      if (this.#deps.settings.proxyProtocol) acceptProxyV2(server.server, this.#deps.settings.proxyProtocol);
       this.#servers.set(listener.name, server);
       await new Promise<void>((resolve, reject) => {
         server.server.once('error', reject);

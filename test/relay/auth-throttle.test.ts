@@ -55,6 +55,49 @@ test('failed AUTHs from one address are slowed, then refused with 421 4.7.0, and
   other.close();
 });
 
+/** A PROXY protocol v2 header (binary, as AWS NLB sends it) for a TCP connection from `client`. */
+function proxyV2(client: string, family: 'TCP4' | 'TCP6'): Buffer {
+  const signature = Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a]);
+  const address = (ip: string) => (family === 'TCP4' ? Buffer.from(ip.split('.').map(Number))
+    : Buffer.concat(ip.split(':').map((group) => { const b = Buffer.alloc(2); b.writeUInt16BE(parseInt(group, 16)); return b; })));
+  const ports = Buffer.alloc(4);
+  ports.writeUInt16BE(40000, 0);
+  ports.writeUInt16BE(587, 2);
+  const body = Buffer.concat([address(client), address(family === 'TCP4' ? '127.0.0.1' : '0:0:0:0:0:0:0:1'), ports,
+    Buffer.from([0x04, 0x00, 0x02, 0x41, 0x42])]); // and a TLV, which is skipped
+  const length = Buffer.alloc(2);
+  length.writeUInt16BE(body.length);
+  return Buffer.concat([signature, Buffer.from([0x21, family === 'TCP4' ? 0x11 : 0x21]), length, body]);
+}
+
+async function submitThrough(smtp: RawSmtp): Promise<string> {
+  assert.match((await smtp.reply()) ?? '', /^220 /);
+  await smtp.login(key);
+  await smtp.command('MAIL FROM:<sender@example.com>');
+  await smtp.command('RCPT TO:<x@recipient.test>');
+  await smtp.command('DATA');
+  await smtp.write('From: sender@example.com\r\nSubject: proxied\r\n\r\nbody\r\n.\r\n');
+  const id = /OK (\d+)$/.exec((await smtp.reply()) ?? '')?.[1];
+  assert.ok(id);
+  smtp.close();
+  return id;
+}
+
+test('PROXY protocol v2 (IPv4 and IPv6, as AWS NLB sends it): the client address is the one in the header', async () => {
+  for (const [client, family, expected] of [['198.51.100.23', 'TCP4', '198.51.100.23'], ['2001:db8:0:0:0:0:0:7', 'TCP6', '2001:db8::7']] as const) {
+    const smtp = await RawSmtp.connect(relay.ports.submission);
+    await smtp.write(proxyV2(client, family));
+    const id = await submitThrough(smtp);
+    assert.equal(kafka.header(await kafka.waitFor(id), 'mtrelay-client-address'), expected);
+    assert.equal((await relay.waitForLog((l) => l.msg === 'transaction' && l.transmissionId === id)).client, expected);
+  }
+  // A v2 LOCAL header (the load balancer's own health check) keeps the connection's address.
+  const local = await RawSmtp.connect(relay.ports.submission);
+  await local.write(Buffer.concat([proxyV2('198.51.100.23', 'TCP4').subarray(0, 12), Buffer.from([0x20, 0x00, 0x00, 0x00])]));
+  assert.match((await local.reply()) ?? '', /^220 /);
+  local.close();
+});
+
 test('with the PROXY protocol the client address of the load balancer\'s header is logged and stored', async () => {
   const smtp = await connectAs('203.0.113.9');
   await smtp.reply();
