@@ -6,7 +6,7 @@ import { addConfigSourceOptions, configOrigin, type ConfigSourceFlags } from '..
 import { kafkaConnection } from '../shared/kafka/client.ts';
 import { DEFAULT_RETRY_DELAYS } from '../shared/kafka/topics.ts';
 import { runRole } from '../shared/ops/role.ts';
-import { startDeliverer, type DelivererConfig, type DeliverySettings } from './main.ts';
+import type { DelivererConfig, DeliverySettings } from './main.ts';
 import { parseDuration } from '../shared/duration.ts';
 import { retryPolicy } from './retry-policy.ts';
 import { parseStaticRoute } from './routes.ts';
@@ -87,7 +87,7 @@ export function delivererCommand(): Command {
   return addOpsOptions(addKafkaOptions(command)
     .addOption(option('--group-id <id>', 'Kafka consumer group of the deliverers').default('mtrelay-deliverer'))
     .addOption(option('--max-size <bytes>', 'largest message (as the relay\'s SIZE)').argParser(integer(1024)).default(25 * 1024 * 1024)), 9091)
-    .action((flags: DelivererFlags) => runRole('deliverer', flags.logLevel, (logger) => startDeliverer(delivererConfig(flags), logger)));
+    .action((flags: DelivererFlags) => runRole('deliverer', flags.logLevel, async (logger) => (await import('./main.ts')).startDeliverer(delivererConfig(flags), logger)));
 }
 
 function delivererConfig(flags: DelivererFlags): DelivererConfig {

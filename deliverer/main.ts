@@ -6,7 +6,7 @@ import type { ConfigStore } from '../shared/config/store.ts';
 import type { ConfigOrigin } from '../shared/config/sources.ts';
 import { createKafka, type KafkaConnection } from '../shared/kafka/client.ts';
 import { monitorTopics } from '../shared/kafka/topic-check.ts';
-import { ensureTopicsWhenReachable, topicNames, type TopicLayout } from '../shared/kafka/topics.ts';
+import { ensureTopicsWhenReachable, retryKafka, topicNames, type TopicLayout } from '../shared/kafka/topics.ts';
 import { Role } from '../shared/ops/role.ts';
 import { Deliverer } from './delivery.ts';
 import { KafkaDeliveryRuntime } from './kafka-runtime.ts';
@@ -88,8 +88,8 @@ export async function startDeliverer(config: DelivererConfig, logger: Logger): P
   role.onStop('topic checks', topics.stop);
 
   const suppressions = new SuppressionList();
-  const suppressionConsumer = await followSuppressions(kafka, topicNames(layout.prefix).suppressions, suppressions,
-    (key, offset) => logger.warn({ key, offset }, 'skipped a malformed suppression entry'));
+  const suppressionConsumer = await retryKafka('loading the suppression list', () => followSuppressions(kafka, topicNames(layout.prefix).suppressions, suppressions,
+    (key, offset) => logger.warn({ key, offset }, 'skipped a malformed suppression entry')), logger, (reason) => role.waiting(reason));
   logger.info({ suppressions: suppressions.size }, 'suppression list loaded');
 
   const { deliverer, closePool } = createDeliveryEngine(role, config, store, suppressions, metrics);

@@ -55,8 +55,13 @@ export async function followSuppressions(kafka: Kafka, topic: string, list: Supp
   const pending = new Map(ends.filter((e) => BigInt(e.high) > 0n).map((e) => [e.partition, BigInt(e.high)]));
   // A group of its own: every deliverer needs every entry, not a share of them.
   const consumer = kafka.consumer({ groupId: `mtrelay-suppressions-${randomUUID()}` });
-  await consumer.connect();
-  await consumer.subscribe({ topic, fromBeginning: true });
+  try {
+    await consumer.connect();
+    await consumer.subscribe({ topic, fromBeginning: true });
+  } catch (error) {
+    await consumer.disconnect().catch(() => undefined); // the caller may try again with a new one
+    throw error;
+  }
   let caughtUp: () => void = () => undefined;
   const ready = new Promise<void>((resolve) => (caughtUp = resolve));
   if (pending.size === 0) caughtUp();

@@ -5,7 +5,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { addOpsOptions, list, option, type OpsFlags } from '../shared/cli-options.ts';
 import { parseDuration } from '../shared/duration.ts';
 import { runRole } from '../shared/ops/role.ts';
-import { startOperator, type OperatorConfig } from './main.ts';
+import type { OperatorConfig } from './main.ts';
 
 interface OperatorFlags extends OpsFlags {
   kubeconfig?: string;
@@ -53,7 +53,7 @@ export function operatorCommand(): Command {
     .addOption(option('--dns-check-interval <duration>', 'how often verified domains are checked again').argParser(duration).default(3_600_000, '1h'))
     .addOption(option('--dns-retry-interval <duration>', 'how often unverified domains are checked').argParser(duration).default(60_000, '1m'))
     .addOption(option('--relist-interval <duration>', 'full relist of every informer this often').argParser(duration).default(300_000, '5m')), 9092)
-    .action((flags: OperatorFlags) => runRole('operator', flags.logLevel, (logger) => startOperator(operatorConfig(flags), logger, () => process.exit(1))));
+    .action((flags: OperatorFlags) => runRole('operator', flags.logLevel, async (logger) => (await import('./main.ts')).startOperator(operatorConfig(flags), logger, () => process.exit(1))));
 }
 
 /** The two sets must not share a Secret: NAME or NAME-<n> of one may not be the other's. */

@@ -6,7 +6,7 @@ import { kafkaConnection } from '../shared/kafka/client.ts';
 import { DEFAULT_RETRY_DELAYS } from '../shared/kafka/topics.ts';
 import { runRole } from '../shared/ops/role.ts';
 import { DEFAULT_AUTH_THROTTLE } from './auth-throttle.ts';
-import { startRelay, type RelayConfig } from './main.ts';
+import type { RelayConfig } from './main.ts';
 import type { ListenerSpec } from './relay-server.ts';
 
 export interface SmtpFlags {
@@ -73,7 +73,8 @@ export function relayCommand(): Command {
   return addOpsOptions(addKafkaOptions(command)
     .addOption(option('--kafka-timeout <ms>', 'how long to wait for the broker before answering 451').argParser(integer(100)).default(10_000))
     .addOption(option('--retry-delays <list>', 'delays of the retry ladder topics').argParser(list).default(DEFAULT_RETRY_DELAYS)), 9090)
-    .action((flags: RelayFlags) => runRole('relay', flags.logLevel, (logger) => startRelay(relayConfig(flags), logger)));
+    // Each role's code is loaded only when that role runs: the CLI of one never carries another's.
+    .action((flags: RelayFlags) => runRole('relay', flags.logLevel, async (logger) => (await import('./main.ts')).startRelay(relayConfig(flags), logger)));
 }
 
 export function smtpSettings(flags: SmtpFlags): Pick<RelayConfig, 'settings' | 'tlsCert' | 'tlsKey' | 'authThrottle'> {

@@ -4,7 +4,7 @@ import { addDeliveryOptions, deliverySettings, type DeliveryFlags } from '../del
 import { addSmtpOptions, smtpSettings, type SmtpFlags } from '../relay/command.ts';
 import { addOpsOptions, option, type OpsFlags } from '../shared/cli-options.ts';
 import { runRole } from '../shared/ops/role.ts';
-import { startStandalone, type RunningStandalone } from './main.ts';
+import type { RunningStandalone } from './main.ts';
 
 interface StandaloneFlags extends SmtpFlags, DeliveryFlags, OpsFlags {
   state: string;
@@ -20,6 +20,7 @@ export function standaloneCommand(): Command {
     .addOption(option('--example-domain <domain>', 'the sending domain of the example created on first start').default('example.com'));
   return addOpsOptions(addDeliveryOptions(addSmtpOptions(command)), 9090)
     .action((flags: StandaloneFlags) => runRole('standalone', flags.logLevel, async (logger) => {
+      const { startStandalone } = await import('./main.ts');
       const running = await startStandalone({
         ...smtpSettings(flags),
         ...deliverySettings(flags),

@@ -31,6 +31,9 @@ export const SYSTEM_TOOLS = {
   // An independent DKIM verifier (dkimpy), so signatures are not checked by the library that made them.
   dkimpy: { packages: ['python3', 'python3-dkim', 'python3-dnspython'], check: '/usr/bin/python3 imports dkim and dns.resolver',
     works: () => spawnSync('/usr/bin/python3', ['-c', 'import dkim, dns.resolver'], { stdio: 'ignore' }).status === 0 },
+  // buildah and podman build and run the image without a Docker engine; runc, as crun refuses cgroup v1 hybrid mode here.
+  containers: { packages: ['buildah', 'podman', 'runc', 'netavark', 'aardvark-dns', 'containernetworking-plugins', 'uidmap'],
+    check: 'buildah, podman and runc are on the PATH', works: () => has('buildah') && has('podman') && has('runc') },
   postfix: { packages: ['postfix'], check: 'postfix is installed (the benchmarks\' peer)', works: () => has('postfix') || has('/usr/sbin/postfix') },
 } satisfies Record<string, SystemTool>;
 

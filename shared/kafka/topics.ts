@@ -109,6 +109,22 @@ export async function ensureTopics(admin: Admin, layout: TopicLayout, logger: Lo
 }
 
 /**
+ * Runs `attempt` until it succeeds, with a growing pause (up to 10 s) between tries: topics
+ * another pod has just created may have no leader yet, and a broker may be restarting.
+ */
+export async function retryKafka<T>(what: string, attempt: () => Promise<T>, logger: Logger, waiting?: (reason: string) => void): Promise<T> {
+  for (let n = 1; ; n++) {
+    try {
+      return await attempt();
+    } catch (error) {
+      logger.warn({ err: error, attempt: n }, `${what} failed; retrying`);
+      waiting?.(`${what}: ${(error as Error).message}`);
+      await new Promise((r) => setTimeout(r, Math.min(10_000, 500 * n)));
+    }
+  }
+}
+
+/**
  * Creates the missing topics, retrying until the broker answers: in a fresh cluster Kafka may
  * start after mtrelay. Every role that writes to Kafka starts this way; it is not ready
  * meanwhile, and `waiting` says why (a refusal names what to create or grant).

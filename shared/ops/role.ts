@@ -128,13 +128,16 @@ export class Role {
 
 /**
  * What every `mtrelay <role>` command does: a JSON logger, the role started by `start`, and
- * SIGTERM / Ctrl-C mapped to its orderly stop and the exit code.
+ * SIGTERM / Ctrl-C mapped to its orderly stop and the exit code. The handlers are in place
+ * before anything starts: as PID 1 of a container, node ignores a signal it has no handler
+ * for, and a role still waiting for Kafka must stop when asked (it has accepted nothing yet).
  */
 export async function runRole(name: string, logLevel: string, start: (logger: Logger) => Promise<{ shutdown(): Promise<void> }>): Promise<void> {
   const logger = createLogger(name, logLevel);
-  const running = await start(logger);
+  let running: { shutdown(): Promise<void> } | undefined;
   const stop = (signal: string) => {
-    logger.info({ signal }, 'shutting down');
+    logger.info({ signal, started: Boolean(running) }, 'shutting down');
+    if (!running) process.exit(0);
     running.shutdown().then(() => process.exit(0), (error: unknown) => {
       logger.error({ err: error }, 'shutdown failed');
       process.exit(1);
@@ -142,4 +145,5 @@ export async function runRole(name: string, logLevel: string, start: (logger: Lo
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
+  running = await start(logger);
 }

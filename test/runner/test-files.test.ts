@@ -24,6 +24,7 @@ const USES: [RegExp, Need][] = [
   [/\bswaks\(/, 'swaks'],
   [/\bcreateTestCa\(/, 'openssl'],
   [/\bverifyDkim\(/, 'dkimpy'],
+  [/\bbuildImage\(|\bpodman\(/, 'image'],
 ];
 
 /** The file and the test modules it imports (suites such as delivery-suite.ts), not test/helpers/. */

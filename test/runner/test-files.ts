@@ -19,6 +19,7 @@ export const NEEDS = {
   swaks: { tools: ['swaks'], meaning: 'the swaks SMTP client, with TLS' },
   openssl: { tools: ['openssl'], meaning: 'the openssl CLI (the test CA)' },
   dkimpy: { tools: ['dkimpy'], meaning: 'an independent DKIM verifier (Python dkimpy)' },
+  image: { tools: ['containers'], meaning: 'the image built from the Dockerfile with buildah, run with podman' },
 } as const satisfies Record<string, { tools: readonly SystemToolName[]; meaning: string }>;
 
 export type Need = keyof typeof NEEDS;

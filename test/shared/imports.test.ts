@@ -94,6 +94,11 @@ test('the relay and the deliverer load the compiler and the Kubernetes client on
       assert.ok(!loaded.has(heavy), `${entry} loads ${heavy} statically`);
     }
   }
+  // The CLI loads a role's code only when that role runs.
+  const cli = staticClosure('cli.ts');
+  for (const main of ['relay/main.ts', 'deliverer/main.ts', 'standalone/main.ts', 'operator/main.ts', 'shared/kube/client.ts']) {
+    assert.ok(!cli.has(main), `cli.ts loads ${main} statically`);
+  }
   // Hashing a key at AUTH needs neither the compiler nor ajv.
   const server = staticClosure('relay/relay-server.ts');
   assert.ok(server.has('shared/config/hash.ts') && !server.has('shared/config/compiler.ts'));
