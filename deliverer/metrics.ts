@@ -5,8 +5,17 @@ export function createDelivererMetrics(registry: Registry) {
   const registers = [registry];
   return {
     outcomes: new Counter({
-      name: 'mtrelay_deliverer_outcomes_total', labelNames: ['type', 'bounce_class', 'reply'], registers,
-      help: 'Recipient outcomes by event type (delivery, delay, bounce, policy_rejection), bounce class, and reply: its name in the reply catalogue when the deliverer decided, "remote" when the remote server answered',
+      name: 'mtrelay_deliverer_outcomes_total', labelNames: ['type', 'bounce_class', 'reply', 'destination'], registers,
+      help: 'Recipient outcomes by event type (delivery, delay, bounce, policy_rejection), bounce class, reply (its name in the reply catalogue when the deliverer decided, "remote" when the remote server answered) and destination (gmail, yahoo, microsoft, apple, other)',
+    }),
+    // `account`, not `namespace`: Prometheus gives every scraped series the pod's namespace.
+    accountOutcomes: new Counter({
+      name: 'mtrelay_deliverer_account_outcomes_total', labelNames: ['account', 'type'], registers,
+      help: 'Recipient outcomes by account (the tenant\'s namespace) and event type',
+    }),
+    deliveries: new Counter({
+      name: 'mtrelay_deliverer_deliveries_total', labelNames: ['destination', 'tls'], registers,
+      help: 'Recipients delivered, by destination and whether the connection was encrypted (tls "true" or "false")',
     }),
     deliverySeconds: new Histogram({
       name: 'mtrelay_deliverer_accept_to_delivery_seconds', help: 'From the relay\'s 250 to the remote\'s 250, per recipient',

@@ -2,6 +2,7 @@
 import type { Logger } from 'pino';
 import type { Submission } from '../shared/submission-record.ts';
 import type { RecipientOutcome } from './delivery.ts';
+import { destinationOf } from './destination.ts';
 import type { DelivererMetrics } from './metrics.ts';
 import type { OutcomePlan } from './outcomes.ts';
 
@@ -18,8 +19,13 @@ export function reportOutcomes(plan: OutcomePlan, submission: Submission, outcom
   for (const e of plan.events) {
     if (e.type === 'injection') continue;
     const outcome = byRecipient.get(e.rcpt_to);
-    metrics.outcomes.inc({ type: e.type, bounce_class: e.bounce_class === undefined ? '' : String(e.bounce_class), reply: outcome ? replyLabel(outcome) : 'remote' });
-    if (e.type === 'delivery') metrics.deliverySeconds.observe((now.getTime() - Date.parse(submission.receivedAt)) / 1000);
+    const destination = destinationOf(e.rcpt_to);
+    metrics.outcomes.inc({ type: e.type, bounce_class: e.bounce_class === undefined ? '' : String(e.bounce_class), reply: outcome ? replyLabel(outcome) : 'remote', destination });
+    metrics.accountOutcomes.inc({ account: submission.namespace, type: e.type });
+    if (e.type === 'delivery') {
+      metrics.deliverySeconds.observe((now.getTime() - Date.parse(submission.receivedAt)) / 1000);
+      metrics.deliveries.inc({ destination, tls: String(outcome?.kind === 'delivered' && outcome.tls) });
+    }
   }
   if (plan.retry) metrics.retries.inc({ rung: plan.retry.rung });
   for (const o of outcomes) {

@@ -13,7 +13,10 @@ export function createRelayMetrics(registry: Registry) {
     auth: new Counter({ name: 'mtrelay_relay_auth_total', help: 'AUTH attempts by result (ok, bad_user, unknown_key, disabled, expired, no_permission, throttled, not_ready)', labelNames: ['result'], registers }),
     replies: new Counter({ name: 'mtrelay_relay_replies_total', help: 'Replies to DATA by name in the reply catalogue (docs/smtp-replies.md) and SMTP code', labelNames: ['reply', 'code'], registers }),
     receivedBytes: new Counter({ name: 'mtrelay_relay_received_bytes_total', help: 'Message bytes received in DATA', registers }),
-    acceptedMessages: new Counter({ name: 'mtrelay_relay_accepted_messages_total', help: 'Messages acknowledged by Kafka and answered 250', registers }),
+    acceptedMessages: new Counter({ name: 'mtrelay_relay_accepted_messages_total', help: 'Messages acknowledged by Kafka and answered 250, by account (the tenant\'s namespace)', labelNames: ['account'], registers }),
+    certificateExpiry: new Gauge({
+      name: 'mtrelay_relay_tls_certificate_expiry_timestamp_seconds', help: 'When the TLS certificate in use expires (its notAfter, Unix seconds)', registers,
+    }),
     produceSeconds: new Histogram({
       name: 'mtrelay_relay_kafka_produce_seconds', help: 'Time from handing a batch to the Kafka producer to the broker acknowledgement',
       labelNames: ['result'], buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers,

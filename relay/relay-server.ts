@@ -272,7 +272,7 @@ export class RelayServer {
       throw error;
     }
     if (sandbox) this.#sandbox.record(user.namespace);
-    metrics.acceptedMessages.inc();
+    metrics.acceptedMessages.inc({ account: user.namespace });
     return transmissionId;
   }
 

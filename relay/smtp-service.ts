@@ -7,7 +7,7 @@ import type { SubmissionQueue } from '../shared/queue.ts';
 import { AuthThrottle, type AuthThrottleOptions } from './auth-throttle.ts';
 import type { RelayMetrics } from './metrics.ts';
 import { RelayServer, type RelaySettings } from './relay-server.ts';
-import { readTlsFiles, watchTlsFiles } from './tls-files.ts';
+import { certificateExpiry, readTlsFiles, watchTlsFiles, type TlsMaterial } from './tls-files.ts';
 
 export interface SmtpServiceOptions {
   settings: RelaySettings;
@@ -24,8 +24,16 @@ export async function startSmtpService(role: Role, o: SmtpServiceOptions): Promi
   const server = new RelayServer({
     settings: o.settings, store: o.store, queue: o.queue, throttle: new AuthThrottle(o.authThrottle), metrics: o.metrics, logger: role.logger, tls,
   });
+  // The expiry is a metric so an alert warns before clients start failing the handshake.
+  const inUse = (m: TlsMaterial) => o.metrics.certificateExpiry.set(certificateExpiry(m));
+  if (tls) inUse(tls);
   await server.listen();
-  if (o.tlsCert && o.tlsKey) role.onStop('TLS certificate watch', watchTlsFiles(o.tlsCert, o.tlsKey, role.logger, (m) => server.updateTls(m)));
+  if (o.tlsCert && o.tlsKey) {
+    role.onStop('TLS certificate watch', watchTlsFiles(o.tlsCert, o.tlsKey, role.logger, (m) => {
+      server.updateTls(m);
+      inUse(m);
+    }));
+  }
   role.onStop('SMTP listeners (sessions in DATA finish)', () => server.drain());
   return server;
 }

@@ -1,5 +1,6 @@
 // Certificate and key from files, reloaded without a restart when either file changes
 // (cert-manager rotates them in place), and only TLS 1.2 or newer.
+import { X509Certificate } from 'node:crypto';
 import { readFileSync, unwatchFile, watchFile } from 'node:fs';
 import tls from 'node:tls';
 import type { Logger } from 'pino';
@@ -15,6 +16,11 @@ export function readTlsFiles(certFile: string, keyFile: string): TlsMaterial {
   const material = { cert: readFileSync(certFile), key: readFileSync(keyFile) };
   tls.createSecureContext({ ...material, ...TLS_OPTIONS }); // throws when they do not match
   return material;
+}
+
+/** When the first certificate of the chain (the server's own) expires, in Unix seconds. */
+export function certificateExpiry(material: TlsMaterial): number {
+  return Date.parse(new X509Certificate(material.cert).validTo) / 1000;
 }
 
 /** Calls `onChange` with new material whenever both files read as a valid pair again. */

@@ -39,6 +39,12 @@ export class Role {
     this.name = options.name;
     this.logger = options.logger;
     this.registry = createRegistry();
+    // Readiness as a metric too, so an alert can tell "no relay is ready" from "none scraped".
+    const notReady = () => this.#notReady();
+    new Gauge({
+      name: 'mtrelay_ready', help: '1 while /readyz answers 200, by role', labelNames: ['role'], registers: [this.registry],
+      collect() { this.set({ role: options.name }, notReady() ? 0 : 1); },
+    });
   }
 
   /** Starts the operations endpoint at once: /healthz answers while the role still starts, /readyz says "starting". */

@@ -225,22 +225,28 @@ export function deliverySuite(harness: DeliveryHarness): void {
       await waitForEvent(stalled, (e) => e.type === 'delivery');
     });
 
-    test('metrics count outcomes by type, bounce class and reply name', async () => {
+    test('metrics count outcomes by type, bounce class, reply name, destination and account', async () => {
       const metric = (labels: Record<string, string>) => harness.metric('mtrelay_deliverer_outcomes_total', labels);
+      const deliveries = (tls: string) => harness.metric('mtrelay_deliverer_deliveries_total', { destination: 'other', tls });
       const before = {
-        delivered: await metric({ type: 'delivery', reply: 'remote' }),
+        delivered: await metric({ type: 'delivery', reply: 'remote', destination: 'other' }),
         bounced: await metric({ type: 'bounce', bounce_class: '10', reply: 'remote' }),
         nullMx: await metric({ type: 'bounce', bounce_class: '10', reply: 'NULL_MX' }),
         latency: await harness.metric('mtrelay_deliverer_accept_to_delivery_seconds_count'),
+        accountBounces: await harness.metric('mtrelay_deliverer_account_outcomes_total', { account: 'acme', type: 'bounce' }),
+        tls: { true: await deliveries('true'), false: await deliveries('false') },
       };
       mx1.script.set('metered-gone@recipient.test', '550 5.1.1 No such user here');
       const id = await send(['metered@recipient.test', 'metered-gone@recipient.test', 'metered@null-mx.test']);
-      await waitForEvent(id, (e) => e.type === 'delivery' && e.rcpt_to === 'metered@recipient.test');
+      const delivered = await waitForEvent(id, (e) => e.type === 'delivery' && e.rcpt_to === 'metered@recipient.test');
       await waitForEvent(id, (e) => e.type === 'bounce' && e.rcpt_to === 'metered-gone@recipient.test');
       await waitForEvent(id, (e) => e.type === 'bounce' && e.rcpt_to === 'metered@null-mx.test');
       mx1.script.delete('metered-gone@recipient.test');
       // At least: a retry of another test may finish meanwhile.
-      assert.ok(await metric({ type: 'delivery', reply: 'remote' }) >= before.delivered + 1);
+      assert.ok(await metric({ type: 'delivery', reply: 'remote', destination: 'other' }) >= before.delivered + 1);
+      assert.ok(await harness.metric('mtrelay_deliverer_account_outcomes_total', { account: 'acme', type: 'bounce' }) >= before.accountBounces + 2);
+      const tls = String(Boolean(delivered.tls)) as 'true' | 'false';
+      assert.ok(await deliveries(tls) >= before.tls[tls] + 1, `the delivery counts as tls=${tls}, as its event says`);
       assert.ok(await metric({ type: 'bounce', bounce_class: '10', reply: 'remote' }) >= before.bounced + 1);
       assert.ok(await metric({ type: 'bounce', bounce_class: '10', reply: 'NULL_MX' }) >= before.nullMx + 1, 'mtrelay\'s own reply is counted by its name');
       assert.ok(await harness.metric('mtrelay_deliverer_accept_to_delivery_seconds_count') >= before.latency + 1);
