@@ -12,6 +12,7 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ensureK8sTools } from './k8s/build-tools.ts';
+import { ensureChartTools } from './chart/tools.ts';
 import { KafkaBroker, repoRoot } from './kafka/broker.ts';
 import { DirectiveError, NEEDS, findTestFiles, isUnit, readTestFile, type TestFile } from './runner/test-files.ts';
 import { ensureSystemTools, type SystemToolName } from './system-deps.ts';
@@ -134,6 +135,11 @@ try {
     const since = Date.now();
     ensureK8sTools();
     process.stderr.write(`Kubernetes tools ready in ${((Date.now() - since) / 1000).toFixed(1)} s\n`);
+  }
+  if (needs.has('chart')) {
+    const since = Date.now();
+    ensureChartTools();
+    process.stderr.write(`chart tools ready in ${((Date.now() - since) / 1000).toFixed(1)} s\n`);
   }
   if (needs.has('kafka')) {
     const runs = path.join(repoRoot, '.cache', 'test-runs');

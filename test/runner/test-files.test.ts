@@ -25,6 +25,7 @@ const USES: [RegExp, Need][] = [
   [/\bcreateTestCa\(/, 'openssl'],
   [/\bverifyDkim\(/, 'dkimpy'],
   [/\bbuildImage\(|\bpodman\(/, 'image'],
+  [/\bensureChartTools\(/, 'chart'],
 ];
 
 /** The file and the test modules it imports (suites such as delivery-suite.ts), not test/helpers/. */
