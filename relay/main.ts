@@ -50,6 +50,7 @@ export async function startRelay(config: RelayConfig, logger: Logger): Promise<R
   role.onStop('topic checks', topics.stop);
   const producer = new SubmissionProducer({
     kafka, topic: topicNames(layout.prefix).submissions, logger, timeoutMs: config.kafkaTimeoutMs, produceSeconds: metrics.produceSeconds,
+    maxBatchBytes: Math.min(16 * 1024 * 1024, layout.maxMessageBytes),
   });
   producer.start();
   metrics.probes.kafkaConnected = () => producer.connected;

@@ -25,8 +25,16 @@ export interface SubmissionProducerOptions {
   timeoutMs: number;
   produceSeconds?: Histogram;
   maxBatchRecords?: number;
+  /**
+   * A batch is one message to the broker, so it must stay under the topic's max.message.bytes:
+   * pass the relay's SIZE (the topic allows that plus room for record framing). Default 16 MiB.
+   */
   maxBatchBytes?: number;
 }
+
+/** What a record weighs in a batch: its value and its headers. */
+const recordBytes = (record: QueueRecord) =>
+  record.value.length + Object.entries(record.headers).reduce((n, [name, value]) => n + name.length + Buffer.byteLength(String(value)), 0);
 
 export class SubmissionProducer implements SubmissionQueue {
   readonly #options: SubmissionProducerOptions;
@@ -83,7 +91,7 @@ export class SubmissionProducer implements SubmissionQueue {
     return new Promise<void>((resolve, reject) => {
       const pending: Pending = {
         message,
-        bytes: message.value.length,
+        bytes: recordBytes(message),
         resolve,
         reject,
         settled: false,
