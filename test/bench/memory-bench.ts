@@ -3,8 +3,7 @@
 // round a fresh relay (warmed up with one small message) takes C concurrent messages of about
 // S MiB each; its peak RSS (VmHWM) over its RSS before the round, per message in flight.
 // Flags: --size-mb S (default 10), --concurrency C,… (default 1,4,8).
-import { readFileSync, writeFileSync } from 'node:fs';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import nodemailer from 'nodemailer';
 import { KafkaBroker, repoRoot } from '../kafka/broker.ts';
