@@ -72,6 +72,22 @@ describe('every value set renders', () => {
   }
 });
 
+test('the values schema closes every object it describes', () => {
+  const open: string[] = [];
+  // Objects with listed properties refuse others; maps of strings and Kubernetes types
+  // passed through as they are (affinity, tolerations, NetworkPolicy peers) have none listed.
+  const walk = (node: Record<string, unknown>, at: string) => {
+    if (node.properties && node.additionalProperties !== false) open.push(at);
+    for (const [name, child] of Object.entries((node.properties ?? {}) as Record<string, Record<string, unknown>>)) walk(child, `${at}.${name}`);
+    for (const key of ['items', 'additionalProperties'] as const) if (typeof node[key] === 'object') walk(node[key] as Record<string, unknown>, `${at}[]`);
+    for (const alt of (node.anyOf ?? []) as Record<string, unknown>[]) walk(alt, at);
+  };
+  walk(JSON.parse(readFileSync(path.join(chartDir, 'values.schema.json'), 'utf8')) as Record<string, unknown>, '$');
+  assert.deepEqual(open, []);
+  // And every value in values.yaml is described by it.
+  assert.doesNotThrow(() => renderText({ set: 'defaults' }));
+});
+
 test('unknown values are refused, naming the key', () => {
   assert.throws(() => renderText({ set: 'defaults', values: ['relay.replica=3'] }), /replica/);
   assert.throws(() => renderText({ set: 'defaults', values: ['kafka.sasl.mechanism=scram-sha-1'] }), /mechanism/);
