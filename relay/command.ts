@@ -29,6 +29,7 @@ export interface SmtpFlags {
   sandboxDomain: string;
   sandboxQuota: number;
   proxyProtocol?: string[];
+  earlyTalkerDelay: number;
   authSlowAfter: number;
   authBlockAfter: number;
   authWindow: number;
@@ -61,6 +62,7 @@ export function addSmtpOptions(command: Command): Command {
     .addOption(option('--sandbox-domain <domain>', 'a From domain every key may use').default('sandbox.mailtarget.co'))
     .addOption(option('--sandbox-quota <n>', 'messages per account per 24 hours from the sandbox domain (per relay process)').argParser(integer(0)).default(50))
     .addOption(option('--proxy-protocol <addresses>', 'accept a PROXY protocol header (v1 or v2) from these load balancer addresses (comma-separated, or "*")').argParser(list))
+    .addOption(option('--early-talker-delay <ms>', 'wait before the greeting and refuse clients that talk first (a defence for MX hosts; 0: greet at once)').argParser(integer(0)).default(0))
     .addOption(option('--auth-slow-after <n>', 'failed AUTHs per address before replies are slowed').argParser(integer(1)).default(DEFAULT_AUTH_THROTTLE.slowAfter))
     .addOption(option('--auth-block-after <n>', 'failed AUTHs per address before it is refused with 421').argParser(integer(1)).default(DEFAULT_AUTH_THROTTLE.blockAfter))
     .addOption(option('--auth-window <seconds>', 'window in which failed AUTHs are counted').argParser(integer(1)).default(DEFAULT_AUTH_THROTTLE.windowMs / 1000));
@@ -105,6 +107,7 @@ export function smtpSettings(flags: SmtpFlags): Pick<RelayConfig, 'settings' | '
       sandboxDomain: flags.sandboxDomain.toLowerCase(),
       sandboxQuota: flags.sandboxQuota,
       proxyProtocol: !proxy ? false : proxy.includes('*') ? true : proxy,
+      earlyTalkerDelayMs: flags.earlyTalkerDelay,
     },
   };
 }

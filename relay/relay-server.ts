@@ -1,10 +1,10 @@
 // The SMTP submission service: listeners on the submission, alternate and implicit-TLS
 // ports, AUTH with API keys, header checks after the final dot, and a 250 only once Kafka
 // has the message.
-import './enhanced-status-codes.ts';
+import './smtp-server-patches.ts';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import { SMTPServer, type SMTPServerAuthentication, type SMTPServerDataStream, type SMTPServerSession } from 'smtp-server';
+import { SMTPServer, type SMTPServerAuthentication, type SMTPServerDataStream, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
 import type { Logger } from 'pino';
 import { sha256Hex } from '../shared/config/hash.ts';
 import type { ConfigStore } from '../shared/config/store.ts';
@@ -16,6 +16,7 @@ import type { AuthThrottle } from './auth-throttle.ts';
 import { checkMessage } from './message-checks.ts';
 import { acceptProxyV2 } from './proxy-protocol.ts';
 import type { RelayMetrics } from './metrics.ts';
+import type { PatchedServerOptions } from './smtp-server-patches.ts';
 import { SandboxQuota } from './sandbox-quota.ts';
 import { TLS_OPTIONS, type TlsMaterial } from './tls-files.ts';
 
@@ -43,6 +44,8 @@ export interface RelaySettings {
   sandboxQuota: number;
   /** true, or the addresses of load balancers allowed to send a PROXY protocol header. */
   proxyProtocol: boolean | string[];
+  /** Wait before the greeting, refusing clients that talk first (an MX defence; 0 on submission ports). */
+  earlyTalkerDelayMs: number;
 }
 
 export interface RelayDeps {
@@ -120,7 +123,7 @@ export class RelayServer {
 
   #create(listener: ListenerSpec): SMTPServer {
     const { settings, metrics } = this.#deps;
-    return new SMTPServer({
+    const options: SMTPServerOptions & PatchedServerOptions = {
       name: settings.hostname,
       banner: 'mtrelay',
       hideENHANCEDSTATUSCODES: false,
@@ -136,6 +139,7 @@ export class RelayServer {
       socketTimeout: settings.commandTimeoutMs,
       closeTimeout: settings.drainTimeoutMs,
       useProxy: settings.proxyProtocol,
+      earlyTalkerDelayMs: settings.earlyTalkerDelayMs,
       disableReverseLookup: true,
       hideDSN: true,
       logger: false,
@@ -155,7 +159,8 @@ export class RelayServer {
       onAuth: (auth, session, callback) => this.#onAuth(auth, session, callback),
       onMailFrom: (_address, session, callback) => callback(this.#refuseTransaction(session) ?? undefined),
       onData: (stream, session, callback) => this.#onData(stream, session, callback),
-    });
+    };
+    return new SMTPServer(options);
   }
 
   #session(session: SMTPServerSession): SessionState {

@@ -3,7 +3,7 @@
 // every message it accepted.
 import { readFileSync } from 'node:fs';
 // Scripted replies carry their own enhanced status codes, as real providers' do.
-import '../../relay/enhanced-status-codes.ts';
+import '../../relay/smtp-server-patches.ts';
 import { SMTPServer, type SMTPServerSession } from 'smtp-server';
 
 export type Behaviour = 'accept' | `${4 | 5}${number}${number} ${string}` | 'drop' | 'stall' | 'slow';

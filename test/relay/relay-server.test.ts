@@ -1,6 +1,6 @@
 // The relay's SMTP server in this process, on loopback, with the queue as a seam: what the
-// SMTP library writes on its own (the pinned version must keep doing so), the one patch of its
-// internals, and how a failure behind DATA is answered and logged.
+// SMTP library writes on its own (the pinned version must keep doing so), the two patches of its
+// internals (enhanced codes, the greeting), and how a failure behind DATA is answered and logged.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -46,6 +46,7 @@ const settings: RelaySettings = {
   host: '127.0.0.1', hostname: 'relay.test', listeners: [{ name: 'submission', port: 0, implicitTls: false }],
   authUser: 'smtp_mt_injection', allowAuthWithoutTls: true, maxMessageBytes: 4096, maxHeaderBytes: 2048, maxRecipients: 2,
   maxAttrAddresses: 10, maxClients: 100, commandTimeoutMs: 60_000, drainTimeoutMs: 1000, sandboxDomain: 'sandbox.test', sandboxQuota: 5, proxyProtocol: false,
+  earlyTalkerDelayMs: 0,
 };
 
 function server(overrides: Partial<RelaySettings> = {}, tls?: { cert: Buffer; key: Buffer }) {
@@ -118,6 +119,47 @@ test('the enhanced-code patch: the relay\'s replies keep their own codes, the li
   // Without the patch smtp-server would write "550 5.1.1 5.7.1 Unconfigured …".
   assert.equal(await smtp.command('MAIL FROM:<a@example.com>'), '250 2.1.0 Accepted');
   smtp.close();
+});
+
+describe('the greeting', () => {
+  /** Milliseconds from connecting to the greeting. */
+  async function greetingDelay(relay: RelayServer): Promise<{ ms: number; greeting: string }> {
+    const started = performance.now();
+    const smtp = await RawSmtp.connect(relay.port('submission'));
+    const greeting = (await smtp.reply()) ?? '';
+    const ms = performance.now() - started;
+    smtp.close();
+    return { ms, greeting };
+  }
+
+  test('comes at once on the submission ports: no fixed wait before it', async () => {
+    const delays: number[] = [];
+    for (let i = 0; i < 15; i++) {
+      const { ms, greeting } = await greetingDelay(plain.relay);
+      assert.match(greeting, /^220 relay\.test /);
+      delays.push(ms);
+    }
+    delays.sort((a, b) => a - b);
+    // smtp-server's own fixed wait was 100 ms on every connection; the median is now far below it.
+    assert.ok(delays[7]! < 50, `median connect → greeting ${delays[7]!.toFixed(1)} ms (all: ${delays.map((d) => d.toFixed(1)).join(', ')})`);
+  });
+
+  test('--early-talker-delay waits as asked, and refuses a client that talks first', async () => {
+    const mx = server({ earlyTalkerDelayMs: 300 });
+    await mx.relay.listen();
+    try {
+      const { ms, greeting } = await greetingDelay(mx.relay);
+      assert.match(greeting, /^220 /);
+      assert.ok(ms >= 290, `greeting after ${ms.toFixed(0)} ms`);
+      const early = await RawSmtp.connect(mx.relay.port('submission'));
+      await early.write('EHLO early.test\r\n');
+      // Before the greeting there is no EHLO yet, so the library answers without an enhanced code.
+      assert.equal(await early.reply(), '421 relay.test You talk too soon');
+      early.close();
+    } finally {
+      await mx.relay.drain();
+    }
+  });
 });
 
 describe('a failure behind DATA', () => {

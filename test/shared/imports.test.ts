@@ -13,7 +13,7 @@ const PRODUCTION = ['cli.ts', 'relay', 'deliverer', 'standalone', 'operator', 's
 /** The only deep imports allowed, each in the one file that isolates it (and a test that guards it). */
 const ISOLATED: Record<string, string[]> = {
   'shared/mail/nodemailer-internals.ts': ['nodemailer/lib/addressparser', 'nodemailer/lib/smtp-connection'],
-  'relay/enhanced-status-codes.ts': ['smtp-server/lib/smtp-connection.js'],
+  'relay/smtp-server-patches.ts': ['smtp-server/lib/smtp-connection.js'],
 };
 
 function productionFiles(): string[] {
