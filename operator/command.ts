@@ -24,6 +24,7 @@ interface OperatorFlags extends OpsFlags {
   dnsCheckInterval: number;
   dnsRetryInterval: number;
   relistInterval: number;
+  tlsTicketKeyRotation: number;
 }
 
 const duration = (value: string): number => {
@@ -52,7 +53,8 @@ export function operatorCommand(): Command {
     .addOption(option('--tracking-cname <host>', 'where tracking domains must point (CNAME; checked when set)'))
     .addOption(option('--dns-check-interval <duration>', 'how often verified domains are checked again').argParser(duration).default(3_600_000, '1h'))
     .addOption(option('--dns-retry-interval <duration>', 'how often unverified domains are checked').argParser(duration).default(60_000, '1m'))
-    .addOption(option('--relist-interval <duration>', 'full relist of every informer this often').argParser(duration).default(300_000, '5m')), 9092)
+    .addOption(option('--relist-interval <duration>', 'full relist of every informer this often').argParser(duration).default(300_000, '5m'))
+    .addOption(option('--tls-ticket-key-rotation <duration>', 'how long the relays\' shared TLS session ticket key is used before a new one replaces it').argParser(duration).default(12 * 3_600_000, '12h')), 9092)
     .action((flags: OperatorFlags) => runRole('operator', flags.logLevel, async (logger) => (await import('./main.ts')).startOperator(operatorConfig(flags), logger, () => process.exit(1))));
 }
 
@@ -77,7 +79,7 @@ function operatorConfig(flags: OperatorFlags): OperatorConfig {
   return {
     ...(flags.kubeconfig ? { kubeconfig: flags.kubeconfig } : {}),
     identity: flags.identity,
-    targets: { namespace: flags.namespace, relaySecret: flags.relayConfigSecret, delivererSecret: flags.delivererConfigSecret },
+    targets: { namespace: flags.namespace, relaySecret: flags.relayConfigSecret, delivererSecret: flags.delivererConfigSecret, ticketKeyRotationMs: flags.tlsTicketKeyRotation },
     leaseNamespace: flags.namespace,
     leaseName: flags.leaseName,
     leaseDurationMs: flags.leaseDuration,

@@ -2,9 +2,9 @@
 // the informer caches (so a deletion needs no special path), and writes two Secret sets —
 // the relay's (no private keys) and the deliverer's — only when their content changed.
 import type { Logger } from 'pino';
-import { relayView } from '../shared/config/compiled-config.ts';
+import { newTicketKey, relayView, withTicketKey } from '../shared/config/compiled-config.ts';
 import { compileResources } from '../shared/config/compiler.ts';
-import { CONFIG_SET_LABEL, MAX_CONFIG_PIECES, encodeConfigSecrets, pieceSecretName, readConfigIndex } from '../shared/config/config-secrets.ts';
+import { CONFIG_SET_LABEL, MAX_CONFIG_PIECES, decodeConfigSecrets, encodeConfigSecrets, pieceSecretName, readConfigIndex } from '../shared/config/config-secrets.ts';
 import { canonicalJson } from '../shared/config/hash.ts';
 import { describeProblem, type ConfigProblem } from '../shared/config/problems.ts';
 import {
@@ -33,6 +33,8 @@ export interface ConfigTargets {
   delivererSecret: string;
   /** Bytes per piece (tests make it small to exercise sharding). */
   pieceBytes?: number;
+  /** How long the relays' shared TLS ticket key is used before a new one replaces it. */
+  ticketKeyRotationMs: number;
 }
 
 export interface ConfigControllerOptions {
@@ -64,6 +66,8 @@ export class ConfigController implements Controller {
   #writeFailure: string | undefined;
   /** What this replica last wrote per set, so a cache that lags our own write does not cause a second one. */
   readonly #written = new Map<string, { index: string; resourceVersion?: string; before?: string }>();
+  /** The TLS ticket key the relays share; read back from their config when this replica starts leading. */
+  #ticket: CompiledConfig['tls'];
 
   constructor(options: ConfigControllerOptions) {
     this.#o = options;
@@ -150,13 +154,14 @@ export class ConfigController implements Controller {
     return this.#writeFailure;
   }
 
-  async reconcile(): Promise<void> {
+  async reconcile(): Promise<{ requeueAfterMs: number }> {
     const started = Date.now();
     const { config, problems } = this.compile();
     this.#reportProblems(problems);
     const { relaySecret, delivererSecret } = this.#o.targets;
+    const ticket = this.#ticketKey(started);
     try {
-      await this.#writeSet('relay', relaySecret, relayView(config));
+      await this.#writeSet('relay', relaySecret, withTicketKey(relayView(config), ticket));
       await this.#writeSet('deliverer', delivererSecret, config);
       this.#writeFailure = undefined;
     } catch (error) {
@@ -165,6 +170,32 @@ export class ConfigController implements Controller {
       throw error; // retried by the work queue with backoff, and logged there
     }
     this.#lastCostMs = Date.now() - started;
+    // Come back when the ticket key is due to be replaced.
+    return { requeueAfterMs: Math.max(1000, Date.parse(ticket.issuedAt) + this.#o.targets.ticketKeyRotationMs - Date.now()) };
+  }
+
+  /**
+   * The relays' shared TLS ticket key: the one in the relay config already written (so a new
+   * leader does not replace it), or a new one once it is older than the rotation period.
+   */
+  #ticketKey(now: number): NonNullable<CompiledConfig['tls']> {
+    this.#ticket ??= this.#writtenTicketKey();
+    if (!this.#ticket || now - Date.parse(this.#ticket.issuedAt) >= this.#o.targets.ticketKeyRotationMs) {
+      this.#ticket = { ticketKey: newTicketKey().toString('base64'), issuedAt: new Date(now).toISOString() };
+      this.#o.logger.info({ issuedAt: this.#ticket.issuedAt }, 'new TLS ticket key for the relays');
+    }
+    return this.#ticket;
+  }
+
+  #writtenTicketKey(): CompiledConfig['tls'] {
+    const { namespace, relaySecret } = this.#o.targets;
+    const index = readConfigIndex(this.#o.secrets.get(relaySecret, namespace)?.data);
+    if (!index) return undefined;
+    try {
+      return decodeConfigSecrets(index, (name) => this.#o.secrets.get(name, namespace)?.data).tls;
+    } catch {
+      return undefined; // pieces out of step: a new key costs resumptions, nothing more
+    }
   }
 
   /** Writes the pieces, then the index, then removes pieces no longer needed — only on change. */

@@ -17,6 +17,7 @@ import { checkMessage } from './message-checks.ts';
 import { acceptProxyV2 } from './proxy-protocol.ts';
 import type { RelayMetrics } from './metrics.ts';
 import type { PatchedServerOptions } from './smtp-server-patches.ts';
+import { SESSION_LIFETIME_SECONDS } from './tls-tickets.ts';
 import { SandboxQuota } from './sandbox-quota.ts';
 import { TLS_OPTIONS, type TlsMaterial } from './tls-files.ts';
 
@@ -56,6 +57,8 @@ export interface RelayDeps {
   metrics: RelayMetrics;
   logger: Logger;
   tls: TlsMaterial | undefined;
+  /** The session ticket key to start with (TicketKeys keeps it current through setTicketKey). */
+  ticketKey: Buffer;
 }
 
 interface SessionUser {
@@ -77,10 +80,12 @@ export class RelayServer {
   readonly #sessions = new WeakMap<SMTPServerSession, SessionState>();
   readonly #sandbox: SandboxQuota;
   #draining = false;
+  #ticketKey: Buffer;
 
   constructor(deps: RelayDeps) {
     this.#deps = deps;
     this.#sandbox = new SandboxQuota(deps.settings.sandboxQuota);
+    this.#ticketKey = deps.ticketKey;
   }
 
   get draining(): boolean {
@@ -115,6 +120,12 @@ export class RelayServer {
     for (const server of this.#servers.values()) server.updateSecureContext({ ...material, ...TLS_OPTIONS });
   }
 
+  /** A new session ticket key: tickets issued from now on can be resumed on every relay holding it. */
+  setTicketKey(key: Buffer): void {
+    this.#ticketKey = key;
+    for (const server of this.#servers.values()) server.updateSecureContext({ ticketKeys: key });
+  }
+
   /** Stops accepting, lets transactions in DATA finish and be answered, then resolves. */
   async drain(): Promise<void> {
     this.#draining = true;
@@ -129,6 +140,10 @@ export class RelayServer {
       hideENHANCEDSTATUSCODES: false,
       secure: listener.implicitTls,
       ...(this.#deps.tls ? { ...this.#deps.tls, ...TLS_OPTIONS } : {}),
+      // Resumable sessions on every replica: the same ticket key, and the same session context.
+      ticketKeys: this.#ticketKey,
+      sessionTimeout: SESSION_LIFETIME_SECONDS,
+      sessionIdContext: 'mtrelay',
       disabledCommands: this.#deps.tls ? [] : ['STARTTLS'],
       authMethods: ['PLAIN', 'LOGIN'],
       allowInsecureAuth: settings.allowAuthWithoutTls,

@@ -2,12 +2,14 @@
 // handing messages to whichever queue the role has (Kafka for the relay, SQLite standalone),
 // and their place in the role's stop sequence.
 import type { ConfigStore } from '../shared/config/store.ts';
+import type { CompiledConfig } from '../shared/config/types.ts';
 import type { Role } from '../shared/ops/role.ts';
 import type { SubmissionQueue } from '../shared/queue.ts';
 import { AuthThrottle, type AuthThrottleOptions } from './auth-throttle.ts';
 import type { RelayMetrics } from './metrics.ts';
 import { RelayServer, type RelaySettings } from './relay-server.ts';
 import { certificateExpiry, readTlsFiles, watchTlsFiles, type TlsMaterial } from './tls-files.ts';
+import { TicketKeys } from './tls-tickets.ts';
 
 export interface SmtpServiceOptions {
   settings: RelaySettings;
@@ -21,9 +23,16 @@ export interface SmtpServiceOptions {
 
 export async function startSmtpService(role: Role, o: SmtpServiceOptions): Promise<RelayServer> {
   const tls = o.tlsCert && o.tlsKey ? readTlsFiles(o.tlsCert, o.tlsKey) : undefined;
+  const tickets = new TicketKeys(role.logger);
   const server = new RelayServer({
     settings: o.settings, store: o.store, queue: o.queue, throttle: new AuthThrottle(o.authThrottle), metrics: o.metrics, logger: role.logger, tls,
+    ticketKey: tickets.current,
   });
+  tickets.onChange((key) => server.setTicketKey(key));
+  // The operator's config carries the key all replicas share; a folder's does not.
+  const shareTicketKey = (document: CompiledConfig) => document.tls && tickets.useShared(document.tls.ticketKey);
+  if (o.store.current) shareTicketKey(o.store.current.document);
+  o.store.on('change', ({ document }) => shareTicketKey(document));
   // The expiry is a metric so an alert warns before clients start failing the handshake.
   const inUse = (m: TlsMaterial) => o.metrics.certificateExpiry.set(certificateExpiry(m));
   if (tls) inUse(tls);
@@ -35,6 +44,7 @@ export async function startSmtpService(role: Role, o: SmtpServiceOptions): Promi
     }));
   }
   role.onStop('SMTP listeners (sessions in DATA finish)', () => server.drain());
+  role.onStop('TLS ticket key rotation', () => tickets.stop());
   return server;
 }
 

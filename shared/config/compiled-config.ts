@@ -1,6 +1,9 @@
 // The compiled config document as pods receive it: its schema check (a document read from
-// Secrets is checked before it is put in force) and the relay's view of it.
+// Secrets is checked before it is put in force), the relay's view of it, and the TLS ticket
+// key the relay's view carries.
+import { randomBytes } from 'node:crypto';
 import { ajv } from '../validation.ts';
+import { canonicalJson, sha256Hex } from './hash.ts';
 import compiledConfigSchema from './schemas/compiled-config.schema.json' with { type: 'json' };
 import type { CompiledConfig } from './types.ts';
 
@@ -12,4 +15,13 @@ export function relayView(config: CompiledConfig): CompiledConfig {
     domains: Object.fromEntries(Object.entries(domains).map(([name, { dkimPrivateKey: _secret, ...rest }]) => [name, rest])),
   }]));
   return { ...config, namespaces };
+}
+
+/** Node.js's TLS ticket key: 16 bytes of name, 16 of HMAC secret, 16 of AES key. */
+export const TICKET_KEY_BYTES = 48;
+export const newTicketKey = (): Buffer => randomBytes(TICKET_KEY_BYTES);
+
+/** The relay's view with the ticket key all replicas share; the revision covers the key, so a new key is a new config. */
+export function withTicketKey(config: CompiledConfig, tls: NonNullable<CompiledConfig['tls']>): CompiledConfig {
+  return { ...config, tls, revision: sha256Hex(canonicalJson({ revision: config.revision, tls })) };
 }

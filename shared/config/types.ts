@@ -108,4 +108,6 @@ export interface CompiledConfig {
   revision: string;
   namespaces: Record<string, CompiledNamespace>;
   apiKeys: CompiledApiKey[];
+  /** The relay's view only: the TLS session ticket key every relay replica shares (base64, 48 bytes), and when it was made. */
+  tls?: { ticketKey: string; issuedAt: string };
 }

@@ -63,18 +63,23 @@ export class RawSmtp {
     return this.reply();
   }
 
-  /** STARTTLS, trusting the given CA. */
-  async startTls(ca: Buffer): Promise<void> {
+  /** The TLS session to resume later: the last one the server sent (TLS 1.3 sends it after the handshake). */
+  tlsSession: Buffer | undefined;
+
+  /** STARTTLS, trusting the given CA; with `session`, offering to resume it. Returns the TLS socket. */
+  async startTls(ca: Buffer, options: { session?: Buffer; maxVersion?: tls.SecureVersion } = {}): Promise<tls.TLSSocket> {
     const reply = await this.command('STARTTLS');
     if (!reply?.startsWith('220')) throw new Error(`STARTTLS refused: ${reply}`);
     this.#socket.removeAllListeners('data');
-    const secure = tls.connect({ socket: this.#socket, ca, servername: 'localhost' });
+    const secure = tls.connect({ socket: this.#socket, ca, servername: 'localhost', ...options });
+    secure.on('session', (session: Buffer) => { this.tlsSession = session; });
     await new Promise<void>((resolve, reject) => {
       secure.once('secureConnect', () => resolve());
       secure.once('error', reject);
     });
     this.#socket = secure;
     this.#attach(secure);
+    return secure;
   }
 
   /** EHLO and AUTH PLAIN with the relay's user name. */

@@ -60,12 +60,12 @@ export class OperatorCluster {
   }
 
   /** An operator replica, once it runs (its caches synced, its metrics endpoint known). */
-  async startOperator(identity: string): Promise<MtrelayProcess> {
+  async startOperator(identity: string, args: string[] = []): Promise<MtrelayProcess> {
     const replica = new MtrelayProcess([
       'operator', '--kubeconfig', this.operatorKubeconfig, '--namespace', SYSTEM, '--identity', identity,
       '--dns', this.dnsAddress, '--spf-include', 'spf.mtrelay.test', '--tracking-cname', 'track.mtrelay.test', '--dns-retry-interval', '1s',
       '--lease-duration', '4s', '--renew-deadline', '3s', '--retry-period', '500ms',
-      '--metrics-host', '127.0.0.1', '--metrics-port', '0',
+      '--metrics-host', '127.0.0.1', '--metrics-port', '0', ...args,
     ]);
     replica.metricsPort = (await replica.started('operator running')).metricsPort as number;
     return replica;

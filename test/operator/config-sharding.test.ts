@@ -16,7 +16,7 @@ import { EventRecorder } from '../../operator/events.ts';
 import { createOperatorMetrics } from '../../operator/metrics.ts';
 import { paths, type ApiKeyObject, type SecretObject, type SendingDomainObject } from '../../operator/resources.ts';
 import { Registry } from 'prom-client';
-import { relayView } from '../../shared/config/compiled-config.ts';
+import { relayView, withTicketKey } from '../../shared/config/compiled-config.ts';
 import { readConfigIndex } from '../../shared/config/config-secrets.ts';
 import { SecretConfigSource } from '../../shared/config/secret-source.ts';
 import { ConfigStore } from '../../shared/config/store.ts';
@@ -98,7 +98,7 @@ before(async () => {
   };
   controller = new ConfigController({
     client, domains: domainCache as never, apiKeys: keyCache as never, secrets: secrets as never, requireDnsVerification: true,
-    targets: { namespace: SYSTEM, relaySecret: 'mtrelay-relay-config', delivererSecret: 'mtrelay-deliverer-config' },
+    targets: { namespace: SYSTEM, relaySecret: 'mtrelay-relay-config', delivererSecret: 'mtrelay-deliverer-config', ticketKeyRotationMs: 3_600_000 },
     events: new EventRecorder(client, logger, 'test', 'test'), metrics, logger,
   });
   clients.relay = asAccount('mtrelay-relay');
@@ -154,7 +154,11 @@ test('5,000 domains and 5,000 keys: sharded under 1 MiB per Secret, read back wh
   const full = controller.compile().config;
   assert.equal(deliverer.current!.document.revision, full.revision);
   assert.deepEqual(deliverer.current!.document, full);
-  assert.deepEqual(relay.current!.document, relayView(full));
+  // The relay's view, plus the TLS ticket key all relays share (none in the deliverer's).
+  const { tls } = relay.current!.document;
+  assert.equal(Buffer.from(tls!.ticketKey, 'base64').length, 48);
+  assert.deepEqual(relay.current!.document, withTicketKey(relayView(full), tls!));
+  assert.equal(deliverer.current!.document.tls, undefined);
   assert.equal(relay.current!.document.apiKeys.length, COUNT);
   assert.equal(Object.values(relay.current!.document.namespaces).reduce((n, ns) => n + Object.keys(ns.domains).length, 0), COUNT);
   assert.ok(!JSON.stringify(relay.current!.document).includes('PRIVATE KEY'));

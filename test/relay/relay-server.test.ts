@@ -13,6 +13,7 @@ import { parseAllDocuments } from 'yaml';
 import { AuthThrottle } from '../../relay/auth-throttle.ts';
 import { createRelayMetrics } from '../../relay/metrics.ts';
 import { RelayServer, type RelaySettings } from '../../relay/relay-server.ts';
+import { newTicketKey } from '../../shared/config/compiled-config.ts';
 import { compileConfig } from '../../shared/config/compiler.ts';
 import { ConfigStore } from '../../shared/config/store.ts';
 import { QueueUnavailableError, type QueueRecord, type SubmissionQueue } from '../../shared/queue.ts';
@@ -49,17 +50,19 @@ const settings: RelaySettings = {
   earlyTalkerDelayMs: 0,
 };
 
-function server(overrides: Partial<RelaySettings> = {}, tls?: { cert: Buffer; key: Buffer }) {
+function server(overrides: Partial<RelaySettings> = {}, tls?: { cert: Buffer; key: Buffer }, ticketKey = newTicketKey()) {
   const metrics = createRelayMetrics(new Registry());
-  return { metrics, relay: new RelayServer({ settings: { ...settings, ...overrides }, store, queue, throttle: new AuthThrottle(), metrics, logger, tls }) };
+  return { metrics, relay: new RelayServer({ settings: { ...settings, ...overrides }, store, queue, throttle: new AuthThrottle(), metrics, logger, tls, ticketKey }) };
 }
 
 const plain = server();
 let tlsRelay: ReturnType<typeof server>;
+let certificate: { cert: Buffer; key: Buffer };
 
 before(async () => {
   const pems = await generate([{ name: 'commonName', value: 'localhost' }], { keySize: 2048 });
-  tlsRelay = server({ allowAuthWithoutTls: false }, { cert: Buffer.from(pems.cert), key: Buffer.from(pems.private) });
+  certificate = { cert: Buffer.from(pems.cert), key: Buffer.from(pems.private) };
+  tlsRelay = server({ allowAuthWithoutTls: false }, certificate);
   await Promise.all([plain.relay.listen(), tlsRelay.relay.listen()]);
 });
 after(async () => {
@@ -158,6 +161,49 @@ describe('the greeting', () => {
       early.close();
     } finally {
       await mx.relay.drain();
+    }
+  });
+});
+
+describe('TLS session resumption', () => {
+  /** A STARTTLS session on `relay` offering `session`; returns whether it was resumed, and the session to offer next. */
+  async function startTls(relay: RelayServer, maxVersion: 'TLSv1.2' | 'TLSv1.3', session?: Buffer) {
+    const smtp = await RawSmtp.connect(relay.port('submission'));
+    await smtp.reply();
+    await smtp.command('EHLO client.test');
+    const socket = await smtp.startTls(certificate.cert, { maxVersion, ...(session ? { session } : {}) });
+    await smtp.command('EHLO client.test'); // by now a TLS 1.3 server has sent its ticket
+    const resumed = socket.isSessionReused();
+    const next = smtp.tlsSession;
+    await smtp.command('QUIT');
+    smtp.close();
+    return { resumed, next };
+  }
+
+  test('a session from one relay resumes on another holding the same ticket key, TLS 1.3 and 1.2; not on one without it', async () => {
+    const key = newTicketKey();
+    const first = server({}, certificate, key);
+    const sameKey = server({}, certificate, key);
+    const otherKey = server({}, certificate);
+    await Promise.all([first.relay.listen(), sameKey.relay.listen(), otherKey.relay.listen()]);
+    try {
+      for (const version of ['TLSv1.3', 'TLSv1.2'] as const) {
+        const full = await startTls(first.relay, version);
+        assert.equal(full.resumed, false, version);
+        assert.ok(full.next, `${version}: the relay issued a ticket`);
+        assert.equal((await startTls(sameKey.relay, version, full.next)).resumed, true, `${version}: resumed on the other replica`);
+        assert.equal((await startTls(otherKey.relay, version, full.next)).resumed, false, `${version}: another key cannot read the ticket`);
+      }
+      // A new key (rotation): tickets issued before it make a full handshake, later ones resume.
+      const before = await startTls(first.relay, 'TLSv1.3');
+      const rotated = newTicketKey();
+      first.relay.setTicketKey(rotated);
+      sameKey.relay.setTicketKey(rotated);
+      assert.equal((await startTls(first.relay, 'TLSv1.3', before.next)).resumed, false);
+      const after = await startTls(first.relay, 'TLSv1.3');
+      assert.equal((await startTls(sameKey.relay, 'TLSv1.3', after.next)).resumed, true);
+    } finally {
+      await Promise.all([first.relay.drain(), sameKey.relay.drain(), otherKey.relay.drain()]);
     }
   });
 });
