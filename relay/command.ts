@@ -15,8 +15,8 @@ export interface SmtpFlags {
   port: number;
   altPort: number;
   smtpsPort: number;
-  tlsCert?: string;
-  tlsKey?: string;
+  tlsCert?: string[];
+  tlsKey?: string[];
   authUser: string;
   allowAuthWithoutTls: boolean;
   maxSize: number;
@@ -48,8 +48,8 @@ export function addSmtpOptions(command: Command): Command {
     .addOption(option('--port <port>', 'submission port with STARTTLS (0 picks a free port, -1 disables)').argParser(integer(-1, 65535)).default(587))
     .addOption(option('--alt-port <port>', 'alternate submission port with STARTTLS (-1 disables)').argParser(integer(-1, 65535)).default(2525))
     .addOption(option('--smtps-port <port>', 'implicit TLS port (-1 disables)').argParser(integer(-1, 65535)).default(465))
-    .addOption(option('--tls-cert <file>', 'PEM certificate chain; reloaded when the file changes'))
-    .addOption(option('--tls-key <file>', 'PEM private key; reloaded when the file changes'))
+    .addOption(option('--tls-cert <files>', 'PEM certificate chains, comma-separated (e.g. RSA and ECDSA; each client gets one it supports); reloaded when a file changes').argParser(list))
+    .addOption(option('--tls-key <files>', 'PEM private keys of --tls-cert, in the same order; reloaded when a file changes').argParser(list))
     .addOption(option('--auth-user <name>', 'the AUTH user name clients send').default('smtp_mt_injection'))
     .addOption(option('--allow-auth-without-tls', 'allow AUTH before STARTTLS (for clients without TLS)').default(false))
     .addOption(option('--max-size <bytes>', 'SIZE: largest message accepted').argParser(integer(1024)).default(25 * 1024 * 1024))
@@ -79,8 +79,10 @@ export function relayCommand(): Command {
     .action((flags: RelayFlags) => runRole('relay', flags.logLevel, async (logger) => (await import('./main.ts')).startRelay(relayConfig(flags), logger)));
 }
 
-export function smtpSettings(flags: SmtpFlags): Pick<RelayConfig, 'settings' | 'tlsCert' | 'tlsKey' | 'authThrottle'> {
-  if (Boolean(flags.tlsCert) !== Boolean(flags.tlsKey)) throw new Error('--tls-cert and --tls-key go together');
+export function smtpSettings(flags: SmtpFlags): Pick<RelayConfig, 'settings' | 'certificates' | 'authThrottle'> {
+  const certs = flags.tlsCert ?? [];
+  const keys = flags.tlsKey ?? [];
+  if (certs.length !== keys.length) throw new Error('--tls-cert and --tls-key go together: as many keys as certificates, in the same order');
   const listeners: ListenerSpec[] = [
     { name: 'submission' as const, port: flags.port, implicitTls: false },
     { name: 'alt' as const, port: flags.altPort, implicitTls: false },
@@ -88,8 +90,7 @@ export function smtpSettings(flags: SmtpFlags): Pick<RelayConfig, 'settings' | '
   ].filter((l) => l.port >= 0);
   const proxy = flags.proxyProtocol;
   return {
-    ...(flags.tlsCert ? { tlsCert: flags.tlsCert } : {}),
-    ...(flags.tlsKey ? { tlsKey: flags.tlsKey } : {}),
+    certificates: certs.map((cert, i) => ({ cert, key: keys[i]! })),
     authThrottle: { slowAfter: flags.authSlowAfter, blockAfter: flags.authBlockAfter, windowMs: flags.authWindow * 1000 },
     settings: {
       host: flags.host,
@@ -115,7 +116,7 @@ export function smtpSettings(flags: SmtpFlags): Pick<RelayConfig, 'settings' | '
 function relayConfig(flags: RelayFlags): RelayConfig {
   const smtp = smtpSettings(flags);
   // Without a certificate there is no implicit-TLS port to open.
-  const listeners = smtp.settings.listeners.filter((l) => !l.implicitTls || smtp.tlsCert);
+  const listeners = smtp.settings.listeners.filter((l) => !l.implicitTls || smtp.certificates.length);
   return {
     ...smtp,
     settings: { ...smtp.settings, listeners },

@@ -12,6 +12,7 @@ import { createRelayMetrics } from './metrics.ts';
 import type { RelayServer, RelaySettings } from './relay-server.ts';
 import { listenerPorts, startSmtpService } from './smtp-service.ts';
 import { SubmissionProducer } from './submission-producer.ts';
+import type { CertificateFiles } from './tls-files.ts';
 
 export interface RelayConfig {
   settings: RelaySettings;
@@ -22,8 +23,7 @@ export interface RelayConfig {
   /** False: topics are made elsewhere (Strimzi KafkaTopic); they are only checked. */
   createTopics: boolean;
   kafkaTimeoutMs: number;
-  tlsCert?: string;
-  tlsKey?: string;
+  certificates: CertificateFiles[];
   metricsHost: string;
   metricsPort: number;
   authThrottle: Partial<AuthThrottleOptions>;
@@ -58,6 +58,6 @@ export async function startRelay(config: RelayConfig, logger: Logger): Promise<R
 
   const server = await startSmtpService(role, { ...config, store, queue: producer, metrics });
   role.onStop('Kafka producer (records handed over are acknowledged)', () => producer.close());
-  role.started({ ports: listenerPorts(server, config.settings), tls: Boolean(config.tlsCert), authWithoutTls: config.settings.allowAuthWithoutTls }, 'relay listening');
+  role.started({ ports: listenerPorts(server, config.settings), tls: config.certificates.length > 0, authWithoutTls: config.settings.allowAuthWithoutTls }, 'relay listening');
   return { role, server, producer, shutdown: () => role.shutdown() };
 }

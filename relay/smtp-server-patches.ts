@@ -1,6 +1,7 @@
-// The two patches of smtp-server's internals, for what it has no public option for. package.json
-// pins smtp-server's exact version, and test/relay/relay-server.test.ts fails when an upgrade
-// changes the behaviour patched here or the library's own replies. Imported once, for effect.
+// The three patches of smtp-server's internals, for what it has no public option for. package.json
+// pins smtp-server's exact version, and test/relay/relay-server.test.ts (1, 2) and
+// test/relay/tls-certificates.test.ts (3) fail when an upgrade changes the behaviour patched
+// here or the library's own replies. Imported once, for effect.
 //
 // 1. Enhanced status codes: smtp-server derives the enhanced code from the reply code alone
 //    (550 → 5.1.1), but the reply catalogue gives each reply its own (550 5.7.1, 550 5.6.0). A
@@ -8,6 +9,11 @@
 // 2. The greeting: smtp-server waits 100 ms before every greeting to catch clients that talk
 //    first, a defence for port 25 MX hosts that costs an authenticated submission port 100 ms
 //    per connection. The wait is the server option `earlyTalkerDelayMs`, 0 unless set.
+// 3. SNI: smtp-server answers every client's server name with its default context, and Node.js,
+//    switching a socket to a context by SNI, keeps only that context's last certificate. With an
+//    RSA and an ECDSA certificate, a TLS 1.3 client that cannot verify ECDSA then failed the
+//    handshake. Without per-name certificates (sniOptions) the socket keeps the context it has.
+import { SMTPServer } from 'smtp-server';
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 
 type Send = (code: number, data?: string | string[], context?: string | false) => void;
@@ -44,4 +50,12 @@ prototype.init = function init(this: Connection) {
     if (earlyTalkerDelayMs > 0) setTimeout(() => this.connectionReady(), earlyTalkerDelayMs).unref();
     else this.connectionReady();
   });
+};
+
+type ResolveSni = (servername: string, callback: (error: Error | null, context?: unknown) => void) => void;
+const serverPrototype = SMTPServer.prototype as unknown as { _resolveSNI: ResolveSni; options: { sniOptions?: unknown; SNICallback?: unknown } };
+const originalResolveSni = serverPrototype._resolveSNI;
+serverPrototype._resolveSNI = function resolveSni(this: typeof serverPrototype, servername, callback) {
+  if (this.options.sniOptions || this.options.SNICallback) return originalResolveSni.call(this, servername, callback);
+  callback(null, undefined);
 };

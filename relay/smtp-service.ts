@@ -8,7 +8,7 @@ import type { SubmissionQueue } from '../shared/queue.ts';
 import { AuthThrottle, type AuthThrottleOptions } from './auth-throttle.ts';
 import type { RelayMetrics } from './metrics.ts';
 import { RelayServer, type RelaySettings } from './relay-server.ts';
-import { certificateExpiry, readTlsFiles, watchTlsFiles, type TlsMaterial } from './tls-files.ts';
+import { certificateExpiry, readTlsFiles, watchTlsFiles, type CertificateFiles, type TlsMaterial } from './tls-files.ts';
 import { TicketKeys } from './tls-tickets.ts';
 
 export interface SmtpServiceOptions {
@@ -16,13 +16,13 @@ export interface SmtpServiceOptions {
   store: ConfigStore;
   queue: SubmissionQueue;
   metrics: RelayMetrics;
-  tlsCert?: string;
-  tlsKey?: string;
+  /** Certificate pairs (RSA, ECDSA); none: no STARTTLS, no implicit TLS. */
+  certificates: CertificateFiles[];
   authThrottle: Partial<AuthThrottleOptions>;
 }
 
 export async function startSmtpService(role: Role, o: SmtpServiceOptions): Promise<RelayServer> {
-  const tls = o.tlsCert && o.tlsKey ? readTlsFiles(o.tlsCert, o.tlsKey) : undefined;
+  const tls = o.certificates.length ? readTlsFiles(o.certificates) : undefined;
   const tickets = new TicketKeys(role.logger);
   const server = new RelayServer({
     settings: o.settings, store: o.store, queue: o.queue, throttle: new AuthThrottle(o.authThrottle), metrics: o.metrics, logger: role.logger, tls,
@@ -37,8 +37,8 @@ export async function startSmtpService(role: Role, o: SmtpServiceOptions): Promi
   const inUse = (m: TlsMaterial) => o.metrics.certificateExpiry.set(certificateExpiry(m));
   if (tls) inUse(tls);
   await server.listen();
-  if (o.tlsCert && o.tlsKey) {
-    role.onStop('TLS certificate watch', watchTlsFiles(o.tlsCert, o.tlsKey, role.logger, (m) => {
+  if (tls) {
+    role.onStop('TLS certificate watch', watchTlsFiles(o.certificates, role.logger, (m) => {
       server.updateTls(m);
       inUse(m);
     }));

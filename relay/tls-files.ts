@@ -1,5 +1,7 @@
-// Certificate and key from files, reloaded without a restart when either file changes
-// (cert-manager rotates them in place), and only TLS 1.2 or newer.
+// Certificates and keys from files, reloaded without a restart when a file changes
+// (cert-manager rotates them in place), and only TLS 1.2 or newer. Several pairs may be given,
+// typically RSA and ECDSA: each client is served the one it supports (ECDSA when it can: a
+// smaller, faster handshake; RSA for clients that cannot).
 import { X509Certificate } from 'node:crypto';
 import { readFileSync, unwatchFile, watchFile } from 'node:fs';
 import tls from 'node:tls';
@@ -7,36 +9,49 @@ import type { Logger } from 'pino';
 
 export const TLS_OPTIONS = { minVersion: 'TLSv1.2' as const };
 
-export interface TlsMaterial {
-  key: Buffer;
-  cert: Buffer;
+/** A certificate chain file and its key file. */
+export interface CertificateFiles {
+  cert: string;
+  key: string;
 }
 
-export function readTlsFiles(certFile: string, keyFile: string): TlsMaterial {
-  const material = { cert: readFileSync(certFile), key: readFileSync(keyFile) };
-  tls.createSecureContext({ ...material, ...TLS_OPTIONS }); // throws when they do not match
+/** Node.js takes several certificates as parallel lists of chains and keys. */
+export interface TlsMaterial {
+  key: Buffer[];
+  cert: Buffer[];
+}
+
+export function readTlsFiles(pairs: CertificateFiles[]): TlsMaterial {
+  const material: TlsMaterial = { cert: [], key: [] };
+  for (const pair of pairs) {
+    const cert = readFileSync(pair.cert);
+    const key = readFileSync(pair.key);
+    tls.createSecureContext({ cert, key, ...TLS_OPTIONS }); // throws when the two do not match
+    material.cert.push(cert);
+    material.key.push(key);
+  }
   return material;
 }
 
-/** When the first certificate of the chain (the server's own) expires, in Unix seconds. */
+/** When the first of the certificates in use expires (each chain's first, the server's own), in Unix seconds. */
 export function certificateExpiry(material: TlsMaterial): number {
-  return Date.parse(new X509Certificate(material.cert).validTo) / 1000;
+  return Math.min(...material.cert.map((chain) => Date.parse(new X509Certificate(chain).validTo) / 1000));
 }
 
-/** Calls `onChange` with new material whenever both files read as a valid pair again. */
-export function watchTlsFiles(certFile: string, keyFile: string, logger: Logger, onChange: (m: TlsMaterial) => void): () => void {
+/** Calls `onChange` with new material whenever a file changed and every pair reads as a valid pair again. */
+export function watchTlsFiles(pairs: CertificateFiles[], logger: Logger, onChange: (m: TlsMaterial) => void): () => void {
+  const certFiles = pairs.map((p) => p.cert);
   const reload = () => {
     try {
-      onChange(readTlsFiles(certFile, keyFile));
-      logger.info({ certFile }, 'TLS certificate reloaded');
+      onChange(readTlsFiles(pairs));
+      logger.info({ certFiles }, 'TLS certificate reloaded');
     } catch (error) {
-      logger.warn({ err: error, certFile, keyFile }, 'TLS files unreadable or mismatched; keeping the current certificate');
+      logger.warn({ err: error, certFiles }, 'TLS files unreadable or mismatched; keeping the current certificate');
     }
   };
-  watchFile(certFile, { interval: 1000 }, reload);
-  watchFile(keyFile, { interval: 1000 }, reload);
+  const files = pairs.flatMap((p) => [p.cert, p.key]);
+  for (const file of files) watchFile(file, { interval: 1000 }, reload);
   return () => {
-    unwatchFile(certFile, reload);
-    unwatchFile(keyFile, reload);
+    for (const file of files) unwatchFile(file, reload);
   };
 }

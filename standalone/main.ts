@@ -17,7 +17,7 @@ import { createExampleResources, ensureSelfSignedCertificate, type FirstRunResul
 import { LocalDeliveryRuntime } from './local-runtime.ts';
 import { SqliteQueue } from './sqlite-queue.ts';
 
-export interface StandaloneConfig extends DeliverySettings, Pick<RelayConfig, 'settings' | 'tlsCert' | 'tlsKey' | 'authThrottle'> {
+export interface StandaloneConfig extends DeliverySettings, Pick<RelayConfig, 'settings' | 'certificates' | 'authThrottle'> {
   stateDir: string;
   resourcesDir?: string;
   exampleDomain: string;
@@ -39,9 +39,9 @@ export async function startStandalone(config: StandaloneConfig, logger: Logger):
   mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
   const resourcesDir = config.resourcesDir ?? path.join(config.stateDir, 'resources');
   const firstRun = config.resourcesDir ? undefined : await createExampleResources(resourcesDir, config.exampleDomain, config.settings.hostname);
-  const tls = config.tlsCert && config.tlsKey
-    ? { cert: config.tlsCert, key: config.tlsKey }
-    : await ensureSelfSignedCertificate(path.join(config.stateDir, 'tls'), config.settings.hostname);
+  const certificates = config.certificates.length
+    ? config.certificates
+    : [await ensureSelfSignedCertificate(path.join(config.stateDir, 'tls'), config.settings.hostname)];
 
   const role = await Role.start({ name: 'standalone', logger, metricsHost: config.metricsHost, metricsPort: config.metricsPort });
   const relayMetrics = createRelayMetrics(role.registry);
@@ -58,7 +58,7 @@ export async function startStandalone(config: StandaloneConfig, logger: Logger):
   const runtime = new LocalDeliveryRuntime({ queue, deliverer, policy: config.policy, suppressions, metrics: delivererMetrics, logger, maxInFlight: config.maxInFlight });
   runtime.start();
   const server = await startSmtpService(role, {
-    settings: config.settings, store, queue, metrics: relayMetrics, tlsCert: tls.cert, tlsKey: tls.key, authThrottle: config.authThrottle,
+    settings: config.settings, store, queue, metrics: relayMetrics, certificates, authThrottle: config.authThrottle,
   });
   role.onStop('delivery loop (deliveries in flight finish)', () => runtime.stop());
   role.onStop('outbound SMTP connections', closePool);

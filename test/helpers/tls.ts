@@ -8,8 +8,17 @@ export interface TestCa {
   dir: string;
   caCert: string;
   caKey: string;
-  /** Issues a certificate for the names (DNS names and IP addresses), valid for `days` (30); returns file paths. A client certificate with `usage: 'clientAuth'`. */
-  issue(name: string, altNames: string[], usage?: 'serverAuth' | 'clientAuth', days?: number): { cert: string; key: string };
+  /** Issues a certificate for the names (DNS names and IP addresses); returns file paths. */
+  issue(name: string, altNames: string[], options?: IssueOptions): { cert: string; key: string };
+}
+
+export interface IssueOptions {
+  /** `clientAuth` for a client certificate; default `serverAuth`. */
+  usage?: 'serverAuth' | 'clientAuth';
+  /** Days of validity; default 30. */
+  days?: number;
+  /** The key: RSA 2048 (default) or ECDSA P-256. */
+  algorithm?: 'rsa' | 'ecdsa';
 }
 
 function openssl(args: string[], cwd: string): void {
@@ -26,14 +35,15 @@ export function createTestCa(dir = mkdtempSync(path.join(os.tmpdir(), 'mtrelay-c
     dir,
     caCert,
     caKey,
-    issue(name, altNames, usage = 'serverAuth', days = 30) {
+    issue(name, altNames, { usage = 'serverAuth', days = 30, algorithm = 'rsa' } = {}) {
       const key = path.join(dir, `${name}.key`);
       const csr = path.join(dir, `${name}.csr`);
       const cert = path.join(dir, `${name}.pem`);
       const ext = path.join(dir, `${name}.ext`);
       const san = altNames.map((n) => (/^[\d.]+$|:/.test(n) ? `IP:${n}` : `DNS:${n}`)).join(',');
       writeFileSync(ext, `subjectAltName=${san}\nextendedKeyUsage=${usage}\nbasicConstraints=CA:FALSE\n`);
-      openssl(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', csr, '-subj', `/CN=${altNames[0] ?? name}`], dir);
+      const newKey = algorithm === 'rsa' ? ['-newkey', 'rsa:2048'] : ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256'];
+      openssl(['req', ...newKey, '-nodes', '-keyout', key, '-out', csr, '-subj', `/CN=${altNames[0] ?? name}`], dir);
       openssl(['x509', '-req', '-in', csr, '-CA', caCert, '-CAkey', caKey, '-set_serial', String(serial++), '-days', String(days),
         '-out', cert, '-extfile', ext], dir);
       return { cert, key };

@@ -23,7 +23,7 @@ const { AclOperationTypes, AclPermissionTypes, AclResourceTypes, Kafka, Resource
 const dir = tempDir('secure-kafka');
 const ca = createTestCa();
 const brokerCert = ca.issue('broker', ['127.0.0.1', 'localhost']);
-const clientCert = ca.issue('deliverer-client', ['deliverer'], 'clientAuth');
+const clientCert = ca.issue('deliverer-client', ['deliverer'], { usage: 'clientAuth' });
 const passwordFile = path.join(dir, 'password');
 writeFileSync(passwordFile, 'relay-secret\n');
 const broker = new KafkaBroker({ dir, secure: { caFile: ca.caCert, certFile: brokerCert.cert, keyFile: brokerCert.key, user: { name: 'relay', password: 'relay-secret' } } });

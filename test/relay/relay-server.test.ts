@@ -1,5 +1,5 @@
 // The relay's SMTP server in this process, on loopback, with the queue as a seam: what the
-// SMTP library writes on its own (the pinned version must keep doing so), the two patches of its
+// SMTP library writes on its own (the pinned version must keep doing so), two patches of its
 // internals (enhanced codes, the greeting), and how a failure behind DATA is answered and logged.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -14,6 +14,7 @@ import { AuthThrottle } from '../../relay/auth-throttle.ts';
 import { createRelayMetrics } from '../../relay/metrics.ts';
 import { RelayServer, type RelaySettings } from '../../relay/relay-server.ts';
 import { newTicketKey } from '../../shared/config/compiled-config.ts';
+import type { TlsMaterial } from '../../relay/tls-files.ts';
 import { compileConfig } from '../../shared/config/compiler.ts';
 import { ConfigStore } from '../../shared/config/store.ts';
 import { QueueUnavailableError, type QueueRecord, type SubmissionQueue } from '../../shared/queue.ts';
@@ -50,18 +51,18 @@ const settings: RelaySettings = {
   earlyTalkerDelayMs: 0,
 };
 
-function server(overrides: Partial<RelaySettings> = {}, tls?: { cert: Buffer; key: Buffer }, ticketKey = newTicketKey()) {
+function server(overrides: Partial<RelaySettings> = {}, tls?: TlsMaterial, ticketKey = newTicketKey()) {
   const metrics = createRelayMetrics(new Registry());
   return { metrics, relay: new RelayServer({ settings: { ...settings, ...overrides }, store, queue, throttle: new AuthThrottle(), metrics, logger, tls, ticketKey }) };
 }
 
 const plain = server();
 let tlsRelay: ReturnType<typeof server>;
-let certificate: { cert: Buffer; key: Buffer };
+let certificate: TlsMaterial;
 
 before(async () => {
   const pems = await generate([{ name: 'commonName', value: 'localhost' }], { keySize: 2048 });
-  certificate = { cert: Buffer.from(pems.cert), key: Buffer.from(pems.private) };
+  certificate = { cert: [Buffer.from(pems.cert)], key: [Buffer.from(pems.private)] };
   tlsRelay = server({ allowAuthWithoutTls: false }, certificate);
   await Promise.all([plain.relay.listen(), tlsRelay.relay.listen()]);
 });
@@ -171,7 +172,7 @@ describe('TLS session resumption', () => {
     const smtp = await RawSmtp.connect(relay.port('submission'));
     await smtp.reply();
     await smtp.command('EHLO client.test');
-    const socket = await smtp.startTls(certificate.cert, { maxVersion, ...(session ? { session } : {}) });
+    const socket = await smtp.startTls(certificate.cert[0]!, { maxVersion, ...(session ? { session } : {}) });
     await smtp.command('EHLO client.test'); // by now a TLS 1.3 server has sent its ticket
     const resumed = socket.isSessionReused();
     const next = smtp.tlsSession;
