@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util';
 const LOAD_OPTIONS = {
   connections: { type: 'string', default: '50' },
   messages: { type: 'string', default: '40' },
+  'per-connection': { type: 'string' },
   size: { type: 'string', default: '4096' },
   auth: { type: 'boolean', default: true },
   starttls: { type: 'boolean', default: false },
@@ -15,8 +16,9 @@ const LOAD_OPTIONS = {
   help: { type: 'boolean', default: false },
 } as const;
 
-const LOAD_HELP = `  --connections N    concurrent SMTP connections (default 50)
-  --messages M       messages per connection in the closed loop (default 40)
+const LOAD_HELP = `  --connections N    concurrent SMTP clients (default 50)
+  --messages M       messages per client in the closed loop (default 40)
+  --per-connection P messages on one connection before a new one (default: all M)
   --size S           message size in bytes (default 4096)
   --auth/--no-auth   AUTH PLAIN (default on)
   --rate R           target messages/s of the open-loop phase
@@ -39,6 +41,7 @@ function optionalRate(value: string | undefined): number | undefined {
 export interface LoadFlags {
   connections: number;
   messages: number;
+  perConnection: number | undefined;
   size: number;
   auth: boolean;
   starttls: boolean;
@@ -47,11 +50,12 @@ export interface LoadFlags {
   seconds: number;
 }
 
-function loadFlags(values: { connections: string; messages: string; size: string; auth: boolean; starttls: boolean;
+function loadFlags(values: { connections: string; messages: string; 'per-connection'?: string | undefined; size: string; auth: boolean; starttls: boolean;
   rate?: string | undefined; idle: string; seconds: string }): LoadFlags {
   return {
     connections: count('connections', values.connections),
     messages: count('messages', values.messages),
+    perConnection: values['per-connection'] === undefined ? undefined : count('per-connection', values['per-connection']),
     size: count('size', values.size, 512),
     auth: values.auth,
     starttls: values.starttls,
@@ -63,14 +67,19 @@ function loadFlags(values: { connections: string; messages: string; size: string
 
 export const BENCH_USAGE = `npm run bench:relay -- [flags]
 ${LOAD_HELP}
+  --shapes LIST      long (M messages per connection), single (a connection per message), or
+                     both, comma-separated (default long,single; --per-connection is ignored)
   --rounds R         closed loops per measured run, reported together (default 3)
   --starttls/--no-starttls   also run the informational mtrelay STARTTLS load (default on)
   --postfix/--no-postfix     also run the same load against a private Postfix (default on)
 By default the open-loop rate is half the measured mtrelay peak.`;
 
+export type Shape = 'long' | 'single';
+
 export interface BenchFlags extends LoadFlags {
   rounds: number;
   postfix: boolean;
+  shapes: Shape[];
 }
 
 /** Flags of `npm run bench:relay`; undefined after printing the usage for --help. */
@@ -83,13 +92,16 @@ export function parseBenchFlags(argv: string[]): BenchFlags | undefined {
       starttls: { type: 'boolean', default: true },
       postfix: { type: 'boolean', default: true },
       rounds: { type: 'string', default: '3' },
+      shapes: { type: 'string', default: 'long,single' },
     },
   });
   if (values.help) {
     process.stdout.write(`${BENCH_USAGE}\n`);
     return undefined;
   }
-  return { ...loadFlags(values), rounds: count('rounds', values.rounds), postfix: values.postfix };
+  const shapes = values.shapes.split(',').map((s) => s.trim());
+  for (const shape of shapes) if (shape !== 'long' && shape !== 'single') throw new Error(`--shapes takes long and single, got ${shape}`);
+  return { ...loadFlags(values), rounds: count('rounds', values.rounds), postfix: values.postfix, shapes: shapes as Shape[] };
 }
 
 export interface GeneratorFlags extends LoadFlags {

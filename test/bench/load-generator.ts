@@ -10,8 +10,10 @@ import { SmtpConnection, type SendResult, type SmtpTarget } from './smtp-connect
 
 export interface LoadOptions {
   connections: number;
-  /** Messages per connection (closed loop only). */
+  /** Messages per worker (closed loop only). */
   messages: number;
+  /** Messages sent on one connection before the worker quits and opens a new one (default: all of them; 1: a connection per message, as most applications send). */
+  perConnection?: number;
   size: number;
   from: string;
   to: string;
@@ -86,29 +88,29 @@ async function open(target: SmtpTarget): Promise<SmtpConnection> {
   return connection;
 }
 
-/** N connections, each connecting (EHLO, STARTTLS, AUTH as asked) and sending M messages one
- *  transaction at a time. Wall time covers everything from the first connect to the last QUIT. */
+/** N workers, each connecting (EHLO, STARTTLS, AUTH as asked) and sending M messages one
+ *  transaction at a time, on a new connection every `perConnection` messages. Wall time covers
+ *  everything from the first connect to the last QUIT. */
 export async function runClosedLoop(target: SmtpTarget, options: LoadOptions): Promise<LoadResult> {
   const tally = new Tally();
   const nextMessage = messageFactory(options.size, options.from, options.to);
+  const perConnection = options.perConnection ?? options.messages;
   const started = performance.now();
   const stopAt = started + (options.maxSeconds ?? 120) * 1000;
   const worker = async () => {
-    let connection: SmtpConnection;
-    try {
-      connection = await open(target);
-    } catch (error) {
-      tally.fail(error, options.messages);
-      return;
-    }
+    let connection: SmtpConnection | undefined;
     for (let i = 0; i < options.messages; i++) {
       if (performance.now() > stopAt) {
         tally.fail(new Error('benchmark time limit reached'), options.messages - i);
         break;
       }
       try {
+        if (i % perConnection === 0) {
+          await connection?.quit();
+          connection = await open(target);
+        }
         const message = nextMessage();
-        const result = await connection.send(options.from, options.to, message);
+        const result = await connection!.send(options.from, options.to, message);
         if (result.code === 250) options.onAccepted?.(message, performance.now());
         tally.add(result);
       } catch (error) {
@@ -116,7 +118,7 @@ export async function runClosedLoop(target: SmtpTarget, options: LoadOptions): P
         break;
       }
     }
-    await connection.quit();
+    await connection?.quit();
   };
   await Promise.all(Array.from({ length: options.connections }, worker));
   return tally.result((performance.now() - started) / 1000);
@@ -261,7 +263,8 @@ async function main(): Promise<void> {
     ...(flags.auth ? { auth: { user: flags.user, password: flags.password } } : {}),
     ...(flags.starttls ? { starttls: { ca: readFileSync(flags.ca!), servername: flags.servername } } : {}),
   };
-  const load = { connections: flags.connections, messages: flags.messages, size: flags.size, from: flags.from, to: flags.to };
+  const load = { connections: flags.connections, messages: flags.messages, size: flags.size, from: flags.from, to: flags.to,
+    ...(flags.perConnection ? { perConnection: flags.perConnection } : {}) };
   if (flags.mode === 'open') {
     const rate = flags.rate ?? 1; // parseGeneratorFlags insists on --rate in open mode
     const result = await runOpenLoop(target, { ...load, rate, seconds: flags.seconds });

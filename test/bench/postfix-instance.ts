@@ -12,6 +12,8 @@ import { canConnect, freePort } from '../kafka/broker.ts';
 export interface PostfixOptions {
   /** Relay every message over SMTP to 127.0.0.1:relayPort instead of discarding it. */
   relayPort?: number;
+  /** Offer STARTTLS with this certificate (clients may still send in the clear). */
+  tls?: { cert: string; key: string };
   /** Parallel SMTP connections to that relay host (default 20, Postfix's own default). */
   concurrency?: number;
 }
@@ -59,7 +61,17 @@ function mainCf(dir: string, options: PostfixOptions): string {
     ...transportLines(options),
     // Like the relay (disableReverseLookup), no reverse DNS lookup of the client.
     'smtpd_peername_lookup = no',
-    'smtpd_tls_security_level = none',
+    ...(options.tls ? [
+      // STARTTLS offered, not required; TLS 1.2 or newer, as the relay. tlsmgr (master.cf) makes
+      // the session ticket keys, so clients resume sessions as they do with the relay.
+      'smtpd_tls_security_level = may',
+      `smtpd_tls_cert_file = ${options.tls.cert}`,
+      `smtpd_tls_key_file = ${options.tls.key}`,
+      'smtpd_tls_protocols = >=TLSv1.2',
+      'smtpd_tls_mandatory_protocols = >=TLSv1.2',
+      'smtpd_tls_session_cache_timeout = 3600s',
+      'smtpd_tls_loglevel = 0',
+    ] : ['smtpd_tls_security_level = none']),
     'biff = no',
     '',
   ].join('\n');
@@ -83,6 +95,7 @@ smtp      unix  - - n -   - smtp
 anvil     unix  - - n -   1 anvil
 scache    unix  - - n -   1 scache
 postlog   unix-dgram n - n - 1 postlogd
+tlsmgr    unix  - - n 1000? 1 tlsmgr
 `;
 }
 

@@ -11,17 +11,17 @@ import { accountFolder, newApiKey } from '../helpers/resources.ts';
 import { createTestCa } from '../helpers/tls.ts';
 import { KafkaBroker, repoRoot } from '../kafka/broker.ts';
 import { ensureSystemTools } from '../system-deps.ts';
-import { BENCH_USAGE, parseBenchFlags, type BenchFlags } from './bench-options.ts';
+import { BENCH_USAGE, parseBenchFlags, type BenchFlags, type Shape } from './bench-options.ts';
 import { idleConnectionsAllowed, rerunWithHigherFdLimit } from './fd-limit.ts';
 import { describeResult, openIdleConnections, runOpenLoop, type LoadOptions } from './load-generator.ts';
 import { machine } from './machine.ts';
-import { measureRun } from './measure.ts';
+import { measureRun, type Server } from './measure.ts';
 import { PostfixInstance } from './postfix-instance.ts';
 import { rssKb } from './proc-stats.ts';
 import { UsageMeter } from './process-usage.ts';
-import { idleKbPerConnection, renderSummary, writeSummary, type RunRow, type Summary } from './report.ts';
+import { fixed, idleKbPerConnection, renderSummary, writeSummary, type Ratio, type RunRow, type Summary } from './report.ts';
 import { RunControl } from './run-control.ts';
-import type { SmtpTarget } from './smtp-connection.ts';
+import { TlsSessionCache, type SmtpTarget } from './smtp-connection.ts';
 
 const HOST = '127.0.0.1';
 const cache = path.join(repoRoot, '.cache');
@@ -42,15 +42,24 @@ async function startRelay(resources: string, kafka: string, extra: { tls?: { cer
   return relay;
 }
 
+/** The two ways applications send: many messages per session, or a connection per message (PHP mail() bridges, Django, cron jobs). */
+const SHAPES: Record<Shape, { label: string; perConnection?: number }> = {
+  long: { label: 'long sessions' },
+  single: { label: 'a connection per message', perConnection: 1 },
+};
+
 async function bench(flags: BenchFlags): Promise<Summary> {
   ensureSystemTools(['swaks', 'openssl', 'java', 'maven', ...(flags.postfix ? ['postfix' as const] : [])]);
-  const load: LoadOptions = { connections: flags.connections, messages: flags.messages, size: flags.size, from: 'sender@example.com', to: 'someone@recipient.test' };
+  const base: LoadOptions = { connections: flags.connections, messages: flags.messages, size: flags.size, from: 'sender@example.com', to: 'someone@recipient.test' };
+  const loadOf = (shape: Shape): LoadOptions => ({ ...base, ...(SHAPES[shape].perConnection ? { perConnection: SHAPES[shape].perConnection } : {}) });
   const rows: RunRow[] = [];
   const notes: string[] = [];
+  const ratios: Ratio[] = [];
   const summary: Summary = {
-    startedAt: new Date(), machine: machine(), rows, notes,
-    load: `${flags.rounds} rounds of ${load.connections} connections × ${load.messages} messages × ${load.size} bytes per run, one ` +
-      'transaction at a time per connection (MAIL, RCPT, DATA pipelined), after an uncounted warm-up round of the same load',
+    startedAt: new Date(), machine: machine(), rows, notes, ratios,
+    load: `${flags.rounds} rounds of ${base.connections} clients × ${base.messages} messages × ${base.size} bytes per run, one ` +
+      'transaction at a time per client (MAIL, RCPT, DATA pipelined), after an uncounted warm-up round of the same load; ' +
+      `shapes: ${flags.shapes.map((s) => SHAPES[s].label).join(', ')}`,
   };
 
   for (const dir of [dirs.kafka, dirs.run]) rmSync(dir, { recursive: true, force: true });
@@ -70,22 +79,48 @@ async function bench(flags: BenchFlags): Promise<Summary> {
   const ca = createTestCa(path.join(dirs.run, 'ca'));
   const cert = ca.issue('relay', ['localhost', '127.0.0.1']);
   const auth = flags.auth ? { auth: { user: 'smtp_mt_injection', password: key } } : {};
+  const starttls = (sessions?: TlsSessionCache) => ({ starttls: { ca: readFileSync(ca.caCert), servername: 'localhost', ...(sessions ? { sessions } : {}) } });
+  /** A STARTTLS run whose clients resume sessions (as clients with a session cache do); the share is noted. */
+  const resumingRun = async (name: string, server: Server, target: SmtpTarget, load: LoadOptions) => {
+    const sessions = new TlsSessionCache();
+    const row = await measureRun(name, server, { ...target, ...starttls(sessions) }, load, flags.rounds);
+    row.resumedShare = sessions.resumedShare;
+    return row;
+  };
 
-  // 1. mtrelay with AUTH and without TLS: the run compared with Postfix.
-  progress('mtrelay (AUTH, no TLS): closed loop');
-  const relay = await startRelay(resources, broker.bootstrap, { args: ['--allow-auth-without-tls'] });
-  const relayPid = relay.child.pid!;
+  // 1. mtrelay, each shape: AUTH without TLS (compared with Postfix); STARTTLS + AUTH with
+  //    session resumption; and for a connection per message, STARTTLS with full handshakes only.
+  const relay = await startRelay(resources, broker.bootstrap, { tls: cert, args: ['--allow-auth-without-tls'] });
+  const relayServer: Server = { pid: relay.child.pid!, withChildren: false, sidecarPid: broker.pid! };
   const plain: SmtpTarget = { host: HOST, port: relay.ports.submission, ...auth };
-  const relayRow = await measureRun('mtrelay, AUTH PLAIN, no TLS', { pid: relayPid, withChildren: false, sidecarPid: broker.pid! }, plain, load, flags.rounds);
-  rows.push(relayRow);
-  progress(`  ${describeResult(relayRow.load)}`);
+  const relayRows: Partial<Record<Shape, { plain: RunRow; tls: RunRow }>> = {};
+  for (const shape of flags.shapes) {
+    const { label } = SHAPES[shape];
+    progress(`mtrelay (AUTH, no TLS), ${label}: closed loop`);
+    const plainRow = await measureRun(`mtrelay, AUTH PLAIN, no TLS, ${label}`, relayServer, plain, loadOf(shape), flags.rounds);
+    rows.push(plainRow);
+    progress(`  ${describeResult(plainRow.load)}`);
+    if (!flags.starttls) continue;
+    progress(`mtrelay (STARTTLS + AUTH), ${label}: closed loop`);
+    const tlsRow = await resumingRun(`mtrelay, STARTTLS + AUTH PLAIN, ${label}`, relayServer, plain, loadOf(shape));
+    rows.push(tlsRow);
+    progress(`  ${describeResult(tlsRow.load)}; ${fixed((tlsRow.resumedShare ?? 0) * 100, 0)}% of TLS sessions resumed`);
+    relayRows[shape] = { plain: plainRow, tls: tlsRow };
+    if (shape === 'single') {
+      progress(`mtrelay (STARTTLS + AUTH, full handshakes only), ${label}: closed loop`);
+      const full = await measureRun(`mtrelay, STARTTLS + AUTH PLAIN, ${label}, no session resumption`, relayServer, { ...plain, ...starttls() }, loadOf(shape), flags.rounds);
+      rows.push(full);
+      progress(`  ${describeResult(full.load)}`);
+    }
+  }
+  const peak = rows[0]!;
 
   // 2. Open loop at half the peak rate (or --rate): latency when the relay is not saturated.
-  const rate = flags.rate ?? relayRow.load.rate / 2;
+  const rate = flags.rate ?? peak.load.rate / 2;
   progress(`mtrelay: open loop at ${rate.toFixed(0)} msgs/s for ${flags.seconds} s`);
-  const openMeter = new UsageMeter(relayPid, false).start();
-  const open = await runOpenLoop(plain, { ...load, rate, seconds: flags.seconds });
-  summary.openLoop = { result: open, usage: openMeter.stop(), peakRate: relayRow.load.rate };
+  const openMeter = new UsageMeter(relayServer.pid, false).start();
+  const open = await runOpenLoop(plain, { ...base, rate, seconds: flags.seconds });
+  summary.openLoop = { result: open, usage: openMeter.stop(), peakRate: peak.load.rate };
   progress(`  ${describeResult(open)}`);
 
   await relay.stop();
@@ -116,39 +151,43 @@ async function bench(flags: BenchFlags): Promise<Summary> {
     };
     progress(`  ${idle.opened} open (the relay counted ${seen}), ${idleKbPerConnection(summary.idle).toFixed(1)} KiB RSS each; ${heapNote ?? ''}`);
   }
-
-  // 4. mtrelay with STARTTLS and AUTH, for information (what production clients do).
-  if (flags.starttls) {
-    progress('mtrelay (STARTTLS + AUTH): closed loop');
-    const tlsRelay = await startRelay(resources, broker.bootstrap, { tls: cert, args: [] });
-    const target: SmtpTarget = { host: HOST, port: tlsRelay.ports.submission, ...auth, starttls: { ca: readFileSync(ca.caCert), servername: 'localhost' } };
-    const row = await measureRun('mtrelay, STARTTLS + AUTH PLAIN', { pid: tlsRelay.child.pid!, withChildren: false, sidecarPid: broker.pid! }, target, load, flags.rounds);
-    rows.push(row);
-    progress(`  ${describeResult(row.load)}`);
-    await tlsRelay.stop();
-  }
   // The broker is not needed any more: stop it so Postfix has the machine to itself.
   await broker.stop();
 
-  // 5. Postfix smtpd: same load, no AUTH (mynetworks), disk queue, discard transport.
+  // 4. Postfix smtpd: the same loads, no AUTH (mynetworks), STARTTLS offered, disk queue, discard transport.
   if (flags.postfix) {
-    progress('Postfix (no AUTH, no TLS): closed loop');
-    const postfix = await PostfixInstance.start(dirs.postfix);
+    const postfix = await PostfixInstance.start(dirs.postfix, { tls: cert });
     run.defer(() => postfix.stop());
-    const row = await measureRun('Postfix smtpd, no AUTH, no TLS',
-      { pid: postfix.masterPid, withChildren: true, settle: () => postfix.drained() }, { host: HOST, port: postfix.port }, load, flags.rounds);
-    rows.push(row);
-    summary.ratio = { relay: relayRow, postfix: row };
-    progress(`  ${describeResult(row.load)}`);
+    const postfixServer: Server = { pid: postfix.masterPid, withChildren: true, settle: () => postfix.drained() };
+    const target: SmtpTarget = { host: HOST, port: postfix.port };
+    for (const shape of flags.shapes) {
+      const { label } = SHAPES[shape];
+      progress(`Postfix (no AUTH, no TLS), ${label}: closed loop`);
+      const plainRow = await measureRun(`Postfix smtpd, no AUTH, no TLS, ${label}`, postfixServer, target, loadOf(shape), flags.rounds);
+      rows.push(plainRow);
+      progress(`  ${describeResult(plainRow.load)}`);
+      const relayPair = relayRows[shape];
+      const relayPlain = rows.find((r) => r.name === `mtrelay, AUTH PLAIN, no TLS, ${label}`);
+      if (relayPlain) ratios.push({ label: `${label}, no TLS`, relay: relayPlain, postfix: plainRow, ...(shape === 'single' ? { goal: 1.5 } : {}) });
+      if (!flags.starttls) continue;
+      progress(`Postfix (STARTTLS, no AUTH), ${label}: closed loop`);
+      const tlsRow = await resumingRun(`Postfix smtpd, STARTTLS, no AUTH, ${label}`, postfixServer, target, loadOf(shape));
+      rows.push(tlsRow);
+      progress(`  ${describeResult(tlsRow.load)}; ${fixed((tlsRow.resumedShare ?? 0) * 100, 0)}% of TLS sessions resumed`);
+      if (relayPair) ratios.push({ label: `${label}, STARTTLS`, relay: relayPair.tls, postfix: tlsRow, ...(shape === 'single' ? { goal: 1.0 } : {}) });
+    }
     notes.push(`Postfix's log shows ${postfix.sent()} messages (warm-up included) queued and then discarded; ${postfix.queued()} left in its queue.`);
     postfix.stop();
   }
 
   if (flags.postfix) {
     notes.push(
-      'Postfix runs without AUTH and without TLS: there is no SASL backend (Dovecot, Cyrus) on this machine, so loopback clients are ' +
-        'trusted through mynetworks = 127.0.0.0/8. mtrelay always requires AUTH; the ratio compares mtrelay with AUTH PLAIN ' +
-        '(--allow-auth-without-tls, no TLS) against Postfix without AUTH.',
+      'Postfix runs without AUTH: there is no SASL backend (Dovecot, Cyrus) on this machine, so loopback clients are trusted ' +
+        'through mynetworks = 127.0.0.0/8. mtrelay always requires AUTH; the ratios compare mtrelay with AUTH PLAIN against ' +
+        'Postfix without AUTH, without TLS and with STARTTLS (smtpd_tls_security_level = may, TLS 1.2+, the same RSA certificate, ' +
+        'session tickets from tlsmgr).',
+      'STARTTLS runs resume TLS sessions as a client with a session cache does: each connection offers the last session the server ' +
+        'gave; the share resumed is shown. The "no session resumption" run offers none: every connection makes a full handshake.',
       'Postfix is a private instance (postfix -c .cache/bench-postfix/etc; /etc/postfix untouched) with its own disk queue; its cleanup ' +
         'process writes and fsyncs each message before the 250, then the discard transport drops it. Its CPU is the master plus all ' +
         'its children (smtpd, cleanup, qmgr, trivial-rewrite, discard, postlogd, …), including children that exited (through the ' +
@@ -182,7 +221,7 @@ if (!flags) process.exit(0);
 const rerunCode = await rerunWithHigherFdLimit(flags.idle + 1000);
 if (rerunCode !== undefined) process.exit(rerunCode);
 
-run.guard(15 * 60_000);
+run.guard(40 * 60_000);
 try {
   const summary = await bench(flags);
   await run.cleanUp();

@@ -13,6 +13,16 @@ export interface RunRow {
   kafkaCpuSeconds?: number;
   /** CPU seconds of the benchmark process itself (the load generator) during the run. */
   clientCpuSeconds: number;
+  /** STARTTLS runs with a client session cache: the share of handshakes that resumed a session. */
+  resumedShare?: number;
+}
+
+/** An mtrelay run and the Postfix run with the same load, with the goal for their throughput ratio if there is one. */
+export interface Ratio {
+  label: string;
+  relay: RunRow;
+  postfix: RunRow;
+  goal?: number;
 }
 
 export interface IdleResult {
@@ -30,8 +40,8 @@ export interface Summary {
   machine: string[];
   load: string;
   rows: RunRow[];
-  /** The mtrelay run and the Postfix run the ratios compare. */
-  ratio?: { relay: RunRow; postfix: RunRow };
+  /** mtrelay ÷ Postfix, per load shape and TLS. */
+  ratios: Ratio[];
   openLoop?: { result: OpenLoopResult; usage: Usage; peakRate: number };
   idle?: IdleResult;
   notes: string[];
@@ -43,7 +53,8 @@ const mib = (kb: number) => fixed(kb / 1024, 1);
 
 function row(r: RunRow): string {
   const other = r.load.attempted - r.load.accepted;
-  return `| ${r.name} | ${r.load.accepted} / ${other} | ${fixed(r.load.rate, 0)} | ${fixed(r.load.latency.p50, 1)} | ` +
+  const resumed = r.resumedShare === undefined ? '–' : `${fixed(r.resumedShare * 100, 0)}%`;
+  return `| ${r.name} | ${r.load.accepted} / ${other} | ${fixed(r.load.rate, 0)} | ${resumed} | ${fixed(r.load.latency.p50, 1)} | ` +
     `${fixed(r.load.latency.p99, 1)} | ${fixed(perThousand(r.usage.cpuSeconds, r.load.accepted), 3)} | ` +
     `${r.kafkaCpuSeconds === undefined ? '–' : fixed(perThousand(r.kafkaCpuSeconds, r.load.accepted), 3)} | ` +
     `${fixed(perThousand(r.clientCpuSeconds, r.load.accepted), 3)} | ${mib(r.usage.peakRssKb)} | ${mib(r.usage.peakPssKb)} | ${r.usage.processes} |`;
@@ -57,22 +68,23 @@ export function renderSummary(s: Summary): string {
   const lines = [
     `# mtrelay relay benchmark, ${s.startedAt.toISOString()}`, '',
     ...s.machine.map((m) => `- ${m}`), `- Load: ${s.load}`, '',
-    '| Run | 250 / other | accepted msgs/s | reply p50 ms | reply p99 ms | server CPU s per 1000 msgs | Kafka CPU s per 1000 msgs | ' +
+    '| Run | 250 / other | accepted msgs/s | TLS sessions resumed | reply p50 ms | reply p99 ms | server CPU s per 1000 msgs | Kafka CPU s per 1000 msgs | ' +
       'load generator CPU s per 1000 msgs | peak RSS MiB | peak PSS MiB | server processes |',
-    '|---|---|---|---|---|---|---|---|---|---|---|',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|',
     ...s.rows.map(row), '',
   ];
-  if (s.ratio) {
-    const { relay, postfix } = s.ratio;
-    const cpuRelay = perThousand(relay.usage.cpuSeconds, relay.load.accepted);
-    const cpuPostfix = perThousand(postfix.usage.cpuSeconds, postfix.load.accepted);
-    const cpuWithKafka = perThousand(relay.usage.cpuSeconds + (relay.kafkaCpuSeconds ?? 0), relay.load.accepted);
-    lines.push(
-      `**mtrelay ÷ Postfix** (${relay.name} vs ${postfix.name}):`, '',
-      `- accepted msgs/s: ${fixed(relay.load.rate / postfix.load.rate, 2)}×`,
-      `- CPU per 1000 messages: ${fixed(cpuRelay / cpuPostfix, 2)}× (relay process only); ` +
-        `${fixed(cpuWithKafka / cpuPostfix, 2)}× counting the Kafka broker's CPU too`, '',
-    );
+  if (s.ratios.length) {
+    lines.push('**mtrelay ÷ Postfix**, same load, same machine:', '',
+      '| load | accepted msgs/s | CPU per 1000 msgs (relay only) | CPU per 1000 msgs (relay + Kafka broker) | goal (msgs/s) |', '|---|---|---|---|---|');
+    for (const { label, relay, postfix, goal } of s.ratios) {
+      const throughput = relay.load.rate / postfix.load.rate;
+      const cpuPostfix = perThousand(postfix.usage.cpuSeconds, postfix.load.accepted);
+      const cpuRelay = perThousand(relay.usage.cpuSeconds, relay.load.accepted) / cpuPostfix;
+      const cpuWithKafka = perThousand(relay.usage.cpuSeconds + (relay.kafkaCpuSeconds ?? 0), relay.load.accepted) / cpuPostfix;
+      const verdict = goal === undefined ? '–' : `≥ ${fixed(goal, 1)}×: **${throughput >= goal ? 'met' : 'not met'}**`;
+      lines.push(`| ${label} | ${fixed(throughput, 2)}× | ${fixed(cpuRelay, 2)}× | ${fixed(cpuWithKafka, 2)}× | ${verdict} |`);
+    }
+    lines.push('');
   }
   if (s.openLoop) {
     const { result, usage, peakRate } = s.openLoop;
