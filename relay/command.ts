@@ -37,6 +37,7 @@ export interface SmtpFlags {
 
 interface RelayFlags extends SmtpFlags, ConfigSourceFlags, KafkaFlags, OpsFlags {
   kafkaTimeout: number;
+  kafkaLinger: number;
   retryDelays: string[];
 }
 
@@ -74,6 +75,7 @@ export function relayCommand(): Command {
   'folder of SendingDomain, ApiKey and Secret manifests (reloaded on change)');
   return addOpsOptions(addKafkaOptions(command)
     .addOption(option('--kafka-timeout <ms>', 'how long to wait for the broker before answering 451').argParser(integer(100)).default(10_000))
+    .addOption(option('--kafka-linger <ms>', 'how long a message reaching an idle producer waits to share its request with others (fewer, larger requests; adds up to this much to a 250)').argParser(integer(0, 1000)).default(3))
     .addOption(option('--retry-delays <list>', 'delays of the retry ladder topics').argParser(list).default(DEFAULT_RETRY_DELAYS)), 9090)
     // Each role's code is loaded only when that role runs: the CLI of one never carries another's.
     .action((flags: RelayFlags) => runRole('relay', flags.logLevel, async (logger) => (await import('./main.ts')).startRelay(relayConfig(flags), logger)));
@@ -123,6 +125,7 @@ function relayConfig(flags: RelayFlags): RelayConfig {
     config: configOrigin(flags),
     kafka: kafkaConnection(flags),
     kafkaTimeoutMs: flags.kafkaTimeout,
+    kafkaLingerMs: flags.kafkaLinger,
     metricsHost: flags.metricsHost,
     metricsPort: flags.metricsPort,
     topics: { prefix: flags.topicPrefix, partitions: flags.partitions, replicationFactor: flags.replicationFactor, retryDelays: flags.retryDelays },

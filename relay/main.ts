@@ -23,6 +23,8 @@ export interface RelayConfig {
   /** False: topics are made elsewhere (Strimzi KafkaTopic); they are only checked. */
   createTopics: boolean;
   kafkaTimeoutMs: number;
+  /** How long a message arriving at an idle producer waits for others to share its produce request. */
+  kafkaLingerMs: number;
   certificates: CertificateFiles[];
   metricsHost: string;
   metricsPort: number;
@@ -51,6 +53,7 @@ export async function startRelay(config: RelayConfig, logger: Logger): Promise<R
   const producer = new SubmissionProducer({
     kafka, topic: topicNames(layout.prefix).submissions, logger, timeoutMs: config.kafkaTimeoutMs, produceSeconds: metrics.produceSeconds,
     maxBatchBytes: Math.min(16 * 1024 * 1024, layout.maxMessageBytes),
+    lingerMs: config.kafkaLingerMs,
   });
   producer.start();
   metrics.probes.kafkaConnected = () => producer.connected;

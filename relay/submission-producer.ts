@@ -25,6 +25,8 @@ export interface SubmissionProducerOptions {
   timeoutMs: number;
   produceSeconds?: Histogram;
   maxBatchRecords?: number;
+  /** How long a record arriving at an idle producer waits for others to share its request (default 0). */
+  lingerMs?: number;
   /**
    * A batch is one message to the broker, so it must stay under the topic's max.message.bytes:
    * pass the relay's SIZE (the topic allows that plus room for record framing). Default 16 MiB.
@@ -41,6 +43,9 @@ export class SubmissionProducer implements SubmissionQueue {
   #producer: Producer | undefined;
   #connected = false;
   #closed = false;
+  #lingerTimer: NodeJS.Timeout | undefined;
+  /** The partition of the batch being produced; the next batch takes the next partition. */
+  #partition = Math.floor(Math.random() * 1024);
   #queue: Pending[] = [];
   #inFlight: Promise<void> | undefined;
   #reconnecting: Promise<void> | undefined;
@@ -62,7 +67,12 @@ export class SubmissionProducer implements SubmissionQueue {
   #reconnect(): Promise<void> {
     this.#reconnecting ??= (async () => {
       while (!this.#closed && !this.#connected) {
-        const producer = this.#options.kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
+        const producer = this.#options.kafka.producer({
+          idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false,
+          // Every record of a batch goes to one partition (records need no order or key
+          // locality): one record batch and one log append per request instead of one per record.
+          createPartitioner: () => ({ partitionMetadata }) => this.#partition % partitionMetadata.length,
+        });
         try {
           await producer.connect();
           if (this.#closed) {
@@ -98,7 +108,9 @@ export class SubmissionProducer implements SubmissionQueue {
         timer: setTimeout(() => this.#settle(pending, new QueueUnavailableError(`no acknowledgement from Kafka within ${this.#options.timeoutMs} ms`)), this.#options.timeoutMs),
       };
       this.#queue.push(pending);
-      this.#pump();
+      // An idle producer waits lingerMs for company; a busy one batches whatever arrives while its request is out.
+      if (this.#options.lingerMs && !this.#inFlight) this.#lingerTimer ??= setTimeout(() => this.#pump(), this.#options.lingerMs);
+      else this.#pump();
     });
   }
 
@@ -127,6 +139,8 @@ export class SubmissionProducer implements SubmissionQueue {
   }
 
   #pump(): void {
+    clearTimeout(this.#lingerTimer);
+    this.#lingerTimer = undefined;
     if (this.#inFlight || !this.#queue.length) return;
     const batch = this.#takeBatch();
     const producer = this.#producer;
@@ -136,6 +150,7 @@ export class SubmissionProducer implements SubmissionQueue {
       return;
     }
     const stopTimer = this.#options.produceSeconds?.startTimer();
+    this.#partition += 1;
     this.#inFlight = producer
       .send({ topic: this.#options.topic, acks: -1, messages: batch.map((p) => p.message) })
       .then(
