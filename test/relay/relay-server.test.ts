@@ -148,6 +148,30 @@ describe('the greeting', () => {
     assert.ok(delays[7]! < 50, `median connect → greeting ${delays[7]!.toFixed(1)} ms (all: ${delays.map((d) => d.toFixed(1)).join(', ')})`);
   });
 
+  test('nor anywhere on the way: connect to QUIT of a whole transaction takes a few milliseconds', async () => {
+    // Catches any fixed wait on the path (a greeting delay, Nagle against delayed ACKs on the
+    // small replies, a timer): each would add tens of milliseconds to every message.
+    queue.next = async () => undefined;
+    const own = server();
+    await own.relay.listen();
+    const took: number[] = [];
+    try {
+      for (let i = 0; i < 15; i++) {
+        const started = performance.now();
+        const smtp = await session(own.relay);
+        await smtp.command('EHLO client.test');
+        assert.match((await transaction(smtp)) ?? '', /^250 /);
+        await smtp.command('QUIT');
+        took.push(performance.now() - started);
+        smtp.close();
+      }
+    } finally {
+      await own.relay.drain();
+    }
+    took.sort((a, b) => a - b);
+    assert.ok(took[7]! < 25, `median connect → QUIT ${took[7]!.toFixed(1)} ms (all: ${took.map((d) => d.toFixed(1)).join(', ')})`);
+  });
+
   test('--early-talker-delay waits as asked, and refuses a client that talks first', async () => {
     const mx = server({ earlyTalkerDelayMs: 300 });
     await mx.relay.listen();
