@@ -138,9 +138,7 @@ export class SmtpPool {
       const reused = d.idle.pop();
       if (reused && !reused.broken) return reused;
       if (reused) {
-        d.open--;
-        reused.connection.close();
-        this.#options.onOpenChange?.(key, d.open);
+        this.#retire(key, d, reused, false);
         continue;
       }
       if (d.open < this.#options.connectionsPerDestination) {
@@ -166,13 +164,29 @@ export class SmtpPool {
   #release(key: string, d: Destination, pooled: PooledConnection, reusable: boolean): void {
     if (reusable && !pooled.broken && !this.#closed && pooled.sent < this.#options.messagesPerConnection) {
       d.idle.push(pooled);
+      this.#wake(d);
     } else {
+      this.#retire(key, d, pooled, !pooled.broken);
+    }
+  }
+
+  /**
+   * Closes a connection (QUIT first when it is healthy). It counts toward the destination's
+   * limit until its socket has closed, as the remote server counts it.
+   */
+  #retire(key: string, d: Destination, pooled: PooledConnection, polite: boolean): void {
+    const gone = () => {
       d.open--;
       this.#options.onOpenChange?.(key, d.open);
-      if (pooled.broken) pooled.connection.close();
-      else pooled.connection.quit();
+      this.#wake(d);
+    };
+    if (pooled.connection.destroyed) {
+      gone();
+      return;
     }
-    this.#wake(d);
+    pooled.connection.once('end', gone);
+    if (polite) pooled.connection.quit();
+    else pooled.connection.close();
   }
 
   /** Sends one transaction to one address of a hop. */
