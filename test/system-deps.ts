@@ -35,6 +35,8 @@ export const SYSTEM_TOOLS = {
   containers: { packages: ['buildah', 'podman', 'runc', 'netavark', 'aardvark-dns', 'containernetworking-plugins', 'uidmap'],
     check: 'buildah, podman and runc are on the PATH', works: () => has('buildah') && has('podman') && has('runc') },
   postfix: { packages: ['postfix'], check: 'postfix is installed (the benchmarks\' peer)', works: () => has('postfix') || has('/usr/sbin/postfix') },
+  // The peer's DKIM signer: Postfix signs through it in the end-to-end benchmark, as mtrelay signs itself.
+  opendkim: { packages: ['opendkim'], check: 'opendkim is installed', works: () => has('opendkim') || has('/usr/sbin/opendkim') },
 } satisfies Record<string, SystemTool>;
 
 export type SystemToolName = keyof typeof SYSTEM_TOOLS;

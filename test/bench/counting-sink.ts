@@ -13,6 +13,12 @@ export function messageIdOf(message: Buffer): string {
   return /^message-id:[ \t]*<([^>\r\n]+)>/im.exec(head)?.[1] ?? '';
 }
 
+/** True when the header block carries a DKIM-Signature field. */
+export function isDkimSigned(message: Buffer): boolean {
+  const end = message.indexOf('\r\n\r\n');
+  return /^dkim-signature:/im.test(message.toString('latin1', 0, end === -1 ? Math.min(message.length, 65536) : end));
+}
+
 const TERMINATOR = Buffer.from('\r\n.\r\n');
 /** Enough of a message's start to hold its header block. */
 const HEAD_BYTES = 16 * 1024;
@@ -20,7 +26,7 @@ const HEAD_BYTES = 16 * 1024;
 /** One client connection: SMTP commands (pipelined or not), then DATA up to CRLF.CRLF. */
 class SinkSession {
   readonly #socket: net.Socket;
-  readonly #onMessage: (id: string, arrivedAt: number) => void;
+  readonly #onMessage: (id: string, arrivedAt: number, signed: boolean) => void;
   #line = '';
   #inData = false;
   /** The last bytes seen in DATA, so a terminator split across reads is still found. */
@@ -28,7 +34,7 @@ class SinkSession {
   #head: Buffer[] = [];
   #headLength = 0;
 
-  constructor(socket: net.Socket, name: string, onMessage: (id: string, arrivedAt: number) => void) {
+  constructor(socket: net.Socket, name: string, onMessage: (id: string, arrivedAt: number, signed: boolean) => void) {
     this.#socket = socket;
     this.#onMessage = onMessage;
     socket.setNoDelay(true);
@@ -80,7 +86,8 @@ class SinkSession {
       return chunk.length;
     }
     const arrivedAt = performance.now();
-    this.#onMessage(messageIdOf(Buffer.concat(this.#head)), arrivedAt);
+    const head = Buffer.concat(this.#head);
+    this.#onMessage(messageIdOf(head), arrivedAt, isDkimSigned(head));
     this.#inData = false;
     this.#head = [];
     this.#headLength = 0;
@@ -126,6 +133,8 @@ class SinkSession {
 export class CountingSink {
   /** Every message's arrival, including ones whose Message-ID is unknown to the caller. */
   messages = 0;
+  /** Of those, the ones that arrived with a DKIM-Signature. */
+  signed = 0;
   connections = 0;
   /** Set by the benchmark: where each arrival goes. */
   onMessage: (id: string, arrivedAt: number) => void = () => undefined;
@@ -137,8 +146,9 @@ export class CountingSink {
       this.connections += 1;
       this.#sockets.add(socket);
       socket.once('close', () => this.#sockets.delete(socket));
-      new SinkSession(socket, name, (id, at) => {
+      new SinkSession(socket, name, (id, at, signed) => {
         this.messages += 1;
+        if (signed) this.signed += 1;
         this.onMessage(id, at);
       });
     });

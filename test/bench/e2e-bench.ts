@@ -4,10 +4,12 @@
 // to the sink. Prints delivered msgs/s, accept → deliver latency and CPU per 1000 messages of
 // each, and their ratios to Postfix against the project's goals; writes the Markdown summary
 // to .cache/bench-results/. Everything it starts, it stops and removes.
-import { mkdirSync, rmSync } from 'node:fs';
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { accountFolder, newApiKey } from '../helpers/resources.ts';
+import { DEFAULT_DKIM_SELECTOR } from '../../shared/config/secret-names.ts';
+import { accountFolder, dkimSecretYaml, newApiKey } from '../helpers/resources.ts';
 import { repoRoot } from '../kafka/broker.ts';
 import { ensureSystemTools } from '../system-deps.ts';
 import { CountingSink } from './counting-sink.ts';
@@ -68,6 +70,7 @@ function notes(flags: E2eFlags): string[] {
 async function scenario(name: string, start: () => Promise<SystemUnderTest>, sink: CountingSink, flags: E2eFlags, notes: string[]): Promise<E2eRow> {
   run.progress(`${name}: starting`);
   const sinkBefore = sink.messages;
+  const signedBefore = sink.signed;
   const system = await start();
   const plan: Plan = {
     load: closedLoop(flags.messages, flags.connections, flags.size),
@@ -79,13 +82,14 @@ async function scenario(name: string, start: () => Promise<SystemUnderTest>, sin
     `${plan.load.connections} connections × ${plan.load.messages} messages${plan.open ? `, then ${flags.rate} msgs/s for ${flags.seconds} s` : ''}`);
   const row = await measureEndToEnd(system, sink, plan);
   run.progress(`  ${describeE2e(row)}`);
-  notes.push(`${system.name}: ${await system.check()}; the sink received ${sink.messages - sinkBefore} messages from it.`);
+  notes.push(`${system.name}: ${await system.check()}; the sink received ${sink.messages - sinkBefore} messages from it, ` +
+    `${sink.signed - signedBefore} of them with a DKIM-Signature.`);
   await system.stop();
   return row;
 }
 
 async function bench(flags: E2eFlags): Promise<E2eSummary> {
-  ensureSystemTools(['swaks', 'openssl', 'java', 'maven', ...(flags.postfix ? ['postfix' as const] : [])]);
+  ensureSystemTools(['swaks', 'openssl', 'java', 'maven', ...(flags.postfix ? ['postfix' as const, 'opendkim' as const] : [])]);
   const load = closedLoop(flags.messages, flags.connections, flags.size);
   const summary: E2eSummary = {
     startedAt: new Date(), machine: machine(), rows: [], notes: notes(flags),
@@ -102,8 +106,12 @@ async function bench(flags: E2eFlags): Promise<E2eSummary> {
   run.defer(() => rmSync(dirs.account, { recursive: true, force: true }));
   const key = newApiKey();
   const account = { resources: accountFolder(key, dirs.account).dir, key };
+  // Every system signs, as production does: mtrelay with the domain's key Secret, Postfix through OpenDKIM.
+  const privateKeyPem = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+  writeFileSync(path.join(account.resources, 'dkim.yaml'), dkimSecretYaml('acme', 'example-com', privateKeyPem));
+  const dkim = { domain: 'example.com', selector: DEFAULT_DKIM_SELECTOR, privateKeyPem };
   const options = (dir: string): SystemOptions => ({
-    run, dir, account, sinkPort: sink.port, outConnections: flags.outConnections, maxInFlight: flags.maxInFlight,
+    run, dir, account, dkim, sinkPort: sink.port, outConnections: flags.outConnections, maxInFlight: flags.maxInFlight,
   });
 
   const checks: string[] = [];

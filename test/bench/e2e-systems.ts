@@ -6,6 +6,7 @@ import { mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { DelivererProcess, MtrelayProcess, RelayProcess } from '../helpers/relay-process.ts';
 import { KafkaBroker } from '../kafka/broker.ts';
+import { OpenDkimInstance } from './opendkim-instance.ts';
 import { PostfixInstance } from './postfix-instance.ts';
 import type { RunControl } from './run-control.ts';
 import type { SmtpTarget } from './smtp-connection.ts';
@@ -28,8 +29,10 @@ export interface SystemOptions {
   run: RunControl;
   /** A folder of its own (Kafka data, SQLite state, Postfix queue), removed when it stops. */
   dir: string;
-  /** The account manifests (namespace acme, domain example.com) and its API key. */
+  /** The account manifests (namespace acme, domain example.com, its DKIM key) and its API key. */
   account: { resources: string; key: string };
+  /** The DKIM key every system signs with: mtrelay from the account's Secret, Postfix through OpenDKIM. */
+  dkim: { domain: string; selector: string; privateKeyPem: string };
   sinkPort: number;
   /** Parallel SMTP connections to the sink. */
   outConnections: number;
@@ -135,16 +138,21 @@ export async function startStandalone(o: SystemOptions): Promise<SystemUnderTest
   };
 }
 
-/** A private Postfix whose every accepted message is relayed to the sink (no AUTH: no SASL here). */
+/** A private Postfix whose every accepted message is signed by OpenDKIM and relayed to the sink (no AUTH: no SASL here). */
 export async function startPostfix(o: SystemOptions): Promise<SystemUnderTest> {
-  const postfix = await PostfixInstance.start(o.dir, { relayPort: o.sinkPort, concurrency: o.outConnections });
+  const opendkim = await OpenDkimInstance.start(path.join(o.dir, '..', `${path.basename(o.dir)}-opendkim`), o.dkim);
+  o.run.defer(() => opendkim.stop());
+  const postfix = await PostfixInstance.start(o.dir, { relayPort: o.sinkPort, concurrency: o.outConnections, extra: opendkim.postfixLines });
   o.run.defer(() => postfix.stop());
   return {
-    name: 'Postfix, relayhost = the sink',
+    name: 'Postfix + OpenDKIM, relayhost = the sink',
     target: { host: HOST, port: postfix.port },
-    server: [{ label: 'Postfix', pid: postfix.masterPid, withChildren: true }],
+    server: [{ label: 'Postfix', pid: postfix.masterPid, withChildren: true }, { label: 'OpenDKIM', pid: opendkim.pid, withChildren: false }],
     settle: () => postfix.drained(),
     check: async () => `its log shows ${postfix.sent()} deliveries with status=sent (warm-up included), and ${postfix.queued()} messages are left in its queue`,
-    stop: async () => postfix.stop(),
+    stop: async () => {
+      postfix.stop();
+      await opendkim.stop();
+    },
   };
 }

@@ -14,6 +14,8 @@ export interface PostfixOptions {
   relayPort?: number;
   /** Offer STARTTLS with this certificate (clients may still send in the clear). */
   tls?: { cert: string; key: string };
+  /** More main.cf lines (the OpenDKIM milter). */
+  extra?: string[];
   /** Parallel SMTP connections to that relay host (default 20, Postfix's own default). */
   concurrency?: number;
 }
@@ -73,6 +75,7 @@ function mainCf(dir: string, options: PostfixOptions): string {
       'smtpd_tls_loglevel = 0',
     ] : ['smtpd_tls_security_level = none']),
     'biff = no',
+    ...(options.extra ?? []),
     '',
   ].join('\n');
 }

@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import nodemailer from 'nodemailer';
 import { verifyDkim } from '../helpers/dkim-verify.ts';
 import { TestDnsServer } from '../helpers/dns-server.ts';
-import { accountFolder, newApiKey } from '../helpers/resources.ts';
+import { accountFolder, dkimSecretYaml, newApiKey } from '../helpers/resources.ts';
 import { SmtpSink } from '../helpers/smtp-sink.ts';
 import { createTestCa } from '../helpers/tls.ts';
 import { sharedPort } from '../helpers/ports.ts';
@@ -31,8 +31,7 @@ export function deliverySuite(harness: DeliveryHarness): void {
   const ca = createTestCa();
   const mxCert = ca.issue('mx', ['mx1.recipient.test', 'mx2.recipient.test', 'mx.plain.test']);
   const dkim = generateKeyPairSync('rsa', { modulusLength: 2048 });
-  account.write('dkim.yaml', `apiVersion: v1\nkind: Secret\nmetadata: {name: example-com-dkim, namespace: acme}\nstringData:\n  privateKey: |\n${
-    dkim.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString().trim().split('\n').map((l) => `    ${l}`).join('\n')}\n`);
+  account.write('dkim.yaml', dkimSecretYaml('acme', 'example-com', dkim.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString()));
   const dns = new TestDnsServer();
   let port: number;
   let mx1: SmtpSink;

@@ -34,6 +34,12 @@ export function apiKeyYaml(namespace: string, name: string, key: string, options
   ].join('\n');
 }
 
+/** The DKIM key Secret of a SendingDomain named `name` (`<name>-dkim`), from a PEM private key. */
+export function dkimSecretYaml(namespace: string, name: string, privateKeyPem: string): string {
+  const indented = privateKeyPem.trim().split('\n').map((l) => `    ${l}`).join('\n');
+  return `apiVersion: v1\nkind: Secret\nmetadata: {name: ${name}-dkim, namespace: ${namespace}}\nstringData:\n  privateKey: |\n${indented}\n`;
+}
+
 /** A folder with one account: namespace `acme`, domain `example.com`, one key. */
 export function accountFolder(key: string, dir = tempDir('resources')) {
   writeFileSync(path.join(dir, 'domain.yaml'), sendingDomainYaml('acme', 'example-com', 'example.com'));
