@@ -15,7 +15,7 @@ import { ensureSystemTools } from '../system-deps.ts';
 import { CountingSink } from './counting-sink.ts';
 import { measureEndToEnd, type E2eRow, type Plan } from './e2e-measure.ts';
 import { E2E_USAGE, parseE2eFlags, type E2eFlags } from './e2e-options.ts';
-import { describeE2e, renderE2eSummary, type E2eSummary } from './e2e-report.ts';
+import { describeE2e, renderE2eSummary, type E2eSummary, type SizeResult } from './e2e-report.ts';
 import { startKafkaMode, startPostfix, startStandalone, type SystemOptions, type SystemUnderTest } from './e2e-systems.ts';
 import type { LoadOptions } from './load-generator.ts';
 import { machine } from './machine.ts';
@@ -67,22 +67,28 @@ function notes(flags: E2eFlags): string[] {
   ];
 }
 
-async function scenario(name: string, start: () => Promise<SystemUnderTest>, sink: CountingSink, flags: E2eFlags, notes: string[]): Promise<E2eRow> {
-  run.progress(`${name}: starting`);
+/** Messages of a run at `size`: the flag's count up to 100 KB, then the same bytes (at least one per connection). */
+function scaled(count: number, size: number, connections: number): number {
+  return size <= 102_400 ? count : Math.max(connections, Math.round((count * 102_400) / size));
+}
+
+async function scenario(name: string, size: number, start: () => Promise<SystemUnderTest>, sink: CountingSink, flags: E2eFlags, notes: string[]): Promise<E2eRow> {
+  run.progress(`${name}, ${size} bytes: starting`);
   const sinkBefore = sink.messages;
   const signedBefore = sink.signed;
   const system = await start();
+  const withOpenLoop = flags.rate > 0 && size === Math.min(...flags.sizes); // a fixed rate every system keeps up with at the smallest size
   const plan: Plan = {
-    load: closedLoop(flags.messages, flags.connections, flags.size),
-    ...(flags.warmup > 0 ? { warmup: closedLoop(flags.warmup, flags.connections, flags.size) } : {}),
-    ...(flags.rate > 0 ? { open: { rate: flags.rate, seconds: flags.seconds } } : {}),
+    load: closedLoop(scaled(flags.messages, size, flags.connections), flags.connections, size),
+    ...(flags.warmup > 0 ? { warmup: closedLoop(scaled(flags.warmup, size, flags.connections), flags.connections, size) } : {}),
+    ...(withOpenLoop ? { open: { rate: flags.rate, seconds: flags.seconds } } : {}),
     timeoutMs: flags.deliverTimeoutSeconds * 1000,
   };
   run.progress(`${name}: ${plan.warmup ? `warm-up of ${plan.warmup.connections * plan.warmup.messages}, then ` : ''}` +
     `${plan.load.connections} connections × ${plan.load.messages} messages${plan.open ? `, then ${flags.rate} msgs/s for ${flags.seconds} s` : ''}`);
   const row = await measureEndToEnd(system, sink, plan);
   run.progress(`  ${describeE2e(row)}`);
-  notes.push(`${system.name}: ${await system.check()}; the sink received ${sink.messages - sinkBefore} messages from it, ` +
+  notes.push(`${system.name}, ${size} bytes: ${await system.check()}; the sink received ${sink.messages - sinkBefore} messages from it, ` +
     `${sink.signed - signedBefore} of them with a DKIM-Signature.`);
   await system.stop();
   return row;
@@ -90,12 +96,13 @@ async function scenario(name: string, start: () => Promise<SystemUnderTest>, sin
 
 async function bench(flags: E2eFlags): Promise<E2eSummary> {
   ensureSystemTools(['swaks', 'openssl', 'java', 'maven', ...(flags.postfix ? ['postfix' as const, 'opendkim' as const] : [])]);
-  const load = closedLoop(flags.messages, flags.connections, flags.size);
+  const load = closedLoop(flags.messages, flags.connections, flags.sizes[0]!);
   const summary: E2eSummary = {
-    startedAt: new Date(), machine: machine(), rows: [], notes: notes(flags),
-    load: `${load.connections} connections × ${load.messages} messages × ${load.size} bytes, one transaction at a time per connection ` +
-      `(MAIL, RCPT, DATA pipelined), one recipient each, after an uncounted warm-up of ${flags.warmup} messages that had to be delivered first` +
-      `${flags.rate > 0 ? `; then ${flags.rate} msgs/s for ${flags.seconds} s (open loop, same connections)` : ''}`,
+    startedAt: new Date(), machine: machine(), sizes: [], notes: notes(flags),
+    load: `${load.connections} connections × ${load.messages} messages of each size (${flags.sizes.join(', ')} bytes; above 100 KB, as many bytes ` +
+      'as 100 KB messages make), one transaction at a time per connection (MAIL, RCPT, DATA pipelined), one recipient each, every message ' +
+      `DKIM-signed, after an uncounted warm-up of ${flags.warmup} messages (scaled the same way) that had to be delivered first` +
+      `${flags.rate > 0 ? `; then, at ${Math.min(...flags.sizes)} bytes, ${flags.rate} msgs/s for ${flags.seconds} s (open loop, same connections)` : ''}`,
   };
 
   const sink = new CountingSink();
@@ -115,24 +122,28 @@ async function bench(flags: E2eFlags): Promise<E2eSummary> {
   });
 
   const checks: string[] = [];
-  if (flags.kafka) {
-    summary.kafka = await scenario('Kafka mode', () => startKafkaMode(options(dirs.kafka)), sink, flags, checks);
-    summary.rows.push(summary.kafka);
-  }
-  if (flags.standalone) {
-    summary.standalone = await scenario('standalone', () => startStandalone(options(dirs.standalone)), sink, flags, checks);
-    summary.rows.push(summary.standalone);
-  }
-  if (flags.postfix) {
-    summary.postfix = await scenario('Postfix', () => startPostfix(options(dirs.postfix)), sink, flags, checks);
-    summary.rows.push(summary.postfix);
+  for (const size of flags.sizes) {
+    const result: SizeResult = { size, rows: [] };
+    if (flags.kafka) {
+      result.kafka = await scenario('Kafka mode', size, () => startKafkaMode(options(dirs.kafka)), sink, flags, checks);
+      result.rows.push(result.kafka);
+    }
+    if (flags.standalone) {
+      result.standalone = await scenario('standalone', size, () => startStandalone(options(dirs.standalone)), sink, flags, checks);
+      result.rows.push(result.standalone);
+    }
+    if (flags.postfix) {
+      result.postfix = await scenario('Postfix', size, () => startPostfix(options(dirs.postfix)), sink, flags, checks);
+      result.rows.push(result.postfix);
+    }
+    summary.sizes.push(result);
   }
   summary.notes.push(...checks);
-  for (const r of summary.rows) {
+  for (const r of summary.sizes.flatMap((s) => s.rows)) {
     for (const [phase, d, all] of [['full load', r.delivery, r.allDelivered], ['fixed rate', r.open?.delivery, r.open?.allDelivered]] as const) {
       if (!d) continue;
-      if (!all) summary.notes.push(`${r.name}, ${phase}: ${d.accepted - d.delivered} accepted messages had not reached the sink after ${flags.deliverTimeoutSeconds} s.`);
-      if (d.duplicates) summary.notes.push(`${r.name}, ${phase}: the sink received ${d.duplicates} messages more than once (at-least-once delivery).`);
+      if (!all) summary.notes.push(`${r.name}, ${r.size} bytes, ${phase}: ${d.accepted - d.delivered} accepted messages had not reached the sink after ${flags.deliverTimeoutSeconds} s.`);
+      if (d.duplicates) summary.notes.push(`${r.name}, ${r.size} bytes, ${phase}: the sink received ${d.duplicates} messages more than once (at-least-once delivery).`);
     }
   }
   return summary;
@@ -147,7 +158,7 @@ try {
 }
 if (!flags) process.exit(0);
 
-run.guard(10 * 60_000);
+run.guard(40 * 60_000);
 try {
   const summary = await bench(flags);
   await run.cleanUp();

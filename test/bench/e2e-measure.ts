@@ -13,9 +13,10 @@ import { UsageMeter } from './process-usage.ts';
 export interface Cpu {
   /** The server's processes, together. */
   serverSeconds: number;
-  /** The same, process by process (Kafka mode: relay and deliverer). */
-  serverParts: { label: string; seconds: number }[];
+  /** The same, process by process (Kafka mode: relay and deliverer), with each one's peak resident memory. */
+  serverParts: { label: string; seconds: number; peakRssKb: number }[];
   brokerSeconds?: number;
+  brokerPeakRssKb?: number;
   /** This process: the load generator, the sink, reading mtrelay's logs, the meters. */
   benchSeconds: number;
   /** Share of all CPUs busy (any process): near 1, the machine itself was the limit. */
@@ -33,6 +34,8 @@ export interface OpenLoopDelivery {
 
 export interface E2eRow {
   name: string;
+  /** Bytes per message of this run. */
+  size: number;
   /** The measured closed loop as the load generator saw it (accepted msgs/s, reply latency). */
   load: LoadResult;
   delivery: DeliveryResult;
@@ -57,12 +60,17 @@ function meterCpu(system: SystemUnderTest): () => Cpu {
   const bench = process.cpuUsage();
   const machine = machineTicks();
   return () => {
-    const serverParts = meters.map((m, i) => ({ label: system.server[i]!.label, seconds: m.stop().cpuSeconds }));
-    const brokerSeconds = broker?.stop().cpuSeconds;
+    const serverParts = meters.map((m, i) => {
+      const usage = m.stop();
+      return { label: system.server[i]!.label, seconds: usage.cpuSeconds, peakRssKb: usage.peakRssKb };
+    });
+    const brokerUsage = broker?.stop();
+    const brokerSeconds = brokerUsage?.cpuSeconds;
     const benchUsage = process.cpuUsage(bench);
     const machineEnd = machineTicks();
     return {
-      serverSeconds: serverParts.reduce((sum, p) => sum + p.seconds, 0), serverParts, ...(brokerSeconds !== undefined ? { brokerSeconds } : {}),
+      serverSeconds: serverParts.reduce((sum, p) => sum + p.seconds, 0), serverParts,
+      ...(brokerUsage ? { brokerSeconds, brokerPeakRssKb: brokerUsage.peakRssKb } : {}),
       benchSeconds: (benchUsage.user + benchUsage.system) / 1e6,
       machineBusy: (machineEnd.busy - machine.busy) / (machineEnd.total - machine.total),
     };
@@ -91,7 +99,7 @@ export async function measureEndToEnd(system: SystemUnderTest, sink: CountingSin
     }
   }
   const closed = await deliver(system, sink, plan.timeoutMs, (onAccepted) => runClosedLoop(system.target, { ...plan.load, onAccepted }));
-  const row: E2eRow = { name: system.name, load: closed.result, delivery: closed.delivery, allDelivered: closed.allDelivered, cpu: closed.cpu };
+  const row: E2eRow = { name: system.name, size: plan.load.size, load: closed.result, delivery: closed.delivery, allDelivered: closed.allDelivered, cpu: closed.cpu };
   if (plan.open) {
     const { rate, seconds } = plan.open;
     const open = await deliver(system, sink, plan.timeoutMs, (onAccepted) => runOpenLoop(system.target, { ...plan.load, rate, seconds, onAccepted }));

@@ -6,7 +6,8 @@ import { count } from './bench-options.ts';
 export const E2E_USAGE = `npm run bench:e2e -- [flags]
   --messages N          messages in the measured full load (default 6000)
   --connections C       concurrent SMTP connections of the load (default 50)
-  --size S              message size in bytes (default 4096)
+  --sizes S,…           message sizes in bytes, each a run of every system (default 4096,102400;
+                        add 1048576,10485760 for 1 MB and 10 MB)
   --warmup W            messages sent and delivered first, not counted (default 3000)
   --rate R              messages/s of the fixed-rate phase, 0 to skip it (default 300)
   --seconds T           length of the fixed-rate phase (default 10)
@@ -21,7 +22,7 @@ export const E2E_USAGE = `npm run bench:e2e -- [flags]
 export interface E2eFlags {
   messages: number;
   connections: number;
-  size: number;
+  sizes: number[];
   warmup: number;
   /** Messages/s of the open-loop phase; 0: no such phase. */
   rate: number;
@@ -42,7 +43,7 @@ export function parseE2eFlags(argv: string[]): E2eFlags | undefined {
     options: {
       messages: { type: 'string', default: '6000' },
       connections: { type: 'string', default: '50' },
-      size: { type: 'string', default: '4096' },
+      sizes: { type: 'string', default: '4096,102400' },
       warmup: { type: 'string', default: '3000' },
       rate: { type: 'string', default: '300' },
       seconds: { type: 'string', default: '10' },
@@ -62,7 +63,7 @@ export function parseE2eFlags(argv: string[]): E2eFlags | undefined {
   return {
     messages: count('messages', values.messages),
     connections: count('connections', values.connections),
-    size: count('size', values.size, 512),
+    sizes: values.sizes.split(',').map((v) => count('sizes', v.trim(), 512)),
     warmup: count('warmup', values.warmup, 0),
     rate: count('rate', values.rate, 0),
     seconds: count('seconds', values.seconds),

@@ -4,15 +4,29 @@
 import type { Cpu, E2eRow } from './e2e-measure.ts';
 import { fixed, perThousand } from './report.ts';
 
-export interface E2eSummary {
-  startedAt: Date;
-  machine: string[];
-  load: string;
+/** Every system's run at one message size. */
+export interface SizeResult {
+  size: number;
   rows: E2eRow[];
   kafka?: E2eRow;
   standalone?: E2eRow;
   postfix?: E2eRow;
+}
+
+export interface E2eSummary {
+  startedAt: Date;
+  machine: string[];
+  load: string;
+  sizes: SizeResult[];
   notes: string[];
+}
+
+const sizeLabel = (bytes: number) => (bytes >= 1024 * 1024 ? `${fixed(bytes / 1024 / 1024, 0)} MB` : `${fixed(bytes / 1024, 0)} KB`);
+const mib = (kb: number | undefined) => (kb === undefined ? '–' : fixed(kb / 1024, 0));
+
+/** Peak resident memory per process: 'relay 210, deliverer 340, broker 700'. */
+function peakMemory(cpu: Cpu): string {
+  return [...cpu.serverParts.map((p) => `${p.label} ${mib(p.peakRssKb)}`), ...(cpu.brokerPeakRssKb === undefined ? [] : [`broker ${mib(cpu.brokerPeakRssKb)}`])].join(', ');
 }
 
 const per = (seconds: number | undefined, messages: number) => (seconds === undefined ? '–' : fixed(perThousand(seconds, messages), 3));
@@ -47,8 +61,9 @@ export function describeE2e(r: E2eRow): string {
 function fullLoadRow(r: E2eRow): string {
   const d = r.delivery;
   return `| ${r.name} | ${r.load.accepted} / ${r.load.attempted - r.load.accepted} | ${d.delivered}${d.duplicates ? ` (+${d.duplicates} dup.)` : ''} | ` +
-    `**${fixed(d.rate, 0)}** | ${fixed(r.load.rate, 0)} | ${fixed(d.latency.p50, 0)} | ${fixed(d.latency.p99, 0)} | ` +
-    `${serverCpu(r.cpu, d.delivered)} | ${per(r.cpu.brokerSeconds, d.delivered)} | ${per(r.cpu.benchSeconds, d.delivered)} | ${fixed(r.cpu.machineBusy * 100, 0)} |`;
+    `**${fixed(d.rate, 0)}** | ${fixed((d.rate * r.size) / 1024 / 1024, 1)} | ${fixed(r.load.rate, 0)} | ${fixed(d.latency.p50, 0)} | ${fixed(d.latency.p99, 0)} | ` +
+    `${serverCpu(r.cpu, d.delivered)} | ${per(r.cpu.brokerSeconds, d.delivered)} | ${per(r.cpu.benchSeconds, d.delivered)} | ${fixed(r.cpu.machineBusy * 100, 0)} | ` +
+    `${peakMemory(r.cpu)} |`;
 }
 
 function openLoopRow(r: E2eRow): string {
@@ -72,31 +87,37 @@ export function renderE2eSummary(s: E2eSummary): string {
   const lines = [
     `# mtrelay end-to-end benchmark, ${s.startedAt.toISOString()}`, '',
     ...s.machine.map((m) => `- ${m}`), `- Load: ${s.load}`, '',
-    '**Full load** (closed loop):', '',
-    '| System | 250 / other | delivered | delivered msgs/s | accepted msgs/s | accept → deliver p50 ms | p99 ms | ' +
-      'server CPU s / 1000 msgs | Kafka CPU s / 1000 msgs | bench process CPU s / 1000 msgs | machine CPU busy % |',
-    '|---|---|---|---|---|---|---|---|---|---|---|',
-    ...s.rows.map(fullLoadRow), '',
   ];
-  const open = s.rows.filter((r) => r.open);
-  if (open.length) {
+  for (const size of s.sizes) {
     lines.push(
-      `**Fixed rate** (open loop, ${open[0]!.open!.rate} msgs/s for ${open[0]!.open!.seconds} s, below every system's capacity):`, '',
-      '| System | delivered / sent | accept → deliver p50 ms | p99 ms | max ms | server + Kafka CPU s / 1000 msgs | machine CPU busy % |',
-      '|---|---|---|---|---|---|---|',
-      ...open.map(openLoopRow), '',
+      `## ${sizeLabel(size.size)} messages`, '',
+      '**Full load** (closed loop):', '',
+      '| System | 250 / other | delivered | delivered msgs/s | delivered MB/s | accepted msgs/s | accept → deliver p50 ms | p99 ms | ' +
+        'server CPU s / 1000 msgs | Kafka CPU s / 1000 msgs | bench process CPU s / 1000 msgs | machine CPU busy % | peak RSS MiB |',
+      '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+      ...size.rows.map(fullLoadRow), '',
     );
-  }
-  const goals = [
-    goal('Kafka mode (relay + deliverer + broker) ÷ Postfix', s.kafka, s.postfix, 1),
-    goal('standalone ÷ Postfix', s.standalone, s.postfix, 1.5),
-  ].filter((g) => g !== undefined);
-  if (goals.length) {
-    lines.push(
-      '**Goals** (delivered msgs/s at full load):', '',
-      '| | ratio | goal | result | CPU per message ÷ Postfix\'s (broker included) |', '|---|---|---|---|---|',
-      ...goals, '',
-    );
+    const open = size.rows.filter((r) => r.open);
+    if (open.length) {
+      lines.push(
+        `**Fixed rate** (open loop, ${open[0]!.open!.rate} msgs/s for ${open[0]!.open!.seconds} s, below every system's capacity):`, '',
+        '| System | delivered / sent | accept → deliver p50 ms | p99 ms | max ms | server + Kafka CPU s / 1000 msgs | machine CPU busy % |',
+        '|---|---|---|---|---|---|---|',
+        ...open.map(openLoopRow), '',
+      );
+    }
+    const large = size.size >= 1024 * 1024;
+    const goals = [
+      goal('Kafka mode (relay + deliverer + broker) ÷ Postfix', size.kafka, size.postfix, large ? 1 : size.size >= 102_400 ? 1.5 : 1),
+      goal('standalone ÷ Postfix', size.standalone, size.postfix, large ? 1 : 1.5),
+    ].filter((g) => g !== undefined);
+    if (goals.length) {
+      lines.push(
+        `**Goals** at ${sizeLabel(size.size)} (delivered msgs/s, which at one size is also MB/s, at full load):`, '',
+        '| | ratio | goal | result | CPU per message ÷ Postfix\'s (broker included) |', '|---|---|---|---|---|',
+        ...goals, '',
+      );
+    }
   }
   lines.push('Notes:', '', ...s.notes.map((n) => `- ${n}`), '');
   return lines.join('\n');

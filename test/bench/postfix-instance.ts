@@ -75,6 +75,8 @@ function mainCf(dir: string, options: PostfixOptions): string {
       'smtpd_tls_loglevel = 0',
     ] : ['smtpd_tls_security_level = none']),
     'biff = no',
+    // Messages of any size the benchmark sends (the default limit is about 10 MB).
+    'message_size_limit = 0',
     ...(options.extra ?? []),
     '',
   ].join('\n');
