@@ -9,8 +9,8 @@ import type { ConfigStore } from '../shared/config/store.ts';
 import { replyLine, type ReplyName } from '../shared/smtp-replies.ts';
 import type { Submission } from '../shared/submission-record.ts';
 import { BOUNCE_CLASS, classifyReply, parseReply } from './bounce-class.ts';
-import { dkimSign } from './dkim.ts';
-import { copyBytes, fanOut, type Copy, type RcptType } from './fan-out.ts';
+import { dkimSignatureField, relaxedBodyHash } from './dkim.ts';
+import { bodyContent, fanOut, type Copy, type RcptType } from './fan-out.ts';
 import type { Hop, RouteResolver } from './routes.ts';
 import { TransactionError, type SmtpPool } from './smtp-pool.ts';
 
@@ -58,6 +58,15 @@ export function returnPath(submission: Submission, recipients: string[], bounceD
   return verp.length <= 64 ? `${verp}@${bounceDomain}` : shared; // RFC 5321 4.5.3.1.1
 }
 
+/** What the parts of one attempt share. */
+interface AttemptRun {
+  job: DeliveryJob;
+  log: Logger;
+  /** Bounds the copies materialized at once. */
+  limit: ReturnType<typeof pLimit>;
+  bodyHash: () => string;
+}
+
 /** Messages materialized (joined and signed) at once per attempt, to bound memory on big fan-outs. */
 const MATERIALIZED_AT_ONCE = 8;
 
@@ -89,14 +98,21 @@ export class Deliverer {
         continue;
       }
       const domain = domainOf(copy.rcptTo);
-      byDomain.set(domain, [...(byDomain.get(domain) ?? []), copy]);
+      const group = byDomain.get(domain);
+      if (group) group.push(copy);
+      else byDomain.set(domain, [copy]);
     }
-    const limit = pLimit(MATERIALIZED_AT_ONCE);
-    const perDomain = await Promise.all([...byDomain].map(([domain, group]) => this.#deliverDomain(job, domain, group, limit, log)));
+    let bodyHash: string | undefined;
+    const run: AttemptRun = {
+      job, log, limit: pLimit(MATERIALIZED_AT_ONCE),
+      // Every copy shares the one body: hashed once, and only if something is signed.
+      bodyHash: () => (bodyHash ??= relaxedBodyHash(bodyContent(copies[0]!))),
+    };
+    const perDomain = await Promise.all([...byDomain].map(([domain, group]) => this.#deliverDomain(run, domain, group)));
     return outcomes.concat(perDomain.flat());
   }
 
-  async #deliverDomain(job: DeliveryJob, domain: string, copies: Copy[], limit: ReturnType<typeof pLimit>, log: Logger): Promise<RecipientOutcome[]> {
+  async #deliverDomain(run: AttemptRun, domain: string, copies: Copy[]): Promise<RecipientOutcome[]> {
     const route = await this.#deps.routes.resolve(domain);
     if (route.kind !== 'hops') {
       // The domain itself decides: the address can never receive mail (class 10), or DNS failed for now (class 21).
@@ -107,23 +123,28 @@ export class Deliverer {
     const groups = new Map<string, Copy[]>();
     for (const copy of copies) {
       const digest = createHash('sha256').update(copy.header).digest('hex');
-      groups.set(digest, [...(groups.get(digest) ?? []), copy]);
+      const group = groups.get(digest);
+      if (group) group.push(copy);
+      else groups.set(digest, [copy]);
     }
-    const results = await Promise.all([...groups.values()].map((group) => limit(() => this.#sendGroup(job, domain, route.hops, group, log))));
+    const results = await Promise.all([...groups.values()].map((group) => run.limit(() => this.#sendGroup(run, domain, route.hops, group))));
     return results.flat();
   }
 
-  async #sign(job: DeliveryJob, message: Buffer): Promise<Buffer> {
-    const { submission } = job;
+  /** The copy as sent: signed (over its header and the shared body hash) when its domain has a key. */
+  async #materialize(run: AttemptRun, copy: Copy): Promise<Buffer> {
+    const { submission } = run.job;
     const domain = this.#deps.store.sendingDomain(submission.namespace, submission.sendingDomain);
-    if (!domain?.dkimPrivateKey) return message;
-    return dkimSign(message, { domainName: domain.domain, keySelector: domain.dkimSelector, privateKey: domain.dkimPrivateKey });
+    if (!domain?.dkimPrivateKey) return Buffer.concat([copy.header, copy.body]);
+    const key = { domainName: domain.domain, keySelector: domain.dkimSelector, privateKey: domain.dkimPrivateKey };
+    return Buffer.concat([await dkimSignatureField(copy.header, run.bodyHash(), key), copy.header, copy.body]);
   }
 
-  async #sendGroup(job: DeliveryJob, domain: string, hops: Hop[], group: Copy[], log: Logger): Promise<RecipientOutcome[]> {
+  async #sendGroup(run: AttemptRun, domain: string, hops: Hop[], group: Copy[]): Promise<RecipientOutcome[]> {
+    const { job, log } = run;
     let message: Buffer;
     try {
-      message = await this.#sign(job, copyBytes(group[0]!));
+      message = await this.#materialize(run, group[0]!);
     } catch (error) {
       // Never unsigned: the recipients wait on the ladder while an operator fixes the key.
       log.error({ err: error }, 'DKIM signing failed');

@@ -19,11 +19,17 @@ export interface Copy {
   rcptTo: string;
   rcptType: RcptType;
   header: Buffer;
+  /** The empty line that ends the header block, then the body. */
   body: Buffer;
 }
 
 export function copyBytes(copy: Copy): Buffer {
   return Buffer.concat([copy.header, copy.body]);
+}
+
+/** The body as DKIM sees it: what follows the empty line that ends the header block. */
+export function bodyContent(copy: Copy): Buffer {
+  return copy.body.subarray(copy.body[0] === 0x0d && copy.body[1] === 0x0a ? 2 : 0);
 }
 
 function formatAddress(r: Recipient): string {
