@@ -1,19 +1,28 @@
 // The embedded durable queue of standalone mode: SQLite in WAL mode with synchronous=FULL,
 // so a record is on disk before the relay answers 250. Work is leased, not removed, until
 // its outcome is committed in the same transaction as its events, retry and suppressions:
-// a process killed at any point redelivers, never loses.
+// a process killed at any point redelivers, never loses. Message bodies live in a table of
+// their own: the scheduler's queries (claim, nextDue) read only the jobs index, never a body,
+// and a retry points at the body it already has instead of copying it.
 import { appendFileSync, existsSync, statSync, truncateSync } from 'node:fs';
 import { DatabaseSync } from 'node:sqlite';
 import type { DurableOutcome, OutcomeSink } from '../deliverer/delivery-core.ts';
 import type { SuppressionEntry } from '../deliverer/suppression-list.ts';
 import { QueueUnavailableError, type QueueRecord, type RecordHeaders, type SubmissionQueue } from '../shared/queue.ts';
 import { GroupCommit } from './group-commit.ts';
+import { migrate } from './sqlite-schema.ts';
 
 const LEASED = Number.MAX_SAFE_INTEGER;
 
-/** A leased row: its id and the record it holds. */
+/** Leases the due jobs, oldest first: a range of the jobs_due index (leased_until = 0, then not_before). */
+export const CLAIM = 'UPDATE jobs SET leased_until = ? WHERE id IN (SELECT id FROM jobs WHERE leased_until = 0 AND not_before <= ? ORDER BY not_before, id LIMIT ?) RETURNING id, message_id, key, headers';
+/** The first entry of that range. */
+export const NEXT_DUE = 'SELECT MIN(not_before) AS due FROM jobs WHERE leased_until = 0';
+
+/** A leased row: its id, its message body's row, and the record it holds. */
 export interface QueuedJob {
   id: number;
+  messageId: number;
   record: QueueRecord;
 }
 
@@ -43,21 +52,8 @@ export class SqliteQueue implements SubmissionQueue, OutcomeSink<QueuedJob> {
       PRAGMA journal_mode = WAL;
       PRAGMA synchronous = FULL;
       PRAGMA busy_timeout = 5000;
-      CREATE TABLE IF NOT EXISTS jobs (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        key TEXT NOT NULL,
-        value BLOB NOT NULL,
-        headers TEXT NOT NULL,
-        not_before INTEGER NOT NULL DEFAULT 0,
-        leased_until INTEGER NOT NULL DEFAULT 0
-      );
-      CREATE INDEX IF NOT EXISTS jobs_due ON jobs (not_before, id);
-      CREATE TABLE IF NOT EXISTS events_outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, json TEXT NOT NULL);
-      CREATE TABLE IF NOT EXISTS dead_letters (id INTEGER PRIMARY KEY, key TEXT, value BLOB, headers TEXT, reason TEXT, at INTEGER);
-      CREATE TABLE IF NOT EXISTS suppressions (
-        namespace TEXT NOT NULL, address TEXT NOT NULL, entry TEXT NOT NULL, PRIMARY KEY (namespace, address)
-      );
     `);
+    migrate(this.#db);
     // One process owns the folder: leases of a previous (killed) run are void.
     this.#db.exec('UPDATE jobs SET leased_until = 0');
     this.#flushEvents();
@@ -86,9 +82,10 @@ export class SqliteQueue implements SubmissionQueue, OutcomeSink<QueuedJob> {
   }
 
   #insertSubmissions(records: QueueRecord[]): void {
-    const insert = this.#db.prepare('INSERT INTO jobs (key, value, headers) VALUES (?, ?, ?)');
+    const message = this.#db.prepare('INSERT INTO messages (value) VALUES (?)');
+    const job = this.#db.prepare('INSERT INTO jobs (message_id, key, headers) VALUES (?, ?, ?)');
     this.#transaction(() => {
-      for (const record of records) insert.run(record.key, record.value, JSON.stringify(record.headers));
+      for (const record of records) job.run(message.run(record.value).lastInsertRowid, record.key, JSON.stringify(record.headers));
     });
   }
 
@@ -111,15 +108,19 @@ export class SqliteQueue implements SubmissionQueue, OutcomeSink<QueuedJob> {
    */
   claim(limit: number, now = Date.now()): QueuedJob[] {
     if (limit <= 0) return [];
-    const rows = this.#db.prepare(
-      'UPDATE jobs SET leased_until = ? WHERE id IN (SELECT id FROM jobs WHERE not_before <= ? AND leased_until < ? ORDER BY not_before, id LIMIT ?) RETURNING id, key, value, headers',
-    ).all(LEASED, now, LEASED, limit) as { id: number; key: string; value: Uint8Array; headers: string }[];
-    return rows.map((r) => ({ id: r.id, record: { key: r.key, value: Buffer.from(r.value), headers: JSON.parse(r.headers) as RecordHeaders } }));
+    const rows = this.#db.prepare(CLAIM).all(LEASED, now, limit) as { id: number; message_id: number; key: string; headers: string }[];
+    const body = this.#db.prepare('SELECT value FROM messages WHERE id = ?');
+    return rows.map((r) => {
+      const { value } = body.get(r.message_id) as { value: Uint8Array };
+      // node:sqlite returns a Uint8Array; the Buffer shares its memory.
+      const record = { key: r.key, value: Buffer.from(value.buffer, value.byteOffset, value.byteLength), headers: JSON.parse(r.headers) as RecordHeaders };
+      return { id: r.id, messageId: r.message_id, record };
+    });
   }
 
   /** When the next job falls due, or undefined when the queue is empty. */
   nextDue(): number | undefined {
-    const row = this.#db.prepare('SELECT MIN(not_before) AS due FROM jobs WHERE leased_until = 0').get() as { due: number | null };
+    const row = this.#db.prepare(NEXT_DUE).get() as { due: number | null };
     return row.due ?? undefined;
   }
 
@@ -134,14 +135,20 @@ export class SqliteQueue implements SubmissionQueue, OutcomeSink<QueuedJob> {
 
   #storeOutcomes(batch: { job: QueuedJob; outcome: DurableOutcome }[]): void {
     const remove = this.#db.prepare('DELETE FROM jobs WHERE id = ?');
-    const retry = this.#db.prepare('INSERT INTO jobs (key, value, headers, not_before) VALUES (?, ?, ?, ?)');
+    const removeMessage = this.#db.prepare('DELETE FROM messages WHERE id = ?');
+    const newMessage = this.#db.prepare('INSERT INTO messages (value) VALUES (?)');
+    const retry = this.#db.prepare('INSERT INTO jobs (message_id, key, headers, not_before) VALUES (?, ?, ?, ?)');
     const event = this.#db.prepare('INSERT INTO events_outbox (json) VALUES (?)');
     const suppress = this.#db.prepare('INSERT OR REPLACE INTO suppressions (namespace, address, entry) VALUES (?, ?, ?)');
     this.#transaction(() => {
       for (const { job, outcome } of batch) {
         // A job finished twice (it cannot be, but if it were) must not double its outcome.
         if (remove.run(job.id).changes === 0) continue;
-        if (outcome.retry) retry.run(outcome.retry.record.key, outcome.retry.record.value, JSON.stringify(outcome.retry.record.headers), outcome.retry.notBefore);
+        const again = outcome.retry?.record;
+        // A retry of the same bytes keeps the body's row; anything else frees it.
+        const sameBody = again?.value === job.record.value;
+        if (!sameBody) removeMessage.run(job.messageId);
+        if (again) retry.run(sameBody ? job.messageId : newMessage.run(again.value).lastInsertRowid, again.key, JSON.stringify(again.headers), outcome.retry!.notBefore);
         for (const e of outcome.events) event.run(JSON.stringify(e));
         for (const x of outcome.suppressions) suppress.run(x.namespace, x.address, JSON.stringify(x));
       }
@@ -178,6 +185,7 @@ export class SqliteQueue implements SubmissionQueue, OutcomeSink<QueuedJob> {
       this.#db.prepare('INSERT INTO dead_letters (id, key, value, headers, reason, at) VALUES (?, ?, ?, ?, ?, ?)')
         .run(job.id, record.key, record.value, JSON.stringify(record.headers), reason, Date.now());
       this.#db.prepare('DELETE FROM jobs WHERE id = ?').run(job.id);
+      this.#db.prepare('DELETE FROM messages WHERE id = ?').run(job.messageId);
     });
   }
 

@@ -1,0 +1,59 @@
+// The embedded queue's tables, by version (PRAGMA user_version). Version 1 moved message bodies
+// out of `jobs` into `messages`: with a 100 KB body in the row, every scheduler query that
+// looked at a job's lease walked that body's overflow pages. A folder of version 0 is moved to
+// version 1 in one transaction when it is opened; nothing in it is lost or sent twice.
+import type { DatabaseSync } from 'node:sqlite';
+
+const VERSION = 1;
+
+const jobsTable = (name: string) => `CREATE TABLE IF NOT EXISTS ${name} (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    message_id INTEGER NOT NULL,
+    key TEXT NOT NULL,
+    headers TEXT NOT NULL,
+    not_before INTEGER NOT NULL DEFAULT 0,
+    leased_until INTEGER NOT NULL DEFAULT 0
+  );`;
+
+const TABLES = `
+  CREATE TABLE IF NOT EXISTS messages (id INTEGER PRIMARY KEY AUTOINCREMENT, value BLOB NOT NULL);
+  ${jobsTable('jobs')}
+  -- What claim and nextDue read, and all they read.
+  CREATE INDEX IF NOT EXISTS jobs_due ON jobs (leased_until, not_before, id);
+  CREATE TABLE IF NOT EXISTS events_outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, json TEXT NOT NULL);
+  CREATE TABLE IF NOT EXISTS dead_letters (id INTEGER PRIMARY KEY, key TEXT, value BLOB, headers TEXT, reason TEXT, at INTEGER);
+  CREATE TABLE IF NOT EXISTS suppressions (
+    namespace TEXT NOT NULL, address TEXT NOT NULL, entry TEXT NOT NULL, PRIMARY KEY (namespace, address)
+  );
+`;
+
+/** Version 0: bodies in the jobs rows. Each job's body gets the job's id as its own. */
+const FROM_VERSION_0 = `
+  CREATE TABLE messages (id INTEGER PRIMARY KEY AUTOINCREMENT, value BLOB NOT NULL);
+  INSERT INTO messages (id, value) SELECT id, value FROM jobs;
+  ${jobsTable('jobs_v1')}
+  INSERT INTO jobs_v1 (id, message_id, key, headers, not_before, leased_until) SELECT id, id, key, headers, not_before, leased_until FROM jobs;
+  DROP TABLE jobs;
+  ALTER TABLE jobs_v1 RENAME TO jobs;
+`;
+
+function columns(db: DatabaseSync, table: string): string[] {
+  return (db.prepare(`SELECT name FROM pragma_table_info('${table}')`).all() as { name: string }[]).map((c) => c.name);
+}
+
+/** Brings the database to the current version (a new one is created at it). */
+export function migrate(db: DatabaseSync): void {
+  const { user_version: version } = db.prepare('PRAGMA user_version').get() as { user_version: number };
+  if (version > VERSION) throw new Error(`the queue database is of version ${version}, newer than this mtrelay's ${VERSION}: run the newer mtrelay`);
+  if (version === VERSION) return;
+  db.exec('BEGIN IMMEDIATE');
+  try {
+    if (columns(db, 'jobs').includes('value')) db.exec(FROM_VERSION_0);
+    db.exec(TABLES);
+    db.exec(`PRAGMA user_version = ${VERSION}`);
+    db.exec('COMMIT');
+  } catch (error) {
+    db.exec('ROLLBACK');
+    throw error;
+  }
+}
