@@ -37,7 +37,8 @@ test('deliveries in flight at SIGTERM finish, are committed, and are not repeate
   const transport = nodemailer.createTransport({ host: '127.0.0.1', port: relay.ports.submission, ignoreTLS: true, auth: { user: 'smtp_mt_injection', pass: key } });
   await Promise.all(recipients.map((to) => transport.sendMail({ from: 'a@example.com', to, subject: 'drain', text: 'x' })));
   transport.close();
-  await sink.waitFor(recipients[0]!); // data has arrived; the 250s take 1.5 s each
+  // Every message's data has arrived (so all six are in flight); their 250s take 1.5 s each.
+  await Promise.all(recipients.map((r) => sink.waitFor(r)));
 
   first.child.kill('SIGTERM');
   assert.equal(await first.exited, 0);
