@@ -1,4 +1,6 @@
 // mtrelay: one CLI, a subcommand per role. Run from a checkout as ./bin/mtrelay <role> …
+// First, before anything loads kafkajs: its patches (one must precede kafkajs's own loading).
+import './shared/kafka/kafkajs-patches.ts';
 import { Command } from 'commander';
 import { delivererCommand } from './deliverer/command.ts';
 import { operatorCommand } from './operator/command.ts';

@@ -3,6 +3,8 @@
 // of the recipient domain. Modelled on Haraka's outbound client pool.
 import { rootCertificates } from 'node:tls';
 import { SMTPConnection } from '../shared/mail/nodemailer-internals.ts';
+// DATA goes out through nodemailer's dot-stuffing stream, made to scan natively (for effect).
+import './dot-stuffing.ts';
 import { MtrelayError } from '../shared/errors.ts';
 import type { Hop } from './routes.ts';
 

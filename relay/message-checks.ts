@@ -6,6 +6,7 @@ import libmime from 'libmime';
 import { EMPTY_ATTRIBUTES, X_MT_ATTR, parseAttributes, type MessageAttributes } from '../shared/attributes/x-mt-attr.ts';
 import type { ConfigStore } from '../shared/config/store.ts';
 import { fieldValues, headerBlockEnd, parseHeaderBlock } from '../shared/mail/headers.ts';
+import { hasBareLineBreak } from '../shared/mail/line-endings.ts';
 import { addressparser, type Address } from '../shared/mail/nodemailer-internals.ts';
 import { RefusalError, smtpReply } from '../shared/smtp-replies.ts';
 
@@ -25,10 +26,7 @@ export interface CheckedMessage {
 
 /** Bare LF or bare CR become CRLF; a message that has none is returned untouched. */
 export function normalizeLineEndings(raw: Buffer): Buffer {
-  let bare = false;
-  for (let i = raw.indexOf(0x0a); i !== -1 && !bare; i = raw.indexOf(0x0a, i + 1)) bare = i === 0 || raw[i - 1] !== 0x0d;
-  for (let i = raw.indexOf(0x0d); i !== -1 && !bare; i = raw.indexOf(0x0d, i + 1)) bare = raw[i + 1] !== 0x0a;
-  if (!bare) return raw;
+  if (!hasBareLineBreak(raw)) return raw;
   return Buffer.from(raw.toString('latin1').replace(/\r\n|\r|\n/g, '\r\n'), 'latin1');
 }
 

@@ -1,9 +1,10 @@
-// nodemailer has no public API for two parts mtrelay uses: its SMTP client (the deliverer's
-// outbound connections) and its RFC 5322 address parser (the relay's From check). Their deep
-// imports live in this file alone; package.json pins nodemailer's exact version, and
+// nodemailer has no public API for the parts mtrelay uses: its SMTP client (the deliverer's
+// outbound connections, and the dot-stuffing stream it sends DATA through) and its RFC 5322
+// address parser (the relay's From check). Their deep imports live in this file alone; package.json pins nodemailer's exact version, and
 // test/shared/nodemailer-internals.test.ts fails loudly when an upgrade changes what mtrelay
 // relies on.
 import addressparser, { type Address } from 'nodemailer/lib/addressparser';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
+import DataStream from 'nodemailer/lib/smtp-connection/data-stream';
 
-export { addressparser, SMTPConnection, type Address };
+export { addressparser, DataStream, SMTPConnection, type Address };

@@ -12,8 +12,10 @@ const PRODUCTION = ['cli.ts', 'relay', 'deliverer', 'standalone', 'operator', 's
 
 /** The only deep imports allowed, each in the one file that isolates it (and a test that guards it). */
 const ISOLATED: Record<string, string[]> = {
-  'shared/mail/nodemailer-internals.ts': ['nodemailer/lib/addressparser', 'nodemailer/lib/smtp-connection'],
-  'relay/smtp-server-patches.ts': ['smtp-server/lib/smtp-connection.js'],
+  'shared/mail/nodemailer-internals.ts': ['nodemailer/lib/addressparser', 'nodemailer/lib/smtp-connection', 'nodemailer/lib/smtp-connection/data-stream'],
+  'relay/smtp-server-patches.ts': ['smtp-server/lib/smtp-connection.js', 'smtp-server/lib/smtp-stream.js'],
+  // crc-32's second public module (CRC-32C); the file also names kafkajs's CRC module, which it replaces.
+  'shared/kafka/kafkajs-patches.ts': ['crc-32/crc32c.js', 'kafkajs/src/protocol/encoder.js'],
 };
 
 function productionFiles(): string[] {
