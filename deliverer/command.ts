@@ -98,6 +98,7 @@ function delivererConfig(flags: DelivererFlags): DelivererConfig {
     topics: { prefix: flags.topicPrefix, partitions: flags.partitions, replicationFactor: flags.replicationFactor, maxMessageBytes: flags.maxSize },
     createTopics: flags.createTopics,
     groupId: flags.groupId,
+    kafkaCompression: flags.kafkaCompression,
     metricsHost: flags.metricsHost,
     metricsPort: flags.metricsPort,
   };

@@ -2,7 +2,7 @@
 // acks=all, retried while the broker may still take them. Events travel with those of other
 // records finishing at the same time (EventBatcher). A partial write followed by a
 // redelivery repeats events, never loses outcomes.
-import type { IHeaders, Producer } from 'kafkajs';
+import type { CompressionTypes, IHeaders, Producer } from 'kafkajs';
 import type { Logger } from 'pino';
 import type { topicNames } from '../shared/kafka/topics.ts';
 import type { QueueRecord } from '../shared/queue.ts';
@@ -27,10 +27,12 @@ export class KafkaOutcomeSink implements OutcomeSink<KafkaJob> {
   readonly #producer: Producer;
   readonly #topics: ReturnType<typeof topicNames>;
   readonly #prefix: string;
+  readonly #compression: CompressionTypes;
   readonly #logger: Logger;
   readonly #events: EventBatcher;
 
-  constructor(options: { producer: Producer; prefix: string; topics: ReturnType<typeof topicNames>; logger: Logger }) {
+  constructor(options: { producer: Producer; prefix: string; topics: ReturnType<typeof topicNames>; logger: Logger; compression: CompressionTypes }) {
+    this.#compression = options.compression;
     this.#producer = options.producer;
     this.#prefix = options.prefix;
     this.#topics = options.topics;
@@ -57,7 +59,7 @@ export class KafkaOutcomeSink implements OutcomeSink<KafkaJob> {
   async #write(outcome: DurableOutcome): Promise<void> {
     if (outcome.retry) {
       const { record, rung } = outcome.retry;
-      await this.#producer.send({ topic: `${this.#prefix}.retry.${rung}`, acks: -1, messages: [record] });
+      await this.#producer.send({ topic: `${this.#prefix}.retry.${rung}`, acks: -1, compression: this.#compression, messages: [record] });
     }
     if (outcome.suppressions.length) {
       await this.#producer.send({ topic: this.#topics.suppressions, acks: -1,

@@ -1,7 +1,7 @@
 // Feeds the delivery core from Kafka: a consumer group over mtrelay.submissions and the
 // retry topics, many records in flight per partition, and an offset committed only once
 // every earlier record's outcome is durable (the core finishes a job only then).
-import type { Consumer, EachBatchPayload, Kafka, KafkaMessage, Producer } from 'kafkajs';
+import type { CompressionTypes, Consumer, EachBatchPayload, Kafka, KafkaMessage, Producer } from 'kafkajs';
 import { recordHeaders } from '../shared/kafka/record-headers.ts';
 import { topicNames } from '../shared/kafka/topics.ts';
 import { DeliveryCore, type DeliveryCoreOptions } from './delivery-core.ts';
@@ -15,6 +15,8 @@ export interface KafkaRuntimeOptions extends Omit<DeliveryCoreOptions<KafkaJob>,
   groupId: string;
   maxInFlight: number;
   maxMessageBytes: number;
+  /** Compression of the retry records it produces (they carry the message). */
+  compression: CompressionTypes;
   /**
    * The consumer stopped for good, or a record could not even be set aside: a pod that looks
    * healthy but consumes nothing, or an offset committed past an unhandled record, is worse than
@@ -61,7 +63,7 @@ export class KafkaDeliveryRuntime {
       maxWaitTimeInMs: FETCH_MAX_WAIT_MS,
     });
     this.#producer = options.kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
-    const sink = new KafkaOutcomeSink({ producer: this.#producer, prefix: options.prefix, topics: this.#topics, logger: options.logger });
+    const sink = new KafkaOutcomeSink({ producer: this.#producer, prefix: options.prefix, topics: this.#topics, logger: options.logger, compression: options.compression });
     this.#core = new DeliveryCore({ ...options, sink });
   }
 

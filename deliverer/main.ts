@@ -5,6 +5,8 @@ import type { Logger } from 'pino';
 import type { ConfigStore } from '../shared/config/store.ts';
 import type { ConfigOrigin } from '../shared/config/sources.ts';
 import { createKafka, type KafkaConnection } from '../shared/kafka/client.ts';
+import { KAFKA_COMPRESSIONS } from '../shared/kafka/compression.ts';
+import type { KafkaCompression } from '../shared/cli-options.ts';
 import { monitorTopics } from '../shared/kafka/topic-check.ts';
 import { ensureTopicsWhenReachable, retryKafka, topicNames, type TopicLayout } from '../shared/kafka/topics.ts';
 import { Role } from '../shared/ops/role.ts';
@@ -26,6 +28,8 @@ export interface DelivererConfig extends DeliverySettings {
   policy: RetryPolicy;
   groupId: string;
   maxInFlight: number;
+  /** Compression of the retry records the deliverer produces. */
+  kafkaCompression: KafkaCompression;
   metricsHost: string;
   metricsPort: number;
 }
@@ -96,6 +100,7 @@ export async function startDeliverer(config: DelivererConfig, logger: Logger): P
   const runtime = new KafkaDeliveryRuntime({
     kafka, prefix: layout.prefix, policy: config.policy, deliverer, suppressions, metrics, logger,
     groupId: config.groupId, maxInFlight: config.maxInFlight, maxMessageBytes: layout.maxMessageBytes,
+    compression: KAFKA_COMPRESSIONS[config.kafkaCompression],
     onFatal: (error) => {
       logger.fatal({ err: error }, 'the Kafka consumer stopped for good; exiting');
       process.exit(1);

@@ -126,6 +126,7 @@ function relayConfig(flags: RelayFlags): RelayConfig {
     kafka: kafkaConnection(flags),
     kafkaTimeoutMs: flags.kafkaTimeout,
     kafkaLingerMs: flags.kafkaLinger,
+    kafkaCompression: flags.kafkaCompression,
     metricsHost: flags.metricsHost,
     metricsPort: flags.metricsPort,
     topics: { prefix: flags.topicPrefix, partitions: flags.partitions, replicationFactor: flags.replicationFactor, retryDelays: flags.retryDelays },

@@ -4,6 +4,8 @@ import type { Logger } from 'pino';
 import { relayView } from '../shared/config/compiled-config.ts';
 import type { ConfigOrigin } from '../shared/config/sources.ts';
 import { createKafka, type KafkaConnection } from '../shared/kafka/client.ts';
+import { KAFKA_COMPRESSIONS } from '../shared/kafka/compression.ts';
+import type { KafkaCompression } from '../shared/cli-options.ts';
 import { monitorTopics } from '../shared/kafka/topic-check.ts';
 import { ensureTopicsWhenReachable, topicNames, type TopicLayout } from '../shared/kafka/topics.ts';
 import { Role } from '../shared/ops/role.ts';
@@ -25,6 +27,8 @@ export interface RelayConfig {
   kafkaTimeoutMs: number;
   /** How long a message arriving at an idle producer waits for others to share its produce request. */
   kafkaLingerMs: number;
+  /** Compression of the submissions the relay produces. */
+  kafkaCompression: KafkaCompression;
   certificates: CertificateFiles[];
   metricsHost: string;
   metricsPort: number;
@@ -54,6 +58,7 @@ export async function startRelay(config: RelayConfig, logger: Logger): Promise<R
     kafka, topic: topicNames(layout.prefix).submissions, logger, timeoutMs: config.kafkaTimeoutMs, produceSeconds: metrics.produceSeconds,
     maxBatchBytes: Math.min(16 * 1024 * 1024, layout.maxMessageBytes),
     lingerMs: config.kafkaLingerMs,
+    compression: KAFKA_COMPRESSIONS[config.kafkaCompression],
   });
   producer.start();
   metrics.probes.kafkaConnected = () => producer.connected;

@@ -3,7 +3,7 @@
 // the next records gather into one batch, which keeps latency low when idle and batches
 // grow under load. Every record has a deadline: past it the caller gets an error (451),
 // never a silent wait.
-import type { Kafka, Producer } from 'kafkajs';
+import type { CompressionTypes, Kafka, Producer } from 'kafkajs';
 import type { Logger } from 'pino';
 import type { Histogram } from 'prom-client';
 import { QueueUnavailableError, type QueueRecord, type SubmissionQueue } from '../shared/queue.ts';
@@ -27,12 +27,17 @@ export interface SubmissionProducerOptions {
   maxBatchRecords?: number;
   /** How long a record arriving at an idle producer waits for others to share its request (default 0). */
   lingerMs?: number;
+  /** kafkajs's compression of each request's records (default none). */
+  compression?: CompressionTypes;
   /**
    * A batch is one message to the broker, so it must stay under the topic's max.message.bytes:
    * pass the relay's SIZE (the topic allows that plus room for record framing). Default 16 MiB.
    */
   maxBatchBytes?: number;
 }
+
+/** kafkajs's CompressionTypes.None. */
+const NO_COMPRESSION = 0;
 
 /** What a record weighs in a batch: its value and its headers. */
 const recordBytes = (record: QueueRecord) =>
@@ -152,7 +157,7 @@ export class SubmissionProducer implements SubmissionQueue {
     const stopTimer = this.#options.produceSeconds?.startTimer();
     this.#partition += 1;
     this.#inFlight = producer
-      .send({ topic: this.#options.topic, acks: -1, messages: batch.map((p) => p.message) })
+      .send({ topic: this.#options.topic, acks: -1, compression: this.#options.compression ?? NO_COMPRESSION, messages: batch.map((p) => p.message) })
       .then(
         () => {
           stopTimer?.({ result: 'ok' });

@@ -39,6 +39,10 @@ export function addOpsOptions(command: Command, defaultPort: number): Command {
     .addOption(option('--log-level <level>', 'fatal, error, warn, info, debug').default('info'));
 }
 
+/** Codecs of --kafka-compression (shared/kafka/compression.ts). */
+export const KAFKA_COMPRESSION_NAMES = ['none', 'gzip', 'zstd'] as const;
+export type KafkaCompression = (typeof KAFKA_COMPRESSION_NAMES)[number];
+
 /** Flags of the Kafka connection and topic layout, the same for every role that uses Kafka. */
 export interface KafkaFlags {
   kafka: string;
@@ -49,6 +53,7 @@ export interface KafkaFlags {
   kafkaSaslMechanism?: string;
   kafkaSaslUsername?: string;
   kafkaSaslPasswordFile?: string;
+  kafkaCompression: KafkaCompression;
   topicPrefix: string;
   partitions: number;
   replicationFactor: number;
@@ -65,6 +70,7 @@ export function addKafkaOptions(command: Command): Command {
     .addOption(option('--kafka-sasl-mechanism <mechanism>', 'SASL: plain, scram-sha-256 or scram-sha-512').choices(['plain', 'scram-sha-256', 'scram-sha-512']))
     .addOption(option('--kafka-sasl-username <name>', 'SASL user name'))
     .addOption(option('--kafka-sasl-password-file <file>', 'file holding the SASL password (a mounted Secret)'))
+    .addOption(option('--kafka-compression <codec>', 'compression of the records this role produces that carry messages (readers take any): none, gzip or zstd').choices(KAFKA_COMPRESSION_NAMES).default('none'))
     .addOption(option('--topic-prefix <prefix>', 'prefix of every Kafka topic').default('mtrelay'))
     .addOption(option('--partitions <n>', 'partitions of topics this role creates').argParser(integer(1)).default(12))
     .addOption(option('--replication-factor <n>', 'replication of topics this role creates (-1: broker default)').argParser(integer(-1)).default(-1))

@@ -60,6 +60,8 @@ function notes(flags: E2eFlags): string[] {
       '[127.0.0.1]:<sink port>, default_transport = smtp, smtp_tls_security_level = none; no local delivery: mydestination is empty).',
     'Durability differs: Postfix fsyncs each queue file before its 250; standalone commits to SQLite (WAL, synchronous=FULL) ' +
       'before its 250; Kafka mode answers 250 once the one broker acknowledged (acks=all, one replica, page cache, no fsync per message).',
+    `Kafka records: --kafka-compression ${flags.kafkaCompression}. Messages are shaped like newsletters: up to 16 KB of text, then ` +
+      'base64 lines of random bytes (an image); each message\'s body is its own.',
     `Everything shares this machine's ${os.availableParallelism()} CPUs: load generator, sink, servers and, in Kafka mode, the broker ` +
       '(a JVM). The bench process\'s own CPU (load generator, sink, reading mtrelay\'s JSON logs) is in its column and is taken from ' +
       'the servers under test. The broker is stopped before the standalone and Postfix runs. These are comparisons on this machine, not ' +
@@ -118,7 +120,7 @@ async function bench(flags: E2eFlags): Promise<E2eSummary> {
   writeFileSync(path.join(account.resources, 'dkim.yaml'), dkimSecretYaml('acme', 'example-com', privateKeyPem));
   const dkim = { domain: 'example.com', selector: DEFAULT_DKIM_SELECTOR, privateKeyPem };
   const options = (dir: string): SystemOptions => ({
-    run, dir, account, dkim, sinkPort: sink.port, outConnections: flags.outConnections, maxInFlight: flags.maxInFlight,
+    run, dir, account, dkim, sinkPort: sink.port, outConnections: flags.outConnections, maxInFlight: flags.maxInFlight, kafkaCompression: flags.kafkaCompression,
   });
 
   const checks: string[] = [];

@@ -15,6 +15,8 @@ export const E2E_USAGE = `npm run bench:e2e -- [flags]
                         and Postfix's destination concurrency (default 20)
   --max-in-flight F     the deliverer's --max-in-flight (default 200, its own default)
   --deliver-timeout T   seconds to wait, after the load, for the last delivery (default 60)
+  --kafka-compression Z the relay's and deliverer's --kafka-compression: none, gzip or zstd
+                        (default none, their own default)
   --kafka/--no-kafka             relay + deliverer + Kafka broker (default on)
   --standalone/--no-standalone   mtrelay standalone (default on)
   --postfix/--no-postfix         Postfix relaying to the sink (default on)`;
@@ -30,6 +32,7 @@ export interface E2eFlags {
   outConnections: number;
   maxInFlight: number;
   deliverTimeoutSeconds: number;
+  kafkaCompression: string;
   kafka: boolean;
   standalone: boolean;
   postfix: boolean;
@@ -50,6 +53,7 @@ export function parseE2eFlags(argv: string[]): E2eFlags | undefined {
       'out-connections': { type: 'string', default: '20' },
       'max-in-flight': { type: 'string', default: '200' },
       'deliver-timeout': { type: 'string', default: '60' },
+      'kafka-compression': { type: 'string', default: 'none' },
       kafka: { type: 'boolean', default: true },
       standalone: { type: 'boolean', default: true },
       postfix: { type: 'boolean', default: true },
@@ -70,6 +74,7 @@ export function parseE2eFlags(argv: string[]): E2eFlags | undefined {
     outConnections: count('out-connections', values['out-connections']),
     maxInFlight: count('max-in-flight', values['max-in-flight']),
     deliverTimeoutSeconds: count('deliver-timeout', values['deliver-timeout']),
+    kafkaCompression: values['kafka-compression'],
     kafka: values.kafka,
     standalone: values.standalone,
     postfix: values.postfix,

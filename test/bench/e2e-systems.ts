@@ -37,6 +37,8 @@ export interface SystemOptions {
   /** Parallel SMTP connections to the sink. */
   outConnections: number;
   maxInFlight: number;
+  /** Kafka mode's --kafka-compression. */
+  kafkaCompression: string;
 }
 
 const HOST = '127.0.0.1';
@@ -88,7 +90,7 @@ export async function startKafkaMode(o: SystemOptions): Promise<SystemUnderTest>
   await broker.start();
   const prefix = `e2e${Date.now()}`;
   // One broker, so one replica per partition (said outright rather than left to the broker's default).
-  const topics = ['--topic-prefix', prefix, '--partitions', '3', '--replication-factor', '1', '--retry-delays', '1s'];
+  const topics = ['--topic-prefix', prefix, '--partitions', '3', '--replication-factor', '1', '--retry-delays', '1s', '--kafka-compression', o.kafkaCompression];
   const relay = await RelayProcess.start({
     resources: o.account.resources, kafka: broker.bootstrap, args: ['--allow-auth-without-tls', '--max-clients', '20000', ...topics],
   });

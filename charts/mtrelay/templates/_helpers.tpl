@@ -105,6 +105,7 @@ app.kubernetes.io/component: {{ .component }}
 - --partitions={{ .Values.kafka.partitions }}
 - --replication-factor={{ .Values.kafka.replicationFactor }}
 - --retry-delays={{ join "," .Values.kafka.retryDelays }}
+- --kafka-compression={{ .Values.kafka.compression }}
 - --max-size={{ .Values.maxMessageBytes | int64 }}
 {{- if not $c.createTopics }}
 - --no-create-topics
