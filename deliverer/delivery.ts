@@ -67,7 +67,7 @@ interface AttemptRun {
   bodyHash: () => string;
 }
 
-/** Messages materialized (joined and signed) at once per attempt, to bound memory on big fan-outs. */
+/** Copies materialized (signed) at once per attempt, to bound the work in flight on big fan-outs. */
 const MATERIALIZED_AT_ONCE = 8;
 
 /** A failure answered by the remote server (or, with `ours`, by mtrelay): bounce for 5xx, delay otherwise. */
@@ -131,18 +131,18 @@ export class Deliverer {
     return results.flat();
   }
 
-  /** The copy as sent: signed (over its header and the shared body hash) when its domain has a key. */
-  async #materialize(run: AttemptRun, copy: Copy): Promise<Buffer> {
+  /** The copy as sent, in pieces that share the body: signed (over its header and the shared body hash) when its domain has a key. */
+  async #materialize(run: AttemptRun, copy: Copy): Promise<Buffer[]> {
     const { submission } = run.job;
     const domain = this.#deps.store.sendingDomain(submission.namespace, submission.sendingDomain);
-    if (!domain?.dkimPrivateKey) return Buffer.concat([copy.header, copy.body]);
+    if (!domain?.dkimPrivateKey) return [copy.header, copy.body];
     const key = { domainName: domain.domain, keySelector: domain.dkimSelector, privateKey: domain.dkimPrivateKey };
-    return Buffer.concat([await dkimSignatureField(copy.header, run.bodyHash(), key), copy.header, copy.body]);
+    return [await dkimSignatureField(copy.header, run.bodyHash(), key), copy.header, copy.body];
   }
 
   async #sendGroup(run: AttemptRun, domain: string, hops: Hop[], group: Copy[]): Promise<RecipientOutcome[]> {
     const { job, log } = run;
-    let message: Buffer;
+    let message: Buffer[];
     try {
       message = await this.#materialize(run, group[0]!);
     } catch (error) {

@@ -13,7 +13,7 @@ export type RcptType = 'to' | 'cc' | 'bcc' | 'archive';
 /**
  * What one recipient receives (not yet signed). Copies share the body buffer, and all but
  * bcc copies share one header buffer too, so a thousand recipients do not mean a thousand
- * copies of the message in memory; `copyBytes` joins them only when one is sent.
+ * copies of the message in memory. They are sent as those pieces, never joined.
  */
 export interface Copy {
   rcptTo: string;
@@ -23,6 +23,7 @@ export interface Copy {
   body: Buffer;
 }
 
+/** A copy's bytes in one buffer (what the recipient receives, unsigned). */
 export function copyBytes(copy: Copy): Buffer {
   return Buffer.concat([copy.header, copy.body]);
 }

@@ -1,6 +1,7 @@
 // Outbound SMTP connections, pooled per destination (address:port) with limits on
 // connections, messages per connection and messages per second, and the STARTTLS policy
 // of the recipient domain. Modelled on Haraka's outbound client pool.
+import { Readable } from 'node:stream';
 import { rootCertificates } from 'node:tls';
 import { SMTPConnection } from '../shared/mail/nodemailer-internals.ts';
 // DATA goes out through nodemailer's dot-stuffing stream, made to scan natively (for effect).
@@ -30,7 +31,8 @@ export interface PoolOptions extends PoolLimits {
 export interface Transaction {
   from: string;
   to: string[];
-  message: Buffer;
+  /** The message, or its pieces in order (sent as they are, never joined: a 10 MB body is not copied per copy). */
+  message: Buffer | Buffer[];
 }
 
 /** The remote's answer per recipient, or why the whole transaction failed. */
@@ -215,7 +217,8 @@ export class SmtpPool {
   async #transact(key: string, d: Destination, pooled: PooledConnection, transaction: Transaction): Promise<TransactionResult> {
     try {
       const info = await new Promise<SMTPConnection.SentMessageInfo>((resolve, reject) => {
-        pooled.connection.send({ from: transaction.from, to: transaction.to }, transaction.message, (error, result) => (error ? reject(error) : resolve(result)));
+        const message = Array.isArray(transaction.message) ? Readable.from(transaction.message, { objectMode: false }) : transaction.message;
+        pooled.connection.send({ from: transaction.from, to: transaction.to }, message, (error, result) => (error ? reject(error) : resolve(result)));
       });
       const rejected = new Map<string, string>();
       for (const e of info.rejectedErrors ?? []) {

@@ -253,7 +253,9 @@ export class RelayServer {
         answer(smtpReply('MESSAGE_TOO_BIG', { limit: settings.maxMessageBytes }));
         return;
       }
-      this.#accept(Buffer.concat(chunks, received), session).then(
+      const message = Buffer.concat(chunks, received);
+      chunks.length = 0; // the parts are garbage from here, not kept until the reply
+      this.#accept(message, session).then(
         (transmissionId) => answer(undefined, transmissionId),
         (error: Error) => answer(error instanceof SmtpReply ? error : this.#unexpected(error, session)),
       );

@@ -15,7 +15,11 @@ declare module 'kafkajs/src/protocol/encoder.js' {
     get buffer(): Buffer;
     static nextPowerOfTwo(value: number): number;
     ensureAvailable(length: number): void;
-    writeBytes(value: Buffer): Encoder;
+    writeBufferInternal(buffer: Buffer): void;
+    writeEncoder(value: Encoder): Encoder;
+    writeEncoderArray(values: Encoder[]): Encoder;
+    writeBytes(value: Buffer | string | null): Encoder;
     writeInt32(value: number): Encoder;
+    size(): number;
   }
 }

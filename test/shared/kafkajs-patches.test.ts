@@ -1,7 +1,7 @@
 // kafkajs's patches (shared/kafka/kafkajs-patches.ts): the fast CRC-32C gives kafkajs's own
 // numbers and is really in use in a process started through the CLI (the image's bundle refuses
-// to build without it: build/bundle.ts); encoders without zero-filled buffers encode the same
-// bytes as the library's.
+// to build without it: build/bundle.ts); the encoder that takes large parts by reference and
+// allocates without zero-filling encodes the same requests as the library's, byte for byte.
 // @needs processes
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { ensureAvailableUnfilled, fastCrc32c } from '../../shared/kafka/kafkajs-patches.ts';
+import { ADOPTED_PART_BYTES, LIBRARY_ENCODER, ensureAvailableUnfilled, fastCrc32c } from '../../shared/kafka/kafkajs-patches.ts';
 
 const require = createRequire(import.meta.url);
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -40,31 +40,34 @@ test('a process started through cli.ts has kafkajs use the fast CRC-32C', () => 
   assert.match(run.stderr, /crc32c:fastCrc32c$/, run.stderr);
 });
 
-test("a produce request encodes to the same bytes with unfilled encoder buffers as with the library's", async () => {
-  const Encoder = require('kafkajs/src/protocol/encoder.js') as { nextPowerOfTwo(n: number): number; prototype: { ensureAvailable: (length: number) => void } };
-  const produce = require('kafkajs/src/protocol/requests/produce/v3/request.js') as (args: object) => { encode(): Promise<{ buffer: Buffer }> };
-  // The library's own, as in kafkajs 2.2.4.
-  const library = function ensureAvailable(this: { offset: number; buf: Buffer }, length: number) {
-    if (this.offset + length > this.buf.length) {
-      const grown = Buffer.alloc(Encoder.nextPowerOfTwo(this.offset + length));
-      this.buf.copy(grown, 0, 0, this.offset);
-      this.buf = grown;
-    }
-  };
-  const request = () => produce({
+test("produce requests encode to the same bytes with the patched encoder as with the library's", async () => {
+  const Encoder = require('kafkajs/src/protocol/encoder.js') as { prototype: object };
+  const encodeRequest = require('kafkajs/src/protocol/request.js') as (args: object) => Promise<{ buffer: Buffer; size(): number }>;
+  const produce = require('kafkajs/src/protocol/requests/produce/v3/request.js') as (args: object) => object;
+  const patchedMembers = Object.fromEntries(Object.keys(LIBRARY_ENCODER).map((name) => [name, Object.getOwnPropertyDescriptor(Encoder.prototype, name)!]));
+  const use = (members: Record<string, PropertyDescriptor>) => { for (const [name, descriptor] of Object.entries(members)) Object.defineProperty(Encoder.prototype, name, descriptor); };
+  const request = (sizes: number[][]) => produce({
     acks: -1, timeout: 5000, compression: 0,
-    topicData: [{ topic: 'mtrelay.submissions', partitions: [{ partition: 1, firstSequence: 0, messages: [1_000, 102_400, 3].map((size, i) => ({
-      key: `t${i}`, value: randomBytes(size), headers: { 'mtrelay-namespace': 'shop', 'mtrelay-rcpt': `a${i}@x.test` }, timestamp: 1_790_000_000_000 + i,
-    })) }] }],
+    topicData: [{ topic: 'mtrelay.submissions', partitions: sizes.map((records, partition) => ({ partition, firstSequence: 0, messages: records.map((size, i) => ({
+      key: `t${i}`, value: Buffer.alloc(size, 97 + i), headers: { 'mtrelay-namespace': 'shop', 'mtrelay-rcpt': `a${i}@x.test` }, timestamp: 1_790_000_000_000 + i,
+    })) })) }],
   });
-  assert.equal(Encoder.prototype.ensureAvailable, ensureAvailableUnfilled, 'the patch is in place');
-  const fixed = request();
-  const patchedBytes = (await fixed.encode()).buffer;
-  Encoder.prototype.ensureAvailable = library;
-  try {
-    assert.ok(patchedBytes.equals((await fixed.encode()).buffer), 'same request, same bytes');
-  } finally {
-    Encoder.prototype.ensureAvailable = ensureAvailableUnfilled;
+  const encode = async (sizes: number[][]) => {
+    const encoded = await encodeRequest({ correlationId: 7, clientId: 'mtrelay-test', request: request(sizes) });
+    const size = encoded.size();
+    const bytes = encoded.buffer;
+    assert.equal(size, bytes.length, 'size() counts every byte');
+    assert.ok(bytes.equals(encoded.buffer), 'asking for the bytes again gives the same');
+    return bytes;
+  };
+  assert.equal(Encoder.prototype.hasOwnProperty('buffer') && patchedMembers.ensureAvailable!.value, ensureAvailableUnfilled, 'the patches are in place');
+  for (const sizes of [[[10]], [[ADOPTED_PART_BYTES - 1, ADOPTED_PART_BYTES, 3]], [[102_400], [5, 200_000]], [[1_048_576, 1_048_576]]]) {
+    const ours = await encode(sizes);
+    use(LIBRARY_ENCODER);
+    try {
+      assert.ok(ours.equals(await encode(sizes)), `records of ${JSON.stringify(sizes)} bytes: the same request`);
+    } finally {
+      use(patchedMembers);
+    }
   }
-  assert.ok(patchedBytes.length > 103_400);
 });
