@@ -12,7 +12,6 @@ COPY package.json package-lock.json ./
 # No install scripts: nothing the bundle needs runs one, and none should run at build time.
 RUN npm ci --no-audit --no-fund --ignore-scripts
 COPY cli.ts tsconfig.json ./
-COPY build ./build
 COPY shared ./shared
 COPY relay ./relay
 COPY deliverer ./deliverer

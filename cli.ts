@@ -1,5 +1,5 @@
 // mtrelay: one CLI, a subcommand per role. Run from a checkout as ./bin/mtrelay <role> …
-// First, before anything loads kafkajs: its patches (one must precede kafkajs's own loading).
+// First, before anything loads kafkajs: its patches must be in place before its requests load.
 import './shared/kafka/kafkajs-patches.ts';
 import { Command } from 'commander';
 import { delivererCommand } from './deliverer/command.ts';

@@ -1,62 +1,25 @@
-// Two patches of kafkajs's internals, for bytes it handles slower than it has to; kafkajs has no
-// option for either. package.json pins kafkajs's version and test/shared/kafkajs-patches.test.ts
-// compares both with the library's own results. Imported for effect by cli.ts, first.
+// Two patches of kafkajs's internals, for bytes it handles slower, and copies more often, than
+// it has to; kafkajs has no option for either. package.json pins kafkajs's version, and
+// test/shared/kafkajs-patches.test.ts checks that the requests are the library's byte for byte
+// and that a process started through cli.ts (which imports this file first) uses them.
 //
-// 1. CRC-32C: record batches carry one over their bytes, which kafkajs computes a byte at a time:
-//    for a 100 KB message that was the relay's largest single cost (240 µs). SheetJS's crc-32
-//    does the same sum sixteen bytes at a time (56 µs), in plain JavaScript, so the bundle stays
-//    one folder with no native addon. kafkajs's CRC module is replaced before kafkajs loads it: in
-//    the module cache when running from node_modules (cli.ts imports this file before anything
-//    else), and by the bundler's plugin in the image (build/bundle.ts). A process that loads
-//    kafkajs first computes the same sums, only slower.
-// 2. Encoder buffers: kafkajs encodes a request level by level (record, record batch, partition,
-//    topic, request, size prefix), each level copying the one below into a buffer it grows by
-//    allocating zero-filled memory: seven copies of every message, a third of the relay's CPU at
-//    1 MB. Buffers are now allocated without the zero fill (every byte is written before it is
-//    read: the encoder only appends, and hands out the written part), and a level takes a part
-//    of 16 KB or more by reference instead of copying it. The bytes are joined where kafkajs
-//    needs them whole: for the batch's CRC, for the batch, and for the socket (three copies).
-import { Module, createRequire } from 'node:module';
-// crc-32 ships one typing for its two modules: crc32c.js has the same functions as crc32.js.
+// 1. Encoders: kafkajs encodes a produce request level by level (record, record batch,
+//    partition, topic, request, size prefix), each level copying the one below into a buffer it
+//    grows by allocating zero-filled memory: seven copies of every message, a third of the
+//    relay's CPU at 1 MB. Buffers are now allocated without the zero fill (every byte is written
+//    before it is read: an encoder only appends, and hands out the written part), and a level
+//    takes a part of 16 KB or more by reference instead of copying it. The bytes are joined once,
+//    for the socket.
+// 2. Record batches: the batch's CRC-32C was computed over a joined copy, a byte at a time (a
+//    fifth of the relay's CPU at 100 KB). The batch is now built as the library builds it, with
+//    the CRC summed over its parts by SheetJS's crc-32 (sixteen bytes at a time, 56 µs instead of
+//    240 for 100 KB). The library's record batch module exports an object; its RecordBatch is
+//    replaced there before any produce request module takes it.
 import crc32c from 'crc-32/crc32c.js';
 import Encoder from 'kafkajs/src/protocol/encoder.js';
-
-const require = createRequire(import.meta.url);
-
-/** kafkajs's CRC module, as its record batch encoder requires it. */
-export const KAFKAJS_CRC32C_MODULE = 'kafkajs/src/protocol/recordBatch/crc32C/index.js';
-
-/** CRC-32C as kafkajs's module returns it: an unsigned 32-bit number. */
-export function fastCrc32c(buffer: Buffer): number {
-  return crc32c.buf(buffer) >>> 0;
-}
-
-/** Where kafkajs's module is, or undefined in the bundle, which has no node_modules and needs no seeding. */
-function kafkajsModulePath(): string | undefined {
-  try {
-    return require.resolve(KAFKAJS_CRC32C_MODULE);
-  } catch {
-    return undefined;
-  }
-}
-
-const path = kafkajsModulePath();
-if (path && !require.cache[path]) {
-  const entry = new Module(path);
-  entry.filename = path;
-  entry.loaded = true;
-  entry.exports = fastCrc32c;
-  require.cache[path] = entry;
-}
-
-/** kafkajs 2.2.4's Encoder.ensureAvailable, with Buffer.allocUnsafe for Buffer.alloc. */
-export function ensureAvailableUnfilled(this: Encoder, length: number): void {
-  if (this.offset + length > this.buf.length) {
-    const grown = Buffer.allocUnsafe(Encoder.nextPowerOfTwo(this.offset + length));
-    this.buf.copy(grown, 0, 0, this.offset);
-    this.buf = grown;
-  }
-}
+import compression from 'kafkajs/src/protocol/message/compression/index.js';
+import recordBatchModule from 'kafkajs/src/protocol/recordBatch/v0/index.js';
+import Long from 'kafkajs/src/utils/long.js';
 
 /** Parts at least this long are taken by reference. */
 export const ADOPTED_PART_BYTES = 16 * 1024;
@@ -81,12 +44,16 @@ const patched = Encoder.prototype as PartsEncoder;
 const PATCHED_MEMBERS = ['ensureAvailable', 'writeBufferInternal', 'writeEncoder', 'writeEncoderArray', 'writeBytes', 'size', 'buffer'] as const;
 /** The library's own members, as they were before this file replaced them (the test compares both). */
 export const LIBRARY_ENCODER = Object.fromEntries(PATCHED_MEMBERS.map((name) => [name, Object.getOwnPropertyDescriptor(patched, name)!]));
-const library = {
-  writeEncoder: patched.writeEncoder,
-  writeEncoderArray: patched.writeEncoderArray,
-  writeBytes: patched.writeBytes,
-};
+const library = { writeEncoder: patched.writeEncoder, writeEncoderArray: patched.writeEncoderArray, writeBytes: patched.writeBytes };
 
+/** kafkajs 2.2.4's Encoder.ensureAvailable, with Buffer.allocUnsafe for Buffer.alloc. */
+export function ensureAvailableUnfilled(this: Encoder, length: number): void {
+  if (this.offset + length > this.buf.length) {
+    const grown = Buffer.allocUnsafe(Encoder.nextPowerOfTwo(this.offset + length));
+    this.buf.copy(grown, 0, 0, this.offset);
+    this.buf = grown;
+  }
+}
 patched.ensureAvailable = ensureAvailableUnfilled;
 
 patched.writeBufferInternal = function writeBufferInternal(this: PartsEncoder, buffer: Buffer) {
@@ -138,3 +105,47 @@ Object.defineProperty(patched, 'buffer', {
     return whole;
   },
 });
+
+/** CRC-32C of an encoder's bytes, summed over its pieces. */
+export function crc32cOf(encoder: Encoder): number {
+  let crc = 0;
+  for (const piece of pieces(encoder)) crc = crc32c.buf(piece, crc);
+  return crc >>> 0;
+}
+
+const TRANSACTIONAL = 16;
+
+interface RecordBatchOptions {
+  compression?: number; firstOffset?: Long; firstTimestamp?: number; maxTimestamp?: number; partitionLeaderEpoch?: number;
+  lastOffsetDelta?: number; transactional?: boolean; producerId?: Long; producerEpoch?: number; firstSequence?: number; records?: Encoder[];
+}
+
+/** Calls since start: the test checks that produce requests reach this function. */
+export const recordBatchCalls = { count: 0 };
+
+/** kafkajs 2.2.4's RecordBatch (recordBatch/v0), its CRC summed over the parts. */
+export async function recordBatchOverParts({
+  compression: codec = compression.Types.None, firstOffset = Long.fromInt(0), firstTimestamp = Date.now(), maxTimestamp = Date.now(),
+  partitionLeaderEpoch = 0, lastOffsetDelta = 0, transactional = false, producerId = Long.fromValue(-1), producerEpoch = 0,
+  firstSequence = 0, records = [],
+}: RecordBatchOptions): Promise<Encoder> {
+  recordBatchCalls.count++;
+  const attributes = (codec & compression.COMPRESSION_CODEC_MASK) | (transactional ? TRANSACTIONAL : 0);
+  const body = new Encoder()
+    .writeInt16(attributes).writeInt32(lastOffsetDelta).writeInt64(firstTimestamp).writeInt64(maxTimestamp)
+    .writeInt64(producerId).writeInt16(producerEpoch).writeInt32(firstSequence);
+  if (codec === compression.Types.None) {
+    if (records.every((r) => typeof r === typeof records[0])) body.writeArray(records, typeof records[0]);
+    else body.writeArray(records);
+  } else {
+    const recordsEncoder = new Encoder().writeEncoderArray(records);
+    body.writeInt32(records.length).writeBuffer(await compression.lookupCodec(codec).compress(recordsEncoder));
+  }
+  const batch = new Encoder().writeInt32(partitionLeaderEpoch).writeInt8(recordBatchModule.MAGIC_BYTE).writeUInt32(crc32cOf(body)).writeEncoder(body);
+  // The library: writeBytes(batch.buffer), a length then the bytes; here without joining them.
+  return new Encoder().writeInt64(firstOffset).writeInt32(batch.size()).writeEncoder(batch);
+}
+
+/** The library's RecordBatch, for the test. */
+export const LIBRARY_RECORD_BATCH = recordBatchModule.RecordBatch;
+recordBatchModule.RecordBatch = recordBatchOverParts;
