@@ -52,6 +52,7 @@ export async function startStandalone(config: StandaloneConfig, logger: Logger):
   const queue = new SqliteQueue({
     file: path.join(config.stateDir, 'queue.db'), eventsLog,
     onEventLogError: (error) => logger.error({ err: error, eventsLog }, 'events could not be written to the event log; they stay queued and are written with the next ones'),
+    onBodyError: (error, job) => logger.error({ err: error, job }, "a message's body file cannot be read; the job is set aside in dead_letters"),
   });
   const suppressions = new SuppressionList();
   const { deliverer, closePool } = createDeliveryEngine(role, config, store, suppressions, delivererMetrics);

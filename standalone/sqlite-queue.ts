@@ -3,12 +3,15 @@
 // its outcome is committed in the same transaction as its events, retry and suppressions:
 // a process killed at any point redelivers, never loses. Message bodies live in a table of
 // their own: the scheduler's queries (claim, nextDue) read only the jobs index, never a body,
-// and a retry points at the body it already has instead of copying it.
+// and a retry points at the body it already has instead of copying it. Bodies of 256 KiB or
+// more are files the row names (body-files.ts), written to disk before the row is committed.
 import { appendFileSync, existsSync, statSync, truncateSync } from 'node:fs';
+import path from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import type { DurableOutcome, OutcomeSink } from '../deliverer/delivery-core.ts';
 import type { SuppressionEntry } from '../deliverer/suppression-list.ts';
 import { QueueUnavailableError, type QueueRecord, type RecordHeaders, type SubmissionQueue } from '../shared/queue.ts';
+import { BodyFiles } from './body-files.ts';
 import { GroupCommit } from './group-commit.ts';
 import { migrate } from './sqlite-schema.ts';
 
@@ -19,12 +22,21 @@ export const CLAIM = 'UPDATE jobs SET leased_until = ? WHERE id IN (SELECT id FR
 /** The first entry of that range. */
 export const NEXT_DUE = 'SELECT MIN(not_before) AS due FROM jobs WHERE leased_until = 0';
 
-/** A leased row: its id, its message body's row, and the record it holds. */
+/** A leased row: its id, its message body's row (and file, if the body is one), and the record it holds. */
 export interface QueuedJob {
   id: number;
   messageId: number;
+  bodyFile?: string;
   record: QueueRecord;
 }
+
+/** A submission on its way into the database, its body already in a file when it is large. */
+interface Submission {
+  record: QueueRecord;
+  bodyFile?: string;
+}
+
+const EMPTY = Buffer.alloc(0);
 
 export interface SqliteQueueOptions {
   file: string;
@@ -32,21 +44,33 @@ export interface SqliteQueueOptions {
   eventsLog: string;
   /** Events could not be appended to the log; they stay in the outbox and go with the next flush. */
   onEventLogError: (error: Error) => void;
+  /** Where bodies of `bodyFileBytes` or more are kept (default: `bodies` beside `file`). */
+  bodiesDir?: string;
+  /** Bodies this large or larger are files (default 256 KiB). */
+  bodyFileBytes?: number;
+  /** A job's body file could not be read: the job was set aside as a dead letter. */
+  onBodyError?: (error: Error, job: number) => void;
 }
 
 export class SqliteQueue implements SubmissionQueue, OutcomeSink<QueuedJob> {
   readonly #db: DatabaseSync;
   readonly #eventsLog: string;
   readonly #onEventLogError: (error: Error) => void;
-  readonly #submissions: GroupCommit<QueueRecord>;
+  readonly #submissions: GroupCommit<Submission>;
+  readonly #files: BodyFiles;
+  readonly #bodyFileBytes: number;
+  readonly #onBodyError: (error: Error, job: number) => void;
   readonly #outcomes: GroupCommit<{ job: QueuedJob; outcome: DurableOutcome }>;
   #closed = false;
   /** Called after new work is committed, so the delivery loop need not wait for its poll. */
   onWork: () => void = () => undefined;
 
-  constructor({ file, eventsLog, onEventLogError }: SqliteQueueOptions) {
+  constructor({ file, eventsLog, onEventLogError, bodiesDir, bodyFileBytes = 256 * 1024, onBodyError = () => undefined }: SqliteQueueOptions) {
     this.#eventsLog = eventsLog;
     this.#onEventLogError = onEventLogError;
+    this.#bodyFileBytes = bodyFileBytes;
+    this.#onBodyError = onBodyError;
+    this.#files = new BodyFiles(bodiesDir ?? path.join(path.dirname(file), 'bodies'));
     this.#db = new DatabaseSync(file);
     this.#db.exec(`
       PRAGMA journal_mode = WAL;
@@ -56,6 +80,8 @@ export class SqliteQueue implements SubmissionQueue, OutcomeSink<QueuedJob> {
     migrate(this.#db);
     // One process owns the folder: leases of a previous (killed) run are void.
     this.#db.exec('UPDATE jobs SET leased_until = 0');
+    const named = this.#db.prepare('SELECT file FROM messages WHERE file IS NOT NULL').all() as { file: string }[];
+    this.#files.removeOrphans(new Set(named.map((r) => r.file)));
     this.#flushEvents();
     this.#submissions = new GroupCommit({
       write: (records) => this.#insertSubmissions(records),
@@ -76,17 +102,36 @@ export class SqliteQueue implements SubmissionQueue, OutcomeSink<QueuedJob> {
   }
 
   /** Resolves once the record is committed to disk; records that arrive together share one commit. */
-  send(record: QueueRecord): Promise<void> {
-    if (this.#closed) return Promise.reject(new QueueUnavailableError('the queue is closed'));
-    return this.#submissions.add(record);
+  async send(record: QueueRecord): Promise<void> {
+    if (this.#closed) throw new QueueUnavailableError('the queue is closed');
+    let bodyFile: string | undefined;
+    if (record.value.length >= this.#bodyFileBytes) {
+      try {
+        bodyFile = await this.#files.write(record.value);
+      } catch (error) {
+        throw new QueueUnavailableError(`the local queue cannot store the message: ${(error as Error).message}`, { cause: error });
+      }
+    }
+    return this.#submissions.add({ record, ...(bodyFile ? { bodyFile } : {}) });
   }
 
-  #insertSubmissions(records: QueueRecord[]): void {
-    const message = this.#db.prepare('INSERT INTO messages (value) VALUES (?)');
+  #insertSubmissions(submissions: Submission[]): void {
+    const message = this.#db.prepare('INSERT INTO messages (value, file) VALUES (?, ?)');
     const job = this.#db.prepare('INSERT INTO jobs (message_id, key, headers) VALUES (?, ?, ?)');
-    this.#transaction(() => {
-      for (const record of records) job.run(message.run(record.value).lastInsertRowid, record.key, JSON.stringify(record.headers));
-    });
+    const files = submissions.flatMap((s) => (s.bodyFile ? [s.bodyFile] : []));
+    try {
+      // The files' names reach the disk before the rows that name them.
+      if (files.length) this.#files.syncNames();
+      this.#transaction(() => {
+        for (const { record, bodyFile } of submissions) {
+          const body = bodyFile ? message.run(EMPTY, bodyFile) : message.run(record.value, null);
+          job.run(body.lastInsertRowid, record.key, JSON.stringify(record.headers));
+        }
+      });
+    } catch (error) {
+      this.#files.remove(files);
+      throw error;
+    }
   }
 
   /** Runs `work` in one write transaction; throws the error that rolled it back. */
@@ -109,13 +154,24 @@ export class SqliteQueue implements SubmissionQueue, OutcomeSink<QueuedJob> {
   claim(limit: number, now = Date.now()): QueuedJob[] {
     if (limit <= 0) return [];
     const rows = this.#db.prepare(CLAIM).all(LEASED, now, limit) as { id: number; message_id: number; key: string; headers: string }[];
-    const body = this.#db.prepare('SELECT value FROM messages WHERE id = ?');
-    return rows.map((r) => {
-      const { value } = body.get(r.message_id) as { value: Uint8Array };
-      // node:sqlite returns a Uint8Array; the Buffer shares its memory.
-      const record = { key: r.key, value: Buffer.from(value.buffer, value.byteOffset, value.byteLength), headers: JSON.parse(r.headers) as RecordHeaders };
-      return { id: r.id, messageId: r.message_id, record };
-    });
+    const body = this.#db.prepare('SELECT value, file FROM messages WHERE id = ?');
+    const jobs: QueuedJob[] = [];
+    for (const r of rows) {
+      const { value, file } = body.get(r.message_id) as { value: Uint8Array; file: string | null };
+      const headers = JSON.parse(r.headers) as RecordHeaders;
+      const job: QueuedJob = { id: r.id, messageId: r.message_id, ...(file ? { bodyFile: file } : {}), record: { key: r.key, value: EMPTY, headers } };
+      try {
+        // node:sqlite returns a Uint8Array; the Buffer shares its memory.
+        job.record.value = file ? this.#files.read(file) : Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+      } catch (error) {
+        // Never delivered empty: set aside with the reason, for an operator to look at.
+        this.#setAside(job, `its body file ${file} cannot be read: ${(error as Error).message}`);
+        this.#onBodyError(error as Error, r.id);
+        continue;
+      }
+      jobs.push(job);
+    }
+    return jobs;
   }
 
   /** When the next job falls due, or undefined when the queue is empty. */
@@ -137,6 +193,7 @@ export class SqliteQueue implements SubmissionQueue, OutcomeSink<QueuedJob> {
     const remove = this.#db.prepare('DELETE FROM jobs WHERE id = ?');
     const removeMessage = this.#db.prepare('DELETE FROM messages WHERE id = ?');
     const newMessage = this.#db.prepare('INSERT INTO messages (value) VALUES (?)');
+    const freedFiles: string[] = [];
     const retry = this.#db.prepare('INSERT INTO jobs (message_id, key, headers, not_before) VALUES (?, ?, ?, ?)');
     const event = this.#db.prepare('INSERT INTO events_outbox (json) VALUES (?)');
     const suppress = this.#db.prepare('INSERT OR REPLACE INTO suppressions (namespace, address, entry) VALUES (?, ?, ?)');
@@ -147,12 +204,16 @@ export class SqliteQueue implements SubmissionQueue, OutcomeSink<QueuedJob> {
         const again = outcome.retry?.record;
         // A retry of the same bytes keeps the body's row; anything else frees it.
         const sameBody = again?.value === job.record.value;
-        if (!sameBody) removeMessage.run(job.messageId);
+        if (!sameBody) {
+          removeMessage.run(job.messageId);
+          if (job.bodyFile) freedFiles.push(job.bodyFile);
+        }
         if (again) retry.run(sameBody ? job.messageId : newMessage.run(again.value).lastInsertRowid, again.key, JSON.stringify(again.headers), outcome.retry!.notBefore);
         for (const e of outcome.events) event.run(JSON.stringify(e));
         for (const x of outcome.suppressions) suppress.run(x.namespace, x.address, JSON.stringify(x));
       }
     });
+    this.#files.remove(freedFiles);
   }
 
   /**
@@ -180,6 +241,11 @@ export class SqliteQueue implements SubmissionQueue, OutcomeSink<QueuedJob> {
 
   /** A job that cannot be delivered at all (unreadable, or a failure of our own) is set aside, not retried forever. */
   async deadLetter(job: QueuedJob, reason: string): Promise<void> {
+    this.#setAside(job, reason);
+  }
+
+  /** Moves a job, its bytes included, to dead_letters. */
+  #setAside(job: QueuedJob, reason: string): void {
     const { record } = job;
     this.#transaction(() => {
       this.#db.prepare('INSERT INTO dead_letters (id, key, value, headers, reason, at) VALUES (?, ?, ?, ?, ?, ?)')
@@ -187,6 +253,7 @@ export class SqliteQueue implements SubmissionQueue, OutcomeSink<QueuedJob> {
       this.#db.prepare('DELETE FROM jobs WHERE id = ?').run(job.id);
       this.#db.prepare('DELETE FROM messages WHERE id = ?').run(job.messageId);
     });
+    if (job.bodyFile) this.#files.remove([job.bodyFile]);
   }
 
   suppressions(): SuppressionEntry[] {
@@ -205,5 +272,6 @@ export class SqliteQueue implements SubmissionQueue, OutcomeSink<QueuedJob> {
     this.#outcomes.flush();
     this.#closed = true;
     this.#db.close();
+    this.#files.close();
   }
 }

@@ -1,10 +1,11 @@
 // The embedded queue's tables, by version (PRAGMA user_version). Version 1 moved message bodies
 // out of `jobs` into `messages`: with a 100 KB body in the row, every scheduler query that
-// looked at a job's lease walked that body's overflow pages. A folder of version 0 is moved to
-// version 1 in one transaction when it is opened; nothing in it is lost or sent twice.
+// looked at a job's lease walked that body's overflow pages. Version 2 lets a body live in a
+// file the row names (`messages.file`, body-files.ts). An older folder is brought to the current
+// version in one transaction when it is opened; nothing in it is lost or sent twice.
 import type { DatabaseSync } from 'node:sqlite';
 
-const VERSION = 1;
+const VERSION = 2;
 
 const jobsTable = (name: string) => `CREATE TABLE IF NOT EXISTS ${name} (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -16,7 +17,8 @@ const jobsTable = (name: string) => `CREATE TABLE IF NOT EXISTS ${name} (
   );`;
 
 const TABLES = `
-  CREATE TABLE IF NOT EXISTS messages (id INTEGER PRIMARY KEY AUTOINCREMENT, value BLOB NOT NULL);
+  -- The body in value, or (value empty) in the file named by file.
+  CREATE TABLE IF NOT EXISTS messages (id INTEGER PRIMARY KEY AUTOINCREMENT, value BLOB NOT NULL, file TEXT);
   ${jobsTable('jobs')}
   -- What claim and nextDue read, and all they read.
   CREATE INDEX IF NOT EXISTS jobs_due ON jobs (leased_until, not_before, id);
@@ -50,6 +52,7 @@ export function migrate(db: DatabaseSync): void {
   try {
     if (columns(db, 'jobs').includes('value')) db.exec(FROM_VERSION_0);
     db.exec(TABLES);
+    if (!columns(db, 'messages').includes('file')) db.exec('ALTER TABLE messages ADD COLUMN file TEXT');
     db.exec(`PRAGMA user_version = ${VERSION}`);
     db.exec('COMMIT');
   } catch (error) {

@@ -1,8 +1,9 @@
 // The embedded queue's storage: the scheduler's queries read the jobs index only (their query
-// plans say so), bodies are stored once and kept across retries, and a folder of the previous
-// layout (bodies inside the jobs rows) is moved to the current one without losing a message.
+// plans say so), bodies are stored once and kept across retries, large bodies are files written
+// before their row and removed after it, and a folder of the first layout (bodies inside the
+// jobs rows) is moved to the current one without losing a message.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
@@ -13,8 +14,9 @@ const folder = mkdtempSync(path.join(tmpdir(), 'mtrelay-queue-'));
 after(() => rmSync(folder, { recursive: true, force: true }));
 let files = 0;
 
-function openQueue(file = path.join(folder, `q${++files}.sqlite`)): { queue: SqliteQueue; file: string; count: (table: string) => number } {
-  const queue = new SqliteQueue({ file, eventsLog: `${file}.events`, onEventLogError: (error) => assert.fail(error) });
+function openQueue(file = path.join(folder, `q${++files}`, 'queue.sqlite'), bodyFileBytes?: number): { queue: SqliteQueue; file: string; count: (table: string) => number } {
+  mkdirSync(path.dirname(file), { recursive: true });
+  const queue = new SqliteQueue({ file, eventsLog: `${file}.events`, onEventLogError: (error) => assert.fail(error), ...(bodyFileBytes ? { bodyFileBytes } : {}) });
   const count = (table: string) => {
     const reader = new DatabaseSync(file, { readOnly: true });
     try {
@@ -71,7 +73,8 @@ test('a body is stored once, kept by its retry, and freed when its job is finish
 });
 
 test('a queue folder of the previous layout is moved to the current one, every job and lease kept', async () => {
-  const file = path.join(folder, 'version0.sqlite');
+  mkdirSync(path.join(folder, 'version0'));
+  const file = path.join(folder, 'version0', 'queue.sqlite');
   const old = new DatabaseSync(file);
   old.exec(`
     PRAGMA journal_mode = WAL;
@@ -101,6 +104,57 @@ test('a queue folder of the previous layout is moved to the current one, every j
   const ids = (db.prepare('SELECT id FROM jobs ORDER BY id').all() as { id: number }[]).map((r) => r.id);
   db.close();
   assert.deepEqual(columns, ['id', 'message_id', 'key', 'headers', 'not_before', 'leased_until']);
-  assert.equal(version, 1);
+  assert.equal(version, 2);
   assert.deepEqual(ids, [1, 2, 3], 'ids go on from the old ones');
+});
+
+test('a large body is a file: on disk before its row, read back as sent, kept by its retry, removed with its job', async () => {
+  const { queue, file, count } = openQueue(undefined, 64 * 1024);
+  const bodies = path.join(path.dirname(file), 'bodies');
+  const big = (fill: number) => Buffer.alloc(300_000, fill);
+  await Promise.all([queue.send({ ...record('big1', 1), value: big(1) }), queue.send({ ...record('big2', 2), value: big(2) }), queue.send({ ...record('small', 3), value: Buffer.alloc(1000, 3) })]);
+  assert.equal(readdirSync(bodies).length, 2, 'the two large bodies are files, the small one is not');
+  const db = new DatabaseSync(file, { readOnly: true });
+  const stored = db.prepare('SELECT key, length(value) AS n, file FROM jobs JOIN messages ON messages.id = message_id ORDER BY key').all() as { key: string; n: number; file: string | null }[];
+  db.close();
+  assert.deepEqual(stored.map((r) => [r.key, r.n, r.file !== null]), [['big1', 0, true], ['big2', 0, true], ['small', 1000, false]]);
+
+  // The small one, not waiting for a file, was committed first.
+  const byKey = new Map(queue.claim(10).map((j) => [j.record.key, j]));
+  const [first, second, small] = ['big1', 'big2', 'small'].map((k) => byKey.get(k));
+  assert.ok(first!.record.value.equals(big(1)) && second!.record.value.equals(big(2)) && small!.record.value.equals(Buffer.alloc(1000, 3)));
+  const retryAt = Date.now() + 60_000;
+  await queue.commit(first!, { events: [], suppressions: [], retry: { rung: '1m', notBefore: retryAt, record: first!.record } });
+  await queue.commit(second!, { events: [], suppressions: [] });
+  await queue.deadLetter(small!, 'test');
+  await new Promise((r) => setTimeout(r, 100)); // removals run after the commit
+  assert.deepEqual(readdirSync(bodies), [first!.bodyFile], "the retry kept its body's file; the finished job's is gone");
+  const [again] = queue.claim(10, retryAt);
+  assert.ok(again!.record.value.equals(big(1)));
+  await queue.commit(again!, { events: [], suppressions: [] });
+  await new Promise((r) => setTimeout(r, 100));
+  assert.deepEqual(readdirSync(bodies), []);
+  assert.equal(count('messages'), 0);
+  await queue.close();
+});
+
+test('body files no row names (a crash between write and commit) are removed at start; a lost body file sets its job aside', async () => {
+  const { queue, file } = openQueue(undefined, 64 * 1024);
+  const bodies = path.join(path.dirname(file), 'bodies');
+  await queue.send({ ...record('lost', 5), value: Buffer.alloc(100_000, 5) });
+  await queue.close();
+  const [named] = readdirSync(bodies);
+  writeFileSync(path.join(bodies, 'orphan.eml'), 'left by a crash');
+  rmSync(path.join(bodies, named!));
+  const errors: number[] = [];
+  const reopened = new SqliteQueue({ file, eventsLog: `${file}.events`, onEventLogError: (error) => assert.fail(error), bodyFileBytes: 64 * 1024, onBodyError: (_e, job) => errors.push(job) });
+  assert.ok(!existsSync(path.join(bodies, 'orphan.eml')), 'the orphan is gone');
+  assert.deepEqual(reopened.claim(10), [], 'a job without its body is never handed out');
+  assert.equal(errors.length, 1);
+  const db = new DatabaseSync(file, { readOnly: true });
+  const reason = (db.prepare('SELECT reason FROM dead_letters').get() as { reason: string }).reason;
+  db.close();
+  assert.match(reason, /its body file .*\.eml cannot be read: ENOENT/);
+  assert.equal(reopened.depth, 0);
+  await reopened.close();
 });
