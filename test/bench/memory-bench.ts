@@ -1,6 +1,7 @@
 // `npm run bench:memory`: how much memory a message in flight costs each role, to size its pods.
-// A real broker on this machine; per round a fresh process (warmed up with one small message)
-// has C messages of about S MiB in flight at once; its peak RSS (VmHWM, reset before the round)
+// A real broker on this machine; per round a fresh process, warmed up with one message of the
+// same size (the heap grows once, for the first large message, and that is not a cost per
+// message), has C messages of about S MiB in flight at once; its peak RSS (VmHWM, reset before the round)
 // over its RSS before the round, per message in flight.
 // - relay: C clients in DATA at once (the relay keeps a message whole until Kafka has it);
 // - deliverer: C messages delivered at once to a sink that takes 1.5 s to answer each final dot;
@@ -68,7 +69,7 @@ const measure: Record<string, (c: number) => Promise<string>> = {
   async relay(c) {
     const relay = await startRelay(`mem-relay-${c}`);
     try {
-      return await round(relay, () => send(relay.ports.submission, 'warm-up'), () => Promise.all(Array.from({ length: c }, () => send(relay.ports.submission))), c);
+      return await round(relay, () => send(relay.ports.submission), () => Promise.all(Array.from({ length: c }, () => send(relay.ports.submission))), c);
     } finally {
       await relay.stop();
     }
@@ -79,7 +80,7 @@ const measure: Record<string, (c: number) => Promise<string>> = {
     const deliverer = await DelivererProcess.start({ resources, kafka: broker!.bootstrap,
       args: ['--topic-prefix', prefix, '--group-id', `g-${prefix}`, '--max-size', bigSize, '--max-in-flight', String(c), '--connections-per-destination', String(c), ...route] });
     try {
-      return await round(deliverer, async () => delivered([await send(relay.ports.submission, 'warm-up')]),
+      return await round(deliverer, async () => delivered([await send(relay.ports.submission)]),
         async () => delivered(await Promise.all(Array.from({ length: c }, () => send(relay.ports.submission)))), c);
     } finally {
       await Promise.all([relay.stop(), deliverer.stop()]);
@@ -93,7 +94,7 @@ const measure: Record<string, (c: number) => Promise<string>> = {
     const ready = await standalone.started('standalone listening');
     const port = (ready.ports as { submission: number }).submission;
     try {
-      return await round(standalone, async () => delivered([await send(port, 'warm-up')]),
+      return await round(standalone, async () => delivered([await send(port)]),
         async () => delivered(await Promise.all(Array.from({ length: c }, () => send(port)))), c);
     } finally {
       await standalone.stop();
