@@ -3,6 +3,7 @@
 // @needs kafka processes swaks openssl
 // @limit 45s
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -171,15 +172,16 @@ describe('refused submissions', () => {
   });
 
   test('a message over SIZE: 552 5.3.4 once the stream ends, and nothing is stored', async () => {
-    const before = kafka.records.length;
-    const big = message(['From: sender@example.com', 'To: x@recipient.test'], 'x'.repeat(900).concat('\r\n').repeat(30));
+    const line = `${'x'.repeat(890)}${randomUUID()}`;
+    const big = message(['From: sender@example.com', 'To: x@recipient.test'], line.concat('\r\n').repeat(30));
     const streamed = await swaks([...submitArgs({ port: plainRelay.ports.submission, key, tls: 'none' }), '--data', dataFile(big)]);
     assert.equal(streamed.dataReply, '552 5.3.4 Message size exceeds fixed maximum message size of 20000 bytes');
     const small = await swaks(submitArgs({ port: plainRelay.ports.submission, key, tls: 'none' }));
     const id = transmissionOf(small.dataReply);
     assert.ok(id, 'a small message still passes on the same relay');
     await kafka.waitFor(id);
-    assert.equal(kafka.records.length, before + 1);
+    // Records of earlier tests may still be arriving, so the check is by content, not by count.
+    assert.ok(!kafka.records.some((r) => r.value.includes(line)), 'the refused message is not in Kafka');
   });
 
   test('the sandbox domain has a quota per account: 550 5.7.1 once it is used up', async () => {
