@@ -85,10 +85,15 @@ export function relaxedBodyHash(body: Buffer): string {
   return hash.digest('base64');
 }
 
-/** One header field (name, colon, value, folds and CRLF as they stand) under relaxed canonicalization. */
+/** Removes SP and HTAB (WSP) at both ends, and nothing else: JavaScript's trim() would also take byte 0xA0, the last byte of many UTF-8 characters. */
+function trimWsp(text: string): string {
+  return text.replace(/^[ \t]+|[ \t]+$/g, '');
+}
+
+/** One header field (name, colon, value, folds and CRLF as they stand, as latin1) under relaxed canonicalization. */
 export function relaxedHeader(field: string): string {
   const colon = field.indexOf(':');
-  const name = field.slice(0, colon).trim().toLowerCase();
-  const value = field.slice(colon + 1).replace(/\r\n(?=[ \t])/g, '').replace(/\r\n$/, '').replace(/[ \t]+/g, ' ').trim();
+  const name = trimWsp(field.slice(0, colon)).toLowerCase();
+  const value = trimWsp(field.slice(colon + 1).replace(/\r\n(?=[ \t])/g, '').replace(/\r\n$/, '').replace(/[ \t]+/g, ' '));
   return `${name}:${value}`;
 }

@@ -24,6 +24,12 @@ export const SIGNED_FIELDS = [
   'List-Unsubscribe', 'List-Unsubscribe-Post', 'List-Subscribe', 'List-Post', 'List-Owner', 'List-Archive', 'BIMI-Selector',
 ];
 
+/**
+ * Fields listed once more than they occur (RFC 6376 8.15): a receiver then fails the signature if
+ * one more is added above the signed ones, so a second From or Subject cannot ride on it.
+ */
+const OVERSIGNED = new Set(['from', 'reply-to', 'subject', 'date', 'to', 'cc', 'message-id']);
+
 /** Parsed keys by PEM: parsing an RSA key costs more than hashing a 4 KB message. Bounded, keys change rarely. */
 const parsedKeys = new Map<string, KeyObject>();
 
@@ -37,7 +43,11 @@ function privateKey(pem: string): KeyObject {
   return key;
 }
 
-/** The header fields to sign, each listed name once per instance, instances taken bottom-up (RFC 6376 5.4.2). */
+/**
+ * The header fields to sign, each listed name once per instance, instances taken bottom-up (RFC
+ * 6376 5.4.2); oversigned names once more, present or not (a name beyond its instances signs
+ * nothing, by 5.4.2, and makes a receiver fail one added later).
+ */
 function fieldsToSign(fields: RawField[]): { names: string[]; fields: RawField[] } {
   const names: string[] = [];
   const chosen: RawField[] = [];
@@ -48,6 +58,7 @@ function fieldsToSign(fields: RawField[]): { names: string[]; fields: RawField[]
       names.push(name);
       chosen.push(field);
     }
+    if (OVERSIGNED.has(lower)) names.push(name);
   }
   return { names, fields: chosen };
 }

@@ -8,13 +8,26 @@ import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, r
 import { open, unlink } from 'node:fs/promises';
 import path from 'node:path';
 
+/** The names `write` gives. */
+const BODY_FILE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.eml$/;
+
+function syncDirectory(dir: string): void {
+  const fd = openSync(dir, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 export class BodyFiles {
   readonly #dir: string;
   readonly #dirFd: number;
 
   constructor(dir: string) {
     this.#dir = dir;
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    // A folder made now must itself survive a crash, or committed rows could name files in a folder that is gone.
+    if (mkdirSync(dir, { recursive: true, mode: 0o700 })) syncDirectory(path.dirname(dir));
     this.#dirFd = openSync(dir, 'r');
   }
 
@@ -48,12 +61,12 @@ export class BodyFiles {
     for (const name of names) void unlink(path.join(this.#dir, name)).catch(() => undefined);
   }
 
-  /** Removes the files that `referenced` does not name (left by a crash between a write and its commit); returns how many. */
+  /** Removes the body files `referenced` does not name (left by a crash between a write and its commit); returns how many. Other entries are left alone. */
   removeOrphans(referenced: Set<string>): number {
     let removed = 0;
-    for (const name of readdirSync(this.#dir)) {
-      if (referenced.has(name)) continue;
-      rmSync(path.join(this.#dir, name), { force: true });
+    for (const entry of readdirSync(this.#dir, { withFileTypes: true })) {
+      if (!entry.isFile() || !BODY_FILE.test(entry.name) || referenced.has(entry.name)) continue;
+      rmSync(path.join(this.#dir, entry.name), { force: true });
       removed++;
     }
     return removed;

@@ -37,6 +37,8 @@ interface Submission {
 }
 
 const EMPTY = Buffer.alloc(0);
+/** How long a job whose body file could not be read (but exists) waits before the next try. */
+const BODY_RETRY_MS = 60_000;
 
 export interface SqliteQueueOptions {
   file: string;
@@ -48,7 +50,7 @@ export interface SqliteQueueOptions {
   bodiesDir?: string;
   /** Bodies this large or larger are files (default 256 KiB). */
   bodyFileBytes?: number;
-  /** A job's body file could not be read: the job was set aside as a dead letter. */
+  /** A job's body file could not be read: set aside when the file is missing, else tried again in a minute. */
   onBodyError?: (error: Error, job: number) => void;
 }
 
@@ -164,9 +166,11 @@ export class SqliteQueue implements SubmissionQueue, OutcomeSink<QueuedJob> {
         // node:sqlite returns a Uint8Array; the Buffer shares its memory.
         job.record.value = file ? this.#files.read(file) : Buffer.from(value.buffer, value.byteOffset, value.byteLength);
       } catch (error) {
-        // Never delivered empty: set aside with the reason, for an operator to look at.
-        this.#setAside(job, `its body file ${file} cannot be read: ${(error as Error).message}`);
         this.#onBodyError(error as Error, r.id);
+        // A file that is gone cannot come back: set aside with the reason, never delivered empty.
+        // Any other failure (EMFILE, EIO, permissions) may pass: the job waits a minute, its file kept.
+        if ((error as NodeJS.ErrnoException).code === 'ENOENT') this.#setAside(job, `its body file ${file} is missing`);
+        else this.#db.prepare('UPDATE jobs SET leased_until = 0, not_before = ? WHERE id = ?').run(now + BODY_RETRY_MS, r.id);
         continue;
       }
       jobs.push(job);

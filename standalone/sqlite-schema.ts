@@ -50,7 +50,13 @@ export function migrate(db: DatabaseSync): void {
   if (version === VERSION) return;
   db.exec('BEGIN IMMEDIATE');
   try {
-    if (columns(db, 'jobs').includes('value')) db.exec(FROM_VERSION_0);
+    if (columns(db, 'jobs').includes('value')) {
+      // Rebuilding the table would restart its ids, and a job id is also a dead letter's: the counter goes on.
+      const counter = (db.prepare("SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'jobs'), 0) AS seq, COALESCE((SELECT MAX(id) FROM dead_letters), 0) AS dead").get() as { seq: number; dead: number });
+      db.exec(FROM_VERSION_0);
+      db.prepare("DELETE FROM sqlite_sequence WHERE name = 'jobs'").run();
+      db.prepare("INSERT INTO sqlite_sequence (name, seq) VALUES ('jobs', MAX(?, ?, COALESCE((SELECT MAX(id) FROM jobs), 0)))").run(counter.seq, counter.dead);
+    }
     db.exec(TABLES);
     if (!columns(db, 'messages').includes('file')) db.exec('ALTER TABLE messages ADD COLUMN file TEXT');
     db.exec(`PRAGMA user_version = ${VERSION}`);

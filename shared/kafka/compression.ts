@@ -20,8 +20,10 @@ const compress = promisify(zstdCompress);
 const decompress = promisify(zstdDecompress);
 // Level 1: at 100 KB and 1 MB it compresses as well as the default level 3, 10% faster.
 const LEVEL_1 = { params: { [constants.ZSTD_c_compressionLevel]: 1 } };
+// A batch never holds more than a fetch's bytes; a record that inflates past this is refused, not held in memory.
+const DECOMPRESSED_LIMIT = { maxOutputLength: 512 * 1024 * 1024 };
 
 CompressionCodecs[CompressionTypes.ZSTD] = () => ({
   compress: (encoder: { buffer: Buffer }) => compress(encoder.buffer, LEVEL_1),
-  decompress: (buffer: Buffer) => decompress(buffer),
+  decompress: (buffer: Buffer) => decompress(buffer, DECOMPRESSED_LIMIT),
 });

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { createHash, generateKeyPairSync } from 'node:crypto';
 import { test } from 'node:test';
 import { dkimVerify } from 'mailauth';
-import { relaxedBodyHash } from '../../deliverer/dkim-canonical.ts';
+import { relaxedBodyHash, relaxedHeader } from '../../deliverer/dkim-canonical.ts';
 import { dkimSign, type DkimKey } from '../../deliverer/dkim.ts';
 
 const pair = (type: 'rsa' | 'ed25519') => {
@@ -79,6 +79,24 @@ for (const [type, pairOfType] of [['rsa', rsa], ['ed25519', ed25519]] as const) 
     assert.match(await verdict(otherSubject, pairOfType.record), /^fail \(bad signature\)$/);
   });
 }
+
+test('relaxed header canonicalization removes only spaces and tabs: 8-bit values keep every byte', () => {
+  // "voilà" in raw UTF-8 ends in byte 0xA0, which JavaScript's trim() would take as a no-break space.
+  const latin1 = (utf8: string) => Buffer.from(utf8, 'utf8').toString('latin1');
+  assert.equal(relaxedHeader(`Subject: ${latin1('voilà')} \r\n`), `subject:${latin1('voilà')}`);
+  assert.equal(relaxedHeader(`Subject \t:  a \t b\r\n\t${latin1('Р')}\r\n`), `subject:a b ${latin1('Р')}`);
+  assert.equal(relaxedHeader('X-A:\x0bv\x0c\r\n'), 'x-a:\x0bv\x0c', 'vertical tab and form feed are not WSP');
+});
+
+test('From, Subject and the other identity fields are oversigned: one added above the signed ones fails', async () => {
+  const signed = await dkimSign(message, key(rsa.pem));
+  const names = /\bh=([^;]+)/.exec(signed.toString().replace(/\r\n[ \t]/g, ' '))![1]!.split(':').map((f) => f.trim().toLowerCase());
+  assert.equal(names.filter((n) => n === 'from').length, 2);
+  assert.ok(names.includes('reply-to'), 'an absent Reply-To is listed, so none can be added');
+  assert.equal(await verdict(signed, rsa.record), 'pass');
+  const secondFrom = Buffer.concat([Buffer.from('From: Attacker <evil@example.net>\r\n'), signed]);
+  assert.match(await verdict(secondFrom, rsa.record), /^fail/);
+});
 
 test('the signature covers List-Unsubscribe-Post and never Bcc, and the message follows it unchanged', async () => {
   const signed = (await dkimSign(message, key(rsa.pem))).toString();
