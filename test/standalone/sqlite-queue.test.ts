@@ -28,6 +28,23 @@ function openQueue(file = path.join(folder, `q${++files}`, 'queue.sqlite'), body
   return { queue, file, count };
 }
 
+/** A queue folder of the first layout (bodies inside the jobs rows), its database left open to fill. */
+function firstLayout(name: string): { file: string; old: DatabaseSync } {
+  mkdirSync(path.join(folder, name));
+  const file = path.join(folder, name, 'queue.sqlite');
+  const old = new DatabaseSync(file);
+  old.exec(`
+    PRAGMA journal_mode = WAL;
+    CREATE TABLE jobs (id INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL, value BLOB NOT NULL, headers TEXT NOT NULL,
+      not_before INTEGER NOT NULL DEFAULT 0, leased_until INTEGER NOT NULL DEFAULT 0);
+    CREATE INDEX jobs_due ON jobs (not_before, id);
+    CREATE TABLE events_outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, json TEXT NOT NULL);
+    CREATE TABLE dead_letters (id INTEGER PRIMARY KEY, key TEXT, value BLOB, headers TEXT, reason TEXT, at INTEGER);
+    CREATE TABLE suppressions (namespace TEXT NOT NULL, address TEXT NOT NULL, entry TEXT NOT NULL, PRIMARY KEY (namespace, address));
+  `);
+  return { file, old };
+}
+
 const body = (fill: number) => Buffer.alloc(102_400, fill);
 const record = (key: string, fill: number) => ({ key, value: body(fill), headers: { 'mtrelay-namespace': 'shop' } });
 
@@ -73,18 +90,7 @@ test('a body is stored once, kept by its retry, and freed when its job is finish
 });
 
 test('a queue folder of the previous layout is moved to the current one, every job and lease kept', async () => {
-  mkdirSync(path.join(folder, 'version0'));
-  const file = path.join(folder, 'version0', 'queue.sqlite');
-  const old = new DatabaseSync(file);
-  old.exec(`
-    PRAGMA journal_mode = WAL;
-    CREATE TABLE jobs (id INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL, value BLOB NOT NULL, headers TEXT NOT NULL,
-      not_before INTEGER NOT NULL DEFAULT 0, leased_until INTEGER NOT NULL DEFAULT 0);
-    CREATE INDEX jobs_due ON jobs (not_before, id);
-    CREATE TABLE events_outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, json TEXT NOT NULL);
-    CREATE TABLE dead_letters (id INTEGER PRIMARY KEY, key TEXT, value BLOB, headers TEXT, reason TEXT, at INTEGER);
-    CREATE TABLE suppressions (namespace TEXT NOT NULL, address TEXT NOT NULL, entry TEXT NOT NULL, PRIMARY KEY (namespace, address));
-  `);
+  const { file, old } = firstLayout('version0');
   const insert = old.prepare('INSERT INTO jobs (key, value, headers, not_before, leased_until) VALUES (?, ?, ?, ?, ?)');
   insert.run('due', body(7), '{"mtrelay-namespace":"shop"}', 0, Number.MAX_SAFE_INTEGER); // leased by a killed process
   insert.run('later', body(8), '{"mtrelay-namespace":"shop"}', 4_000_000_000_000, 0);
@@ -182,14 +188,7 @@ test('a body file that exists but cannot be read keeps its job: it waits a minut
 });
 
 test('after the move from the first layout, new job ids go on past every dead letter', async () => {
-  mkdirSync(path.join(folder, 'ids'));
-  const file = path.join(folder, 'ids', 'queue.sqlite');
-  const old = new DatabaseSync(file);
-  old.exec(`
-    CREATE TABLE jobs (id INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL, value BLOB NOT NULL, headers TEXT NOT NULL,
-      not_before INTEGER NOT NULL DEFAULT 0, leased_until INTEGER NOT NULL DEFAULT 0);
-    CREATE TABLE dead_letters (id INTEGER PRIMARY KEY, key TEXT, value BLOB, headers TEXT, reason TEXT, at INTEGER);
-  `);
+  const { file, old } = firstLayout('ids');
   // Jobs 1 to 5 came and went (5 was set aside); the queue is empty now.
   for (let i = 0; i < 5; i++) old.prepare('INSERT INTO jobs (key, value, headers) VALUES (?, ?, ?)').run(`k${i}`, Buffer.from('x'), '{}');
   old.exec("INSERT INTO dead_letters (id, key, value, headers, reason, at) VALUES (5, 'k4', x'78', '{}', 'test', 0); DELETE FROM jobs;");
