@@ -1,0 +1,94 @@
+// Tracking tokens: what an open pixel or a tracked link carries, so that the tracker needs no
+// database. A token is `<key id>.<claims>.<mac>`: the claims (kind, transmission, recipient,
+// namespace, the link's target, an expiry) as base64url JSON, and an HMAC-SHA256 over the key
+// id and the claims with that key. The key id lets keys rotate: the tracker keeps verifying
+// tokens of the keys it still holds while new ones are signed with the newest. A token that
+// does not verify is worth nothing: the tracker answers 404, never redirects (no open redirect).
+import { createHmac, timingSafeEqual } from 'node:crypto';
+
+export type TrackingKind = 'open' | 'initial_open' | 'click';
+
+export interface TrackingClaims {
+  kind: TrackingKind;
+  transmissionId: string;
+  rcptTo: string;
+  namespace: string;
+  /** The link's target (click only): http or https. */
+  target?: string;
+  /** Unix seconds after which the token is refused. */
+  expiresAt: number;
+}
+
+export interface TrackingKey {
+  /** Short, URL-safe: it travels in every token. */
+  id: string;
+  secret: Buffer;
+}
+
+/** Keys tokens verify with; `signing` is the one new tokens are signed with. */
+export interface TrackingKeyRing {
+  signing: TrackingKey;
+  keys: ReadonlyMap<string, TrackingKey>;
+}
+
+export type Verified = { ok: true; claims: TrackingClaims } | { ok: false; reason: 'malformed' | 'unknown_key' | 'bad_signature' | 'expired' };
+
+/** Longer than any token this code makes; anything longer is refused before any work. */
+export const MAX_TOKEN_LENGTH = 4096;
+const KEY_ID = /^[A-Za-z0-9_-]{1,16}$/;
+const KINDS: Record<TrackingKind, string> = { open: 'o', initial_open: 'i', click: 'c' };
+const KIND_OF = new Map(Object.entries(KINDS).map(([kind, code]) => [code, kind as TrackingKind]));
+
+export function keyRing(keys: TrackingKey[]): TrackingKeyRing {
+  if (!keys.length) throw new Error('a tracking key ring needs at least one key');
+  for (const key of keys) {
+    if (!KEY_ID.test(key.id)) throw new Error(`tracking key id ${JSON.stringify(key.id)} is not 1 to 16 URL-safe characters`);
+    if (key.secret.length < 32) throw new Error(`tracking key ${key.id} is shorter than 32 bytes`);
+  }
+  return { signing: keys[0]!, keys: new Map(keys.map((k) => [k.id, k])) };
+}
+
+function mac(key: TrackingKey, signed: string): Buffer {
+  return createHmac('sha256', key.secret).update(signed).digest();
+}
+
+/** A token for `claims`, signed with the ring's signing key. */
+export function signToken(ring: TrackingKeyRing, claims: TrackingClaims): string {
+  if (claims.kind === 'click') {
+    const protocol = claims.target ? URL.parse(claims.target)?.protocol : undefined;
+    if (protocol !== 'http:' && protocol !== 'https:') throw new Error(`only http and https links are tracked, not ${JSON.stringify(claims.target)}`);
+  }
+  const compact = { k: KINDS[claims.kind], t: claims.transmissionId, r: claims.rcptTo, n: claims.namespace, x: claims.expiresAt, ...(claims.kind === 'click' ? { u: claims.target } : {}) };
+  const signed = `${ring.signing.id}.${Buffer.from(JSON.stringify(compact)).toString('base64url')}`;
+  return `${signed}.${mac(ring.signing, signed).toString('base64url')}`;
+}
+
+/** The claims of a token that verifies with a key of the ring and has not expired. */
+export function verifyToken(ring: TrackingKeyRing, token: string, now = Date.now()): Verified {
+  if (token.length > MAX_TOKEN_LENGTH) return { ok: false, reason: 'malformed' };
+  const parts = token.split('.');
+  if (parts.length !== 3 || !parts.every((p) => /^[A-Za-z0-9_-]+$/.test(p))) return { ok: false, reason: 'malformed' };
+  const [keyId, payload, signature] = parts as [string, string, string];
+  const key = ring.keys.get(keyId);
+  if (!key) return { ok: false, reason: 'unknown_key' };
+  const expected = mac(key, `${keyId}.${payload}`);
+  const given = Buffer.from(signature, 'base64url');
+  if (given.length !== expected.length || !timingSafeEqual(given, expected)) return { ok: false, reason: 'bad_signature' };
+  let compact: { k?: unknown; t?: unknown; r?: unknown; n?: unknown; x?: unknown; u?: unknown };
+  try {
+    compact = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as typeof compact;
+  } catch {
+    return { ok: false, reason: 'malformed' };
+  }
+  const kind = typeof compact.k === 'string' ? KIND_OF.get(compact.k) : undefined;
+  const strings = [compact.t, compact.r, compact.n].every((v) => typeof v === 'string');
+  if (!kind || !strings || typeof compact.x !== 'number' || (kind === 'click' && typeof compact.u !== 'string')) return { ok: false, reason: 'malformed' };
+  if (compact.x * 1000 <= now) return { ok: false, reason: 'expired' };
+  return {
+    ok: true,
+    claims: {
+      kind, transmissionId: compact.t as string, rcptTo: compact.r as string, namespace: compact.n as string,
+      expiresAt: compact.x, ...(kind === 'click' ? { target: compact.u as string } : {}),
+    },
+  };
+}
