@@ -17,6 +17,7 @@ COPY relay ./relay
 COPY deliverer ./deliverer
 COPY standalone ./standalone
 COPY operator ./operator
+COPY tracker ./tracker
 RUN npm run bundle
 
 FROM ${RUNTIME_BASE}

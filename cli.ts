@@ -6,6 +6,7 @@ import { delivererCommand } from './deliverer/command.ts';
 import { operatorCommand } from './operator/command.ts';
 import { relayCommand } from './relay/command.ts';
 import { standaloneCommand } from './standalone/command.ts';
+import { trackerCommand } from './tracker/command.ts';
 
 // kafkajs schedules a timer with a negative delay on every connection (harmless, it runs at
 // once); Node warns about it. node:sqlite is stable enough for us but still flagged
@@ -17,11 +18,12 @@ process.on('warning', (warning) => {
 });
 
 const program = new Command('mtrelay')
-  .description('Kubernetes-native SMTP relay: submission, delivery, operator')
+  .description('Kubernetes-native SMTP relay: submission, delivery, operator, tracking')
   .addCommand(relayCommand())
   .addCommand(delivererCommand())
   .addCommand(standaloneCommand())
   .addCommand(operatorCommand())
+  .addCommand(trackerCommand())
   .showHelpAfterError();
 
 program.parseAsync(process.argv).catch((error: Error) => {

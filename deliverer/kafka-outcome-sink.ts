@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import type { topicNames } from '../shared/kafka/topics.ts';
 import type { QueueRecord } from '../shared/queue.ts';
 import type { DurableOutcome, OutcomeSink } from './delivery-core.ts';
-import { EventBatcher } from './event-batcher.ts';
+import { EventBatcher } from '../shared/kafka/event-batcher.ts';
 import { suppressionKey } from './suppression-list.ts';
 
 /** Events per produce request stay well under the broker's default 1 MB record batch limit. */

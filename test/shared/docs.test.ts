@@ -9,6 +9,8 @@ import { delivererCommand } from '../../deliverer/command.ts';
 import { createDelivererMetrics } from '../../deliverer/metrics.ts';
 import { operatorCommand } from '../../operator/command.ts';
 import { createOperatorMetrics } from '../../operator/metrics.ts';
+import { trackerCommand } from '../../tracker/command.ts';
+import { createTrackerMetrics } from '../../tracker/metrics.ts';
 import { relayCommand } from '../../relay/command.ts';
 import { createRelayMetrics } from '../../relay/metrics.ts';
 import { REPLIES, replyLine } from '../../shared/smtp-replies.ts';
@@ -37,7 +39,7 @@ test('docs/smtp-replies.md shows every reply by name and full text', () => {
 
 test('docs/configuration.md documents every flag of every role', () => {
   const configuration = doc('configuration.md');
-  for (const command of [relayCommand(), delivererCommand(), standaloneCommand(), operatorCommand()]) {
+  for (const command of [relayCommand(), delivererCommand(), standaloneCommand(), operatorCommand(), trackerCommand()]) {
     for (const option of command.options) {
       assert.ok(configuration.includes(`\`${option.long}`), `${command.name()} ${option.long} is not documented`);
     }
@@ -50,6 +52,7 @@ test('docs/operations.md documents every metric of every role', async () => {
   createRelayMetrics(registry);
   createDelivererMetrics(registry);
   createOperatorMetrics(registry);
+  createTrackerMetrics(registry);
   const names = [...(await registry.getMetricsAsJSON()).map((m) => m.name), 'mtrelay_config_generation', 'mtrelay_config_reload_errors_total'];
   assert.ok(names.length > 20);
   for (const name of names) assert.ok(operations.includes(`\`${name}\``), `${name} is not documented`);

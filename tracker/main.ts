@@ -1,0 +1,86 @@
+// `mtrelay tracker` wiring: keys, the Kafka producer of engagement events, the HTTP server, in
+// the role's stop order (stop answering, then hand the last events to Kafka).
+import { watchFile, unwatchFile } from 'node:fs';
+import type { Logger } from 'pino';
+import { createKafka, type KafkaConnection } from '../shared/kafka/client.ts';
+import { EventBatcher } from '../shared/kafka/event-batcher.ts';
+import { topicNames } from '../shared/kafka/topics.ts';
+import { Role } from '../shared/ops/role.ts';
+import type { TrackingKeyRing } from '../shared/tracking/tokens.ts';
+import { readTrackingKeys } from './keys-file.ts';
+import { createTrackerMetrics } from './metrics.ts';
+import { TrackerServer } from './tracker-server.ts';
+
+export interface TrackerConfig {
+  host: string;
+  port: number;
+  keysFile: string;
+  kafka: KafkaConnection;
+  /** The topics' prefix: events go to <prefix>.events, which the relay and deliverer create. */
+  topicPrefix: string;
+  metricsHost: string;
+  metricsPort: number;
+}
+
+/** Connects, retrying while the brokers cannot be reached (the role is alive and not ready meanwhile). */
+async function connectWhenReachable(producer: { connect(): Promise<void> }, logger: Logger, waiting: (reason: string) => void): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await producer.connect();
+      return;
+    } catch (error) {
+      waiting('Kafka not reachable');
+      logger.warn({ err: error, attempt }, 'Kafka not reachable; retrying');
+      await new Promise((r) => setTimeout(r, Math.min(10_000, 500 * attempt)));
+    }
+  }
+}
+
+export async function startTracker(config: TrackerConfig, logger: Logger): Promise<{ role: Role; port: number; shutdown(): Promise<void> }> {
+  let keys: TrackingKeyRing = readTrackingKeys(config.keysFile);
+  const role = await Role.start({ name: 'tracker', logger, metricsHost: config.metricsHost, metricsPort: config.metricsPort });
+  const metrics = createTrackerMetrics(role.registry);
+  // A rotated Secret shows up in the mounted file; a file that does not read keeps the keys in force.
+  watchFile(config.keysFile, { interval: 2000 }, () => {
+    try {
+      keys = readTrackingKeys(config.keysFile);
+      logger.info({ keys: [...keys.keys.keys()] }, 'tracking keys reloaded');
+    } catch (error) {
+      logger.error({ err: error }, 'tracking keys not reloaded; the previous ones stay in force');
+    }
+  });
+  role.onStop('tracking keys file watch', () => unwatchFile(config.keysFile));
+
+  const kafka = createKafka({ connection: config.kafka, clientId: 'mtrelay-tracker', logger });
+  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
+  let connected = false;
+  producer.on(producer.events.CONNECT, () => (connected = true));
+  producer.on(producer.events.DISCONNECT, () => (connected = false));
+  await connectWhenReachable(producer, logger, (reason) => role.waiting(reason));
+  role.readiness(() => (connected ? undefined : 'Kafka producer not connected'));
+  const batcher = new EventBatcher(producer, topicNames(config.topicPrefix).events, { lingerMs: 20, maxBytes: 512 * 1024 });
+  const pending = new Set<Promise<void>>();
+
+  const server = new TrackerServer({
+    keys: () => keys, metrics, logger,
+    publish: (event) => {
+      const sent = batcher.send([{ key: event.transmission_id, value: JSON.stringify(event) }]).then(
+        () => metrics.events.inc({ type: event.type }),
+        (error: Error) => {
+          metrics.eventsLost.inc();
+          logger.error({ err: error, event }, 'engagement event not taken by Kafka');
+        },
+      );
+      pending.add(sent);
+      void sent.finally(() => pending.delete(sent));
+    },
+  });
+  const port = await server.listen(config.port, config.host);
+  role.onStop('HTTP server (requests in progress are answered)', () => server.close());
+  role.onStop('Kafka producer (events handed over are acknowledged)', async () => {
+    await Promise.all(pending);
+    await producer.disconnect();
+  });
+  role.started({ port, keys: [...keys.keys.keys()] }, 'tracker listening');
+  return { role, port, shutdown: () => role.shutdown() };
+}

@@ -1,0 +1,30 @@
+// Engagement events in SparkPost's track_event shape: what the tracker knows of an open or a
+// click (the token's claims, and the request's client address and user agent).
+import { randomUUID } from 'node:crypto';
+import type { TrackingClaims } from '../shared/tracking/tokens.ts';
+
+export interface TrackEvent {
+  type: 'open' | 'initial_open' | 'click';
+  event_id: string;
+  timestamp: string;
+  transmission_id: string;
+  namespace: string;
+  rcpt_to: string;
+  ip_address: string;
+  user_agent: string;
+  target_link_url?: string;
+}
+
+export function trackEvent(claims: TrackingClaims, request: { ip: string; userAgent: string }, now = new Date()): TrackEvent {
+  return {
+    type: claims.kind,
+    event_id: randomUUID(),
+    timestamp: now.toISOString(),
+    transmission_id: claims.transmissionId,
+    namespace: claims.namespace,
+    rcpt_to: claims.rcptTo,
+    ip_address: request.ip,
+    user_agent: request.userAgent,
+    ...(claims.target ? { target_link_url: claims.target } : {}),
+  };
+}
