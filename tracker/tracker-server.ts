@@ -47,7 +47,8 @@ export class TrackerServer {
 
   #handle(request: IncomingMessage, response: ServerResponse): void {
     const { metrics } = this.#o;
-    const match = ROUTE.exec(new URL(request.url ?? '/', 'http://tracker').pathname);
+    // URL.parse gives null for what new URL() would throw on: a bad request line is a 404, not a crash.
+    const match = ROUTE.exec(URL.parse(request.url ?? '/', 'http://tracker')?.pathname ?? '');
     const route = match?.[1] === 'o' && match[3] ? 'open' : match?.[1] === 'c' && !match[3] ? 'click' : 'other';
     if (route === 'other' || (request.method !== 'GET' && request.method !== 'HEAD')) {
       metrics.requests.inc({ route, result: 'not_found' });

@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { keyRing, signToken, type TrackingClaims } from '../../shared/tracking/tokens.ts';
@@ -89,6 +90,8 @@ test('unsigned, altered, expired, wrong-kind or unknown tokens get 404 and no ev
   }
   assert.equal((await get(`${base}/c/${token}`, 'HEAD')).status, 302);
   assert.equal((await get(`${base}/c/${token}`, 'POST')).status, 404);
+  assert.match(await rawRequest('GET http://[ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'), /^HTTP\/1\.1 (404|400) /, 'a request line no URL parser takes');
+  assert.equal((await get(`${base}/healthz`.replace(base, `http://127.0.0.1:${tracker.metricsPort}`))).status, 200, 'still alive');
   await new Promise((r) => setTimeout(r, 500));
   assert.deepEqual(eventsOf(click.transmissionId), [], 'no event for any of them');
   assert.ok(await tracker.metric('mtrelay_tracker_requests_total', { route: 'click', result: 'bad_signature' }) >= 2);
@@ -119,4 +122,15 @@ async function waitForEvents(transmissionId: string, count: number): Promise<Rec
     await new Promise((r) => setTimeout(r, 100));
   }
   return eventsOf(transmissionId);
+}
+
+/** Sends `text` as it is on a new connection to the tracker; resolves with what came back. */
+function rawRequest(text: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(new URL(base).port), '127.0.0.1', () => socket.end(text));
+    let answer = '';
+    socket.on('data', (d: Buffer) => (answer += d.toString('latin1')));
+    socket.on('end', () => resolve(answer));
+    socket.on('error', reject);
+  });
 }
