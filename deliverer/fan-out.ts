@@ -23,11 +23,6 @@ export interface Copy {
   body: Buffer;
 }
 
-/** A copy's bytes in one buffer (what the recipient receives, unsigned). */
-export function copyBytes(copy: Copy): Buffer {
-  return Buffer.concat([copy.header, copy.body]);
-}
-
 /** The body as DKIM sees it: what follows the empty line that ends the header block. */
 export function bodyContent(copy: Copy): Buffer {
   return copy.body.subarray(copy.body[0] === 0x0d && copy.body[1] === 0x0a ? 2 : 0);

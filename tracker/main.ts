@@ -4,7 +4,7 @@ import { watchFile, unwatchFile } from 'node:fs';
 import type { Logger } from 'pino';
 import { createKafka, type KafkaConnection } from '../shared/kafka/client.ts';
 import { EventBatcher } from '../shared/kafka/event-batcher.ts';
-import { topicNames } from '../shared/kafka/topics.ts';
+import { retryKafka, topicNames } from '../shared/kafka/topics.ts';
 import { Role } from '../shared/ops/role.ts';
 import type { TrackingKeyRing } from '../shared/tracking/tokens.ts';
 import { readTrackingKeys } from './keys-file.ts';
@@ -20,20 +20,6 @@ export interface TrackerConfig {
   topicPrefix: string;
   metricsHost: string;
   metricsPort: number;
-}
-
-/** Connects, retrying while the brokers cannot be reached (the role is alive and not ready meanwhile). */
-async function connectWhenReachable(producer: { connect(): Promise<void> }, logger: Logger, waiting: (reason: string) => void): Promise<void> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      await producer.connect();
-      return;
-    } catch (error) {
-      waiting('Kafka not reachable');
-      logger.warn({ err: error, attempt }, 'Kafka not reachable; retrying');
-      await new Promise((r) => setTimeout(r, Math.min(10_000, 500 * attempt)));
-    }
-  }
 }
 
 export async function startTracker(config: TrackerConfig, logger: Logger): Promise<{ role: Role; port: number; shutdown(): Promise<void> }> {
@@ -56,7 +42,8 @@ export async function startTracker(config: TrackerConfig, logger: Logger): Promi
   let connected = false;
   producer.on(producer.events.CONNECT, () => (connected = true));
   producer.on(producer.events.DISCONNECT, () => (connected = false));
-  await connectWhenReachable(producer, logger, (reason) => role.waiting(reason));
+  // The role is alive and not ready while the brokers cannot be reached.
+  await retryKafka('connecting the Kafka producer', () => producer.connect(), logger, (reason) => role.waiting(reason));
   role.readiness(() => (connected ? undefined : 'Kafka producer not connected'));
   const batcher = new EventBatcher(producer, topicNames(config.topicPrefix).events, { lingerMs: 20, maxBytes: 512 * 1024 });
   const pending = new Set<Promise<void>>();

@@ -44,7 +44,11 @@ const patched = Encoder.prototype as PartsEncoder;
 const PATCHED_MEMBERS = ['ensureAvailable', 'writeBufferInternal', 'writeEncoder', 'writeEncoderArray', 'writeBytes', 'size', 'buffer'] as const;
 /** The library's own members, as they were before this file replaced them (the test compares both). */
 export const LIBRARY_ENCODER = Object.fromEntries(PATCHED_MEMBERS.map((name) => [name, Object.getOwnPropertyDescriptor(patched, name)!]));
-const library = { writeEncoder: patched.writeEncoder, writeEncoderArray: patched.writeEncoderArray, writeBytes: patched.writeBytes };
+const library = {
+  writeEncoder: LIBRARY_ENCODER.writeEncoder!.value as Encoder['writeEncoder'],
+  writeEncoderArray: LIBRARY_ENCODER.writeEncoderArray!.value as Encoder['writeEncoderArray'],
+  writeBytes: LIBRARY_ENCODER.writeBytes!.value as Encoder['writeBytes'],
+};
 
 /** kafkajs 2.2.4's Encoder.ensureAvailable, with Buffer.allocUnsafe for Buffer.alloc. */
 export function ensureAvailableUnfilled(this: Encoder, length: number): void {

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import libmime from 'libmime';
-import { copyBytes, fanOut } from '../../deliverer/fan-out.ts';
+import { fanOut, type Copy } from '../../deliverer/fan-out.ts';
 import { addressparser } from '../../shared/mail/nodemailer-internals.ts';
 import { EMPTY_ATTRIBUTES } from '../../shared/attributes/x-mt-attr.ts';
 import type { Submission } from '../../shared/submission-record.ts';
@@ -20,7 +20,9 @@ function submission(attributes: Partial<Submission['attributes']>, rcptTo = ['cu
   };
 }
 
-const headers = (c: Parameters<typeof copyBytes>[0]) => copyBytes(c).toString().split('\r\n\r\n')[0]!;
+/** A copy's bytes as the recipient receives them (unsigned): its pieces joined. */
+const copyBytes = (copy: Copy) => Buffer.concat([copy.header, copy.body]);
+const headers = (c: Copy) => copyBytes(c).toString().split('\r\n\r\n')[0]!;
 
 test('one copy per envelope recipient and per cc, bcc and archive address', () => {
   const copies = fanOut(raw, submission({

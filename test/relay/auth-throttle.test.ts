@@ -99,16 +99,7 @@ test('PROXY protocol v2 (IPv4 and IPv6, as AWS NLB sends it): the client address
 });
 
 test('with the PROXY protocol the client address of the load balancer\'s header is logged and stored', async () => {
-  const smtp = await connectAs('203.0.113.9');
-  await smtp.reply();
-  await smtp.login(key);
-  await smtp.command('MAIL FROM:<sender@example.com>');
-  await smtp.command('RCPT TO:<x@recipient.test>');
-  await smtp.command('DATA');
-  await smtp.write('From: sender@example.com\r\nSubject: proxied\r\n\r\nbody\r\n.\r\n');
-  const id = /OK (\d+)$/.exec((await smtp.reply()) ?? '')?.[1];
-  assert.ok(id);
-  smtp.close();
+  const id = await submitThrough(await connectAs('203.0.113.9'));
   assert.equal(kafka.header(await kafka.waitFor(id), 'mtrelay-client-address'), '203.0.113.9');
   const line = await relay.waitForLog((l) => l.msg === 'transaction' && l.transmissionId === id);
   assert.equal(line.client, '203.0.113.9');
