@@ -2,7 +2,7 @@
 import { randomUUID } from 'node:crypto';
 import { Kafka, logLevel, type Consumer, type IHeaders } from 'kafkajs';
 import { pino } from 'pino';
-import { DEFAULT_RETRY_DELAYS, ensureTopics } from '../../shared/kafka/topics.ts';
+import { DEFAULT_RETRY_DELAYS, ensureTopicsWhenReachable, retryKafka } from '../../shared/kafka/topics.ts';
 
 export interface StoredRecord {
   key: string | undefined;
@@ -27,14 +27,12 @@ export class KafkaReader {
     const kafka = new Kafka({ brokers: [bootstrap], clientId: 'test-reader', logLevel: logLevel.NOTHING });
     const consumer = kafka.consumer({ groupId: `test-${randomUUID()}`, maxBytes: 64 * 1024 * 1024, maxBytesPerPartition: 64 * 1024 * 1024 });
     const reader = new KafkaReader(consumer);
+    // As the roles do: retried while a busy broker has no leader yet for topics just created.
     if (createTopics) {
-      const admin = kafka.admin();
-      await admin.connect();
-      await ensureTopics(admin, { prefix: topic.split('.')[0]!, partitions: 2, replicationFactor: 1, maxMessageBytes: 32 * 1024 * 1024, retryDelays: DEFAULT_RETRY_DELAYS }, pino({ level: 'silent' }));
-      await admin.disconnect();
+      await ensureTopicsWhenReachable(kafka, { prefix: topic.split('.')[0]!, partitions: 2, replicationFactor: 1, maxMessageBytes: 32 * 1024 * 1024, retryDelays: DEFAULT_RETRY_DELAYS }, pino({ level: 'silent' }));
     }
     await consumer.connect();
-    await consumer.subscribe({ topic, fromBeginning: true });
+    await retryKafka(`subscribing to ${topic}`, () => consumer.subscribe({ topic, fromBeginning: true }), pino({ level: 'silent' }));
     await consumer.run({
       eachMessage: async ({ message, partition }) => {
         reader.records.push({ key: message.key?.toString(), value: message.value ?? Buffer.alloc(0), headers: message.headers ?? {}, partition, offset: message.offset });
