@@ -43,8 +43,8 @@ export function addOpsOptions(command: Command, defaultPort: number): Command {
 export const KAFKA_COMPRESSION_NAMES = ['none', 'gzip', 'zstd'] as const;
 export type KafkaCompression = (typeof KAFKA_COMPRESSION_NAMES)[number];
 
-/** Flags of the Kafka connection and topic layout, the same for every role that uses Kafka. */
-export interface KafkaFlags {
+/** Flags of the Kafka connection, the same for every role that uses Kafka. */
+export interface KafkaConnectionFlags {
   kafka: string;
   kafkaTls: boolean;
   kafkaTlsCa?: string;
@@ -53,14 +53,18 @@ export interface KafkaFlags {
   kafkaSaslMechanism?: string;
   kafkaSaslUsername?: string;
   kafkaSaslPasswordFile?: string;
-  kafkaCompression: KafkaCompression;
   topicPrefix: string;
+}
+
+/** And of the records and topics of the roles that carry messages (relay, deliverer). */
+export interface KafkaFlags extends KafkaConnectionFlags {
+  kafkaCompression: KafkaCompression;
   partitions: number;
   replicationFactor: number;
   createTopics: boolean;
 }
 
-export function addKafkaOptions(command: Command): Command {
+export function addKafkaConnectionOptions(command: Command): Command {
   return command
     .addOption(option('--kafka <brokers>', 'Kafka bootstrap brokers, HOST:PORT[,HOST:PORT…]').makeOptionMandatory())
     .addOption(option('--kafka-tls', 'TLS to the brokers (implied by the other --kafka-tls-* flags)').default(false))
@@ -70,8 +74,12 @@ export function addKafkaOptions(command: Command): Command {
     .addOption(option('--kafka-sasl-mechanism <mechanism>', 'SASL: plain, scram-sha-256 or scram-sha-512').choices(['plain', 'scram-sha-256', 'scram-sha-512']))
     .addOption(option('--kafka-sasl-username <name>', 'SASL user name'))
     .addOption(option('--kafka-sasl-password-file <file>', 'file holding the SASL password (a mounted Secret)'))
+    .addOption(option('--topic-prefix <prefix>', 'prefix of every Kafka topic').default('mtrelay'));
+}
+
+export function addKafkaOptions(command: Command): Command {
+  return addKafkaConnectionOptions(command)
     .addOption(option('--kafka-compression <codec>', 'compression of the records this role produces that carry messages (readers take any): none, gzip or zstd').choices(KAFKA_COMPRESSION_NAMES).default('none'))
-    .addOption(option('--topic-prefix <prefix>', 'prefix of every Kafka topic').default('mtrelay'))
     .addOption(option('--partitions <n>', 'partitions of topics this role creates').argParser(integer(1)).default(12))
     .addOption(option('--replication-factor <n>', 'replication of topics this role creates (-1: broker default)').argParser(integer(-1)).default(-1))
     .addOption(option('--no-create-topics', 'never create topics (they are made elsewhere, e.g. Strimzi KafkaTopic resources); only check them'));

@@ -1,18 +1,19 @@
 // `mtrelay tracker`: the open pixel and click redirects behind signed tokens; engagement events to Kafka.
 import { Command } from 'commander';
-import { addKafkaOptions, addOpsOptions, integer, option, type KafkaFlags, type OpsFlags } from '../shared/cli-options.ts';
+import { addKafkaConnectionOptions, addOpsOptions, integer, option, type KafkaConnectionFlags, type OpsFlags } from '../shared/cli-options.ts';
 import { kafkaConnection } from '../shared/kafka/client.ts';
 import { runRole } from '../shared/ops/role.ts';
 import type { TrackerConfig } from './main.ts';
 
-interface TrackerFlags extends KafkaFlags, OpsFlags {
+interface TrackerFlags extends KafkaConnectionFlags, OpsFlags {
   host: string;
   port: number;
   trackingKeys: string;
 }
 
 export function trackerCommand(): Command {
-  return addOpsOptions(addKafkaOptions(new Command('tracker')
+  // The Kafka connection only: the tracker creates no topic and produces no message records.
+  return addOpsOptions(addKafkaConnectionOptions(new Command('tracker')
     .description('open pixel and click redirects behind signed tokens; engagement events to Kafka')
     .addOption(option('--host <address>', 'address of the HTTP listener').default('0.0.0.0'))
     .addOption(option('--port <port>', 'HTTP port (0: any free port)').argParser(integer(0, 65535)).default(8080))
