@@ -28,6 +28,9 @@ export interface DeliveryFlags {
   retryDelays: string[];
   retryExpiry: string;
   maxInFlight: number;
+  trackingKeys?: string;
+  trackingUrl?: string;
+  trackingLifetime: string;
 }
 
 interface DelivererFlags extends DeliveryFlags, ConfigSourceFlags, KafkaFlags, OpsFlags {
@@ -61,7 +64,18 @@ export function addDeliveryOptions(command: Command): Command {
     .addOption(option('--socket-timeout <duration>', 'idle time per command on outbound connections').default('5m'))
     .addOption(option('--retry-delays <list>', 'the retry ladder').argParser(list).default(DEFAULT_RETRY_DELAYS))
     .addOption(option('--retry-expiry <duration>', 'how long temporary failures are retried before they bounce').default('72h'))
-    .addOption(option('--max-in-flight <n>', 'records delivered at once by this process').argParser(integer(1)).default(200));
+    .addOption(option('--max-in-flight <n>', 'records delivered at once by this process').argParser(integer(1)).default(200))
+    .addOption(option('--tracking-keys <file>', 'the tracking keys, a line each: "<id> <base64 secret>", newest first (the tracker\'s file); without it nothing is tracked'))
+    .addOption(option('--tracking-url <url>', 'the tracker\'s base URL for accounts and sending domains with no tracking domain, e.g. https://track.example.net').argParser(trackingUrl))
+    .addOption(option('--tracking-lifetime <duration>', 'how long tracked links and pixels keep working').default('365d'));
+}
+
+function trackingUrl(value: string): string {
+  const url = URL.parse(value);
+  if (!url || (url.protocol !== 'https:' && url.protocol !== 'http:') || url.pathname !== '/' || url.search || url.hash) {
+    throw new Error(`invalid tracking URL "${value}" (expected http(s)://HOST[:PORT], no path)`);
+  }
+  return url.origin;
 }
 
 export function deliverySettings(flags: DeliveryFlags): DeliverySettings & Pick<DelivererConfig, 'policy' | 'maxInFlight'> {
@@ -78,6 +92,11 @@ export function deliverySettings(flags: DeliveryFlags): DeliverySettings & Pick<
     limits: { connectionsPerDestination: flags.connectionsPerDestination, messagesPerConnection: flags.messagesPerConnection, messagesPerSecond: flags.messagesPerSecond },
     connectTimeoutMs: parseDuration(flags.connectTimeout),
     socketTimeoutMs: parseDuration(flags.socketTimeout),
+    tracking: {
+      ...(flags.trackingKeys ? { keysFile: flags.trackingKeys } : {}),
+      ...(flags.trackingUrl ? { url: flags.trackingUrl } : {}),
+      lifetimeSeconds: Math.floor(parseDuration(flags.trackingLifetime) / 1000),
+    },
   };
 }
 

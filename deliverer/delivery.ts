@@ -13,6 +13,7 @@ import { dkimSignatureField, relaxedBodyHash } from './dkim.ts';
 import { bodyContent, fanOut, type Copy, type RcptType } from './fan-out.ts';
 import type { Hop, RouteResolver } from './routes.ts';
 import { TransactionError, type SmtpPool } from './smtp-pool.ts';
+import { messageTracking, trackCopies, type TrackingSetup } from './tracking/tracked-copies.ts';
 
 export interface DeliveryJob {
   submission: Submission;
@@ -40,6 +41,8 @@ export interface DeliveryDeps {
   isSuppressed: (namespace: string, address: string) => boolean;
   /** Domain of the VERP return path; without it the envelope sender is kept. */
   bounceDomain?: string;
+  /** Open and click tracking; without it, messages that ask for tracking go untracked (with a warning). */
+  tracking?: TrackingSetup;
   logger: Logger;
 }
 
@@ -64,7 +67,8 @@ interface AttemptRun {
   log: Logger;
   /** Bounds the copies materialized at once. */
   limit: ReturnType<typeof pLimit>;
-  bodyHash: () => string;
+  /** The relaxed body hash of a copy's body, computed once per distinct body. */
+  bodyHash: (copy: Copy) => string;
 }
 
 /** Copies materialized (signed) at once per attempt, to bound the work in flight on big fan-outs. */
@@ -102,14 +106,35 @@ export class Deliverer {
       if (group) group.push(copy);
       else byDomain.set(domain, [copy]);
     }
-    let bodyHash: string | undefined;
+    await this.#track(job, [...byDomain.values()].flat(), log);
+    const bodyHashes = new Map<Buffer, string>();
     const run: AttemptRun = {
       job, log, limit: pLimit(MATERIALIZED_AT_ONCE),
-      // Every copy shares the one body: hashed once, and only if something is signed.
-      bodyHash: () => (bodyHash ??= relaxedBodyHash(bodyContent(copies[0]!))),
+      // Untracked copies share the one body: hashed once, and only if something is signed.
+      bodyHash: (copy) => {
+        let hash = bodyHashes.get(copy.body);
+        if (hash === undefined) bodyHashes.set(copy.body, (hash = relaxedBodyHash(bodyContent(copy))));
+        return hash;
+      },
     };
     const perDomain = await Promise.all([...byDomain].map(([domain, group]) => this.#deliverDomain(run, domain, group)));
     return outcomes.concat(perDomain.flat());
+  }
+
+  /** Gives each copy its own tracked body when the message is tracked; a message that cannot be tracked goes as it is. */
+  async #track(job: DeliveryJob, copies: Copy[], log: Logger): Promise<void> {
+    const { tracking: setup } = this.#deps;
+    const decided = messageTracking(job.submission, this.#deps.store, setup);
+    if (!decided.tracking) {
+      if (decided.missing) log.warn({ reason: decided.missing }, 'tracking asked for but not possible; delivering untracked');
+      return;
+    }
+    try {
+      await trackCopies(job.raw, copies, job.submission, decided.tracking, setup!.keys()!, setup!.lifetimeSeconds);
+    } catch (error) {
+      // A message whose MIME cannot be read for tracking is still delivered, as the sender wrote it.
+      log.warn({ err: error }, 'tracking failed; delivering untracked');
+    }
   }
 
   async #deliverDomain(run: AttemptRun, domain: string, copies: Copy[]): Promise<RecipientOutcome[]> {
@@ -119,10 +144,13 @@ export class Deliverer {
       const bounceClass = route.kind === 'permanent' ? BOUNCE_CLASS.INVALID_RECIPIENT : BOUNCE_CLASS.DNS_FAILURE;
       return copies.map((c) => failure(c, route.line, undefined, route.reply, bounceClass));
     }
-    // Recipients that receive identical bytes share one transaction (copies share the body).
+    // Recipients that receive identical bytes share one transaction: same header, same body buffer
+    // (untracked copies share it; a tracked copy has its own).
     const groups = new Map<string, Copy[]>();
+    const bodies = new Map<Buffer, number>();
     for (const copy of copies) {
-      const digest = createHash('sha256').update(copy.header).digest('hex');
+      if (!bodies.has(copy.body)) bodies.set(copy.body, bodies.size);
+      const digest = `${createHash('sha256').update(copy.header).digest('hex')}:${bodies.get(copy.body)}`;
       const group = groups.get(digest);
       if (group) group.push(copy);
       else groups.set(digest, [copy]);
@@ -137,7 +165,7 @@ export class Deliverer {
     const domain = this.#deps.store.sendingDomain(submission.namespace, submission.sendingDomain);
     if (!domain?.dkimPrivateKey) return [copy.header, copy.body];
     const key = { domainName: domain.domain, keySelector: domain.dkimSelector, privateKey: domain.dkimPrivateKey };
-    return [await dkimSignatureField(copy.header, run.bodyHash(), key), copy.header, copy.body];
+    return [await dkimSignatureField(copy.header, run.bodyHash(copy), key), copy.header, copy.body];
   }
 
   async #sendGroup(run: AttemptRun, domain: string, hops: Hop[], group: Copy[]): Promise<RecipientOutcome[]> {

@@ -2,6 +2,7 @@
 // the delivery engine fed by the consumer group, and the order in which they stop.
 import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
+import { watchTrackingKeys } from '../shared/tracking/keys-file.ts';
 import type { ConfigStore } from '../shared/config/store.ts';
 import type { ConfigOrigin } from '../shared/config/sources.ts';
 import { createKafka, type KafkaConnection } from '../shared/kafka/client.ts';
@@ -46,6 +47,7 @@ export interface DeliverySettings {
   limits: PoolLimits;
   connectTimeoutMs: number;
   socketTimeoutMs: number;
+  tracking: { keysFile?: string; url?: string; lifetimeSeconds: number };
 }
 
 export interface RunningDeliverer {
@@ -74,6 +76,11 @@ export function createDeliveryEngine(role: Role, settings: DeliverySettings, sto
     pool,
     isSuppressed: (namespace, address) => suppressions.has(namespace, address),
     ...(settings.bounceDomain ? { bounceDomain: settings.bounceDomain } : {}),
+    tracking: {
+      keys: settings.tracking.keysFile ? watchTrackingKeys(settings.tracking.keysFile, role, role.logger) : () => undefined,
+      ...(settings.tracking.url ? { clusterUrl: settings.tracking.url } : {}),
+      lifetimeSeconds: settings.tracking.lifetimeSeconds,
+    },
     logger: role.logger,
   });
   return { deliverer, closePool: () => pool.close() };

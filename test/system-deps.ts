@@ -4,6 +4,9 @@
 // tools are installed when running as root (CI, fresh machines); otherwise the message
 // says what to install.
 import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 
 interface SystemTool {
   /** Debian packages that make it work. */
@@ -16,6 +19,34 @@ interface SystemTool {
 
 function has(command: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' }).status === 0;
+}
+
+/** Debian's Chromium binary itself: /usr/bin/chromium is a shell wrapper that adds flags of its own. */
+export const CHROMIUM_BINARY = '/usr/lib/chromium/chromium';
+
+/**
+ * Keeps Chromium to loopback. Even with background networking and component updates off, it
+ * calls Google's time, update, account and dictionary servers on its own; this sends every
+ * host but loopback's to a closed port (9, one Chromium refuses to load pages from), so those
+ * calls, and pages outside, fail with ERR_CONNECTION_REFUSED without a DNS query. Not
+ * `MAP * ~NOTFOUND`: a page failing on a name error makes Chromium query public DNS servers
+ * (8.8.8.8) itself to diagnose it.
+ */
+export const CHROMIUM_LOOPBACK_ONLY = '--host-resolver-rules=MAP * 127.0.0.1:9, EXCLUDE 127.0.0.1, EXCLUDE localhost';
+
+/** Chromium renders a page headless: it prints the DOM its script built. */
+function chromiumRenders(): boolean {
+  if (!existsSync(CHROMIUM_BINARY)) return false;
+  // A throwaway profile, so the check leaves nothing in ~/.config; as root it needs --no-sandbox.
+  const profile = mkdtempSync(path.join(tmpdir(), 'chromium-check-'));
+  try {
+    const page = 'data:text/html,<p id=x></p><script>document.getElementById("x").textContent = 6 * 7 + " rendered"</script>';
+    const run = spawnSync(CHROMIUM_BINARY, ['--headless', '--no-sandbox', CHROMIUM_LOOPBACK_ONLY, `--user-data-dir=${profile}`, '--dump-dom', page],
+      { encoding: 'utf8', timeout: 60_000 });
+    return run.status === 0 && run.stdout.includes('<p id="x">42 rendered</p>');
+  } finally {
+    rmSync(profile, { recursive: true, force: true });
+  }
 }
 
 function prints(command: string, args: string[], expected: string): boolean {
@@ -37,6 +68,10 @@ export const SYSTEM_TOOLS = {
   postfix: { packages: ['postfix'], check: 'postfix is installed (the benchmarks\' peer)', works: () => has('postfix') || has('/usr/sbin/postfix') },
   // The peer's DKIM signer: Postfix signs through it in the end-to-end benchmark, as mtrelay signs itself.
   opendkim: { packages: ['opendkim'], check: 'opendkim is installed', works: () => has('opendkim') || has('/usr/sbin/opendkim') },
+  // A real browser for the tracker's open and click tests (driven by playwright-core): its
+  // script must run, so the check asks it to render a page. fonts-liberation, which apt leaves
+  // out with --no-install-recommends, is there so pages have text to lay out.
+  chromium: { packages: ['chromium', 'fonts-liberation'], check: `${CHROMIUM_BINARY} --headless --dump-dom prints a page its script rendered`, works: chromiumRenders },
 } satisfies Record<string, SystemTool>;
 
 export type SystemToolName = keyof typeof SYSTEM_TOOLS;

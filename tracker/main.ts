@@ -1,13 +1,11 @@
 // `mtrelay tracker` wiring: keys, the Kafka producer of engagement events, the HTTP server, in
 // the role's stop order (stop answering, then hand the last events to Kafka).
-import { watchFile, unwatchFile } from 'node:fs';
 import type { Logger } from 'pino';
 import { createKafka, type KafkaConnection } from '../shared/kafka/client.ts';
 import { EventBatcher } from '../shared/kafka/event-batcher.ts';
 import { retryKafka, topicNames } from '../shared/kafka/topics.ts';
 import { Role } from '../shared/ops/role.ts';
-import type { TrackingKeyRing } from '../shared/tracking/tokens.ts';
-import { readTrackingKeys } from './keys-file.ts';
+import { watchTrackingKeys } from '../shared/tracking/keys-file.ts';
 import { createTrackerMetrics } from './metrics.ts';
 import { TrackerServer } from './tracker-server.ts';
 
@@ -23,19 +21,9 @@ export interface TrackerConfig {
 }
 
 export async function startTracker(config: TrackerConfig, logger: Logger): Promise<{ role: Role; port: number; shutdown(): Promise<void> }> {
-  let keys: TrackingKeyRing = readTrackingKeys(config.keysFile);
   const role = await Role.start({ name: 'tracker', logger, metricsHost: config.metricsHost, metricsPort: config.metricsPort });
+  const keys = watchTrackingKeys(config.keysFile, role, logger);
   const metrics = createTrackerMetrics(role.registry);
-  // A rotated Secret shows up in the mounted file; a file that does not read keeps the keys in force.
-  watchFile(config.keysFile, { interval: 2000 }, () => {
-    try {
-      keys = readTrackingKeys(config.keysFile);
-      logger.info({ keys: [...keys.keys.keys()] }, 'tracking keys reloaded');
-    } catch (error) {
-      logger.error({ err: error }, 'tracking keys not reloaded; the previous ones stay in force');
-    }
-  });
-  role.onStop('tracking keys file watch', () => unwatchFile(config.keysFile));
 
   const kafka = createKafka({ connection: config.kafka, clientId: 'mtrelay-tracker', logger });
   const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
@@ -49,7 +37,7 @@ export async function startTracker(config: TrackerConfig, logger: Logger): Promi
   const pending = new Set<Promise<void>>();
 
   const server = new TrackerServer({
-    keys: () => keys, metrics, logger,
+    keys, metrics, logger,
     publish: (event) => {
       const sent = batcher.send([{ key: event.transmission_id, value: JSON.stringify(event) }]).then(
         () => metrics.events.inc({ type: event.type }),
@@ -68,6 +56,6 @@ export async function startTracker(config: TrackerConfig, logger: Logger): Promi
     await Promise.all(pending);
     await producer.disconnect();
   });
-  role.started({ port, keys: [...keys.keys.keys()] }, 'tracker listening');
+  role.started({ port, keys: [...keys().keys.keys()] }, 'tracker listening');
   return { role, port, shutdown: () => role.shutdown() };
 }

@@ -8,6 +8,7 @@ import objectMetaSchema from './schemas/object-meta.schema.json' with { type: 'j
 import sendingDomainSchema from './schemas/sending-domain.schema.json' with { type: 'json' };
 import apiKeySchema from './schemas/api-key.schema.json' with { type: 'json' };
 import secretSchema from './schemas/secret.schema.json' with { type: 'json' };
+import accountSettingsSchema from './schemas/account-settings.schema.json' with { type: 'json' };
 import { validateCompiledConfig } from './compiled-config.ts';
 import { MIN_API_KEY_LENGTH } from './credentials.ts';
 import { apiKeyPrefix, canonicalJson, sha256Hex } from './hash.ts';
@@ -15,7 +16,7 @@ import { ConfigCompileError, type ConfigProblem, type ResourceKind } from './pro
 import { DEFAULT_DKIM_SELECTOR, DKIM_PRIVATE_KEY, apiKeySecret, dkimSecretName } from './secret-names.ts';
 import {
   API_GROUP_VERSION, CONFIG_API_VERSION,
-  type ApiKey, type CompiledApiKey, type CompiledConfig, type CompiledNamespace, type CompiledWebhook, type Resource,
+  type AccountSettings, type ApiKey, type CompiledApiKey, type CompiledConfig, type CompiledNamespace, type CompiledWebhook, type Resource,
   type Secret, type SendingDomain, type Webhook,
 } from './types.ts';
 
@@ -24,6 +25,7 @@ const validators: Record<string, ValidateFunction> = {
   [`${API_GROUP_VERSION}/SendingDomain`]: ajv.compile(sendingDomainSchema),
   [`${API_GROUP_VERSION}/ApiKey`]: ajv.compile(apiKeySchema),
   'v1/Secret': ajv.compile(secretSchema),
+  [`${API_GROUP_VERSION}/AccountSettings`]: ajv.compile(accountSettingsSchema),
 };
 
 const DEFAULT_NAMESPACE = 'default';
@@ -205,6 +207,18 @@ function compileWebhooks(webhooks: Webhook[], secrets: Map<string, Secret>, prob
   return compiled;
 }
 
+/** Each namespace's defaults; a namespace without AccountSettings tracks nothing unless X-MT-ATTR asks. */
+function compileSettings(settings: AccountSettings[], namespaces: Record<string, CompiledNamespace>): void {
+  for (const resource of settings) {
+    const tracking = resource.spec.tracking ?? {};
+    (namespaces[namespaceOf(resource)] ??= { domains: {} }).settings = {
+      openTracking: tracking.opens ?? false,
+      clickTracking: tracking.clicks ?? false,
+      ...(tracking.domain ? { trackingDomain: tracking.domain } : {}),
+    };
+  }
+}
+
 const byKind = <K extends ResourceKind>(resources: Resource[], kind: K) => resources.filter((r): r is Extract<Resource, { kind: K }> => r.kind === kind);
 
 /** Compiles the documents, or throws ConfigCompileError listing every problem found. */
@@ -214,7 +228,8 @@ export function compileConfig(documents: SourcedDocument[]): CompiledConfig {
   const domains = indexUnique(byKind(resources, 'SendingDomain'), problems);
   const keys = indexUnique(byKind(resources, 'ApiKey'), problems);
   const secrets = indexUnique(byKind(resources, 'Secret'), problems);
-  const { config, problems: more } = compileResources({ domains: [...domains.values()], apiKeys: [...keys.values()], secrets });
+  const accountSettings = indexUnique(byKind(resources, 'AccountSettings'), problems);
+  const { config, problems: more } = compileResources({ domains: [...domains.values()], apiKeys: [...keys.values()], secrets, accountSettings: [...accountSettings.values()] });
   problems.push(...more);
   if (problems.length) throw new ConfigCompileError(problems);
   return config;
@@ -225,6 +240,8 @@ export interface CompileInput {
   domains: SendingDomain[];
   apiKeys: ApiKey[];
   webhooks?: Webhook[];
+  /** At most one per namespace (named `default`, which the CRD and schema enforce). */
+  accountSettings?: AccountSettings[];
   /** Defaults to the selector in the spec and the Secret's `privateKey`. */
   signingKey?: SigningKey;
   /** Keyed `namespace/name`. */
@@ -239,6 +256,7 @@ export function compileResources(input: CompileInput): { config: CompiledConfig;
   const problems: ConfigProblem[] = [];
   const namespaces = compileDomains(input.domains, input.secrets, problems, input.signingKey);
   const apiKeys = compileApiKeys(input.apiKeys, input.secrets, problems);
+  compileSettings(input.accountSettings ?? [], namespaces);
   for (const webhook of compileWebhooks(input.webhooks ?? [], input.secrets, problems)) {
     ((namespaces[webhook.namespace] ??= { domains: {} }).webhooks ??= []).push(webhook.compiled);
   }

@@ -2,7 +2,7 @@
 // can put a Warning Event on it), the file it came from (folder sources), and a sentence.
 import { MtrelayError } from '../errors.ts';
 
-export type ResourceKind = 'SendingDomain' | 'ApiKey' | 'Webhook' | 'Secret';
+export type ResourceKind = 'SendingDomain' | 'ApiKey' | 'Webhook' | 'Secret' | 'AccountSettings';
 
 export interface ConfigProblem {
   resource?: { kind: ResourceKind | string; namespace: string; name: string };

@@ -62,7 +62,23 @@ export interface Webhook {
   };
 }
 
-export type Resource = SendingDomain | ApiKey | Secret;
+/**
+ * An account's defaults (one per namespace, named `default`): whether its mail is tracked when
+ * X-MT-ATTR does not say, and the tracking domain of sending domains that name none.
+ */
+export interface AccountSettings {
+  apiVersion: typeof API_GROUP_VERSION;
+  kind: 'AccountSettings';
+  metadata: ObjectMeta;
+  spec: {
+    tracking?: { opens?: boolean; clicks?: boolean; domain?: string };
+  };
+}
+
+/** The only name an AccountSettings resource may have. */
+export const ACCOUNT_SETTINGS_NAME = 'default';
+
+export type Resource = SendingDomain | ApiKey | Secret | AccountSettings;
 
 /** A sending domain as the relay and deliverer see it. */
 export interface CompiledDomain {
@@ -97,8 +113,16 @@ export interface CompiledWebhook {
   auth: { type: 'none' } | { type: 'basic'; username: string; password: string } | { type: 'bearer'; token: string } | { type: 'hmac'; secret: string };
 }
 
+/** The account's defaults as the deliverer applies them. */
+export interface CompiledSettings {
+  openTracking: boolean;
+  clickTracking: boolean;
+  trackingDomain?: string;
+}
+
 export interface CompiledNamespace {
   domains: Record<string, CompiledDomain>;
+  settings?: CompiledSettings;
   webhooks?: CompiledWebhook[];
 }
 

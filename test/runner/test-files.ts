@@ -20,6 +20,7 @@ export const NEEDS = {
   openssl: { tools: ['openssl'], meaning: 'the openssl CLI (the test CA)' },
   dkimpy: { tools: ['dkimpy'], meaning: 'an independent DKIM verifier (Python dkimpy)' },
   image: { tools: ['containers'], meaning: 'the image built from the Dockerfile with buildah, run with podman' },
+  chromium: { tools: ['chromium'], meaning: 'a real headless Chromium (test/helpers/browser.ts)' },
   chart: { tools: ['java', 'maven'], meaning: 'helm, helm-unittest and promtool built from Go modules, and the CRDs of the operators the chart renders resources for' },
 } as const satisfies Record<string, { tools: readonly SystemToolName[]; meaning: string }>;
 

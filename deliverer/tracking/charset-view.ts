@@ -1,0 +1,47 @@
+// How an HTML part's bytes are read to find its links, by charset. In the charsets mail uses
+// (UTF-8, ISO-8859-*, Windows-125*, Shift_JIS, EUC-*, GB*, Big5, ISO-2022-*) HTML's syntax
+// characters are the ASCII bytes, so the part is read one character per byte and only the links
+// change: every other byte stays as the sender wrote it. ISO-2022 switches to two-byte
+// characters whose bytes can look like ASCII; those runs are blanked for the scan. UTF-16, UTF-32
+// and UTF-7 are not ASCII-compatible: they are decoded, rewritten and encoded again.
+import iconv from 'iconv-lite';
+
+export interface CharsetView {
+  /** False for UTF-16, UTF-32 and UTF-7, whose bytes are not those of ASCII for ASCII text. */
+  asciiCompatible: boolean;
+  /** The text to rewrite: one character per byte, or the decoded text where the charset is not ASCII-compatible. */
+  text: string;
+  /** `text` with ISO-2022 two-byte runs blanked out, for finding tags. Same length. */
+  scan: string;
+  /** Decodes an attribute value (a piece of `text`) to the characters it stands for. */
+  decodeCharset: (piece: string) => string;
+  /** The part's bytes for a rewritten `text`. */
+  encode: (text: string) => Buffer;
+}
+
+const NOT_ASCII_COMPATIBLE = /^(utf-?(16|32)(le|be)?|ucs-?2|utf-?7)$/;
+
+/** Two-byte runs: after ESC $ … until ESC ( …, and between SO and SI (ISO-2022-KR). */
+const ISO_2022_TWO_BYTE = /\x1b\$[\s\S]*?(?=\x1b\(|$)|\x0e[\s\S]*?(?=\x0f|$)/g;
+
+function decodeBytes(bytes: Buffer, charset: string): string {
+  return iconv.encodingExists(charset) ? iconv.decode(bytes, charset) : bytes.toString('utf8');
+}
+
+export function charsetView(bytes: Buffer, charset: string | false | undefined): CharsetView {
+  const name = (charset || 'us-ascii').trim().toLowerCase();
+  if (NOT_ASCII_COMPATIBLE.test(name) && iconv.encodingExists(name)) {
+    const hadBom = /^(\xfe\xff|\xff\xfe)/.test(bytes.toString('latin1', 0, 2));
+    const text = iconv.decode(bytes, name);
+    return { asciiCompatible: false, text, scan: text, decodeCharset: (piece) => piece, encode: (rewritten) => iconv.encode(rewritten, name, { addBOM: hadBom }) };
+  }
+  const text = bytes.toString('latin1');
+  const scan = name.startsWith('iso-2022') ? text.replace(ISO_2022_TWO_BYTE, (run) => 'x'.repeat(run.length)) : text;
+  return {
+    asciiCompatible: true,
+    text,
+    scan,
+    decodeCharset: (piece) => decodeBytes(Buffer.from(piece, 'latin1'), name),
+    encode: (rewritten) => Buffer.from(rewritten, 'latin1'),
+  };
+}

@@ -1,0 +1,66 @@
+// One recipient's body from a tracking template: each link slot gets its tracked URL, each pixel
+// slot its image, and each HTML part is encoded again as it came (base64 and quoted-printable
+// wrapped at 76 characters). A part sent as it is (7bit, 8bit) keeps every line within RFC
+// 5322's 998 characters: a rewritten link starts a new line inside its tag where needed
+// (a line break between attributes means nothing to HTML), or stays untracked.
+import { encode as qpEncode, wrap as qpWrap } from 'libqp';
+import type { HtmlSegment } from './html-plan.ts';
+import type { HtmlPartTemplate, TrackingTemplate } from './mime-template.ts';
+
+export interface TrackingUrls {
+  link: (target: string) => string;
+  pixel: (which: 'open' | 'initial_open') => string;
+}
+
+const MAX_LINE = 998;
+const PIXEL_STYLE = 'height:1px !important;width:1px !important;border-width:0 !important;margin:0 !important;padding:0 !important';
+
+export function pixelTag(url: string): string {
+  return `<img border="0" width="1" height="1" alt="" style="${PIXEL_STYLE}" src="${url}">`;
+}
+
+/** Characters since the last line break, after `text` is appended to a line `column` long. */
+function columnAfter(column: number, text: string): number {
+  const lastBreak = text.lastIndexOf('\n');
+  return lastBreak === -1 ? column + text.length : text.length - lastBreak - 1;
+}
+
+function fillSegments(segments: HtmlSegment[], urls: TrackingUrls, keepLinesShort: boolean): string {
+  let out = '';
+  let column = 0;
+  for (const segment of segments) {
+    let piece: string;
+    if (typeof segment === 'string') piece = segment;
+    else if (segment.kind === 'pixel') piece = `\r\n${pixelTag(urls.pixel(segment.which))}\r\n`;
+    else {
+      const attribute = `href="${urls.link(segment.target)}"`;
+      piece = `${segment.space || ' '}${attribute}`;
+      if (keepLinesShort && column + piece.length > MAX_LINE) {
+        piece = attribute.length <= MAX_LINE ? `\r\n${attribute}` : segment.original;
+      }
+    }
+    out += piece;
+    column = columnAfter(column, piece);
+  }
+  return out;
+}
+
+function base64Lines(bytes: Buffer): string {
+  return bytes.toString('base64').replace(/.{76}(?=.)/g, '$&\r\n');
+}
+
+function encodePart(part: HtmlPartTemplate, urls: TrackingUrls): Buffer {
+  let text = fillSegments(part.segments, urls, part.encoding === 'identity');
+  // Quoted-printable keeps line breaks literal: a bare CR or LF the sender encoded becomes a CRLF, as mail requires.
+  if (part.encoding === 'quoted-printable') text = text.replace(/\r\n|\r|\n/g, '\r\n');
+  const bytes = part.encode(text);
+  if (part.encoding === 'identity') return Buffer.concat([bytes, Buffer.from(part.trailer, 'latin1')]);
+  const encoded = part.encoding === 'base64' ? base64Lines(bytes) : qpWrap(qpEncode(bytes), 76);
+  // The line break before a boundary belongs to the boundary (mailsplit passes it on with it).
+  return Buffer.from(`${encoded}${part.trailer}`, 'latin1');
+}
+
+/** The body (from the empty line that ends the header block) one recipient receives. */
+export function fillTemplate(template: TrackingTemplate, urls: TrackingUrls): Buffer {
+  return Buffer.concat(template.pieces.map((piece) => (Buffer.isBuffer(piece) ? piece : encodePart(piece, urls))));
+}
