@@ -18,7 +18,7 @@ import { conditionTrue } from './conditions.ts';
 import type { Controller } from './controller.ts';
 import type { EventRecorder } from './events.ts';
 import type { OperatorMetrics } from './metrics.ts';
-import { FIELD_MANAGER, GROUP_VERSION, MANAGED_BY, SECRET_LABEL, isOwnedBy, paths, type ApiKeyObject, type SecretObject, type SendingDomainObject, type WebhookObject } from './resources.ts';
+import { FIELD_MANAGER, GROUP_VERSION, MANAGED_BY, SECRET_LABEL, isOwnedBy, paths, type ApiKeyObject, type SecretObject, type SendingDomainObject, type WebhookObject, type AccountSettingsObject } from './resources.ts';
 import { domainClaimant } from './sending-domain-controller.ts';
 
 export const CONFIG_KEY = 'config';
@@ -42,6 +42,7 @@ export interface ConfigControllerOptions {
   domains: Informer<SendingDomainObject>;
   apiKeys: Informer<ApiKeyObject>;
   webhooks?: Informer<WebhookObject>;
+  accountSettings?: Informer<AccountSettingsObject>;
   secrets: Informer<SecretObject>;
   targets: ConfigTargets;
   requireDnsVerification: boolean;
@@ -55,6 +56,17 @@ const live = (object: { metadata: { deletionTimestamp?: string } }) => !object.m
 const byAge = (a: SendingDomainObject, b: SendingDomainObject) =>
   (a.metadata.creationTimestamp ?? '').localeCompare(b.metadata.creationTimestamp ?? '')
   || `${a.metadata.namespace}/${a.metadata.name}`.localeCompare(`${b.metadata.namespace}/${b.metadata.name}`);
+
+/**
+ * A tracking domain whose CNAME the domain controller looked for and did not find is left out:
+ * links through it would lead nowhere, so the message uses the account's or the cluster's.
+ */
+function withVerifiedTrackingDomain(domain: SendingDomainObject): SendingDomainObject {
+  const record = domain.status?.dnsRecords?.find((r) => r.purpose === 'tracking');
+  if (!domain.spec.trackingDomain || !record || record.verified) return domain;
+  const { trackingDomain: _unverified, ...spec } = domain.spec;
+  return { ...domain, spec };
+}
 
 export class ConfigController implements Controller {
   readonly kind = 'Config';
@@ -78,6 +90,7 @@ export class ConfigController implements Controller {
     SendingDomain: () => [CONFIG_KEY],
     ApiKey: () => [CONFIG_KEY],
     Webhook: () => [CONFIG_KEY],
+    AccountSettings: () => [CONFIG_KEY],
     Secret: (secret: SecretObject) => (this.#madeFrom(secret) ? [CONFIG_KEY] : []),
   };
 
@@ -113,7 +126,7 @@ export class ConfigController implements Controller {
   compile(): { config: CompiledConfig; problems: ConfigProblem[] } {
     // An object held by a finalizer is deleted as far as mail is concerned.
     const all = this.#o.domains.list().filter(live);
-    const domains = all.filter((d) => this.#eligible(d, all)).sort(byAge);
+    const domains = all.filter((d) => this.#eligible(d, all)).sort(byAge).map(withVerifiedTrackingDomain);
     // A generated key whose Secret is not in the cache yet is simply not in force yet.
     // A generated key counts only from its own Secret (owned by this very ApiKey, not a predecessor of the same name).
     const apiKeys = this.#o.apiKeys.list().filter(live).filter((k) => {
@@ -131,7 +144,8 @@ export class ConfigController implements Controller {
     for (const k of apiKeys) want(k.metadata.namespace, apiKeySecret(k).name);
     const webhooks = (this.#o.webhooks?.list() ?? []).filter(live);
     for (const w of webhooks) if (w.spec.auth?.secretRef) want(w.metadata.namespace, w.spec.auth.secretRef.name);
-    return compileResources({ domains, apiKeys, webhooks, secrets, signingKey: (d) => this.#signingKey(d as SendingDomainObject) });
+    const accountSettings = (this.#o.accountSettings?.list() ?? []).filter(live);
+    return compileResources({ domains, apiKeys, webhooks, accountSettings, secrets, signingKey: (d) => this.#signingKey(d as SendingDomainObject) });
   }
 
   /**

@@ -2,13 +2,14 @@
 // kinds it watches and, for an event on an object of such a kind, the keys of its own it
 // must reconcile. The operator runs one work queue per controller and feeds it from the
 // shared informers; no controller knows about another.
-import type { ApiKeyObject, SecretObject, SendingDomainObject, WebhookObject } from './resources.ts';
+import type { AccountSettingsObject, ApiKeyObject, SecretObject, SendingDomainObject, WebhookObject } from './resources.ts';
 import type { ReconcileResult } from './work-queue.ts';
 
 export interface WatchedObjects {
   SendingDomain: SendingDomainObject;
   ApiKey: ApiKeyObject;
   Webhook: WebhookObject;
+  AccountSettings: AccountSettingsObject;
   Secret: SecretObject;
 }
 export type WatchedKind = keyof WatchedObjects;

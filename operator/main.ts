@@ -89,13 +89,14 @@ export async function startOperator(config: OperatorConfig, logger: Logger, onLo
     SendingDomain: informer('SendingDomain', paths.sendingDomains()),
     ApiKey: informer('ApiKey', paths.apiKeys()),
     Webhook: informer('Webhook', paths.webhooks()),
+    AccountSettings: informer('AccountSettings', paths.accountSettings()),
     // Only Secrets labelled for mtrelay: the cache stays small, and unlabelled Secrets stay out of reach.
     Secret: informer('Secret', paths.secrets(), SECRET_LABEL),
   };
-  const { SendingDomain: domains, ApiKey: apiKeys, Webhook: webhooks, Secret: secrets } = informers;
+  const { SendingDomain: domains, ApiKey: apiKeys, Webhook: webhooks, AccountSettings: accountSettings, Secret: secrets } = informers;
 
   const configController = new ConfigController({
-    client, domains, apiKeys, webhooks, secrets, targets: config.targets, requireDnsVerification: config.policy.requireDnsVerification, events, metrics, logger,
+    client, domains, apiKeys, webhooks, accountSettings, secrets, targets: config.targets, requireDnsVerification: config.policy.requireDnsVerification, events, metrics, logger,
   });
   const controllers: Controller[] = [
     new SendingDomainController({ client, domains, secrets, dns: new DnsChecker(config.dnsServers), events, policy: config.policy, logger }),

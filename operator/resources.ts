@@ -1,5 +1,5 @@
 // The resources the operator reads and writes, as they come from the API server.
-import type { ApiKey, SendingDomain, Secret, Webhook } from '../shared/config/types.ts';
+import type { AccountSettings, ApiKey, SendingDomain, Secret, Webhook } from '../shared/config/types.ts';
 import type { KubeObject } from '../shared/kube/client.ts';
 import { resourcePath } from '../shared/kube/client.ts';
 import type { Condition } from './conditions.ts';
@@ -47,10 +47,13 @@ export type ApiKeyObject = Omit<ApiKey, 'metadata'> & { metadata: ApiMeta; statu
 export type SecretObject = Omit<Secret, 'metadata'> & { metadata: ApiMeta };
 export type WebhookObject = Omit<Webhook, 'metadata'> & { metadata: ApiMeta; status?: { observedGeneration?: number; conditions?: Condition[] } };
 
+export type AccountSettingsObject = Omit<AccountSettings, 'metadata'> & { metadata: ApiMeta };
+
 export const paths = {
   sendingDomains: (namespace?: string, name?: string) => resourcePath(GROUP_VERSION, 'sendingdomains', namespace, name),
   apiKeys: (namespace?: string, name?: string) => resourcePath(GROUP_VERSION, 'apikeys', namespace, name),
   webhooks: (namespace?: string, name?: string) => resourcePath(GROUP_VERSION, 'webhooks', namespace, name),
+  accountSettings: (namespace?: string, name?: string) => resourcePath(GROUP_VERSION, 'accountsettings', namespace, name),
   secrets: (namespace?: string, name?: string) => resourcePath('v1', 'secrets', namespace, name),
 };
 

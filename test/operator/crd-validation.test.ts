@@ -79,6 +79,14 @@ describe('CEL rules', () => {
     api.kubectl(['apply', '-f', '-'], webhook(`${spec}  allowInsecureUrl: true\n`));
   });
 
+  test('AccountSettings: one per namespace, named default; its tracking domain a host name', () => {
+    const settings = (name: string, spec: string) => `apiVersion: mtrelay.dev/v1alpha1\nkind: AccountSettings\nmetadata:\n  name: ${name}\n  namespace: default\nspec:\n${spec}`;
+    assert.match(refusal(settings('mine', '  tracking: {opens: true}\n')), /an account has one AccountSettings, named default/);
+    assert.match(refusal(settings('default', '  tracking: {domain: "https://track.example"}\n')), /spec\.tracking\.domain.*should match/);
+    api.kubectl(['apply', '-f', '-'], settings('default', '  tracking: {opens: true, domain: track.example.com}\n'));
+    assert.match(api.kubectl(['get', 'accountsettings', '-n', 'default']), /default\s+true\s+false\s+track\.example\.com/);
+  });
+
   test('webhook auth other than none needs a secretRef', () => {
     assert.match(refusal(webhook('  url: https://hooks.example/events\n  events: [bounce]\n  auth:\n    type: hmac\n')),
       /auth\.secretRef is required for basic, bearer and hmac/);

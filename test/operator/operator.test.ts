@@ -358,6 +358,33 @@ describe('a domain and a key applied with kubectl', () => {
     assert.equal(config('mtrelay-relay-config').namespaces.acme?.webhooks, undefined);
   });
 
+  test('AccountSettings: the account\'s tracking defaults reach the deliverer\'s config, and follow a change', async () => {
+    api.kubectl(['apply', '-f', '-'], ['apiVersion: mtrelay.dev/v1alpha1', 'kind: AccountSettings', 'metadata: {name: default, namespace: acme}',
+      'spec: {tracking: {opens: true, clicks: true, domain: t.acme.test}}', ''].join('\n'));
+    const config = (name: string) => JSON.parse(gunzipSync(Buffer.from(getJson(['secret', '-n', SYSTEM, name]).data!['config.json.gz']!, 'base64')).toString()) as
+      { namespaces: Record<string, { settings?: object }> };
+    const settings = await eventually('settings in the deliverer config', () => config('mtrelay-deliverer-config').namespaces.acme?.settings);
+    assert.deepEqual(settings, { openTracking: true, clickTracking: true, trackingDomain: 't.acme.test' });
+    api.kubectl(['patch', 'accountsettings', '-n', 'acme', 'default', '--type=merge', '-p', '{"spec":{"tracking":{"clicks":false}}}']);
+    await eventually('settings changed', () => (config('mtrelay-deliverer-config').namespaces.acme?.settings as { clickTracking?: boolean } | undefined)?.clickTracking === false);
+  });
+
+  test('a sending domain\'s tracking domain is used only once its CNAME to the tracker is found', async () => {
+    apply(['apiVersion: mtrelay.dev/v1alpha1', 'kind: SendingDomain', 'metadata: {name: tracked-mail, namespace: acme}',
+      'spec: {domain: tracked.acme.test, dkim: {selector: s1}, trackingDomain: click.tracked.acme.test}']);
+    const records = await eventually('records in status', () => (getJson(['sendingdomain', '-n', 'acme', 'tracked-mail']).status as
+      { dnsRecords?: { type: string; name: string; value: string }[] } | undefined)?.dnsRecords);
+    for (const r of records.filter((r) => r.type === 'TXT')) cluster.dns.set(r.name, { TXT: [r.value] });
+    await eventually('Ready on DKIM alone', () => condition(getJson(['sendingdomain', '-n', 'acme', 'tracked-mail']).status, 'Ready')?.status === 'True');
+    const domain = () => (JSON.parse(gunzipSync(Buffer.from(getJson(['secret', '-n', SYSTEM, 'mtrelay-deliverer-config']).data!['config.json.gz']!, 'base64')).toString()) as
+      { namespaces: Record<string, { domains: Record<string, { trackingDomain?: string }> }> }).namespaces.acme?.domains['tracked.acme.test'];
+    await eventually('domain in the config', () => domain());
+    assert.equal(domain()!.trackingDomain, undefined, 'no CNAME yet: its links would lead nowhere');
+    const cname = records.find((r) => r.type === 'CNAME')!;
+    cluster.dns.set(cname.name, { CNAME: cname.value });
+    await eventually('tracking domain once its CNAME is found', () => domain()?.trackingDomain === 'click.tracked.acme.test');
+  });
+
   test('a domain claimed by a second namespace stays out of the config', async () => {
     await verifiedDomain('claimed-mail', 'claimed.acme.test');
     api.kubectl(['create', 'namespace', 'other']);
