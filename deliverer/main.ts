@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { watchTrackingKeys } from '../shared/tracking/keys-file.ts';
+import type { TrackingKeyRing } from '../shared/tracking/tokens.ts';
 import type { ConfigStore } from '../shared/config/store.ts';
 import type { ConfigOrigin } from '../shared/config/sources.ts';
 import { createKafka, type KafkaConnection } from '../shared/kafka/client.ts';
@@ -47,7 +48,8 @@ export interface DeliverySettings {
   limits: PoolLimits;
   connectTimeoutMs: number;
   socketTimeoutMs: number;
-  tracking: { keysFile?: string; url?: string; lifetimeSeconds: number };
+  /** The keys come from `keys` when the role already follows the file (standalone's tracker), else from `keysFile`. */
+  tracking: { keysFile?: string; keys?: () => TrackingKeyRing; url?: string; lifetimeSeconds: number };
 }
 
 export interface RunningDeliverer {
@@ -77,7 +79,7 @@ export function createDeliveryEngine(role: Role, settings: DeliverySettings, sto
     isSuppressed: (namespace, address) => suppressions.has(namespace, address),
     ...(settings.bounceDomain ? { bounceDomain: settings.bounceDomain } : {}),
     tracking: {
-      keys: settings.tracking.keysFile ? watchTrackingKeys(settings.tracking.keysFile, role, role.logger) : () => undefined,
+      keys: settings.tracking.keys ?? (settings.tracking.keysFile ? watchTrackingKeys(settings.tracking.keysFile, role, role.logger) : () => undefined),
       ...(settings.tracking.url ? { clusterUrl: settings.tracking.url } : {}),
       lifetimeSeconds: settings.tracking.lifetimeSeconds,
     },

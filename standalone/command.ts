@@ -2,7 +2,7 @@
 import { Command } from 'commander';
 import { addDeliveryOptions, deliverySettings, type DeliveryFlags } from '../deliverer/command.ts';
 import { addSmtpOptions, smtpSettings, type SmtpFlags } from '../relay/command.ts';
-import { addOpsOptions, option, type OpsFlags } from '../shared/cli-options.ts';
+import { addOpsOptions, integer, option, type OpsFlags } from '../shared/cli-options.ts';
 import { runRole } from '../shared/ops/role.ts';
 import type { RunningStandalone } from './main.ts';
 
@@ -10,6 +10,7 @@ interface StandaloneFlags extends SmtpFlags, DeliveryFlags, OpsFlags {
   state: string;
   resources?: string;
   exampleDomain: string;
+  trackerPort: number;
 }
 
 export function standaloneCommand(): Command {
@@ -17,7 +18,8 @@ export function standaloneCommand(): Command {
     .description('relay and deliverer in one process with an embedded durable queue (no Kafka, no Kubernetes)')
     .addOption(option('--state <dir>', 'folder for the queue, the event log, generated keys and certificate').default('.state/standalone'))
     .addOption(option('--resources <dir>', 'folder of SendingDomain, ApiKey and Secret manifests (default: <state>/resources, created with an example on first start)'))
-    .addOption(option('--example-domain <domain>', 'the sending domain of the example created on first start').default('example.com'));
+    .addOption(option('--example-domain <domain>', 'the sending domain of the example created on first start').default('example.com'))
+    .addOption(option('--tracker-port <port>', 'HTTP port of the open pixel and click redirects, on --host (0: any free port)').argParser(integer(0, 65535)).default(8080));
   return addOpsOptions(addDeliveryOptions(addSmtpOptions(command)), 9090)
     .action((flags: StandaloneFlags) => runRole('standalone', flags.logLevel, async (logger) => {
       const { startStandalone } = await import('./main.ts');
@@ -27,6 +29,7 @@ export function standaloneCommand(): Command {
         stateDir: flags.state,
         ...(flags.resources ? { resourcesDir: flags.resources } : {}),
         exampleDomain: flags.exampleDomain.toLowerCase(),
+        trackerPort: flags.trackerPort,
         metricsHost: flags.metricsHost,
         metricsPort: flags.metricsPort,
       }, logger);
@@ -38,7 +41,7 @@ export function standaloneCommand(): Command {
 function welcome(running: RunningStandalone, flags: StandaloneFlags): string {
   const port = running.server.port('submission');
   const host = flags.host === '0.0.0.0' ? 'localhost' : flags.host;
-  if (!running.firstRun) return `\nmtrelay standalone: SMTP on ${host}:${port} (STARTTLS); events in ${running.eventsLog}\n\n`;
+  if (!running.firstRun) return `\nmtrelay standalone: SMTP on ${host}:${port} (STARTTLS), tracking at ${running.trackingUrl}; events in ${running.eventsLog}\n\n`;
   const { domain, apiKey, dnsRecords } = running.firstRun;
   return [
     '',
@@ -54,7 +57,7 @@ function welcome(running: RunningStandalone, flags: StandaloneFlags): string {
     `    --auth-password ${apiKey} \\`,
     `    --server ${host}:${port} -tls`,
     '',
-    `Events are written to ${running.eventsLog}.`,
+    `Events are written to ${running.eventsLog}; open and click tracking answers at ${running.trackingUrl}.`,
     '',
     '',
   ].join('\n');

@@ -1,7 +1,7 @@
 // Standalone mode: the relay's SMTP service and the delivery engine in one process around
 // the embedded SQLite queue, configured from a folder of the same manifests. Same code
 // paths, same replies; one role with one stop sequence.
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { createDeliveryEngine, type DeliverySettings } from '../deliverer/main.ts';
@@ -13,6 +13,9 @@ import { createRelayMetrics } from '../relay/metrics.ts';
 import type { RelayServer } from '../relay/relay-server.ts';
 import { listenerPorts, startSmtpService } from '../relay/smtp-service.ts';
 import { Role } from '../shared/ops/role.ts';
+import { watchTrackingKeys, writeNewTrackingKeys } from '../shared/tracking/keys-file.ts';
+import { createTrackerMetrics } from '../tracker/metrics.ts';
+import { TrackerServer } from '../tracker/tracker-server.ts';
 import { createExampleResources, ensureSelfSignedCertificate, type FirstRunResult } from './first-run.ts';
 import { LocalDeliveryRuntime } from './local-runtime.ts';
 import { SqliteQueue } from './sqlite-queue.ts';
@@ -25,6 +28,8 @@ export interface StandaloneConfig extends DeliverySettings, Pick<RelayConfig, 's
   maxInFlight: number;
   metricsHost: string;
   metricsPort: number;
+  /** The tracker's HTTP port, on the SMTP listeners' host. */
+  trackerPort: number;
 }
 
 export interface RunningStandalone {
@@ -32,6 +37,8 @@ export interface RunningStandalone {
   server: RelayServer;
   firstRun: FirstRunResult | undefined;
   eventsLog: string;
+  /** Where tracked links and pixels point. */
+  trackingUrl: string;
   shutdown(): Promise<void>;
 }
 
@@ -54,8 +61,17 @@ export async function startStandalone(config: StandaloneConfig, logger: Logger):
     onEventLogError: (error) => logger.error({ err: error, eventsLog }, 'events could not be written to the event log; they stay queued and are written with the next ones'),
     onBodyError: (error, job) => logger.error({ err: error, job }, "a message's body file cannot be read; the job is set aside in dead_letters"),
   });
+  // The tracker answers in this process too; its opens and clicks go to the same event log.
+  const keysFile = config.tracking.keysFile ?? path.join(config.stateDir, 'tracking-keys');
+  if (!config.tracking.keysFile && !existsSync(keysFile)) writeNewTrackingKeys(keysFile);
+  const keys = watchTrackingKeys(keysFile, role, logger);
+  const tracker = new TrackerServer({ keys, metrics: createTrackerMetrics(role.registry), logger, publish: (event) => queue.recordEvents([event]) });
+  const trackerPort = await tracker.listen(config.trackerPort, config.settings.host);
+  role.onStop('tracker (requests in progress are answered)', () => tracker.close());
+  const trackingUrl = config.tracking.url ?? `http://${config.settings.host === '0.0.0.0' ? 'localhost' : config.settings.host}:${trackerPort}`;
+
   const suppressions = new SuppressionList();
-  const { deliverer, closePool } = createDeliveryEngine(role, config, store, suppressions, delivererMetrics);
+  const { deliverer, closePool } = createDeliveryEngine(role, { ...config, tracking: { ...config.tracking, keys, url: trackingUrl } }, store, suppressions, delivererMetrics);
   const runtime = new LocalDeliveryRuntime({ queue, deliverer, policy: config.policy, suppressions, metrics: delivererMetrics, logger, maxInFlight: config.maxInFlight });
   runtime.start();
   const server = await startSmtpService(role, {
@@ -64,6 +80,6 @@ export async function startStandalone(config: StandaloneConfig, logger: Logger):
   role.onStop('delivery loop (deliveries in flight finish)', () => runtime.stop());
   role.onStop('outbound SMTP connections', closePool);
   role.onStop('queue (pending writes are committed)', () => queue.close());
-  role.started({ ports: listenerPorts(server, config.settings), state: config.stateDir, resources: resourcesDir, queued: queue.depth }, 'standalone listening');
-  return { role, server, firstRun, eventsLog, shutdown: () => role.shutdown() };
+  role.started({ ports: listenerPorts(server, config.settings), trackerPort, state: config.stateDir, resources: resourcesDir, queued: queue.depth }, 'standalone listening');
+  return { role, server, firstRun, eventsLog, trackingUrl, shutdown: () => role.shutdown() };
 }

@@ -220,6 +220,15 @@ export class SqliteQueue implements SubmissionQueue, OutcomeSink<QueuedJob> {
     this.#files.remove(freedFiles);
   }
 
+  /** Events that belong to no job (opens and clicks): committed, then written to the event log with the others. */
+  recordEvents(events: object[]): void {
+    const insert = this.#db.prepare('INSERT INTO events_outbox (json) VALUES (?)');
+    this.#transaction(() => {
+      for (const e of events) insert.run(JSON.stringify(e));
+    });
+    this.#flushEvents();
+  }
+
   /**
    * Moves committed events to the JSON-lines event log. They stay in the outbox until appended,
    * so none is lost in a crash or on a full disk; a failed append is cut back to where it

@@ -2,6 +2,7 @@
 // click (the token's claims, and the request's client address and user agent).
 import { randomUUID } from 'node:crypto';
 import type { TrackingClaims } from '../shared/tracking/tokens.ts';
+import { machineReason, type MachineReason } from './machine-requests.ts';
 
 export interface TrackEvent {
   type: 'open' | 'initial_open' | 'click';
@@ -13,9 +14,13 @@ export interface TrackEvent {
   ip_address: string;
   user_agent: string;
   target_link_url?: string;
+  /** True when the request looks automatic (a privacy proxy's prefetch, a link scanner); see machine-requests.ts. */
+  machine: boolean;
+  machine_reason?: MachineReason;
 }
 
 export function trackEvent(claims: TrackingClaims, request: { ip: string; userAgent: string }, now = new Date()): TrackEvent {
+  const reason = machineReason(request);
   return {
     type: claims.kind,
     event_id: randomUUID(),
@@ -26,5 +31,7 @@ export function trackEvent(claims: TrackingClaims, request: { ip: string; userAg
     ip_address: request.ip,
     user_agent: request.userAgent,
     ...(claims.target ? { target_link_url: claims.target } : {}),
+    machine: reason !== undefined,
+    ...(reason ? { machine_reason: reason } : {}),
   };
 }

@@ -73,7 +73,8 @@ export function verifyToken(ring: TrackingKeyRing, token: string, now = Date.now
   if (!key) return { ok: false, reason: 'unknown_key' };
   const expected = mac(key, `${keyId}.${payload}`);
   const given = Buffer.from(signature, 'base64url');
-  if (given.length !== expected.length || !timingSafeEqual(given, expected)) return { ok: false, reason: 'bad_signature' };
+  // Base64's last character carries bits that decode to nothing: only the one canonical spelling counts, so no altered token passes.
+  if (given.length !== expected.length || !timingSafeEqual(given, expected) || given.toString('base64url') !== signature) return { ok: false, reason: 'bad_signature' };
   let compact: { k?: unknown; t?: unknown; r?: unknown; n?: unknown; x?: unknown; u?: unknown };
   try {
     compact = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as typeof compact;

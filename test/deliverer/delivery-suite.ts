@@ -5,9 +5,12 @@ import assert from 'node:assert/strict';
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import nodemailer from 'nodemailer';
+import { readTrackingKeys, writeNewTrackingKeys } from '../../shared/tracking/keys-file.ts';
+import { verifyToken } from '../../shared/tracking/tokens.ts';
 import { verifyDkim } from '../helpers/dkim-verify.ts';
+import { mimeParts } from '../helpers/mime-parts.ts';
 import { TestDnsServer } from '../helpers/dns-server.ts';
-import { accountFolder, dkimSecretYaml, newApiKey } from '../helpers/resources.ts';
+import { accountFolder, dkimSecretYaml, newApiKey, tempDir } from '../helpers/resources.ts';
 import { SmtpSink } from '../helpers/smtp-sink.ts';
 import { createTestCa } from '../helpers/tls.ts';
 import { sharedPort } from '../helpers/ports.ts';
@@ -32,6 +35,10 @@ export function deliverySuite(harness: DeliveryHarness): void {
   const mxCert = ca.issue('mx', ['mx1.recipient.test', 'mx2.recipient.test', 'mx.plain.test']);
   const dkim = generateKeyPairSync('rsa', { modulusLength: 2048 });
   account.write('dkim.yaml', dkimSecretYaml('acme', 'example-com', dkim.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString()));
+  // The account tracks clicks by default; opens only where X-MT-ATTR asks.
+  account.write('settings.yaml', 'apiVersion: mtrelay.dev/v1alpha1\nkind: AccountSettings\nmetadata: {name: default, namespace: acme}\nspec: {tracking: {clicks: true}}\n');
+  const trackingKeys = `${tempDir('tracking-keys')}/keys`;
+  writeNewTrackingKeys(trackingKeys);
   const dns = new TestDnsServer();
   let port: number;
   let mx1: SmtpSink;
@@ -43,7 +50,8 @@ export function deliverySuite(harness: DeliveryHarness): void {
     return ['--dns', dnsAddress, '--smtp-port', String(port), '--tls-ca', ca.caCert,
       '--tls-policy', 'plain-required.test=required', '--tls-policy', 'recipient.test=verified',
       '--retry-delays', '1s,2s', '--retry-expiry', '15s', '--connect-timeout', '2s', '--socket-timeout', '3s',
-      '--bounce-domain', 'bounces.example.com', '--helo-name', 'out.example.com'];
+      '--bounce-domain', 'bounces.example.com', '--helo-name', 'out.example.com',
+      '--tracking-keys', trackingKeys, '--tracking-url', 'https://track.mtrelay.test'];
   }
 
   before(async () => {
@@ -72,12 +80,13 @@ export function deliverySuite(harness: DeliveryHarness): void {
     await Promise.all([mx1?.close(), mx2?.close(), plain?.close(), dns.stop()]);
   });
 
-  async function send(to: string[], attr?: object, subject = 'Hello'): Promise<string> {
+  async function send(to: string[], attr?: object, subject = 'Hello', html?: string): Promise<string> {
     const transport = nodemailer.createTransport({ host: '127.0.0.1', port: harness.submitPort(), secure: false, ignoreTLS: true, auth: { user: 'smtp_mt_injection', pass: key } });
     try {
       const info = await transport.sendMail({
         from: 'Shop <shop@example.com>', to, subject, text: `body ${randomUUID()}`, messageId: `<${randomUUID()}@example.com>`,
         ...(attr ? { headers: { 'X-MT-ATTR': JSON.stringify(attr) } } : {}),
+        ...(html ? { html } : {}),
       });
       return /OK (\d+)$/.exec(info.response)![1]!;
     } finally {
@@ -143,6 +152,33 @@ export function deliverySuite(harness: DeliveryHarness): void {
         const tampered = Buffer.from(copy!.message.toString('latin1').replace(/body /, 'bodY '), 'latin1');
         assert.match(await verifyDkim(tampered, dnsAddress), /^fail/);
       }
+    });
+
+    test('open and click tracking: each recipient its own signed links and pixels, DKIM still valid; archive and plain text untouched', async () => {
+      const html = '<html><body><p>Sale</p><a href="https://shop.example/sale?a=1&amp;b=2">Sale</a> <a href="mailto:help@example.com">help</a></body></html>';
+      const id = await send(['track1@recipient.test', 'track2@recipient.test'], { optionsAttributes: { openTracking: true }, archive: ['track-arch@recipient.test'] }, 'Tracked', html);
+      const keys = readTrackingKeys(trackingKeys);
+      const tokens = (text: string, kind: string) => [...text.matchAll(new RegExp(`https://track\\.mtrelay\\.test/${kind}/([A-Za-z0-9_.-]+?)(?:\\.gif)?"`, 'g'))]
+        .map(([, token]) => verifyToken(keys, token!)).map((v) => (v.ok ? v.claims : assert.fail(`token does not verify: ${v.reason}`)));
+      for (const address of ['track1@recipient.test', 'track2@recipient.test']) {
+        const [copy] = await mx1.waitFor(address);
+        assert.deepEqual(copy!.rcptTo, [address], 'a tracked copy is its own transaction');
+        assert.equal(await verifyDkim(copy!.message, dnsAddress), 'pass');
+        const parts = mimeParts(copy!.message).parts;
+        assert.match(parts.find((p) => p.type === 'text/plain')!.text!, /^body [0-9a-f-]{36}$/, 'plain text untouched');
+        const text = parts.find((p) => p.type === 'text/html')!.text!;
+        assert.match(text, /<a href="mailto:help@example\.com">help<\/a>/);
+        assert.deepEqual(tokens(text, 'c').map((c) => [c.kind, c.target, c.rcptTo, c.transmissionId, c.namespace]),
+          [['click', 'https://shop.example/sale?a=1&b=2', address, id, 'acme']]);
+        assert.deepEqual(tokens(text, 'o').map((c) => [c.kind, c.rcptTo]), [['initial_open', address], ['open', address]]);
+      }
+      const [archived] = await mx1.waitFor('track-arch@recipient.test');
+      assert.doesNotMatch(archived!.message.toString(), /track\.mtrelay\.test/, 'the archive copy is as the sender wrote it');
+      assert.equal(await verifyDkim(archived!.message, dnsAddress), 'pass');
+      // X-MT-ATTR turns the account's click tracking off for one message.
+      const untracked = await send(['track3@recipient.test'], { optionsAttributes: { clickTracking: false } }, 'Not tracked', html);
+      await waitForEvent(untracked, (e) => e.type === 'delivery');
+      assert.doesNotMatch((await mx1.waitFor('track3@recipient.test'))[0]!.message.toString(), /track\.mtrelay\.test/);
     });
 
     test('opportunistic TLS delivers in the clear to a server without STARTTLS; required TLS waits', async () => {

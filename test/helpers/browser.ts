@@ -22,9 +22,12 @@ export async function withBrowser<T>(fn: (browser: Browser) => Promise<T>): Prom
   }
 }
 
-/** A new page showing `html`, once it and its images have loaded. */
-export async function openHtml(browser: Browser, html: string): Promise<Page> {
-  const page = await browser.newPage();
+/** A desktop Chrome's user agent: headless Chromium names itself HeadlessChrome, which trackers count as a machine. */
+export const DESKTOP_CHROME_AGENT = 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36';
+
+/** A new page showing `html`, once it and its images have loaded; `userAgent` as a reader's browser would send it. */
+export async function openHtml(browser: Browser, html: string, options: { userAgent?: string } = {}): Promise<Page> {
+  const page = await browser.newPage(options.userAgent ? { userAgent: options.userAgent } : {});
   await page.setContent(html, { waitUntil: 'load' });
   return page;
 }

@@ -30,6 +30,10 @@ test('a changed claim, another key, a forged key id or an expired token does not
   const otherTarget = Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(payload, 'base64url').toString()), u: 'https://evil.example.net/' })).toString('base64url');
   assert.deepEqual(verifyToken(ring, `${id}.${otherTarget}.${mac}`, now), { ok: false, reason: 'bad_signature' });
   assert.deepEqual(verifyToken(ring, `${id}.${payload}.${mac.slice(0, -2)}AA`, now), { ok: false, reason: 'bad_signature' });
+  // The MAC's last base64 character has two bits that decode to nothing: another spelling of the same bytes is refused too.
+  const respelled = mac.slice(0, -1) + 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'[('ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'.indexOf(mac.at(-1)!) ^ 1)];
+  assert.deepEqual(Buffer.from(respelled, 'base64url'), Buffer.from(mac, 'base64url'), 'the same bytes');
+  assert.deepEqual(verifyToken(ring, `${id}.${payload}.${respelled}`, now), { ok: false, reason: 'bad_signature' });
   assert.deepEqual(verifyToken(keyRing([{ id: 'k1', secret: randomBytes(32) }]), token, now), { ok: false, reason: 'bad_signature' });
   assert.deepEqual(verifyToken(ring, `k9.${payload}.${mac}`, now), { ok: false, reason: 'unknown_key' });
   assert.deepEqual(verifyToken(ring, token, click.expiresAt * 1000), { ok: false, reason: 'expired' });

@@ -58,7 +58,7 @@ test("a signed open pixel: a GIF never cached, and an open event with the reader
   const [event] = await waitForEvents(open.transmissionId, 1);
   assert.deepEqual({ ...event, event_id: undefined, timestamp: undefined }, {
     type: 'open', transmission_id: open.transmissionId, namespace: 'shop', rcpt_to: 'reader@example.com', ip_address: '127.0.0.1',
-    user_agent: 'TestMail/1.0', event_id: undefined, timestamp: undefined,
+    user_agent: 'TestMail/1.0', machine: false, event_id: undefined, timestamp: undefined,
   });
   const initial = claims('initial_open');
   assert.equal((await get(`${base}/o/${signToken(keyRing([k1]), initial)}.gif`)).status, 200);
