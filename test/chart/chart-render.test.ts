@@ -1,21 +1,27 @@
 // The chart rendered by the real helm over every value set in charts/mtrelay/ci/: it lints
 // clean, its helm-unittest suites pass, and what it renders agrees with the code it deploys —
-// every flag is one the role accepts, the RBAC is operator/rbac.yaml's, the CRDs are crds/,
-// the Strimzi topics are the ones the roles would create — and every pod is locked down.
+// every flag is one the role accepts, every file a flag names is mounted, the RBAC is
+// operator/rbac.yaml's, the CRDs are crds/, the Strimzi topics are the ones the roles would
+// create, the tracking keys it generates are a file the roles read — and every pod is locked down.
 // @needs chart processes
 // @limit 120s
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { parseAllDocuments } from 'yaml';
 import { topicConfigs } from '../../shared/kafka/topics.ts';
+import { readTrackingKeys } from '../../shared/tracking/keys-file.ts';
+import { tempDir } from '../helpers/resources.ts';
 import { repoRoot } from '../kafka/broker.ts';
 import { chartDir, find, helm, helmUnittest, render, renderText, valueSets, valuesFile, type KubeObject } from './chart.ts';
 
-interface Container { name: string; args: string[]; securityContext: Record<string, unknown>; resources?: { requests?: object; limits?: object }; readinessProbe?: unknown; livenessProbe?: unknown }
-interface PodSpec { securityContext: Record<string, unknown>; containers: Container[]; serviceAccountName: string }
+interface Container {
+  name: string; args: string[]; securityContext: Record<string, unknown>; resources?: { requests?: object; limits?: object };
+  readinessProbe?: unknown; livenessProbe?: unknown; volumeMounts?: { name: string; mountPath: string }[];
+}
+interface PodSpec { securityContext: Record<string, unknown>; containers: Container[]; serviceAccountName: string; automountServiceAccountToken?: boolean }
 const podSpec = (o: KubeObject) => (o.spec as { template: { spec: PodSpec } }).template.spec;
 
 /** The long flags `mtrelay <role> --help` lists. */
@@ -46,10 +52,11 @@ describe('every value set renders', () => {
     test(set, () => {
       const objects = render({ set, namespace: 'mail' });
       const workloads = objects.filter((o) => o.kind === 'Deployment');
-      assert.deepEqual(workloads.map((o) => o.metadata.name).sort(), ['mtrelay-deliverer', 'mtrelay-operator', 'mtrelay-relay']);
+      assert.deepEqual(workloads.map((o) => o.metadata.name).sort(), ['mtrelay-deliverer', 'mtrelay-operator', 'mtrelay-relay', 'mtrelay-tracker']);
+      const values = parseAllDocuments(readFileSync(valuesFile(set), 'utf8'))[0]!.toJS() as { tracking?: { keys?: { existingSecret?: string } } };
       for (const o of objects) {
-        // Secrets come only from the user or the operator: the chart renders none.
-        assert.notEqual(o.kind, 'Secret', `${set}: the chart rendered a Secret ${o.metadata.name}`);
+        // Secrets come from the user or the operator; the chart makes only the tracking keys, unless the user has them.
+        if (o.kind === 'Secret') assert.ok(o.metadata.name === 'mtrelay-tracking-keys' && !values.tracking?.keys?.existingSecret, `${set}: the chart rendered a Secret ${o.metadata.name}`);
         assert.equal(o.metadata.labels?.['app.kubernetes.io/instance'], 'mtrelay', `${o.kind}/${o.metadata.name} labels`);
         if (!/^(ClusterRole|ClusterRoleBinding|CustomResourceDefinition)$/.test(o.kind)) assert.equal(o.metadata.namespace, 'mail', `${o.kind}/${o.metadata.name}`);
       }
@@ -66,10 +73,29 @@ describe('every value set renders', () => {
           const [role, ...args] = c.args;
           const known = knownFlags(role!);
           for (const arg of args) assert.ok(known.has(arg.split('=')[0]!), `${where}: ${arg} is not a flag of mtrelay ${role}`);
+          // Every file a flag names is in one of the container's mounts (the root file system holds none of them).
+          for (const file of args.flatMap((a) => a.split('=').slice(1).join('=').split(',')).filter((f) => f.startsWith('/etc/mtrelay/'))) {
+            assert.ok((c.volumeMounts ?? []).some((m) => file.startsWith(`${m.mountPath}/`)), `${where}: ${file} is in no volume mount`);
+          }
         }
       }
+      // The tracker faces the Internet: no API server token in its pods.
+      assert.equal(podSpec(find(objects, 'Deployment', 'mtrelay-tracker')).automountServiceAccountToken, false, set);
     });
   }
+});
+
+test('the tracking keys the chart generates are a keys file the tracker and the deliverer read', () => {
+  const secret = find(render({ set: 'defaults' }), 'Secret', 'mtrelay-tracking-keys');
+  const file = path.join(tempDir('chart-tracking-keys'), 'keys');
+  writeFileSync(file, Buffer.from((secret.data as { keys: string }).keys, 'base64'));
+  const ring = readTrackingKeys(file);
+  assert.equal(ring.keys.size, 1);
+  const [key] = [...ring.keys.values()];
+  assert.match(key!.id, /^k\d{8}$/);
+  assert.equal(key!.secret.length, 32);
+  // Random per install: two renders (no cluster to look the Secret up in) differ.
+  assert.notEqual((find(render({ set: 'defaults' }), 'Secret', 'mtrelay-tracking-keys').data as { keys: string }).keys, (secret.data as { keys: string }).keys);
 });
 
 test('the values schema closes every object it describes', () => {
@@ -102,7 +128,7 @@ test('the CRDs the chart installs are crds/, byte for byte', () => {
       `charts/mtrelay/files/crds/${name} differs from crds/${name}: cp crds/*.yaml charts/mtrelay/files/crds/`);
   }
   const rendered = render({ set: 'defaults' }).filter((o) => o.kind === 'CustomResourceDefinition');
-  assert.deepEqual(rendered.map((o) => o.metadata.name).sort(), ['apikeys.mtrelay.dev', 'sendingdomains.mtrelay.dev', 'webhooks.mtrelay.dev']);
+  assert.deepEqual(rendered.map((o) => o.metadata.name).sort(), ['accountsettings.mtrelay.dev', 'apikeys.mtrelay.dev', 'sendingdomains.mtrelay.dev', 'webhooks.mtrelay.dev']);
 });
 
 test('the RBAC is operator/rbac.yaml, which the operator tests run with', () => {

@@ -81,9 +81,13 @@ app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 {{- end -}}
 
-{{/* The Kafka connection after Strimzi's KafkaUser is taken into account. */}}
+{{/*
+The Kafka connection of a role after Strimzi's KafkaUser is taken into account; called with
+(dict "root" . "component" <role>). The tracker, which faces the Internet, has a KafkaUser of
+its own that may only write engagement events.
+*/}}
 {{- define "mtrelay.kafka" -}}
-{{- $k := .Values.kafka -}}
+{{- $k := .root.Values.kafka -}}
 {{- $user := include "mtrelay.kafkaUser" . -}}
 {{- $strimziUser := $k.strimzi.user.enabled -}}
 {{- $scram := and $strimziUser (eq $k.strimzi.user.authentication "scram-sha-512") -}}
@@ -95,20 +99,30 @@ app.kubernetes.io/component: {{ .component }}
 {{- toYaml (dict "tls" $tls "ca" (dict "name" $ca "key" $k.tls.caSecret.key) "client" $client "sasl" $sasl "createTopics" (and $k.createTopics (not $k.strimzi.topics.enabled))) -}}
 {{- end -}}
 
-{{- define "mtrelay.kafkaUser" -}}{{ include "mtrelay.fullname" . }}{{- end -}}
+{{/* The Strimzi KafkaUser (and its Secret) a role connects as: (dict "root" . "component" <role>). */}}
+{{- define "mtrelay.kafkaUser" -}}
+{{- include "mtrelay.fullname" .root }}{{ if eq .component "tracker" }}-tracker{{ end -}}
+{{- end -}}
 
-{{/* Arguments of the Kafka roles (relay, deliverer): brokers, TLS, SASL, topics. */}}
+{{/*
+Arguments of the Kafka roles: brokers, TLS, SASL, and for relay and deliverer the topics they
+create and the records they produce (the tracker creates no topic and has no such flags).
+Called with (dict "root" . "component" <role>).
+*/}}
 {{- define "mtrelay.kafkaArgs" -}}
+{{- $root := .root -}}
 {{- $c := include "mtrelay.kafka" . | fromYaml -}}
-- --kafka={{ .Values.kafka.bootstrapServers }}
-- --topic-prefix={{ .Values.kafka.topicPrefix }}
-- --partitions={{ .Values.kafka.partitions }}
-- --replication-factor={{ .Values.kafka.replicationFactor }}
-- --retry-delays={{ join "," .Values.kafka.retryDelays }}
-- --kafka-compression={{ .Values.kafka.compression }}
-- --max-size={{ .Values.maxMessageBytes | int64 }}
+- --kafka={{ $root.Values.kafka.bootstrapServers }}
+- --topic-prefix={{ $root.Values.kafka.topicPrefix }}
+{{- if ne .component "tracker" }}
+- --partitions={{ $root.Values.kafka.partitions }}
+- --replication-factor={{ $root.Values.kafka.replicationFactor }}
+- --retry-delays={{ join "," $root.Values.kafka.retryDelays }}
+- --kafka-compression={{ $root.Values.kafka.compression }}
+- --max-size={{ $root.Values.maxMessageBytes | int64 }}
 {{- if not $c.createTopics }}
 - --no-create-topics
+{{- end }}
 {{- end }}
 {{- if $c.tls }}
 - --kafka-tls
@@ -160,6 +174,22 @@ app.kubernetes.io/component: {{ .component }}
     secretName: {{ $c.sasl.name }}
     items: [{key: {{ $c.sasl.key }}, path: password}]
 {{- end }}
+{{- end -}}
+
+{{/*
+The tracking keys (one "<id> <base64 secret>" a line, newest first), shared by the tracker and
+the deliverer: the user's Secret, or the one the chart generates once and keeps.
+*/}}
+{{- define "mtrelay.trackingKeysSecret" -}}
+{{- .Values.tracking.keys.existingSecret | default (printf "%s-tracking-keys" (include "mtrelay.fullname" .)) -}}
+{{- end -}}
+
+{{/* The whole Secret is mounted (no subPath), so a changed Secret reaches the file in the pod. */}}
+{{- define "mtrelay.trackingKeysVolume" -}}
+- name: tracking-keys
+  secret:
+    secretName: {{ include "mtrelay.trackingKeysSecret" . }}
+    items: [{key: keys, path: keys}]
 {{- end -}}
 
 {{/* Pod and container security: non-root, read-only root, nothing to escalate to. */}}
