@@ -18,6 +18,7 @@ COPY deliverer ./deliverer
 COPY standalone ./standalone
 COPY operator ./operator
 COPY tracker ./tracker
+COPY dispatcher ./dispatcher
 RUN npm run bundle
 
 FROM ${RUNTIME_BASE}

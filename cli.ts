@@ -3,6 +3,7 @@
 import './shared/kafka/kafkajs-patches.ts';
 import { Command } from 'commander';
 import { delivererCommand } from './deliverer/command.ts';
+import { dispatcherCommand } from './dispatcher/command.ts';
 import { operatorCommand } from './operator/command.ts';
 import { relayCommand } from './relay/command.ts';
 import { standaloneCommand } from './standalone/command.ts';
@@ -18,12 +19,13 @@ process.on('warning', (warning) => {
 });
 
 const program = new Command('mtrelay')
-  .description('Kubernetes-native SMTP relay: submission, delivery, operator, tracking')
+  .description('Kubernetes-native SMTP relay: submission, delivery, operator, tracking, webhooks')
   .addCommand(relayCommand())
   .addCommand(delivererCommand())
   .addCommand(standaloneCommand())
   .addCommand(operatorCommand())
   .addCommand(trackerCommand())
+  .addCommand(dispatcherCommand())
   .showHelpAfterError();
 
 program.parseAsync(process.argv).catch((error: Error) => {

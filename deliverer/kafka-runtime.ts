@@ -6,7 +6,7 @@ import { recordHeaders } from '../shared/kafka/record-headers.ts';
 import { topicNames } from '../shared/kafka/topics.ts';
 import { DeliveryCore, type DeliveryCoreOptions } from './delivery-core.ts';
 import { KafkaOutcomeSink, type KafkaJob } from './kafka-outcome-sink.ts';
-import { OffsetTracker } from './offset-tracker.ts';
+import { InFlightGate, OffsetCommits } from '../shared/kafka/offset-commits.ts';
 import { readRetryState } from './retry-record.ts';
 
 export interface KafkaRuntimeOptions extends Omit<DeliveryCoreOptions<KafkaJob>, 'sink'> {
@@ -40,14 +40,12 @@ const FETCH_MAX_WAIT_MS = 100;
 export class KafkaDeliveryRuntime {
   readonly #o: KafkaRuntimeOptions;
   readonly #topics: ReturnType<typeof topicNames>;
-  readonly #tracker = new OffsetTracker();
   readonly #consumer: Consumer;
   readonly #producer: Producer;
   readonly #core: DeliveryCore<KafkaJob>;
-  readonly #slots: (() => void)[] = [];
-  #commitTimer: NodeJS.Timeout | undefined;
+  readonly #commits: OffsetCommits;
+  readonly #gate: InFlightGate;
   #stopping = false;
-  #committing = false;
 
   constructor(options: KafkaRuntimeOptions) {
     this.#o = options;
@@ -65,6 +63,8 @@ export class KafkaDeliveryRuntime {
     this.#producer = options.kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
     const sink = new KafkaOutcomeSink({ producer: this.#producer, prefix: options.prefix, topics: this.#topics, logger: options.logger, compression: options.compression });
     this.#core = new DeliveryCore({ ...options, sink });
+    this.#commits = new OffsetCommits(this.#consumer, options.logger);
+    this.#gate = new InFlightGate(() => this.#core.inFlight >= options.maxInFlight);
   }
 
   async start(): Promise<void> {
@@ -84,22 +84,11 @@ export class KafkaDeliveryRuntime {
       partitionsConsumedConcurrently: 4,
       eachBatch: (payload) => this.#eachBatch(payload),
     });
-    this.#commitTimer = setInterval(() => void this.#commit(), 500);
+    this.#commits.start(500);
   }
 
   #subscribed(): string[] {
     return [this.#topics.submissions, ...this.#topics.retries];
-  }
-
-  /** Waits for a free slot, heartbeating meanwhile so the group does not evict a busy member. */
-  async #slot(heartbeat: () => Promise<void>): Promise<void> {
-    while (this.#core.inFlight >= this.#o.maxInFlight && !this.#stopping) {
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, 3000);
-        this.#slots.push(() => { clearTimeout(timer); resolve(); });
-      });
-      await heartbeat().catch(() => undefined);
-    }
   }
 
   async #eachBatch({ batch, resolveOffset, heartbeat, isRunning, isStale, pause }: EachBatchPayload): Promise<void> {
@@ -108,7 +97,8 @@ export class KafkaDeliveryRuntime {
     const isRetry = topic !== this.#topics.submissions;
     for (const message of batch.messages) {
       if (!isRunning() || isStale() || this.#stopping) return;
-      if (this.#tracker.isStarted(topic, partition, message.offset)) {
+      const tracker = this.#commits.tracker;
+      if (tracker.isStarted(topic, partition, message.offset)) {
         resolveOffset(message.offset); // fetched again after a rebalance; already ours
         continue;
       }
@@ -122,35 +112,19 @@ export class KafkaDeliveryRuntime {
           return;
         }
       }
-      await this.#slot(heartbeat);
+      await this.#gate.wait(heartbeat);
       if (!isRunning() || isStale() || this.#stopping) return;
-      this.#tracker.start(topic, partition, message.offset);
+      tracker.start(topic, partition, message.offset);
       resolveOffset(message.offset); // fetch on; the commit still waits for the outcome
       void this.#core.run(job)
         // Not even set aside: the offset must not pass it. The process stops; the record comes back to the group.
         .catch((error: unknown) => this.#o.onFatal(new Error(`record ${topic}/${partition}/${message.offset} could not be dead-lettered: ${(error as Error).message}`, { cause: error })))
         .finally(() => {
-          this.#tracker.finish(topic, partition, message.offset);
-          for (const wake of this.#slots.splice(0)) wake();
+          tracker.finish(topic, partition, message.offset);
+          this.#gate.wake();
         });
     }
     await heartbeat();
-  }
-
-  async #commit(): Promise<void> {
-    if (this.#committing) return;
-    const offsets = this.#tracker.committable();
-    if (!offsets.length) return;
-    this.#committing = true;
-    try {
-      await this.#consumer.commitOffsets(offsets);
-      this.#tracker.markCommitted(offsets);
-    } catch (error) {
-      // A rebalance took the partition; its new owner redelivers from the last commit.
-      this.#o.logger.warn({ err: error }, 'offset commit failed');
-    } finally {
-      this.#committing = false;
-    }
   }
 
   /**
@@ -159,12 +133,10 @@ export class KafkaDeliveryRuntime {
    */
   async stop(): Promise<void> {
     this.#stopping = true;
-    for (const wake of this.#slots.splice(0)) wake();
+    this.#gate.stop();
     this.#consumer.pause(this.#subscribed().map((topic) => ({ topic })));
     while (this.#core.inFlight > 0) await new Promise((r) => setTimeout(r, 50));
-    clearInterval(this.#commitTimer);
-    while (this.#committing) await new Promise((r) => setTimeout(r, 10));
-    await this.#commit();
+    await this.#commits.stop();
     await this.#consumer.disconnect();
     await this.#producer.disconnect();
   }

@@ -12,6 +12,7 @@ interface OperatorFlags extends OpsFlags {
   namespace: string;
   relayConfigSecret: string;
   delivererConfigSecret: string;
+  dispatcherConfigSecret: string;
   leaseName: string;
   leaseDuration: number;
   renewDeadline: number;
@@ -42,6 +43,7 @@ export function operatorCommand(): Command {
     .addOption(option('--namespace <namespace>', 'namespace of the config Secrets and the leader Lease').default(process.env.POD_NAMESPACE ?? 'mtrelay-system'))
     .addOption(option('--relay-config-secret <name>', 'Secret (set) with the relay\'s config: key hashes and domains, no private keys').default('mtrelay-relay-config'))
     .addOption(option('--deliverer-config-secret <name>', 'Secret (set) with the deliverer\'s config, DKIM keys included').default('mtrelay-deliverer-config'))
+    .addOption(option('--dispatcher-config-secret <name>', 'Secret (set) with the dispatcher\'s config: webhooks and their credentials').default('mtrelay-dispatcher-config'))
     .addOption(option('--lease-name <name>', 'Lease the replicas elect their leader on').default('mtrelay-operator'))
     .addOption(option('--lease-duration <duration>', 'how long a leader\'s Lease holds without renewal').argParser(duration).default(15_000, '15s'))
     .addOption(option('--renew-deadline <duration>', 'a leader that cannot renew for this long stops leading').argParser(duration).default(10_000, '10s'))
@@ -58,11 +60,16 @@ export function operatorCommand(): Command {
     .action((flags: OperatorFlags) => runRole('operator', flags.logLevel, async (logger) => (await import('./main.ts')).startOperator(operatorConfig(flags), logger, () => process.exit(1))));
 }
 
-/** The two sets must not share a Secret: NAME or NAME-<n> of one may not be the other's. */
-function checkSetNames(relay: string, deliverer: string): void {
+/** The sets must not share a Secret: NAME or NAME-<n> of one may not be another's. */
+function checkSetNames(sets: Record<string, string>): void {
   const overlaps = (a: string, b: string) => a === b || new RegExp(`^${a.replace(/[.-]/g, '\\$&')}-\\d+$`).test(b);
-  if (overlaps(relay, deliverer) || overlaps(deliverer, relay)) {
-    throw new InvalidArgumentError(`--relay-config-secret ${relay} and --deliverer-config-secret ${deliverer} would share Secrets; choose names that are not each other's pieces`);
+  const named = Object.entries(sets);
+  for (const [flagA, a] of named) {
+    for (const [flagB, b] of named) {
+      if (flagA !== flagB && overlaps(a, b)) {
+        throw new InvalidArgumentError(`--${flagA} ${a} and --${flagB} ${b} would share Secrets; choose names that are not each other's pieces`);
+      }
+    }
   }
 }
 
@@ -74,12 +81,12 @@ function checkLeaseTimes(flags: OperatorFlags): void {
 }
 
 function operatorConfig(flags: OperatorFlags): OperatorConfig {
-  checkSetNames(flags.relayConfigSecret, flags.delivererConfigSecret);
+  checkSetNames({ 'relay-config-secret': flags.relayConfigSecret, 'deliverer-config-secret': flags.delivererConfigSecret, 'dispatcher-config-secret': flags.dispatcherConfigSecret });
   checkLeaseTimes(flags);
   return {
     ...(flags.kubeconfig ? { kubeconfig: flags.kubeconfig } : {}),
     identity: flags.identity,
-    targets: { namespace: flags.namespace, relaySecret: flags.relayConfigSecret, delivererSecret: flags.delivererConfigSecret, ticketKeyRotationMs: flags.tlsTicketKeyRotation },
+    targets: { namespace: flags.namespace, relaySecret: flags.relayConfigSecret, delivererSecret: flags.delivererConfigSecret, dispatcherSecret: flags.dispatcherConfigSecret, ticketKeyRotationMs: flags.tlsTicketKeyRotation },
     leaseNamespace: flags.namespace,
     leaseName: flags.leaseName,
     leaseDurationMs: flags.leaseDuration,

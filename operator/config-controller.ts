@@ -2,7 +2,7 @@
 // the informer caches (so a deletion needs no special path), and writes two Secret sets —
 // the relay's (no private keys) and the deliverer's — only when their content changed.
 import type { Logger } from 'pino';
-import { newTicketKey, relayView, withTicketKey } from '../shared/config/compiled-config.ts';
+import { delivererView, dispatcherView, newTicketKey, relayView, withTicketKey } from '../shared/config/compiled-config.ts';
 import { compileResources } from '../shared/config/compiler.ts';
 import { CONFIG_SET_LABEL, MAX_CONFIG_PIECES, decodeConfigSecrets, encodeConfigSecrets, pieceSecretName, readConfigIndex } from '../shared/config/config-secrets.ts';
 import { canonicalJson } from '../shared/config/hash.ts';
@@ -18,7 +18,7 @@ import { conditionTrue } from './conditions.ts';
 import type { Controller } from './controller.ts';
 import type { EventRecorder } from './events.ts';
 import type { OperatorMetrics } from './metrics.ts';
-import { FIELD_MANAGER, GROUP_VERSION, MANAGED_BY, SECRET_LABEL, isOwnedBy, paths, type ApiKeyObject, type SecretObject, type SendingDomainObject, type WebhookObject, type AccountSettingsObject } from './resources.ts';
+import { FIELD_MANAGER, GROUP_VERSION, MANAGED_BY, SECRET_LABEL, isOwnedBy, paths, type ApiKeyObject, type SecretObject, type SendingDomainObject, type WebhookObject, type AccountSettingsObject, webhookSecretNames } from './resources.ts';
 import { domainClaimant } from './sending-domain-controller.ts';
 
 export const CONFIG_KEY = 'config';
@@ -31,6 +31,7 @@ export interface ConfigTargets {
   namespace: string;
   relaySecret: string;
   delivererSecret: string;
+  dispatcherSecret: string;
   /** Bytes per piece (tests make it small to exercise sharding). */
   pieceBytes?: number;
   /** How long the relays' shared TLS ticket key is used before a new one replaces it. */
@@ -111,7 +112,7 @@ export class ConfigController implements Controller {
   #madeFrom(secret: SecretObject): boolean {
     const { namespace, name, labels } = secret.metadata;
     return labels?.[CONFIG_SET_LABEL] !== undefined || sendingDomainOfSecret(name) !== undefined
-      || (this.#o.webhooks?.list(namespace) ?? []).some((w) => w.spec.auth?.secretRef?.name === name)
+      || (this.#o.webhooks?.list(namespace) ?? []).some((w) => webhookSecretNames(w).includes(name))
       || this.#o.apiKeys.list(namespace).some((k) => apiKeySecret(k).name === name);
   }
 
@@ -143,7 +144,7 @@ export class ConfigController implements Controller {
     for (const d of domains) want(d.metadata.namespace, dkimSecretName(d.metadata.name));
     for (const k of apiKeys) want(k.metadata.namespace, apiKeySecret(k).name);
     const webhooks = (this.#o.webhooks?.list() ?? []).filter(live);
-    for (const w of webhooks) if (w.spec.auth?.secretRef) want(w.metadata.namespace, w.spec.auth.secretRef.name);
+    for (const w of webhooks) for (const name of webhookSecretNames(w)) want(w.metadata.namespace, name);
     const accountSettings = (this.#o.accountSettings?.list() ?? []).filter(live);
     return compileResources({ domains, apiKeys, webhooks, accountSettings, secrets, signingKey: (d) => this.#signingKey(d as SendingDomainObject) });
   }
@@ -172,11 +173,12 @@ export class ConfigController implements Controller {
     const started = Date.now();
     const { config, problems } = this.compile();
     this.#reportProblems(problems);
-    const { relaySecret, delivererSecret } = this.#o.targets;
+    const { relaySecret, delivererSecret, dispatcherSecret } = this.#o.targets;
     const ticket = this.#ticketKey(started);
     try {
       await this.#writeSet('relay', relaySecret, withTicketKey(relayView(config), ticket));
-      await this.#writeSet('deliverer', delivererSecret, config);
+      await this.#writeSet('deliverer', delivererSecret, delivererView(config));
+      await this.#writeSet('dispatcher', dispatcherSecret, dispatcherView(config));
       this.#writeFailure = undefined;
     } catch (error) {
       this.#writeFailure = (error as Error).message;

@@ -49,6 +49,11 @@ export type WebhookObject = Omit<Webhook, 'metadata'> & { metadata: ApiMeta; sta
 
 export type AccountSettingsObject = Omit<AccountSettings, 'metadata'> & { metadata: ApiMeta };
 
+/** The Secrets a Webhook names: its credentials and its signing key. */
+export function webhookSecretNames(webhook: WebhookObject): string[] {
+  return [webhook.spec.auth?.secretRef?.name, webhook.spec.signing?.secretRef.name].filter((n): n is string => Boolean(n));
+}
+
 export const paths = {
   sendingDomains: (namespace?: string, name?: string) => resourcePath(GROUP_VERSION, 'sendingdomains', namespace, name),
   apiKeys: (namespace?: string, name?: string) => resourcePath(GROUP_VERSION, 'apikeys', namespace, name),

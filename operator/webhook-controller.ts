@@ -6,7 +6,7 @@ import type { Informer } from '../shared/kube/informer.ts';
 import { setConditions, type ConditionInput } from './conditions.ts';
 import type { Controller } from './controller.ts';
 import type { EventRecorder } from './events.ts';
-import { SECRET_LABEL, keyOf, paths, splitKey, type SecretObject, type WebhookObject } from './resources.ts';
+import { SECRET_LABEL, keyOf, paths, splitKey, webhookSecretNames, type SecretObject, type WebhookObject } from './resources.ts';
 import { announceReady, applyStatus, eventTarget } from './status.ts';
 import type { ReconcileResult } from './work-queue.ts';
 
@@ -27,9 +27,9 @@ export class WebhookController implements Controller {
 
   readonly watches = {
     Webhook: (webhook: WebhookObject) => [keyOf(webhook)],
-    // The credentials Secret, by the webhooks that name it.
+    // The credentials and signing Secrets, by the webhooks that name them.
     Secret: (secret: SecretObject) => this.#o.webhooks.list(secret.metadata.namespace)
-      .filter((w) => w.spec.auth?.secretRef?.name === secret.metadata.name).map(keyOf),
+      .filter((w) => webhookSecretNames(w).includes(secret.metadata.name)).map(keyOf),
   };
 
   keys(): string[] {
@@ -40,18 +40,21 @@ export class WebhookController implements Controller {
     const { namespace, name } = splitKey(key);
     const webhook = this.#o.webhooks.get(name, namespace);
     if (!webhook || webhook.metadata.deletionTimestamp) return; // being deleted: nothing to make right
-    const ref = webhook.spec.auth?.secretRef?.name;
     // Only Secrets labelled for mtrelay are cached; a direct read tells "missing" from "not labelled".
-    const direct = ref && !this.#o.secrets.get(ref, namespace) ? await this.#o.client.get<SecretObject>(paths.secrets(namespace, ref)) : undefined;
-    const unlabelled = direct && direct.metadata.labels?.[SECRET_LABEL] === undefined ? direct : undefined;
-    const secret = ref ? this.#o.secrets.get(ref, namespace) ?? (unlabelled ? undefined : direct) : undefined;
-    const secrets = new Map(secret ? [[`${namespace}/${ref}`, secret]] : []);
+    const secrets = new Map<string, SecretObject>();
+    let unlabelled: string | undefined;
+    for (const ref of webhookSecretNames(webhook)) {
+      const cached = this.#o.secrets.get(ref, namespace);
+      const direct = cached ? undefined : await this.#o.client.get<SecretObject>(paths.secrets(namespace, ref));
+      if (direct && direct.metadata.labels?.[SECRET_LABEL] === undefined) unlabelled ??= ref;
+      else if (cached ?? direct) secrets.set(`${namespace}/${ref}`, (cached ?? direct)!);
+    }
     const { problems } = compileResources({ domains: [], apiKeys: [], webhooks: [webhook], secrets });
     const condition: ConditionInput = unlabelled
       ? { type: 'Ready', status: 'False', reason: 'SecretNotLabelled',
-        message: `Secret ${ref} is not labelled ${SECRET_LABEL}; label it to let mtrelay send its credentials (kubectl label secret -n ${namespace} ${ref} ${SECRET_LABEL}=webhook)` }
+        message: `Secret ${unlabelled} is not labelled ${SECRET_LABEL}; label it to let mtrelay send its credentials (kubectl label secret -n ${namespace} ${unlabelled} ${SECRET_LABEL}=webhook)` }
       : problems.length
-      ? { type: 'Ready', status: 'False', reason: secret ? 'InvalidSecret' : 'SecretNotFound', message: problems[0]!.message }
+      ? { type: 'Ready', status: 'False', reason: /not found/.test(problems[0]!.message) ? 'SecretNotFound' : 'InvalidSecret', message: problems[0]!.message }
       : { type: 'Ready', status: 'True', reason: 'Ready', message: `events ${webhook.spec.events?.length ? webhook.spec.events.join(', ') : '(all)'} go to ${webhook.spec.url}` };
     const status = { observedGeneration: webhook.metadata.generation, conditions: setConditions(webhook.status?.conditions, [condition], webhook.metadata.generation) };
     // A Secret created later without the label fires no event here: look again now and then.

@@ -1,12 +1,13 @@
 // `mtrelay standalone`: relay and deliverer in one process with an embedded queue.
 import { Command } from 'commander';
 import { addDeliveryOptions, deliverySettings, type DeliveryFlags } from '../deliverer/command.ts';
+import { addWebhookOptions, dispatchPolicy, type WebhookFlags } from '../dispatcher/command.ts';
 import { addSmtpOptions, smtpSettings, type SmtpFlags } from '../relay/command.ts';
 import { addOpsOptions, integer, option, type OpsFlags } from '../shared/cli-options.ts';
 import { runRole } from '../shared/ops/role.ts';
 import type { RunningStandalone } from './main.ts';
 
-interface StandaloneFlags extends SmtpFlags, DeliveryFlags, OpsFlags {
+interface StandaloneFlags extends SmtpFlags, DeliveryFlags, WebhookFlags, OpsFlags {
   state: string;
   resources?: string;
   exampleDomain: string;
@@ -20,7 +21,7 @@ export function standaloneCommand(): Command {
     .addOption(option('--resources <dir>', 'folder of SendingDomain, ApiKey and Secret manifests (default: <state>/resources, created with an example on first start)'))
     .addOption(option('--example-domain <domain>', 'the sending domain of the example created on first start').default('example.com'))
     .addOption(option('--tracker-port <port>', 'HTTP port of the open pixel and click redirects, on --host (0: any free port)').argParser(integer(0, 65535)).default(8080));
-  return addOpsOptions(addDeliveryOptions(addSmtpOptions(command)), 9090)
+  return addOpsOptions(addWebhookOptions(addDeliveryOptions(addSmtpOptions(command))), 9090)
     .action((flags: StandaloneFlags) => runRole('standalone', flags.logLevel, async (logger) => {
       const { startStandalone } = await import('./main.ts');
       const running = await startStandalone({
@@ -30,6 +31,7 @@ export function standaloneCommand(): Command {
         ...(flags.resources ? { resourcesDir: flags.resources } : {}),
         exampleDomain: flags.exampleDomain.toLowerCase(),
         trackerPort: flags.trackerPort,
+        webhooks: dispatchPolicy(flags),
         metricsHost: flags.metricsHost,
         metricsPort: flags.metricsPort,
       }, logger);

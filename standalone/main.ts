@@ -12,6 +12,9 @@ import type { RelayConfig } from '../relay/main.ts';
 import { createRelayMetrics } from '../relay/metrics.ts';
 import type { RelayServer } from '../relay/relay-server.ts';
 import { listenerPorts, startSmtpService } from '../relay/smtp-service.ts';
+import { createDispatcher } from '../dispatcher/main.ts';
+import { EventLogSource } from '../dispatcher/event-log-source.ts';
+import type { DispatchPolicy } from '../dispatcher/webhook-queue.ts';
 import { Role } from '../shared/ops/role.ts';
 import { watchTrackingKeys, writeNewTrackingKeys } from '../shared/tracking/keys-file.ts';
 import { createTrackerMetrics } from '../tracker/metrics.ts';
@@ -30,6 +33,8 @@ export interface StandaloneConfig extends DeliverySettings, Pick<RelayConfig, 's
   metricsPort: number;
   /** The tracker's HTTP port, on the SMTP listeners' host. */
   trackerPort: number;
+  /** Batching and retries of webhook posts. */
+  webhooks: DispatchPolicy;
 }
 
 export interface RunningStandalone {
@@ -77,7 +82,12 @@ export async function startStandalone(config: StandaloneConfig, logger: Logger):
   const server = await startSmtpService(role, {
     settings: config.settings, store, queue, metrics: relayMetrics, certificates, authThrottle: config.authThrottle,
   });
+  // Webhooks follow the event log, as dispatchers follow mtrelay.events in a cluster.
+  const { dispatcher } = createDispatcher(role, store, config.webhooks, undefined);
+  const webhookFeed = new EventLogSource({ log: eventsLog, checkpoint: path.join(config.stateDir, 'webhooks.checkpoint'), dispatcher, logger });
+  webhookFeed.start();
   role.onStop('delivery loop (deliveries in flight finish)', () => runtime.stop());
+  role.onStop('webhooks (posts in progress end; the position of what is done is kept)', () => webhookFeed.stop());
   role.onStop('outbound SMTP connections', closePool);
   role.onStop('queue (pending writes are committed)', () => queue.close());
   role.started({ ports: listenerPorts(server, config.settings), trackerPort, state: config.stateDir, resources: resourcesDir, queued: queue.depth }, 'standalone listening');

@@ -6,6 +6,7 @@ import { EventBatcher } from '../shared/kafka/event-batcher.ts';
 import { retryKafka, topicNames } from '../shared/kafka/topics.ts';
 import { Role } from '../shared/ops/role.ts';
 import { watchTrackingKeys } from '../shared/tracking/keys-file.ts';
+import { trustedProxies } from './client-address.ts';
 import { createTrackerMetrics } from './metrics.ts';
 import { TrackerServer } from './tracker-server.ts';
 
@@ -13,6 +14,7 @@ export interface TrackerConfig {
   host: string;
   port: number;
   keysFile: string;
+  trustedProxies: string[];
   kafka: KafkaConnection;
   /** The topics' prefix: events go to <prefix>.events, which the relay and deliverer create. */
   topicPrefix: string;
@@ -37,7 +39,7 @@ export async function startTracker(config: TrackerConfig, logger: Logger): Promi
   const pending = new Set<Promise<void>>();
 
   const server = new TrackerServer({
-    keys, metrics, logger,
+    keys, metrics, logger, trustedProxies: trustedProxies(config.trustedProxies),
     publish: (event) => {
       const sent = batcher.send([{ key: event.transmission_id, value: JSON.stringify(event) }]).then(
         () => metrics.events.inc({ type: event.type }),

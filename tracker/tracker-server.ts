@@ -2,9 +2,10 @@
 // Nothing unsigned is ever followed: a token that does not verify gets 404, so the tracker is no
 // open redirect. Answers do not wait for Kafka: an event is handed over after the answer.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, BlockList } from 'node:net';
 import type { Logger } from 'pino';
 import { verifyToken, type TrackingKeyRing } from '../shared/tracking/tokens.ts';
+import { clientAddress } from './client-address.ts';
 import type { TrackerMetrics } from './metrics.ts';
 import { trackEvent, type TrackEvent } from './track-events.ts';
 
@@ -18,6 +19,8 @@ export interface TrackerServerOptions {
   publish: (event: TrackEvent) => void;
   metrics: TrackerMetrics;
   logger: Logger;
+  /** Proxies whose X-Forwarded-For is believed (see client-address.ts). */
+  trustedProxies?: BlockList;
 }
 
 export class TrackerServer {
@@ -67,7 +70,8 @@ export class TrackerServer {
     else response.writeHead(302, { location: verified.claims.target!, 'content-length': 0, ...NO_CACHE }).end();
     // A HEAD request is a scanner or a prefetch looking, not a reader: no event.
     if (request.method === 'GET') {
-      this.#o.publish(trackEvent(verified.claims, { ip: request.socket.remoteAddress ?? '', userAgent: request.headers['user-agent'] ?? '' }));
+      const ip = clientAddress(request.socket.remoteAddress ?? '', request.headers['x-forwarded-for'], this.#o.trustedProxies);
+      this.#o.publish(trackEvent(verified.claims, { ip, userAgent: request.headers['user-agent'] ?? '' }));
     }
   }
 

@@ -17,6 +17,19 @@ export function relayView(config: CompiledConfig): CompiledConfig {
   return { ...config, namespaces };
 }
 
+/** The deliverer signs and tracks: private keys and settings, no API keys and no webhook credentials. */
+export function delivererView(config: CompiledConfig): CompiledConfig {
+  const namespaces = Object.fromEntries(Object.entries(config.namespaces).map(([ns, { webhooks: _credentials, ...rest }]) => [ns, rest]));
+  return { ...config, namespaces, apiKeys: [] };
+}
+
+/** The dispatcher posts events: webhooks and their credentials only. */
+export function dispatcherView(config: CompiledConfig): CompiledConfig {
+  const namespaces = Object.fromEntries(Object.entries(config.namespaces)
+    .filter(([, n]) => n.webhooks?.length).map(([ns, n]) => [ns, { domains: {}, webhooks: n.webhooks! }]));
+  return { ...config, namespaces, apiKeys: [] };
+}
+
 /** Node.js's TLS ticket key: 16 bytes of name, 16 of HMAC secret, 16 of AES key. */
 export const TICKET_KEY_BYTES = 48;
 export const newTicketKey = (): Buffer => randomBytes(TICKET_KEY_BYTES);

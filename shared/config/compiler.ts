@@ -9,6 +9,7 @@ import sendingDomainSchema from './schemas/sending-domain.schema.json' with { ty
 import apiKeySchema from './schemas/api-key.schema.json' with { type: 'json' };
 import secretSchema from './schemas/secret.schema.json' with { type: 'json' };
 import accountSettingsSchema from './schemas/account-settings.schema.json' with { type: 'json' };
+import webhookSchema from './schemas/webhook.schema.json' with { type: 'json' };
 import { validateCompiledConfig } from './compiled-config.ts';
 import { MIN_API_KEY_LENGTH } from './credentials.ts';
 import { apiKeyPrefix, canonicalJson, sha256Hex } from './hash.ts';
@@ -26,6 +27,7 @@ const validators: Record<string, ValidateFunction> = {
   [`${API_GROUP_VERSION}/ApiKey`]: ajv.compile(apiKeySchema),
   'v1/Secret': ajv.compile(secretSchema),
   [`${API_GROUP_VERSION}/AccountSettings`]: ajv.compile(accountSettingsSchema),
+  [`${API_GROUP_VERSION}/Webhook`]: ajv.compile(webhookSchema),
 };
 
 const DEFAULT_NAMESPACE = 'default';
@@ -57,8 +59,8 @@ function secretValue(secret: Secret, key: string): string | undefined {
 }
 
 /** Validates every document against its schema and sorts the known kinds; others are ignored. */
-function validateAll(documents: SourcedDocument[], problems: ConfigProblem[]): Resource[] {
-  const resources: Resource[] = [];
+function validateAll(documents: SourcedDocument[], problems: ConfigProblem[]): (Resource | Webhook)[] {
+  const resources: (Resource | Webhook)[] = [];
   for (const { source, document } of documents) {
     if (document === null || document === undefined) continue; // an empty YAML document
     const kind = kindOf(document);
@@ -77,12 +79,12 @@ function validateAll(documents: SourcedDocument[], problems: ConfigProblem[]): R
       });
       continue;
     }
-    resources.push(document as Resource);
+    resources.push(document as Resource | Webhook);
   }
   return resources;
 }
 
-function indexUnique<T extends Resource>(items: T[], problems: ConfigProblem[]): Map<string, T> {
+function indexUnique<T extends Resource | Webhook>(items: T[], problems: ConfigProblem[]): Map<string, T> {
   const byName = new Map<string, T>();
   for (const item of items) {
     const key = `${namespaceOf(item)}/${item.metadata.name}`;
@@ -178,7 +180,7 @@ function compileApiKeys(keys: ApiKey[], secrets: Map<string, Secret>, problems: 
 }
 
 /** Which Secret keys hold a webhook's credentials, by auth type. */
-const WEBHOOK_SECRET_KEYS = { none: [], basic: ['username', 'password'], bearer: ['token'], hmac: ['secret'] } as const;
+const WEBHOOK_SECRET_KEYS = { none: [], basic: ['username', 'password'], bearer: ['token'], oauth2: ['clientId', 'clientSecret'] } as const;
 
 function compileWebhooks(webhooks: Webhook[], secrets: Map<string, Secret>, problems: ConfigProblem[]): { namespace: string; compiled: CompiledWebhook }[] {
   const compiled: { namespace: string; compiled: CompiledWebhook }[] = [];
@@ -199,9 +201,21 @@ function compileWebhooks(webhooks: Webhook[], secrets: Map<string, Secret>, prob
         continue;
       }
     }
+    let signingSecret: string | undefined;
+    const signing = resource.spec.signing?.secretRef.name;
+    if (signing) {
+      const secret = secrets.get(`${namespace}/${signing}`);
+      signingSecret = secret && secretValue(secret, 'secret');
+      if (!signingSecret) {
+        problems.push(about(resource, secret ? `Secret ${namespace}/${signing} has no "secret" (the signing key)` : `Secret ${namespace}/${signing} not found`));
+        continue;
+      }
+    }
+    const oauth2 = type === 'oauth2' ? { tokenUrl: resource.spec.auth!.tokenUrl!, ...(resource.spec.auth!.scope ? { scope: resource.spec.auth!.scope } : {}) } : {};
     compiled.push({ namespace, compiled: {
       name: resource.metadata.name, url: resource.spec.url, events: [...(resource.spec.events ?? [])].sort(),
-      auth: { type, ...values } as CompiledWebhook['auth'],
+      auth: { type, ...values, ...oauth2 } as CompiledWebhook['auth'],
+      ...(signingSecret ? { signingSecret } : {}),
     } });
   }
   return compiled;
@@ -219,7 +233,7 @@ function compileSettings(settings: AccountSettings[], namespaces: Record<string,
   }
 }
 
-const byKind = <K extends ResourceKind>(resources: Resource[], kind: K) => resources.filter((r): r is Extract<Resource, { kind: K }> => r.kind === kind);
+const byKind = <K extends ResourceKind>(resources: (Resource | Webhook)[], kind: K) => resources.filter((r): r is Extract<Resource | Webhook, { kind: K }> => r.kind === kind);
 
 /** Compiles the documents, or throws ConfigCompileError listing every problem found. */
 export function compileConfig(documents: SourcedDocument[]): CompiledConfig {
@@ -229,7 +243,10 @@ export function compileConfig(documents: SourcedDocument[]): CompiledConfig {
   const keys = indexUnique(byKind(resources, 'ApiKey'), problems);
   const secrets = indexUnique(byKind(resources, 'Secret'), problems);
   const accountSettings = indexUnique(byKind(resources, 'AccountSettings'), problems);
-  const { config, problems: more } = compileResources({ domains: [...domains.values()], apiKeys: [...keys.values()], secrets, accountSettings: [...accountSettings.values()] });
+  const webhooks = indexUnique(byKind(resources, 'Webhook'), problems);
+  const { config, problems: more } = compileResources({
+    domains: [...domains.values()], apiKeys: [...keys.values()], secrets, accountSettings: [...accountSettings.values()], webhooks: [...webhooks.values()],
+  });
   problems.push(...more);
   if (problems.length) throw new ConfigCompileError(problems);
   return config;

@@ -48,7 +48,7 @@ export interface Secret {
   stringData?: Record<string, string>;
 }
 
-export type WebhookEvent = 'injection' | 'delivery' | 'delay' | 'bounce' | 'policy_rejection' | 'open' | 'click';
+export type WebhookEvent = 'injection' | 'delivery' | 'delay' | 'bounce' | 'policy_rejection' | 'open' | 'initial_open' | 'click';
 
 export interface Webhook {
   apiVersion: typeof API_GROUP_VERSION;
@@ -58,7 +58,8 @@ export interface Webhook {
     url: string;
     allowInsecureUrl?: boolean;
     events?: WebhookEvent[];
-    auth?: { type: 'none' | 'basic' | 'bearer' | 'hmac'; secretRef?: { name: string } };
+    auth?: { type: 'none' | 'basic' | 'bearer' | 'oauth2'; secretRef?: { name: string }; tokenUrl?: string; scope?: string };
+    signing?: { secretRef: { name: string } };
   };
 }
 
@@ -104,13 +105,16 @@ export interface CompiledApiKey {
   expiresAt?: string;
 }
 
-/** A webhook target with its credentials: only in the deliverer's part of the config. */
+/** A webhook target with its credentials: only in the dispatcher's part of the config. */
 export interface CompiledWebhook {
   name: string;
   url: string;
   /** Empty: every event type. */
   events: WebhookEvent[];
-  auth: { type: 'none' } | { type: 'basic'; username: string; password: string } | { type: 'bearer'; token: string } | { type: 'hmac'; secret: string };
+  auth: { type: 'none' } | { type: 'basic'; username: string; password: string } | { type: 'bearer'; token: string }
+    | { type: 'oauth2'; clientId: string; clientSecret: string; tokenUrl: string; scope?: string };
+  /** The HMAC-SHA256 key batches are signed with. */
+  signingSecret?: string;
 }
 
 /** The account's defaults as the deliverer applies them. */

@@ -1,7 +1,7 @@
 // The pure parts of at-least-once delivery: the offset watermark and the retry ladder.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { OffsetTracker } from '../../deliverer/offset-tracker.ts';
+import { OffsetTracker } from '../../shared/kafka/offset-tracker.ts';
 import { nextStep, retryPolicy } from '../../deliverer/retry-policy.ts';
 import { parseDuration } from '../../shared/duration.ts';
 

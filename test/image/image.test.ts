@@ -56,7 +56,7 @@ test('one image: under 200 MB, a numeric non-root user, no HEALTHCHECK, OCI labe
   assert.equal(config!.Config.Labels['org.opencontainers.image.title'], 'mtrelay');
   assert.equal(config!.Config.Labels['org.opencontainers.image.revision'], 'test');
   assert.deepEqual(Object.keys(config!.Config.Volumes).sort(), ['/tmp', '/var/lib/mtrelay']);
-  for (const role of ['relay', 'deliverer', 'standalone', 'operator', 'tracker']) {
+  for (const role of ['relay', 'deliverer', 'standalone', 'operator', 'tracker', 'dispatcher']) {
     const help = podmanRun(['run', '--rm', '--network', 'none', '--read-only', IMAGE, role, '--help']);
     assert.equal(help.status, 0, help.stderr);
     assert.match(help.stdout, new RegExp(`^Usage: mtrelay ${role} \\[options\\]`, 'm'));

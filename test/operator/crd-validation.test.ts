@@ -87,9 +87,14 @@ describe('CEL rules', () => {
     assert.match(api.kubectl(['get', 'accountsettings', '-n', 'default']), /default\s+true\s+false\s+track\.example\.com/);
   });
 
-  test('webhook auth other than none needs a secretRef', () => {
-    assert.match(refusal(webhook('  url: https://hooks.example/events\n  events: [bounce]\n  auth:\n    type: hmac\n')),
-      /auth\.secretRef is required for basic, bearer and hmac/);
+  test('webhook auth other than none needs a secretRef; oauth2 needs an https token URL', () => {
+    assert.match(refusal(webhook('  url: https://hooks.example/events\n  events: [bounce]\n  auth:\n    type: bearer\n')),
+      /auth\.secretRef is required for basic, bearer and oauth2/);
+    assert.match(refusal(webhook('  url: https://hooks.example/events\n  auth:\n    type: oauth2\n    secretRef: {name: creds}\n')),
+      /auth\.tokenUrl is required for oauth2/);
+    assert.match(refusal(webhook('  url: https://hooks.example/events\n  auth:\n    type: oauth2\n    secretRef: {name: creds}\n    tokenUrl: http://auth.example/token\n')),
+      /spec\.auth\.tokenUrl must be https:\/\/ unless spec\.allowInsecureUrl is true/);
+    api.kubectl(['apply', '-f', '-'], webhook('  url: https://hooks.example/events\n  auth:\n    type: oauth2\n    secretRef: {name: creds}\n    tokenUrl: https://auth.example/token\n  signing:\n    secretRef: {name: signing}\n'));
   });
 });
 

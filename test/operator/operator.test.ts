@@ -334,16 +334,19 @@ describe('a domain and a key applied with kubectl', () => {
     assert.equal(signing()?.dkimSelector, 'r1');
   });
 
-  test('a Webhook: its target and HMAC secret reach the deliverer\'s config only; a missing Secret is reported', async () => {
+  test('a Webhook: its target, credentials and signing secret reach the dispatcher\'s config only; a missing Secret is reported', async () => {
     api.kubectl(['create', 'secret', 'generic', 'hook-signing', '-n', 'acme', '--from-literal=secret=s3cr3t-signing-key']);
     api.kubectl(['label', 'secret', '-n', 'acme', 'hook-signing', 'mtrelay.dev/secret=webhook']);
+    api.kubectl(['create', 'secret', 'generic', 'hook-token', '-n', 'acme', '--from-literal=token=b3arer']);
+    api.kubectl(['label', 'secret', '-n', 'acme', 'hook-token', 'mtrelay.dev/secret=webhook']);
     // A Secret without the label is refused: naming it must not be a way to send it somewhere.
     api.kubectl(['create', 'secret', 'generic', 'someone-elses', '-n', 'acme', '--from-literal=token=not-for-webhooks']);
-    const hook = (name: string, secret: string) => api.kubectl(['apply', '-f', '-'], ['apiVersion: mtrelay.dev/v1alpha1', 'kind: Webhook',
-      `metadata: {name: ${name}, namespace: acme}`, `spec: {url: "https://hooks.acme.test/${name}", events: [bounce, delivery], auth: {type: hmac, secretRef: {name: ${secret}}}}`, ''].join('\n'));
-    hook('events', 'hook-signing');
-    hook('broken', 'no-such-secret');
-    hook('sneaky', 'someone-elses');
+    const hook = (name: string, token: string, signing: string) => api.kubectl(['apply', '-f', '-'], ['apiVersion: mtrelay.dev/v1alpha1', 'kind: Webhook',
+      `metadata: {name: ${name}, namespace: acme}`,
+      `spec: {url: "https://hooks.acme.test/${name}", events: [bounce, delivery], auth: {type: bearer, secretRef: {name: ${token}}}, signing: {secretRef: {name: ${signing}}}}`, ''].join('\n'));
+    hook('events', 'hook-token', 'hook-signing');
+    hook('broken', 'hook-token', 'no-such-secret');
+    hook('sneaky', 'someone-elses', 'hook-signing');
     await eventually('webhook Ready', () => condition(getJson(['webhook', '-n', 'acme', 'events']).status, 'Ready')?.status === 'True');
     const broken = await eventually('broken webhook reported', () => {
       const c = condition(getJson(['webhook', '-n', 'acme', 'broken']).status, 'Ready');
@@ -352,10 +355,15 @@ describe('a domain and a key applied with kubectl', () => {
     assert.match(broken.message, /Secret acme\/no-such-secret not found/);
     await eventually('unlabelled webhook Secret refused', () => condition(getJson(['webhook', '-n', 'acme', 'sneaky']).status, 'Ready')?.reason === 'SecretNotLabelled');
     const config = (name: string) => JSON.parse(gunzipSync(Buffer.from(getJson(['secret', '-n', SYSTEM, name]).data!['config.json.gz']!, 'base64')).toString()) as
-      { namespaces: Record<string, { webhooks?: { name: string; url: string; events: string[]; auth: { type: string; secret?: string } }[] }> };
-    const delivered = await eventually('webhook in the deliverer config', () => config('mtrelay-deliverer-config').namespaces.acme?.webhooks);
-    assert.deepEqual(delivered, [{ name: 'events', url: 'https://hooks.acme.test/events', events: ['bounce', 'delivery'], auth: { type: 'hmac', secret: 's3cr3t-signing-key' } }]);
+      { namespaces: Record<string, { domains: object; webhooks?: object[] }>; apiKeys: object[] };
+    const dispatched = await eventually('webhook in the dispatcher config', () => config('mtrelay-dispatcher-config').namespaces.acme?.webhooks);
+    assert.deepEqual(dispatched, [{ name: 'events', url: 'https://hooks.acme.test/events', events: ['bounce', 'delivery'], auth: { type: 'bearer', token: 'b3arer' }, signingSecret: 's3cr3t-signing-key' }]);
+    // The dispatcher's config holds nothing else: no domains (no private keys), no API keys.
+    assert.deepEqual(config('mtrelay-dispatcher-config').namespaces.acme?.domains, {});
+    assert.deepEqual(config('mtrelay-dispatcher-config').apiKeys, []);
     assert.equal(config('mtrelay-relay-config').namespaces.acme?.webhooks, undefined);
+    assert.equal(config('mtrelay-deliverer-config').namespaces.acme?.webhooks, undefined);
+    assert.deepEqual(config('mtrelay-deliverer-config').apiKeys, []);
   });
 
   test('AccountSettings: the account\'s tracking defaults reach the deliverer\'s config, and follow a change', async () => {

@@ -18,7 +18,7 @@ const copy = tempDir('production');
 const node24 = path.dirname(process.execPath);
 /** PATH with this run's Node.js 24 first, as an image has it. */
 const withNode24 = { PATH: `${node24}:${process.env.PATH}` };
-const ROLES = ['relay', 'deliverer', 'standalone', 'operator', 'tracker'];
+const ROLES = ['relay', 'deliverer', 'standalone', 'operator', 'tracker', 'dispatcher'];
 
 before(() => {
   // The project's files as a clean clone has them (tracked, and new files not ignored).

@@ -10,6 +10,8 @@ import { createDelivererMetrics } from '../../deliverer/metrics.ts';
 import { operatorCommand } from '../../operator/command.ts';
 import { createOperatorMetrics } from '../../operator/metrics.ts';
 import { trackerCommand } from '../../tracker/command.ts';
+import { dispatcherCommand } from '../../dispatcher/command.ts';
+import { createDispatcherMetrics } from '../../dispatcher/metrics.ts';
 import { createTrackerMetrics } from '../../tracker/metrics.ts';
 import { relayCommand } from '../../relay/command.ts';
 import { createRelayMetrics } from '../../relay/metrics.ts';
@@ -39,7 +41,7 @@ test('docs/smtp-replies.md shows every reply by name and full text', () => {
 
 test('docs/configuration.md documents every flag of every role', () => {
   const configuration = doc('configuration.md');
-  for (const command of [relayCommand(), delivererCommand(), standaloneCommand(), operatorCommand(), trackerCommand()]) {
+  for (const command of [relayCommand(), delivererCommand(), standaloneCommand(), operatorCommand(), trackerCommand(), dispatcherCommand()]) {
     for (const option of command.options) {
       assert.ok(configuration.includes(`\`${option.long}`), `${command.name()} ${option.long} is not documented`);
     }
@@ -53,6 +55,7 @@ test('docs/operations.md documents every metric of every role', async () => {
   createDelivererMetrics(registry);
   createOperatorMetrics(registry);
   createTrackerMetrics(registry);
+  createDispatcherMetrics(registry);
   const names = [...(await registry.getMetricsAsJSON()).map((m) => m.name), 'mtrelay_config_generation', 'mtrelay_config_reload_errors_total'];
   assert.ok(names.length > 20);
   for (const name of names) assert.ok(operations.includes(`\`${name}\``), `${name} is not documented`);
@@ -69,7 +72,7 @@ function markdownFiles(): string[] {
 }
 
 test('every project file and folder the docs and READMEs name exists', () => {
-  const named = /(?<![\w./-])((?:relay|deliverer|standalone|operator|shared|test|crds|charts|examples|docs|bin)\/[\w./-]*[\w/])/g;
+  const named = /(?<![\w./-])((?:relay|deliverer|standalone|operator|tracker|dispatcher|shared|test|crds|charts|examples|docs|bin)\/[\w./-]*[\w/])/g;
   const missing: string[] = [];
   let checked = 0;
   for (const file of markdownFiles()) {

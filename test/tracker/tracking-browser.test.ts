@@ -1,7 +1,8 @@
 // Open and click tracking as a reader meets it, through `mtrelay standalone` (relay, deliverer
 // and tracker in one process): a real headless Chromium shows the HTML the mailbox received,
 // its images fire the open pixels, a click lands on the original page, and each fires its event
-// in the event log with the recipient, the transmission and the browser's user agent.
+// in the event log with the recipient, the transmission and the browser's user agent; the
+// account's webhook receives them, signed.
 // @needs processes chromium dkimpy
 // @limit 60s
 import assert from 'node:assert/strict';
@@ -17,6 +18,8 @@ import { sharedPort } from '../helpers/ports.ts';
 import { MtrelayProcess } from '../helpers/relay-process.ts';
 import { accountFolder, newApiKey, tempDir } from '../helpers/resources.ts';
 import { SmtpSink } from '../helpers/smtp-sink.ts';
+import { WebhookReceiver } from '../helpers/webhook-receiver.ts';
+import { verifySignature } from '../../dispatcher/signature.ts';
 
 const key = newApiKey();
 const account = accountFolder(key);
@@ -28,6 +31,7 @@ let trackerPort = 0;
 let sink: SmtpSink;
 let landing: Server;
 let landingUrl = '';
+const receiver = new WebhookReceiver();
 
 type TrackEvent = { type: string; transmission_id: string; rcpt_to: string; user_agent: string; ip_address: string; target_link_url?: string; machine: boolean };
 
@@ -47,6 +51,10 @@ async function waitForEvent(predicate: (e: TrackEvent) => boolean): Promise<Trac
 }
 
 before(async () => {
+  await receiver.listen();
+  account.write('webhook.yaml', ['apiVersion: mtrelay.dev/v1alpha1', 'kind: Webhook', 'metadata: {name: engagement, namespace: acme}',
+    `spec: {url: "${receiver.url('/mtrelay')}", allowInsecureUrl: true, events: [open, initial_open, click], signing: {secretRef: {name: engagement-signing}}}`, '---',
+    'apiVersion: v1', 'kind: Secret', 'metadata: {name: engagement-signing, namespace: acme}', 'stringData: {secret: whsec-browser}', ''].join('\n'));
   sink = new SmtpSink({ host: '127.0.0.1', port: await sharedPort(['127.0.0.1']) });
   await sink.listen();
   landing = createServer((request, response) => {
@@ -56,7 +64,7 @@ before(async () => {
   landingUrl = `http://127.0.0.1:${(landing.address() as AddressInfo).port}`;
   standalone = new MtrelayProcess(['standalone', '--state', state, '--resources', account.dir, '--allow-auth-without-tls',
     '--host', '127.0.0.1', '--port', '0', '--alt-port', '-1', '--smtps-port', '-1', '--metrics-host', '127.0.0.1', '--metrics-port', '0',
-    '--tracker-port', '0', '--route', `recipient.test=127.0.0.1:${sink.port}`]);
+    '--tracker-port', '0', '--batch-linger', '200ms', '--route', `recipient.test=127.0.0.1:${sink.port}`]);
   const ready = await standalone.started('standalone listening');
   submitPort = (ready.ports as { submission: number }).submission;
   trackerPort = ready.trackerPort as number;
@@ -66,9 +74,10 @@ after(async () => {
   await standalone?.stop();
   await sink?.close();
   landing?.close();
+  await receiver.close();
 });
 
-test('a reader opens the message in Chromium: open pixels fire; a click lands on the original page and fires a click event', async () => {
+test('a reader opens the message in Chromium: open pixels fire; a click lands on the original page; the events reach the event log and the webhook', async () => {
   const transport = nodemailer.createTransport({ host: '127.0.0.1', port: submitPort, secure: false, ignoreTLS: true, auth: { user: 'smtp_mt_injection', pass: key } });
   const info = await transport.sendMail({
     from: 'shop@example.com', to: ['reader1@recipient.test', 'reader2@recipient.test'], subject: 'Sale',
@@ -100,6 +109,17 @@ test('a reader opens the message in Chromium: open pixels fire; a click lands on
   });
   // Only reader1's copy was opened: nothing for reader2.
   assert.deepEqual(events().filter((e) => e.transmission_id === transmissionId && e.rcpt_to !== 'reader1@recipient.test' && e.type !== 'injection' && e.type !== 'delivery'), []);
+
+  // The account's webhook got the three, signed, as SparkPost track_events.
+  await receiver.waitFor((r) => r.events().filter((e) => e.transmission_id === transmissionId).length === 3);
+  const hooked = receiver.events().filter((e) => e.transmission_id === transmissionId);
+  assert.deepEqual(hooked.map((e) => e.type).sort(), ['click', 'initial_open', 'open']);
+  assert.ok(hooked.every((e) => e.rcpt_to === 'reader1@recipient.test' && e.subaccount === 'acme'));
+  assert.equal(hooked.find((e) => e.type === 'click')!.target_link_url, `${landingUrl}/sale?from=mail&n=1`);
+  for (const batch of receiver.accepted()) {
+    assert.ok(verifySignature('whsec-browser', batch.body, String(batch.headers['x-mt-signature'])));
+    assert.ok(batch.events.every((e) => Object.keys(e.msys)[0] === 'track_event'), 'only the types the webhook asked for');
+  }
 
   // A link whose token was altered by one character leads nowhere: 404, no redirect, no event.
   const tracked = /href="(http:\/\/127\.0\.0\.1:\d+\/c\/[^"]+)"/.exec(html)![1]!;

@@ -1,0 +1,72 @@
+// How each webhook's posts are going, kept per webhook and written to its status
+// (status.delivery) where a Kubernetes API is at hand: last success, last failure and its
+// reason, since when it has been failing, the last drop. Writes are coalesced: at most one per
+// webhook every few seconds, whatever the rate of batches.
+import type { Logger } from 'pino';
+
+export interface DeliveryStatus {
+  lastSuccessAt?: string;
+  lastFailureAt?: string;
+  lastFailure?: string;
+  /** Set at the first failure after a success (or ever), cleared by the next success. */
+  failingSince?: string | null;
+  lastDropAt?: string;
+  lastDrop?: string;
+  /** Result of the last test batch (sent when the webhook first appears or changes). */
+  lastTest?: { at: string; result: string };
+}
+
+/** Where status goes: the Webhook resource's status subresource, or nowhere (folder mode logs only). */
+export type StatusWriter = (namespace: string, name: string, status: DeliveryStatus) => Promise<void>;
+
+const WRITE_EVERY_MS = 5000;
+
+export class DeliveryStatusBook {
+  readonly #statuses = new Map<string, DeliveryStatus>();
+  readonly #dirty = new Set<string>();
+  readonly #write: StatusWriter | undefined;
+  readonly #logger: Logger;
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(write: StatusWriter | undefined, logger: Logger) {
+    this.#write = write;
+    this.#logger = logger;
+  }
+
+  get(key: string): DeliveryStatus {
+    return this.#statuses.get(key) ?? {};
+  }
+
+  update(key: string, change: (status: DeliveryStatus) => void): void {
+    const status = this.#statuses.get(key) ?? {};
+    change(status);
+    this.#statuses.set(key, status);
+    if (!this.#write) return;
+    this.#dirty.add(key);
+    this.#timer ??= setTimeout(() => void this.flush(), WRITE_EVERY_MS);
+  }
+
+  forget(key: string): void {
+    this.#statuses.delete(key);
+    this.#dirty.delete(key);
+  }
+
+  async flush(): Promise<void> {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    const keys = [...this.#dirty];
+    this.#dirty.clear();
+    await Promise.all(keys.map(async (key) => {
+      const [namespace, name] = key.split('/') as [string, string];
+      try {
+        await this.#write!(namespace, name, this.get(key));
+      } catch (error) {
+        this.#logger.warn({ err: error, webhook: key }, 'webhook status not written');
+      }
+    }));
+  }
+
+  stop(): Promise<void> {
+    return this.flush();
+  }
+}
