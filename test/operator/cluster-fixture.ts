@@ -40,6 +40,7 @@ export class OperatorCluster {
   readonly dnsAddress: string;
   readonly operatorKubeconfig: string;
   readonly relayKubeconfig: string;
+  readonly dispatcherKubeconfig: string;
 
   private constructor(api: KubeApiServer, dns: TestDnsServer, dnsAddress: string) {
     this.api = api;
@@ -51,6 +52,7 @@ export class OperatorCluster {
     api.kubectl(['apply', '-f', path.join(repoRoot, 'operator', 'rbac.yaml')]);
     this.operatorKubeconfig = api.kubeconfigWithToken(api.serviceAccountToken(SYSTEM, 'mtrelay-operator'), path.join(api.dir, 'operator.kubeconfig'));
     this.relayKubeconfig = api.kubeconfigWithToken(api.serviceAccountToken(SYSTEM, 'mtrelay-relay'), path.join(api.dir, 'relay.kubeconfig'));
+    this.dispatcherKubeconfig = api.kubeconfigWithToken(api.serviceAccountToken(SYSTEM, 'mtrelay-dispatcher'), path.join(api.dir, 'dispatcher.kubeconfig'));
   }
 
   static async start(name: string): Promise<OperatorCluster> {

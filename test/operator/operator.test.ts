@@ -17,6 +17,10 @@ import { KafkaReader } from '../helpers/kafka-reader.ts';
 import { DelivererProcess, MtrelayProcess, RelayProcess } from '../helpers/relay-process.ts';
 import { RawSmtp } from '../helpers/smtp-raw.ts';
 import { swaks, submitArgs } from '../helpers/swaks.ts';
+import { WebhookReceiver } from '../helpers/webhook-receiver.ts';
+import { createKafka } from '../../shared/kafka/client.ts';
+import pino from 'pino';
+import { randomUUID } from 'node:crypto';
 import { OperatorCluster, SYSTEM, condition, eventually } from './cluster-fixture.ts';
 
 let cluster: OperatorCluster;
@@ -364,6 +368,40 @@ describe('a domain and a key applied with kubectl', () => {
     assert.equal(config('mtrelay-relay-config').namespaces.acme?.webhooks, undefined);
     assert.equal(config('mtrelay-deliverer-config').namespaces.acme?.webhooks, undefined);
     assert.deepEqual(config('mtrelay-deliverer-config').apiKeys, []);
+  });
+
+  test('a dispatcher with its own service account: reads only its config, posts the account\'s events, and writes the Webhook\'s delivery status', async () => {
+    const receiver = new WebhookReceiver();
+    await receiver.listen();
+    const kubectlAsDispatcher = (args: string[]) => api.kubectl(['--kubeconfig', cluster.dispatcherKubeconfig, ...args]);
+    assert.throws(() => kubectlAsDispatcher(['get', 'secret', '-n', SYSTEM, 'mtrelay-deliverer-config']), /Forbidden/);
+    assert.throws(() => kubectlAsDispatcher(['get', 'secret', '-n', 'acme', 'hook-token']), /Forbidden/);
+    apply(['apiVersion: mtrelay.dev/v1alpha1', 'kind: Webhook', 'metadata: {name: local, namespace: acme}',
+      `spec: {url: "${receiver.url('/local')}", allowInsecureUrl: true, events: [delivery]}`]);
+    const dispatcher = new MtrelayProcess(['dispatcher', '--config-secret', `${SYSTEM}/mtrelay-dispatcher-config`, '--kubeconfig', cluster.dispatcherKubeconfig,
+      '--kafka', testKafka(), '--group-id', `operator-test-${randomUUID()}`, '--metrics-host', '127.0.0.1', '--metrics-port', '0', '--batch-linger', '100ms']);
+    const producer = createKafka({ connection: { brokers: [testKafka()] }, clientId: 'operator-test', logger: pino({ level: 'silent' }) }).producer();
+    try {
+      const ready = await dispatcher.started('dispatcher running');
+      dispatcher.metricsPort = ready.metricsPort as number;
+      await dispatcher.waitUntilReady();
+      await receiver.waitFor((r) => r.batches.some((b) => b.path === '/local')); // the test batch of a new webhook
+      await producer.connect();
+      const event = { type: 'delivery', event_id: randomUUID(), timestamp: new Date().toISOString(), namespace: 'acme', transmission_id: '42', rcpt_to: 'a@x.test' };
+      await producer.send({ topic: 'mtrelay.events', messages: [{ key: '42', value: JSON.stringify(event) }] });
+      await receiver.waitFor((r) => r.events().some((e) => e.event_id === event.event_id));
+      const delivery = await eventually('status.delivery written', () => {
+        const status = getJson(['webhook', '-n', 'acme', 'local']).status as { delivery?: { lastSuccessAt?: string; lastTest?: { result: string } } } | undefined;
+        return status?.delivery?.lastSuccessAt ? status.delivery : undefined;
+      }, 20_000);
+      assert.match(delivery.lastTest!.result, /^ok \(HTTP 200\)$/);
+      assert.equal(condition(getJson(['webhook', '-n', 'acme', 'local']).status, 'Ready')?.status, 'True', 'the operator\'s condition is untouched');
+      assert.match(api.kubectl(['get', 'webhook', '-n', 'acme', 'local']), /local\s+http:\/\/127\.0\.0\.1:\d+\/local\s+True\s+\d+s/);
+    } finally {
+      await producer.disconnect();
+      await dispatcher.stop();
+      await receiver.close();
+    }
   });
 
   test('AccountSettings: the account\'s tracking defaults reach the deliverer\'s config, and follow a change', async () => {
