@@ -3,6 +3,7 @@
 // the mailbox providers. Each rule of the seed is checked on the bytes they receive.
 import assert from 'node:assert/strict';
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import nodemailer from 'nodemailer';
 import { readTrackingKeys, writeNewTrackingKeys } from '../../shared/tracking/keys-file.ts';
@@ -179,6 +180,28 @@ export function deliverySuite(harness: DeliveryHarness): void {
       const untracked = await send(['track3@recipient.test'], { optionsAttributes: { clickTracking: false } }, 'Not tracked', html);
       await waitForEvent(untracked, (e) => e.type === 'delivery');
       assert.doesNotMatch((await mx1.waitFor('track3@recipient.test'))[0]!.message.toString(), /track\.mtrelay\.test/);
+    });
+
+    test('the tracking corpus (quoted-printable, base64, Latin-1, ISO-2022-JP, UTF-16, nested multiparts) through the real deliverer: tracked, valid MIME, DKIM valid', async () => {
+      const corpus = ['qp-utf8-links.eml', 'nested-latin1-base64.eml', 'iso-2022-jp.eml', 'utf16-base64.eml'];
+      const transport = nodemailer.createTransport({ host: '127.0.0.1', port: harness.submitPort(), secure: false, ignoreTLS: true, auth: { user: 'smtp_mt_injection', pass: key } });
+      try {
+        for (const [i, name] of corpus.entries()) {
+          const raw = Buffer.concat([Buffer.from('X-MT-ATTR: {"optionsAttributes":{"openTracking":true}}\r\n'), readFileSync(new URL(`../fixtures/tracking/${name}`, import.meta.url))]);
+          await transport.sendMail({ envelope: { from: 'shop@example.com', to: [`corpus${i}@recipient.test`] }, raw });
+        }
+      } finally {
+        transport.close();
+      }
+      for (const [i, name] of corpus.entries()) {
+        const [copy] = await mx1.waitFor(`corpus${i}@recipient.test`);
+        assert.equal(await verifyDkim(copy!.message, dnsAddress), 'pass', `${name}: DKIM`);
+        const { defects, parts } = mimeParts(copy!.message);
+        assert.deepEqual([defects, ...parts.map((p) => p.defects)].flat(), [], `${name}: valid MIME`);
+        const html = parts.filter((p) => p.type === 'text/html' && p.disposition !== 'attachment').map((p) => p.text!).join('');
+        assert.match(html, /href="https:\/\/track\.mtrelay\.test\/c\/[^"]+"/, `${name}: links tracked`);
+        assert.match(html, /src="https:\/\/track\.mtrelay\.test\/o\/[^"]+\.gif"/, `${name}: pixels`);
+      }
     });
 
     test('opportunistic TLS delivers in the clear to a server without STARTTLS; required TLS waits', async () => {

@@ -4,6 +4,7 @@
 // code that wrote it.
 // @needs dkimpy
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import Encoding from 'encoding-japanese';
 import iconv from 'iconv-lite';
@@ -50,26 +51,15 @@ function assertCleanLines(message: Buffer): void {
   assert.ok(longest <= 998, `a line is ${longest} characters long`);
 }
 
-const LINKS_HTML = `<html><head><style>a { color: red }</style></head><body class="main"><p>Grüße aus Köln</p>
-<a href="https://shop.example/a?x=1&amp;y=2">double quotes, an entity</a>
-<a href='http://shop.example/b'>single quotes</a>
-<a HREF = https://shop.example/c>no quotes, upper case, spaces</a>
-<a class="btn" title="href=https://not.a.link/" href="https://shop.example/d">href text in another attribute</a>
-<a href="mailto:help@example.com">mail</a> <a href="tel:+4930123">phone</a> <a href="#top">anchor</a> <a href="/relative">relative</a>
-<a href="https://shop.example/keep" data-msys-clicktrack="0">sender opted out</a>
-<!-- <a href="https://comment.example/">in a comment</a> -->
-<script>var s = '<a href="https://script.example/">';</script>
-<map name="m"><area shape="rect" coords="0,0,1,1" href="https://shop.example/area"></map>
-<a href="  https://shop.example/ü?q=ä  ">non-ASCII, spaces around</a>
-</body></html>`;
+/** A message of the corpus in test/fixtures/tracking/ (CRLF line endings, as the relay stores mail). */
+const fixture = (name: string) => readFileSync(new URL(`../fixtures/tracking/${name}`, import.meta.url));
 
 test('quoted-printable UTF-8 HTML: every http(s) link in every attribute form tracked, everything else as written, pixels at top and bottom', async () => {
-  const raw = await compose({ text: 'Plain text stays https://plain.example/ as it is.', html: LINKS_HTML, textEncoding: 'quoted-printable' });
-  const message = await tracked(raw);
+  const message = await tracked(fixture('qp-utf8-links.eml'));
   assertCleanLines(message);
   const { defects, parts } = mimeParts(message);
   assert.deepEqual(defects, []);
-  assert.equal(parts.find((p) => p.type === 'text/plain')!.text, 'Plain text stays https://plain.example/ as it is.');
+  assert.equal(parts.find((p) => p.type === 'text/plain')!.text, 'Plain text stays https://plain.example/ as it is.\r\n');
   const html = htmlPart(parts);
   assert.equal(html.cte, 'quoted-printable');
   assert.deepEqual(links(html.text!), [
@@ -84,7 +74,7 @@ test('quoted-printable UTF-8 HTML: every http(s) link in every attribute form tr
 });
 
 test('opens only: pixels, links untouched; clicks only: links, no pixel; neither to track: no template', async () => {
-  const raw = await compose({ html: LINKS_HTML });
+  const raw = fixture('qp-utf8-links.eml');
   const opens = htmlPart(mimeParts(await tracked(raw, { opens: true, clicks: false })).parts).text!;
   assert.equal(links(opens).filter((l) => l.startsWith('tracked:')).length, 0);
   assert.match(opens, /initial_open\.gif[\s\S]*open\.gif/);
@@ -96,17 +86,8 @@ test('opens only: pixels, links untouched; clicks only: links, no pixel; neither
 });
 
 test('base64 ISO-8859-1 HTML nested in multipart/alternative inside multipart/mixed; an HTML attachment and an image untouched', async () => {
-  const html = '<html><body><p>Caf\u00e9 cr\u00e8me</p><a href="https://shop.example/caf\u00e9">menu</a></body></html>';
   const attachedHtml = '<a href="https://attached.example/">not a body part</a>';
-  const png = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==';
-  const raw = Buffer.from(['From: shop@example.com', 'To: a@recipient.test', 'Subject: nested', 'MIME-Version: 1.0', 'Content-Type: multipart/mixed; boundary="mixed"', '',
-    '--mixed', 'Content-Type: multipart/alternative; boundary="alt"', '',
-    '--alt', 'Content-Type: text/plain; charset=iso-8859-1', 'Content-Transfer-Encoding: quoted-printable', '', 'Caf=E9', '',
-    '--alt', 'Content-Type: text/html; charset=iso-8859-1', 'Content-Transfer-Encoding: base64', '', iconv.encode(html, 'latin1').toString('base64').replace(/.{40}/g, '$&\r\n'),
-    '--alt--', '',
-    '--mixed', 'Content-Type: text/html; name=page.html', 'Content-Disposition: attachment; filename=page.html', '', attachedHtml,
-    '--mixed', 'Content-Type: image/png', 'Content-Disposition: attachment; filename=dot.png', 'Content-Transfer-Encoding: base64', '', png,
-    '--mixed--', ''].join('\r\n'), 'latin1');
+  const raw = fixture('nested-latin1-base64.eml');
   assert.match(raw.toString(), /multipart\/mixed[\s\S]*multipart\/alternative/);
   const message = await tracked(raw);
   assertCleanLines(message);
@@ -128,9 +109,7 @@ test('base64 ISO-8859-1 HTML nested in multipart/alternative inside multipart/mi
 test('ISO-2022-JP: two-byte runs that look like tags are not touched; the Japanese text reads the same', async () => {
   // ESC $ B switches to JIS X 0208, where the bytes "<a" and "4A" are two kanji.
   const japanese = '\x1b$B<a4A\x1b(B';
-  const html = `<html><body><p>${japanese} href="https://jis.example/"</p><a href="https://shop.example/jp">${japanese}</a></body></html>`;
-  const raw = Buffer.from(['From: shop@example.com', 'To: a@recipient.test', 'Subject: jp', 'MIME-Version: 1.0',
-    'Content-Type: text/html; charset=ISO-2022-JP', 'Content-Transfer-Encoding: 7bit', '', html, ''].join('\r\n'), 'latin1');
+  const raw = fixture('iso-2022-jp.eml');
   const message = await tracked(raw, { opens: false, clicks: true });
   assertCleanLines(message);
   const [part] = mimeParts(message).parts;
@@ -139,11 +118,11 @@ test('ISO-2022-JP: two-byte runs that look like tags are not touched; the Japane
 });
 
 test('UTF-16 HTML in base64 is decoded, rewritten and encoded again; in quoted-printable it is left untracked', async () => {
+  const base64 = await tracked(fixture('utf16-base64.eml'), { opens: false, clicks: true });
+  assert.deepEqual(links(mimeParts(base64).parts[0]!.text!), ['tracked:https://shop.example/16']);
   const html = '<html><body><a href="https://shop.example/16">Ünïcode</a></body></html>';
   const part = (cte: string, content: string) => Buffer.from(['From: shop@example.com', 'To: a@recipient.test', 'MIME-Version: 1.0',
     'Content-Type: text/html; charset=utf-16', `Content-Transfer-Encoding: ${cte}`, '', content, ''].join('\r\n'), 'latin1');
-  const base64 = await tracked(part('base64', iconv.encode(html, 'utf-16', { addBOM: true }).toString('base64')), { opens: false, clicks: true });
-  assert.deepEqual(links(mimeParts(base64).parts[0]!.text!), ['tracked:https://shop.example/16']);
   const qp = iconv.encode(html, 'utf-16le').toString('latin1').replace(/[^\x21-\x3c\x3e-\x7e]/g, (c) => `=${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`);
   assert.equal(await trackingTemplate(part('quoted-printable', qp.replace(/(.{72})/g, '$1=\r\n')), { opens: false, clicks: true }), undefined);
 });
