@@ -14,6 +14,7 @@ export interface TrackEvent {
   ip_address: string;
   user_agent: string;
   target_link_url?: string;
+  campaign_id?: string;
   /** True when the request looks automatic (a privacy proxy's prefetch, a link scanner); see machine-requests.ts. */
   machine: boolean;
   machine_reason?: MachineReason;
@@ -31,6 +32,7 @@ export function trackEvent(claims: TrackingClaims, request: { ip: string; userAg
     ip_address: request.ip,
     user_agent: request.userAgent,
     ...(claims.target ? { target_link_url: claims.target } : {}),
+    ...(claims.campaignId ? { campaign_id: claims.campaignId } : {}),
     machine: reason !== undefined,
     ...(reason ? { machine_reason: reason } : {}),
   };

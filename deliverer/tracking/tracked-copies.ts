@@ -65,7 +65,10 @@ export async function trackCopies(raw: Buffer, copies: Copy[], submission: Submi
   if (!template) return 0;
   const expiresAt = Math.floor(now / 1000) + lifetimeSeconds;
   for (const copy of tracked) {
-    const urls = recipientUrls(ring, tracking, { transmissionId: submission.transmissionId, rcptTo: copy.rcptTo, namespace: submission.namespace, expiresAt });
+    const urls = recipientUrls(ring, tracking, {
+      transmissionId: submission.transmissionId, rcptTo: copy.rcptTo, namespace: submission.namespace, expiresAt,
+      ...(submission.attributes.campaignId ? { campaignId: submission.attributes.campaignId } : {}),
+    });
     copy.body = fillTemplate(template, urls);
   }
   return tracked.length;

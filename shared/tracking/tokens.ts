@@ -17,6 +17,8 @@ export interface TrackingClaims {
   target?: string;
   /** Unix seconds after which the token is refused. */
   expiresAt: number;
+  /** The message's campaign (X-MT-ATTR campaign_id, at most 64 characters), for the event. */
+  campaignId?: string;
 }
 
 export interface TrackingKey {
@@ -58,7 +60,10 @@ export function signToken(ring: TrackingKeyRing, claims: TrackingClaims): string
     const protocol = claims.target ? URL.parse(claims.target)?.protocol : undefined;
     if (protocol !== 'http:' && protocol !== 'https:') throw new Error(`only http and https links are tracked, not ${JSON.stringify(claims.target)}`);
   }
-  const compact = { k: KINDS[claims.kind], t: claims.transmissionId, r: claims.rcptTo, n: claims.namespace, x: claims.expiresAt, ...(claims.kind === 'click' ? { u: claims.target } : {}) };
+  const compact = {
+    k: KINDS[claims.kind], t: claims.transmissionId, r: claims.rcptTo, n: claims.namespace, x: claims.expiresAt,
+    ...(claims.kind === 'click' ? { u: claims.target } : {}), ...(claims.campaignId ? { g: claims.campaignId } : {}),
+  };
   const signed = `${ring.signing.id}.${Buffer.from(JSON.stringify(compact)).toString('base64url')}`;
   return `${signed}.${mac(ring.signing, signed).toString('base64url')}`;
 }
@@ -75,7 +80,7 @@ export function verifyToken(ring: TrackingKeyRing, token: string, now = Date.now
   const given = Buffer.from(signature, 'base64url');
   // Base64's last character carries bits that decode to nothing: only the one canonical spelling counts, so no altered token passes.
   if (given.length !== expected.length || !timingSafeEqual(given, expected) || given.toString('base64url') !== signature) return { ok: false, reason: 'bad_signature' };
-  let compact: { k?: unknown; t?: unknown; r?: unknown; n?: unknown; x?: unknown; u?: unknown };
+  let compact: { k?: unknown; t?: unknown; r?: unknown; n?: unknown; x?: unknown; u?: unknown; g?: unknown };
   try {
     compact = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as typeof compact;
   } catch {
@@ -90,6 +95,7 @@ export function verifyToken(ring: TrackingKeyRing, token: string, now = Date.now
     claims: {
       kind, transmissionId: compact.t as string, rcptTo: compact.r as string, namespace: compact.n as string,
       expiresAt: compact.x, ...(kind === 'click' ? { target: compact.u as string } : {}),
+      ...(typeof compact.g === 'string' ? { campaignId: compact.g } : {}),
     },
   };
 }

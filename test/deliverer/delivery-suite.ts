@@ -157,7 +157,7 @@ export function deliverySuite(harness: DeliveryHarness): void {
 
     test('open and click tracking: each recipient its own signed links and pixels, DKIM still valid; archive and plain text untouched', async () => {
       const html = '<html><body><p>Sale</p><a href="https://shop.example/sale?a=1&amp;b=2">Sale</a> <a href="mailto:help@example.com">help</a></body></html>';
-      const id = await send(['track1@recipient.test', 'track2@recipient.test'], { optionsAttributes: { openTracking: true }, archive: ['track-arch@recipient.test'] }, 'Tracked', html);
+      const id = await send(['track1@recipient.test', 'track2@recipient.test'], { optionsAttributes: { openTracking: true }, archive: ['track-arch@recipient.test'], campaign_id: 'spring' }, 'Tracked', html);
       const keys = readTrackingKeys(trackingKeys);
       const tokens = (text: string, kind: string) => [...text.matchAll(new RegExp(`https://track\\.mtrelay\\.test/${kind}/([A-Za-z0-9_.-]+?)(?:\\.gif)?"`, 'g'))]
         .map(([, token]) => verifyToken(keys, token!)).map((v) => (v.ok ? v.claims : assert.fail(`token does not verify: ${v.reason}`)));
@@ -169,8 +169,8 @@ export function deliverySuite(harness: DeliveryHarness): void {
         assert.match(parts.find((p) => p.type === 'text/plain')!.text!, /^body [0-9a-f-]{36}$/, 'plain text untouched');
         const text = parts.find((p) => p.type === 'text/html')!.text!;
         assert.match(text, /<a href="mailto:help@example\.com">help<\/a>/);
-        assert.deepEqual(tokens(text, 'c').map((c) => [c.kind, c.target, c.rcptTo, c.transmissionId, c.namespace]),
-          [['click', 'https://shop.example/sale?a=1&b=2', address, id, 'acme']]);
+        assert.deepEqual(tokens(text, 'c').map((c) => [c.kind, c.target, c.rcptTo, c.transmissionId, c.namespace, c.campaignId]),
+          [['click', 'https://shop.example/sale?a=1&b=2', address, id, 'acme', 'spring']]);
         assert.deepEqual(tokens(text, 'o').map((c) => [c.kind, c.rcptTo]), [['initial_open', address], ['open', address]]);
       }
       const [archived] = await mx1.waitFor('track-arch@recipient.test');

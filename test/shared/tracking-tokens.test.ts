@@ -15,7 +15,7 @@ const click: TrackingClaims = {
 
 test('a token carries its claims and verifies with the key that signed it', () => {
   const ring = keyRing([k1]);
-  for (const claims of [click, { ...click, kind: 'open' as const, target: undefined }, { ...click, kind: 'initial_open' as const, target: undefined }]) {
+  for (const claims of [click, { ...click, kind: 'open' as const, target: undefined }, { ...click, kind: 'initial_open' as const, target: undefined }, { ...click, campaignId: 'spring-sale' }]) {
     const token = signToken(ring, claims);
     assert.match(token, /^k1\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{43}$/, 'URL-safe as it stands');
     const { target, ...rest } = claims;
