@@ -42,7 +42,7 @@ test('SendingDomain, ApiKey, Webhook and AccountSettings: mtrelay.dev/v1alpha1, 
 });
 
 test('the example resources are valid; typical mistakes are not', () => {
-  const examples = ['sending-domain.yaml', 'api-key.yaml'].flatMap((f) =>
+  const examples = ['sending-domain.yaml', 'api-key.yaml', 'account-settings.yaml', 'webhook.yaml'].flatMap((f) =>
     parseAllDocuments(readFileSync(new URL(`../../examples/resources/${f}`, import.meta.url), 'utf8')).map((d) => d.toJS() as { kind: string }));
   for (const resource of examples.filter((r) => r.kind !== 'Secret')) {
     const validate = validator(resource.kind);
