@@ -1,7 +1,9 @@
 // How each webhook's posts are going, kept per webhook and written to its status
 // (status.delivery) where a Kubernetes API is at hand: last success, last failure and its
 // reason, since when it has been failing, the last drop. Writes are coalesced: at most one per
-// webhook every few seconds, whatever the rate of batches.
+// webhook every few seconds, whatever the rate of batches. The turns that matter (failing,
+// recovered, events dropped) also become Kubernetes Events on the Webhook, once its status write
+// has told its uid.
 import type { Logger } from 'pino';
 
 export interface DeliveryStatus {
@@ -16,20 +18,32 @@ export interface DeliveryStatus {
   lastTest?: { at: string; result: string };
 }
 
-/** Where status goes: the Webhook resource's status subresource, or nowhere (folder mode logs only). */
-export type StatusWriter = (namespace: string, name: string, status: DeliveryStatus) => Promise<void>;
+/** Where status goes: the Webhook resource's status subresource (resolving with its uid), or nowhere (folder mode logs only). */
+export type StatusWriter = (namespace: string, name: string, status: DeliveryStatus) => Promise<{ uid?: string }>;
+
+export interface WebhookEvent {
+  type: 'Normal' | 'Warning';
+  reason: string;
+  message: string;
+}
+
+/** Records Kubernetes Events on a Webhook (shared/kube/events.ts). */
+export type EventAnnouncer = (webhook: { namespace: string; name: string; uid: string }, event: WebhookEvent) => void;
 
 const WRITE_EVERY_MS = 5000;
 
 export class DeliveryStatusBook {
   readonly #statuses = new Map<string, DeliveryStatus>();
   readonly #dirty = new Set<string>();
+  readonly #events = new Map<string, WebhookEvent[]>();
   readonly #write: StatusWriter | undefined;
+  readonly #announce: EventAnnouncer | undefined;
   readonly #logger: Logger;
   #timer: NodeJS.Timeout | undefined;
 
-  constructor(write: StatusWriter | undefined, logger: Logger) {
+  constructor(write: StatusWriter | undefined, logger: Logger, announce?: EventAnnouncer) {
     this.#write = write;
+    this.#announce = announce;
     this.#logger = logger;
   }
 
@@ -46,9 +60,18 @@ export class DeliveryStatusBook {
     this.#timer ??= setTimeout(() => void this.flush(), WRITE_EVERY_MS);
   }
 
+  /** A Kubernetes Event for the webhook, recorded with its next status write. */
+  announce(key: string, event: WebhookEvent): void {
+    if (!this.#write || !this.#announce) return;
+    const pending = this.#events.get(key) ?? [];
+    pending.push(event);
+    this.#events.set(key, pending.slice(-10));
+  }
+
   forget(key: string): void {
     this.#statuses.delete(key);
     this.#dirty.delete(key);
+    this.#events.delete(key);
   }
 
   async flush(): Promise<void> {
@@ -59,7 +82,10 @@ export class DeliveryStatusBook {
     await Promise.all(keys.map(async (key) => {
       const [namespace, name] = key.split('/') as [string, string];
       try {
-        await this.#write!(namespace, name, this.get(key));
+        const { uid } = await this.#write!(namespace, name, this.get(key));
+        const events = this.#events.get(key) ?? [];
+        this.#events.delete(key);
+        if (uid) for (const event of events) this.#announce?.({ namespace, name, uid }, event);
       } catch (error) {
         this.#logger.warn({ err: error, webhook: key }, 'webhook status not written');
       }

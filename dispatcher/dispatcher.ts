@@ -100,6 +100,8 @@ export class Dispatcher {
         metrics.attempts.inc({ ...labels, result: 'ok' });
         metrics.failing.set(labels, 0);
         metrics.backlog.set(labels, queue.backlog - events);
+        const since = status.get(key).failingSince;
+        if (since) status.announce(key, { type: 'Normal', reason: 'DeliveryRecovered', message: `the webhook answers again (failing since ${since})` });
         status.update(key, (s) => {
           s.lastSuccessAt = at.toISOString();
           s.failingSince = null;
@@ -109,6 +111,7 @@ export class Dispatcher {
         metrics.attempts.inc({ ...labels, result: 'failed' });
         metrics.failing.set(labels, 1);
         logger.warn({ webhook: key, reason, attempt }, 'webhook batch not taken; it is posted again later');
+        if (!status.get(key).failingSince) status.announce(key, { type: 'Warning', reason: 'DeliveryFailing', message: `posts to the webhook fail (${reason}); events wait and are posted in order once it answers` });
         status.update(key, (s) => {
           s.lastFailureAt = at.toISOString();
           s.lastFailure = reason;
@@ -120,6 +123,7 @@ export class Dispatcher {
         metrics.drops.inc(labels);
         metrics.backlog.set(labels, Math.max(0, queue.backlog - events));
         logger.error({ webhook: key, events, reason }, 'webhook events dropped');
+        status.announce(key, { type: 'Warning', reason: 'EventsDropped', message: `${events} events dropped: ${reason}` });
         status.update(key, (s) => {
           s.lastDropAt = at.toISOString();
           s.lastDrop = `${events} events: ${reason}`;

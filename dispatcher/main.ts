@@ -6,7 +6,8 @@ import type { ConfigStore } from '../shared/config/store.ts';
 import { createKafka, type KafkaConnection } from '../shared/kafka/client.ts';
 import { retryKafka, topicNames } from '../shared/kafka/topics.ts';
 import { Role } from '../shared/ops/role.ts';
-import { DeliveryStatusBook, type StatusWriter } from './delivery-status.ts';
+import { hostname } from 'node:os';
+import { DeliveryStatusBook, type EventAnnouncer, type StatusWriter } from './delivery-status.ts';
 import { Dispatcher } from './dispatcher.ts';
 import { KafkaEvents } from './kafka-events.ts';
 import { createDispatcherMetrics } from './metrics.ts';
@@ -24,19 +25,28 @@ export interface DispatcherConfig {
   metricsPort: number;
 }
 
-/** Writes status.delivery of a Webhook through the API server (config read from the operator's Secret). */
-async function kubeStatusWriter(origin: ConfigOrigin): Promise<StatusWriter | undefined> {
+/** Writes status.delivery of a Webhook through the API server (config read from the operator's Secret), and its Events. */
+async function kubeStatus(origin: ConfigOrigin, logger: Logger): Promise<{ writer: StatusWriter; announcer: EventAnnouncer } | undefined> {
   if (!('configSecret' in origin)) return undefined;
-  const { KubeClient, loadKubeConfig, resourcePath } = await import('../shared/kube/client.ts');
+  const [{ KubeClient, loadKubeConfig, resourcePath }, { EventRecorder }] = await Promise.all([import('../shared/kube/client.ts'), import('../shared/kube/events.ts')]);
   const client = new KubeClient(loadKubeConfig(origin.kubeconfig));
-  return async (namespace, name, delivery) => {
-    await client.mergePatch(`${resourcePath('mtrelay.dev/v1alpha1', 'webhooks', namespace, name)}/status`, { status: { delivery } });
+  const recorder = new EventRecorder(client, logger, 'mtrelay-dispatcher', hostname());
+  return {
+    writer: async (namespace, name, delivery) => {
+      const written = await client.mergePatch<{ metadata: { uid?: string } }>(`${resourcePath('mtrelay.dev/v1alpha1', 'webhooks', namespace, name)}/status`, { status: { delivery } });
+      return { ...(written.metadata.uid ? { uid: written.metadata.uid } : {}) };
+    },
+    announcer: ({ namespace, name, uid }, event) => {
+      const target = { apiVersion: 'mtrelay.dev/v1alpha1', kind: 'Webhook', metadata: { namespace, name, uid } };
+      if (event.type === 'Warning') recorder.warning(target, event.reason, event.message);
+      else recorder.normal(target, event.reason, event.message);
+    },
   };
 }
 
 /** The dispatcher of a role and the last status writes to run after its feed stops; the same for `dispatcher` and `standalone`. */
-export function createDispatcher(role: Role, store: ConfigStore, policy: DispatchPolicy, writer: StatusWriter | undefined): { dispatcher: Dispatcher; flushStatus: () => Promise<void> } {
-  const status = new DeliveryStatusBook(writer, role.logger);
+export function createDispatcher(role: Role, store: ConfigStore, policy: DispatchPolicy, kube: { writer: StatusWriter; announcer: EventAnnouncer } | undefined): { dispatcher: Dispatcher; flushStatus: () => Promise<void> } {
+  const status = new DeliveryStatusBook(kube?.writer, role.logger, kube?.announcer);
   const tokens = new OAuth2Tokens();
   const dispatcher = new Dispatcher({
     store, policy, status, logger: role.logger, metrics: createDispatcherMetrics(role.registry),
@@ -48,7 +58,7 @@ export function createDispatcher(role: Role, store: ConfigStore, policy: Dispatc
 export async function startDispatcher(config: DispatcherConfig, logger: Logger): Promise<{ role: Role; shutdown(): Promise<void> }> {
   const role = await Role.start({ name: 'dispatcher', logger, metricsHost: config.metricsHost, metricsPort: config.metricsPort });
   const store = await role.openConfig(config.config);
-  const { dispatcher, flushStatus } = createDispatcher(role, store, config.policy, await kubeStatusWriter(config.config));
+  const { dispatcher, flushStatus } = createDispatcher(role, store, config.policy, await kubeStatus(config.config, logger));
   const kafka = createKafka({ connection: config.kafka, clientId: 'mtrelay-dispatcher', logger });
   const events = new KafkaEvents({
     kafka, topic: topicNames(config.topicPrefix).events, groupId: config.groupId, dispatcher, maxInFlight: config.maxInFlight, logger,

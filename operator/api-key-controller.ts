@@ -10,7 +10,7 @@ import type { KubeClient } from '../shared/kube/client.ts';
 import type { Informer } from '../shared/kube/informer.ts';
 import { setConditions, type ConditionInput } from './conditions.ts';
 import type { Controller } from './controller.ts';
-import type { EventRecorder } from './events.ts';
+import type { EventRecorder } from '../shared/kube/events.ts';
 import { announceReady, applyStatus, eventTarget } from './status.ts';
 import {
   MANAGED_BY, SECRET_LABEL, isOwnedBy, keyOf, ownerReference, paths, splitKey,

@@ -16,7 +16,7 @@ import type { KubeClient } from '../shared/kube/client.ts';
 import type { Informer } from '../shared/kube/informer.ts';
 import { conditionTrue } from './conditions.ts';
 import type { Controller } from './controller.ts';
-import type { EventRecorder } from './events.ts';
+import type { EventRecorder } from '../shared/kube/events.ts';
 import type { OperatorMetrics } from './metrics.ts';
 import { FIELD_MANAGER, GROUP_VERSION, MANAGED_BY, SECRET_LABEL, isOwnedBy, paths, type ApiKeyObject, type SecretObject, type SendingDomainObject, type WebhookObject, type AccountSettingsObject, webhookSecretNames } from './resources.ts';
 import { domainClaimant } from './sending-domain-controller.ts';

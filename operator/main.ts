@@ -9,7 +9,7 @@ import { ApiKeyController } from './api-key-controller.ts';
 import { ConfigController, type ConfigTargets } from './config-controller.ts';
 import type { Controller, WatchedKind, WatchedObjects } from './controller.ts';
 import { DnsChecker } from './dns-check.ts';
-import { EventRecorder } from './events.ts';
+import { EventRecorder } from '../shared/kube/events.ts';
 import { LeaderElector } from './leader-election.ts';
 import { createOperatorMetrics, type OperatorMetrics } from './metrics.ts';
 import { SECRET_LABEL, paths } from './resources.ts';

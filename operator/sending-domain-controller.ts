@@ -14,7 +14,7 @@ import type { Informer } from '../shared/kube/informer.ts';
 import { conditionTrue, setConditions, type ConditionInput } from './conditions.ts';
 import type { Controller } from './controller.ts';
 import type { DnsChecker, RecordCheck } from './dns-check.ts';
-import type { EventRecorder } from './events.ts';
+import type { EventRecorder } from '../shared/kube/events.ts';
 import { applyStatus, eventTarget } from './status.ts';
 import {
   MANAGED_BY, SECRET_LABEL, isOwnedBy, keyOf, ownerReference, paths, splitKey,

@@ -4,7 +4,7 @@
 import { canonicalJson } from '../shared/config/hash.ts';
 import type { KubeClient } from '../shared/kube/client.ts';
 import type { Condition, ConditionInput } from './conditions.ts';
-import type { EventRecorder, EventTarget } from './events.ts';
+import type { EventRecorder, EventTarget } from '../shared/kube/events.ts';
 import { FIELD_MANAGER, GROUP_VERSION, paths } from './resources.ts';
 
 export type StatusKind = 'SendingDomain' | 'ApiKey' | 'Webhook';

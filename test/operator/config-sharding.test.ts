@@ -12,7 +12,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import pino from 'pino';
 import { ConfigController } from '../../operator/config-controller.ts';
-import { EventRecorder } from '../../operator/events.ts';
+import { EventRecorder } from '../../shared/kube/events.ts';
 import { createOperatorMetrics } from '../../operator/metrics.ts';
 import { paths, type ApiKeyObject, type SecretObject, type SendingDomainObject } from '../../operator/resources.ts';
 import { Registry } from 'prom-client';

@@ -397,6 +397,20 @@ describe('a domain and a key applied with kubectl', () => {
       assert.match(delivery.lastTest!.result, /^ok \(HTTP 200\)$/);
       assert.equal(condition(getJson(['webhook', '-n', 'acme', 'local']).status, 'Ready')?.status, 'True', 'the operator\'s condition is untouched');
       assert.match(api.kubectl(['get', 'webhook', '-n', 'acme', 'local']), /local\s+http:\/\/127\.0\.0\.1:\d+\/local\s+True\s+\d+s/);
+
+      // The receiver fails: status says since when and why, and kubectl describe tells the story.
+      receiver.status = 503;
+      await producer.send({ topic: 'mtrelay.events', messages: [{ key: '43', value: JSON.stringify({ ...event, event_id: randomUUID(), transmission_id: '43' }) }] });
+      const failing = await eventually('failing in status', () => {
+        const d = (getJson(['webhook', '-n', 'acme', 'local']).status as { delivery?: { failingSince?: string; lastFailure?: string } }).delivery;
+        return d?.failingSince ? d : undefined;
+      }, 20_000);
+      assert.equal(failing.lastFailure, 'HTTP 503');
+      receiver.status = 200;
+      await eventually('recovered in status', () => (getJson(['webhook', '-n', 'acme', 'local']).status as { delivery?: { failingSince?: string | null } }).delivery?.failingSince === undefined, 30_000);
+      const reasons = () => api.kubectl(['get', 'events', '-n', 'acme', '--field-selector', 'involvedObject.kind=Webhook,involvedObject.name=local', '-o', 'jsonpath={.items[*].reason}']);
+      await eventually('events on the Webhook', () => /DeliveryFailing/.test(reasons()) && /DeliveryRecovered/.test(reasons()), 20_000);
+      assert.match(api.kubectl(['describe', 'webhook', '-n', 'acme', 'local']), /Warning\s+DeliveryFailing\s+.*mtrelay-dispatcher\s+posts to the webhook fail \(HTTP 503\)/);
     } finally {
       await producer.disconnect();
       await dispatcher.stop();

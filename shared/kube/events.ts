@@ -1,8 +1,8 @@
-// Kubernetes Events, so `kubectl describe` tells what the operator did and why. A repeat of
+// Kubernetes Events, so `kubectl describe` tells what the operator (or a dispatcher) did and why. A repeat of
 // the same event on the same object within ten minutes bumps its count instead of adding one.
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import { resourcePath, type KubeClient } from '../shared/kube/client.ts';
+import { resourcePath, type KubeClient } from './client.ts';
 
 export interface EventTarget {
   apiVersion: string;
