@@ -29,7 +29,7 @@ export interface DeliveryJob {
  * `ours` names it, a reply of mtrelay's catalogue (no remote answer to report).
  */
 export type RecipientOutcome = { rcptTo: string; rcptType: RcptType } & (
-  | { kind: 'delivered'; reply: string; remote: string; tls: boolean }
+  | { kind: 'delivered'; reply: string; remote: string; tls: boolean; tracked?: { opens: boolean; clicks: boolean } }
   | { kind: 'deferred' | 'bounced'; reply: string; bounceClass: number; remote?: string; ours?: ReplyName }
   | { kind: 'suppressed' }
 );
@@ -192,7 +192,9 @@ export class Deliverer {
           const rejected = new Map([...result.rejected].map(([a, r]) => [a.toLowerCase(), r]));
           return group.map((copy): RecipientOutcome => {
             const key = copy.rcptTo.toLowerCase();
-            if (accepted.has(key)) return { rcptTo: copy.rcptTo, rcptType: copy.rcptType, kind: 'delivered', reply: result.response, remote, tls: result.tls };
+            if (accepted.has(key)) {
+              return { rcptTo: copy.rcptTo, rcptType: copy.rcptType, kind: 'delivered', reply: result.response, remote, tls: result.tls, ...(copy.tracked ? { tracked: copy.tracked } : {}) };
+            }
             return failure(copy, rejected.get(key) ?? result.response, remote);
           });
         } catch (error) {

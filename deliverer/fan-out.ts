@@ -21,6 +21,8 @@ export interface Copy {
   header: Buffer;
   /** The empty line that ends the header block, then the body. */
   body: Buffer;
+  /** Set when the body was given this recipient's tracked links and pixels. */
+  tracked?: { opens: boolean; clicks: boolean };
 }
 
 /** The body as DKIM sees it: what follows the empty line that ends the header block. */

@@ -36,7 +36,9 @@ export function planOutcomes({ submission, facts, attemptsBefore, outcomes, poli
   const step = deferred.length ? nextStep(policy, attemptsBefore + 1, Date.parse(submission.receivedAt), now.getTime()) : undefined;
   for (const o of outcomes) {
     if (o.kind === 'delivered') {
-      event('delivery', o, { raw_reason: o.reply, mx_ip: o.remote, tls: o.tls });
+      // SparkPost's tracking flags: what this recipient's copy carried.
+      const tracking = o.tracked ? { open_tracking: o.tracked.opens, click_tracking: o.tracked.clicks, initial_pixel: o.tracked.opens } : {};
+      event('delivery', o, { raw_reason: o.reply, mx_ip: o.remote, tls: o.tls, ...tracking });
     } else if (o.kind === 'suppressed') {
       event('policy_rejection', o, { reason: 'Recipient is on the suppression list', raw_reason: replyLine('SUPPRESSED'), error_code: String(REPLIES.SUPPRESSED.code) });
     } else if (o.kind === 'bounced' || step?.kind === 'expire') {

@@ -29,6 +29,10 @@ export interface MessageEvent {
   reason?: string;
   mx_ip?: string;
   tls?: boolean;
+  /** Delivery of a tracked copy: open pixels (the initial one too) and rewritten links. */
+  open_tracking?: boolean;
+  click_tracking?: boolean;
+  initial_pixel?: boolean;
 }
 
 export interface MessageFacts {

@@ -70,6 +70,7 @@ export async function trackCopies(raw: Buffer, copies: Copy[], submission: Submi
       ...(submission.attributes.campaignId ? { campaignId: submission.attributes.campaignId } : {}),
     });
     copy.body = fillTemplate(template, urls);
+    copy.tracked = { opens: tracking.opens, clicks: tracking.clicks };
   }
   return tracked.length;
 }

@@ -173,6 +173,10 @@ export function deliverySuite(harness: DeliveryHarness): void {
           [['click', 'https://shop.example/sale?a=1&b=2', address, id, 'acme', 'spring']]);
         assert.deepEqual(tokens(text, 'o').map((c) => [c.kind, c.rcptTo]), [['initial_open', address], ['open', address]]);
       }
+      const delivered = await waitForEvent(id, (e) => e.type === 'delivery' && e.rcpt_to === 'track1@recipient.test') as Event & Record<string, unknown>;
+      assert.deepEqual([delivered.open_tracking, delivered.click_tracking, delivered.initial_pixel], [true, true, true]);
+      const archiveEvent = await waitForEvent(id, (e) => e.type === 'delivery' && e.rcpt_to === 'track-arch@recipient.test') as Event & Record<string, unknown>;
+      assert.equal(archiveEvent.click_tracking, undefined, 'the archive copy was not tracked');
       const [archived] = await mx1.waitFor('track-arch@recipient.test');
       assert.doesNotMatch(archived!.message.toString(), /track\.mtrelay\.test/, 'the archive copy is as the sender wrote it');
       assert.equal(await verifyDkim(archived!.message, dnsAddress), 'pass');
