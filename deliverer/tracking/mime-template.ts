@@ -74,15 +74,14 @@ export async function trackingTemplate(raw: Buffer, options: { opens: boolean; c
     const encoded = Buffer.concat(html.chunks).toString('latin1');
     const trailer = /(\r?\n)*$/.exec(encoded)![0];
     const view = charsetView(decodePart(encoded.slice(0, encoded.length - trailer.length), html.encoding), html.node.charset);
-    if (!view.asciiCompatible && html.encoding !== 'base64') {
-      // Quoted-printable would leave the line-break bytes inside UTF-16 characters as line breaks: such a part stays untracked.
-      pieces.push(...html.chunks);
-      html = undefined;
-      return;
-    }
-    const segments = planHtml(view.text, { ...options, decodeCharset: view.decodeCharset, scanText: view.scan });
-    slots += segments.filter((s) => typeof s !== 'string').length;
-    pieces.push({ encoding: html.encoding, segments, encode: view.encode, trailer });
+    // Quoted-printable would leave the line-break bytes inside UTF-16 characters as line breaks: such a part stays untracked.
+    const segments = view.asciiCompatible || html.encoding === 'base64'
+      ? planHtml(view.text, { ...options, decodeCharset: view.decodeCharset, scanText: view.scan }) : [];
+    const partSlots = segments.filter((s) => typeof s !== 'string').length;
+    // A part with nothing to track keeps its bytes as they are, however other parts change.
+    if (partSlots) pieces.push({ encoding: html.encoding, segments, encode: view.encode, trailer });
+    else pieces.push(...html.chunks);
+    slots += partSlots;
     html = undefined;
   };
   for (const item of await splitNodes(raw)) {
