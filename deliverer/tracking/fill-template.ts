@@ -3,9 +3,9 @@
 // wrapped at 76 characters). A part sent as it is (7bit, 8bit) keeps every line within RFC
 // 5322's 998 characters: a rewritten link starts a new line inside its tag where needed
 // (a line break between attributes means nothing to HTML), or stays untracked.
-import { encode as qpEncode, wrap as qpWrap } from 'libqp';
 import type { HtmlSegment } from './html-plan.ts';
 import type { HtmlPartTemplate, TrackingTemplate } from './mime-template.ts';
+import { encodedPixel, fillQuotedPrintable } from './quoted-printable.ts';
 
 export interface TrackingUrls {
   link: (target: string) => string;
@@ -18,6 +18,8 @@ const PIXEL_STYLE = 'height:1px !important;width:1px !important;border-width:0 !
 export function pixelTag(url: string): string {
   return `<img border="0" width="1" height="1" alt="" style="${PIXEL_STYLE}" src="${url}">`;
 }
+
+const QP_PIXEL = encodedPixel(pixelTag);
 
 /** Characters since the last line break, after `text` is appended to a line `column` long. */
 function columnAfter(column: number, text: string): number {
@@ -50,14 +52,11 @@ function base64Lines(bytes: Buffer): string {
 }
 
 function encodePart(part: HtmlPartTemplate, urls: TrackingUrls): Buffer {
-  let text = fillSegments(part.segments, urls, part.encoding === 'identity');
-  // Quoted-printable keeps line breaks literal: a bare CR or LF the sender encoded becomes a CRLF, as mail requires.
-  if (part.encoding === 'quoted-printable') text = text.replace(/\r\n|\r|\n/g, '\r\n');
-  const bytes = part.encode(text);
-  if (part.encoding === 'identity') return Buffer.concat([bytes, Buffer.from(part.trailer, 'latin1')]);
-  const encoded = part.encoding === 'base64' ? base64Lines(bytes) : qpWrap(qpEncode(bytes), 76);
   // The line break before a boundary belongs to the boundary (mailsplit passes it on with it).
-  return Buffer.from(`${encoded}${part.trailer}`, 'latin1');
+  if (part.qpLiterals) return Buffer.from(`${fillQuotedPrintable(part.segments, part.qpLiterals, urls, QP_PIXEL)}${part.trailer}`, 'latin1');
+  const bytes = part.encode(fillSegments(part.segments, urls, part.encoding === 'identity'));
+  if (part.encoding === 'identity') return Buffer.concat([bytes, Buffer.from(part.trailer, 'latin1')]);
+  return Buffer.from(`${base64Lines(bytes)}${part.trailer}`, 'latin1');
 }
 
 /** The body (from the empty line that ends the header block) one recipient receives. */

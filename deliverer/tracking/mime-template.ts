@@ -8,6 +8,7 @@ import { Splitter } from 'mailsplit';
 import { headerBlockEnd } from '../../shared/mail/headers.ts';
 import { charsetView } from './charset-view.ts';
 import { planHtml, type HtmlSegment } from './html-plan.ts';
+import { encodeLiterals } from './quoted-printable.ts';
 
 export type PartEncoding = 'base64' | 'quoted-printable' | 'identity';
 
@@ -16,6 +17,8 @@ export interface HtmlPartTemplate {
   segments: HtmlSegment[];
   /** Back to the part's charset. */
   encode: (text: string) => Buffer;
+  /** Quoted-printable parts: the literal segments already encoded (quoted-printable.ts). */
+  qpLiterals?: (string | undefined)[];
   /** Line breaks that ended the encoded part (a part at the end of a message); the one before a boundary is the boundary's. */
   trailer: string;
 }
@@ -72,14 +75,18 @@ export async function trackingTemplate(raw: Buffer, options: { opens: boolean; c
   const finishHtml = () => {
     if (!html) return;
     const encoded = Buffer.concat(html.chunks).toString('latin1');
-    const trailer = /(\r?\n)*$/.exec(encoded)![0];
-    const view = charsetView(decodePart(encoded.slice(0, encoded.length - trailer.length), html.encoding), html.node.charset);
+    let end = encoded.length;
+    while (end > 0 && (encoded.charCodeAt(end - 1) === 0x0a || encoded.charCodeAt(end - 1) === 0x0d)) end--;
+    const trailer = encoded.slice(end);
+    const view = charsetView(decodePart(encoded.slice(0, end), html.encoding), html.node.charset);
     // Quoted-printable would leave the line-break bytes inside UTF-16 characters as line breaks: such a part stays untracked.
     const segments = view.asciiCompatible || html.encoding === 'base64'
       ? planHtml(view.text, { ...options, decodeCharset: view.decodeCharset, scanText: view.scan }) : [];
     const partSlots = segments.filter((s) => typeof s !== 'string').length;
     // A part with nothing to track keeps its bytes as they are, however other parts change.
-    if (partSlots) pieces.push({ encoding: html.encoding, segments, encode: view.encode, trailer });
+    if (partSlots) {
+      pieces.push({ encoding: html.encoding, segments, encode: view.encode, trailer, ...(html.encoding === 'quoted-printable' ? { qpLiterals: encodeLiterals(segments) } : {}) });
+    }
     else pieces.push(...html.chunks);
     slots += partSlots;
     html = undefined;
