@@ -49,7 +49,7 @@ test('every object of every value set is accepted by the API server (server-side
     assert.match(monitoring, new RegExp(`${object.replace(/[./]/g, '\\$&')} serverside-applied`), monitoring);
   }
   const strimzi = dryRun(renderText({ set: 'strimzi', namespace: 'dry-run' }), 'dry-run');
-  for (const object of ['kafkauser.kafka.strimzi.io/mtrelay', 'kafkauser.kafka.strimzi.io/mtrelay-tracker', 'kafkatopic.kafka.strimzi.io/mtrelay-submissions', 'scaledobject.keda.sh/mtrelay-deliverer']) {
+  for (const object of ['kafkauser.kafka.strimzi.io/mtrelay', 'kafkauser.kafka.strimzi.io/mtrelay-tracker', 'kafkauser.kafka.strimzi.io/mtrelay-dispatcher', 'kafkatopic.kafka.strimzi.io/mtrelay-submissions', 'scaledobject.keda.sh/mtrelay-deliverer']) {
     assert.match(strimzi, new RegExp(`${object.replace(/[./]/g, '\\$&')} serverside-applied`), strimzi);
   }
   // And a broken object is refused: the check has teeth.
@@ -61,7 +61,7 @@ test('helm install, upgrade and uninstall; the CRDs, the tenants\' resources and
   assert.match(install, /STATUS: deployed/);
   assert.match(install, /kubectl get service -n mail mtrelay-relay/); // NOTES.txt tells where the relay is
   const deployments = () => api.kubectl(['get', 'deployments', '-n', 'mail', '-o', 'jsonpath={.items[*].metadata.name}']).split(' ').filter(Boolean).sort();
-  assert.deepEqual(deployments(), ['mtrelay-deliverer', 'mtrelay-operator', 'mtrelay-relay', 'mtrelay-tracker']);
+  assert.deepEqual(deployments(), ['mtrelay-deliverer', 'mtrelay-dispatcher', 'mtrelay-operator', 'mtrelay-relay', 'mtrelay-tracker']);
   api.kubectl(['wait', '--for', 'condition=Established', '--timeout', '60s', 'crd', 'sendingdomains.mtrelay.dev']);
   const trackingKeys = () => Buffer.from(api.kubectl(['get', 'secret', '-n', 'mail', 'mtrelay-tracking-keys', '-o', 'jsonpath={.data.keys}']), 'base64').toString();
   const keys = trackingKeys();
@@ -70,6 +70,21 @@ test('helm install, upgrade and uninstall; the CRDs, the tenants\' resources and
   // A tenant's resource, made with kubectl as users do.
   api.kubectl(['create', 'namespace', 'acme']);
   api.kubectl(['apply', '-f', path.join(repoRoot, 'examples', 'resources', 'sending-domain.yaml')]);
+
+  // The API server grants the dispatcher's account its config set, the Webhooks' status and Events, nothing more.
+  const dispatcherCan = (...args: string[]) => {
+    try {
+      return api.kubectl(['auth', 'can-i', ...args, '--as', 'system:serviceaccount:mail:mtrelay-dispatcher']).trim() === 'yes';
+    } catch {
+      return false; // "no" exits 1
+    }
+  };
+  assert.ok(dispatcherCan('watch', 'secret/mtrelay-dispatcher-config-7', '-n', 'mail'));
+  assert.ok(dispatcherCan('patch', 'webhooks.mtrelay.dev', '--subresource=status', '-n', 'acme'));
+  assert.ok(dispatcherCan('create', 'events', '-n', 'acme'));
+  assert.ok(!dispatcherCan('get', 'secret/mtrelay-deliverer-config', '-n', 'mail'));
+  assert.ok(!dispatcherCan('patch', 'webhooks.mtrelay.dev', '-n', 'acme'));
+  assert.ok(!dispatcherCan('get', 'webhooks.mtrelay.dev', '--subresource=status', '-n', 'acme'));
 
   // Upgrade to cert-manager TLS with monitoring (their CRDs were installed by the first test).
   const upgrade = helmAs(['upgrade', 'mtrelay', chartDir, '--namespace', 'mail', '-f', valuesFile('cert-manager')]);

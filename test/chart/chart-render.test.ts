@@ -1,7 +1,7 @@
 // The chart rendered by the real helm over every value set in charts/mtrelay/ci/: it lints
 // clean, its helm-unittest suites pass, and what it renders agrees with the code it deploys —
-// every flag is one the role accepts, every file a flag names is mounted, the RBAC is
-// operator/rbac.yaml's, the CRDs are crds/, the Strimzi topics are the ones the roles would
+// every flag is one the role accepts, every file a flag names is mounted, each role reads the
+// config Secret the operator writes for it, the RBAC is operator/rbac.yaml's, the CRDs are crds/, the Strimzi topics are the ones the roles would
 // create, the tracking keys it generates are a file the roles read — and every pod is locked down.
 // @needs chart processes
 // @limit 120s
@@ -52,7 +52,7 @@ describe('every value set renders', () => {
     test(set, () => {
       const objects = render({ set, namespace: 'mail' });
       const workloads = objects.filter((o) => o.kind === 'Deployment');
-      assert.deepEqual(workloads.map((o) => o.metadata.name).sort(), ['mtrelay-deliverer', 'mtrelay-operator', 'mtrelay-relay', 'mtrelay-tracker']);
+      assert.deepEqual(workloads.map((o) => o.metadata.name).sort(), ['mtrelay-deliverer', 'mtrelay-dispatcher', 'mtrelay-operator', 'mtrelay-relay', 'mtrelay-tracker']);
       const values = parseAllDocuments(readFileSync(valuesFile(set), 'utf8'))[0]!.toJS() as { tracking?: { keys?: { existingSecret?: string } } };
       for (const o of objects) {
         // Secrets come from the user or the operator; the chart makes only the tracking keys, unless the user has them.
@@ -81,6 +81,14 @@ describe('every value set renders', () => {
       }
       // The tracker faces the Internet: no API server token in its pods.
       assert.equal(podSpec(find(objects, 'Deployment', 'mtrelay-tracker')).automountServiceAccountToken, false, set);
+      // Each role watches the config Secret set the operator writes for it, in the release's namespace.
+      const flag = (name: string, flagName: string) => podSpec(find(objects, 'Deployment', name)).containers[0]!.args
+        .find((a) => a.startsWith(`--${flagName}=`))?.slice(flagName.length + 3);
+      for (const role of ['relay', 'deliverer', 'dispatcher']) {
+        const written = flag('mtrelay-operator', `${role}-config-secret`);
+        assert.ok(written, `${set}: the operator is given --${role}-config-secret`);
+        assert.equal(flag(`mtrelay-${role}`, 'config-secret'), `mail/${written}`, `${set}: ${role}`);
+      }
     });
   }
 });

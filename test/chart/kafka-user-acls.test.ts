@@ -3,12 +3,14 @@
 // would), and a relay and a deliverer connected as that user create their topics, accept a
 // message and deliver it; the tracker's own user's ACLs are granted to a client certificate's
 // principal, and a tracker connected with it publishes the events of a pixel and a click, with
-// the keys file the chart generates. What the ACLs do not grant is refused.
+// the keys file the chart generates; the dispatcher's user's ACLs are granted to another
+// certificate's principal, and a dispatcher connected with it, in the group the chart gives it,
+// posts events to a webhook and commits its offsets. What the ACLs do not grant is refused.
 // @needs chart kafka-own processes openssl
 // @limit 120s
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import kafkajs from 'kafkajs';
@@ -18,11 +20,12 @@ import { createKafka, kafkaConnection } from '../../shared/kafka/client.ts';
 import { readTrackingKeys } from '../../shared/tracking/keys-file.ts';
 import { signToken, type TrackingClaims } from '../../shared/tracking/tokens.ts';
 import { KafkaBroker, freePort } from '../kafka/broker.ts';
-import { KafkaReader } from '../helpers/kafka-reader.ts';
+import { KafkaReader, uncommitted } from '../helpers/kafka-reader.ts';
 import { DelivererProcess, MtrelayProcess, RelayProcess } from '../helpers/relay-process.ts';
 import { accountFolder, newApiKey, tempDir } from '../helpers/resources.ts';
 import { SmtpSink } from '../helpers/smtp-sink.ts';
 import { createTestCa } from '../helpers/tls.ts';
+import { WebhookReceiver } from '../helpers/webhook-receiver.ts';
 import { render } from './chart.ts';
 
 const { AclOperationTypes, AclPermissionTypes, AclResourceTypes, Kafka, ResourcePatternTypes, logLevel } = kafkajs; // CommonJS
@@ -34,6 +37,8 @@ const brokerCert = ca.issue('broker', ['127.0.0.1', 'localhost']);
 // The tracker's KafkaUser with authentication tls: Strimzi's principal is then CN=<user>.
 const trackerCert = ca.issue('tracker', ['mtrelay-tracker'], { usage: 'clientAuth' });
 const trackerPrincipal = 'User:CN=mtrelay-tracker';
+const dispatcherCert = ca.issue('dispatcher', ['mtrelay-dispatcher'], { usage: 'clientAuth' });
+const dispatcherPrincipal = 'User:CN=mtrelay-dispatcher';
 const passwordFile = path.join(dir, 'password');
 writeFileSync(passwordFile, 'relay-secret\n');
 // The broker's SCRAM user stands for the KafkaUser; Strimzi would name it after the release.
@@ -62,7 +67,7 @@ before(async () => {
     principal, host: '*', permissionType: AclPermissionTypes.ALLOW,
     operation: AclOperationTypes[operation.replace(/([a-z])([A-Z])/g, '$1_$2').toUpperCase() as keyof typeof AclOperationTypes],
   })));
-  const acl = [...grants('mtrelay', 'User:relay'), ...grants('mtrelay-tracker', trackerPrincipal)];
+  const acl = [...grants('mtrelay', 'User:relay'), ...grants('mtrelay-tracker', trackerPrincipal), ...grants('mtrelay-dispatcher', dispatcherPrincipal)];
   assert.ok(acl.every((a) => a.operation !== undefined), JSON.stringify(acl));
   const admin = new Kafka({ brokers: [broker.bootstrap], logLevel: logLevel.NOTHING }).admin(); // the super user
   await admin.connect();
@@ -163,5 +168,100 @@ test('with exactly its own user\'s ACLs, the tracker publishes engagement events
     await assert.rejects(admin.deleteTopics({ topics: [`${prefix}.events`], timeout: 5000 }), /authoriz/i);
   } finally {
     await Promise.all([producer.disconnect(), admin.disconnect()]);
+  }
+});
+
+const asDispatcher = { kafkaTlsCa: ca.caCert, kafkaTlsCert: dispatcherCert.cert, kafkaTlsKey: dispatcherCert.key } as const;
+
+test('with exactly its own user\'s ACLs, the dispatcher consumes events in its group and posts them, and may do nothing else', async () => {
+  // The group the chart runs the dispatchers in, which its ACLs name.
+  const deployment = rendered.find((o) => o.kind === 'Deployment' && o.metadata.name === 'mtrelay-dispatcher');
+  assert.ok(deployment, 'the chart renders the dispatcher');
+  const args = (deployment.spec as { template: { spec: { containers: { args: string[] }[] } } }).template.spec.containers[0]!.args;
+  const group = args.find((a) => a.startsWith('--group-id='))!.slice('--group-id='.length);
+  const topic = `${prefix}.events`;
+  const receiver = new WebhookReceiver();
+  await receiver.listen();
+  const resources = tempDir('kafka-user-acls-webhooks');
+  writeFileSync(path.join(resources, 'webhook.yaml'), [
+    'apiVersion: mtrelay.dev/v1alpha1', 'kind: Webhook', 'metadata: {name: events, namespace: acme}',
+    `spec: {url: "${receiver.url('/events')}", allowInsecureUrl: true}`, '',
+  ].join('\n'));
+  // Events written as the relay, deliverer and tracker would, by the super user.
+  const producer = new Kafka({ brokers: [broker.bootstrap], logLevel: logLevel.NOTHING }).producer();
+  await producer.connect();
+  const produce = async () => {
+    const transmissionId = `acl-${randomBytes(4).toString('hex')}`;
+    const events = [0, 1, 2].map((i) => ({
+      type: 'delivery', event_id: `${transmissionId}-${i}`, timestamp: new Date().toISOString(), namespace: 'acme', transmission_id: transmissionId, rcpt_to: `r${i}@example.com`, tags: [],
+    }));
+    const [written] = await producer.send({ topic, messages: events.map((e) => ({ key: transmissionId, value: JSON.stringify(e) })) });
+    return { ids: events.map((e) => e.event_id), partition: written!.partition };
+  };
+  const dispatcher = new MtrelayProcess(['dispatcher', '--resources', resources, '--kafka', broker.secureBootstrap.ssl, '--kafka-tls-ca', asDispatcher.kafkaTlsCa,
+    '--kafka-tls-cert', asDispatcher.kafkaTlsCert, '--kafka-tls-key', asDispatcher.kafkaTlsKey, '--topic-prefix', prefix, '--group-id', group,
+    '--metrics-host', '127.0.0.1', '--metrics-port', '0', '--batch-linger', '200ms']);
+  try {
+    const ready = await dispatcher.started('dispatcher running');
+    dispatcher.metricsPort = ready.metricsPort as number;
+    await dispatcher.waitUntilReady(); // in the consumer group
+    await receiver.waitFor((r) => r.batches.length >= 1); // the test batch of a webhook seen for the first time
+    // It starts at the end of the topic: events written before its first fetch settled that
+    // position would be skipped, so a batch that does not arrive is written again.
+    let sent = await produce();
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await receiver.waitFor((r) => sent.ids.every((id) => r.events().some((e) => e.event_id === id)), 5000);
+        break;
+      } catch (error) {
+        if (attempt === 3) throw error;
+        sent = await produce();
+      }
+    }
+    assert.deepEqual(receiver.events().map((e) => e.event_id).filter((id) => sent.ids.includes(id as string)), sent.ids);
+    assert.ok(receiver.events().every((e) => e.subaccount === 'acme'));
+    // Its position is committed in its group: the next dispatcher does not post them again.
+    const deadline = Date.now() + 15_000;
+    while ((await uncommitted(broker.bootstrap, group, topic)).some((p) => p.partition === sent.partition)) {
+      if (Date.now() > deadline) throw new Error(`offsets not committed: ${JSON.stringify(await uncommitted(broker.bootstrap, group, topic))}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  } finally {
+    assert.equal(await dispatcher.stop(), 0);
+    await producer.disconnect();
+    await receiver.close();
+  }
+
+  // The same principal may not write events, nor join another group: the deliverers' (a group
+  // with ACLs; the broker lets anyone use one that has none, as with the tracker above).
+  const kafka = createKafka({ logger: pino({ level: 'silent' }), clientId: 'test', connection: kafkaConnection({ kafka: broker.secureBootstrap.ssl, ...asDispatcher }) });
+  const own = kafka.producer({ allowAutoTopicCreation: false, retry: { retries: 0 } });
+  await own.connect();
+  try {
+    await assert.rejects(own.send({ topic, messages: [{ value: '{}' }] }), /authoriz/i);
+  } finally {
+    await own.disconnect();
+  }
+  // kafkajs reports a FindCoordinator the broker refused as "Failed to find group coordinator";
+  // its debug log has the broker's answer.
+  const refusals: string[] = [];
+  const watched = new Kafka({
+    brokers: [broker.secureBootstrap.ssl], clientId: 'test', logLevel: logLevel.DEBUG,
+    ssl: { ca: [readFileSync(asDispatcher.kafkaTlsCa)], cert: readFileSync(asDispatcher.kafkaTlsCert), key: readFileSync(asDispatcher.kafkaTlsKey) },
+    logCreator: () => ({ log }) => {
+      const type = (log.error as { type?: string } | undefined)?.type;
+      if (type) refusals.push(type);
+    },
+  });
+  const consumer = watched.consumer({ groupId: 'mtrelay-deliverer', retry: { retries: 0 } });
+  const crashed = new Promise<Error>((resolve) => consumer.on(consumer.events.CRASH, ({ payload }) => resolve(payload.error)));
+  await consumer.connect();
+  try {
+    await consumer.subscribe({ topic, fromBeginning: true });
+    const ran = consumer.run({ eachMessage: async () => assert.fail('the dispatcher\'s user read in the deliverers\' group') }).then(() => crashed, (error: Error) => error);
+    assert.match(String(await ran), /group coordinator|authoriz/i);
+    assert.ok(refusals.includes('GROUP_AUTHORIZATION_FAILED'), `refused for: ${refusals.join(', ')}`);
+  } finally {
+    await consumer.disconnect();
   }
 });

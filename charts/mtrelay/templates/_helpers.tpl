@@ -47,9 +47,13 @@ app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 {{- end -}}
 
-{{/* The Secrets the operator writes and the relay and deliverer read. */}}
+{{/* The Secrets the operator writes and the relay, deliverer and dispatcher read. */}}
 {{- define "mtrelay.relayConfigSecret" -}}{{ include "mtrelay.fullname" . }}-relay-config{{- end -}}
 {{- define "mtrelay.delivererConfigSecret" -}}{{ include "mtrelay.fullname" . }}-deliverer-config{{- end -}}
+{{- define "mtrelay.dispatcherConfigSecret" -}}{{ include "mtrelay.fullname" . }}-dispatcher-config{{- end -}}
+
+{{/* The dispatchers' consumer group: the Deployment's --group-id and its KafkaUser's group ACL. */}}
+{{- define "mtrelay.dispatcherGroup" -}}mtrelay-dispatcher{{- end -}}
 
 {{/* A config Secret set: the index and its pieces (shared/config/config-secrets.ts, MAX_CONFIG_PIECES = 31). */}}
 {{- define "mtrelay.configSecretSet" -}}
@@ -84,7 +88,8 @@ app.kubernetes.io/component: {{ .component }}
 {{/*
 The Kafka connection of a role after Strimzi's KafkaUser is taken into account; called with
 (dict "root" . "component" <role>). The tracker, which faces the Internet, has a KafkaUser of
-its own that may only write engagement events.
+its own that may only write engagement events; the dispatcher, which posts to URLs tenants
+choose, one that may only read them.
 */}}
 {{- define "mtrelay.kafka" -}}
 {{- $k := .root.Values.kafka -}}
@@ -101,20 +106,20 @@ its own that may only write engagement events.
 
 {{/* The Strimzi KafkaUser (and its Secret) a role connects as: (dict "root" . "component" <role>). */}}
 {{- define "mtrelay.kafkaUser" -}}
-{{- include "mtrelay.fullname" .root }}{{ if eq .component "tracker" }}-tracker{{ end -}}
+{{- include "mtrelay.fullname" .root }}{{ if has .component (list "tracker" "dispatcher") }}-{{ .component }}{{ end -}}
 {{- end -}}
 
 {{/*
 Arguments of the Kafka roles: brokers, TLS, SASL, and for relay and deliverer the topics they
-create and the records they produce (the tracker creates no topic and has no such flags).
-Called with (dict "root" . "component" <role>).
+create and the records they produce (tracker and dispatcher create no topic and have no such
+flags). Called with (dict "root" . "component" <role>).
 */}}
 {{- define "mtrelay.kafkaArgs" -}}
 {{- $root := .root -}}
 {{- $c := include "mtrelay.kafka" . | fromYaml -}}
 - --kafka={{ $root.Values.kafka.bootstrapServers }}
 - --topic-prefix={{ $root.Values.kafka.topicPrefix }}
-{{- if ne .component "tracker" }}
+{{- if has .component (list "relay" "deliverer") }}
 - --partitions={{ $root.Values.kafka.partitions }}
 - --replication-factor={{ $root.Values.kafka.replicationFactor }}
 - --retry-delays={{ join "," $root.Values.kafka.retryDelays }}
