@@ -51,8 +51,11 @@ export class WebhookQueue {
   readonly #reports: QueueReports;
   #pending: QueueItem[] = [];
   #batch: Batch | undefined;
+  #pendingBytes = 0;
   #attempt: Promise<void> | undefined;
-  #timer: NodeJS.Timeout | undefined;
+  /** A batch still filling waits this timer; a failed batch waits #retry. */
+  #linger: NodeJS.Timeout | undefined;
+  #retry: NodeJS.Timeout | undefined;
   #closed = false;
 
   constructor(webhook: () => CompiledWebhook | undefined, send: Send, policy: DispatchPolicy, reports: QueueReports) {
@@ -73,11 +76,15 @@ export class WebhookQueue {
       return;
     }
     this.#pending.push(item);
+    this.#pendingBytes += item.bytes + 1;
     const over = this.backlog - this.#policy.maxBacklog;
     if (over > 0) {
       // A receiver down for hours must not hold the dispatcher's memory: the oldest waiting events go.
       const dropped = this.#pending.splice(0, Math.min(over, this.#pending.length));
-      for (const d of dropped) d.done();
+      for (const d of dropped) {
+        this.#pendingBytes -= d.bytes + 1;
+        d.done();
+      }
       this.#reports.dropped(dropped.length, `backlog over ${this.#policy.maxBacklog} events`, new Date());
     }
     this.#pump();
@@ -86,8 +93,10 @@ export class WebhookQueue {
   /** The webhook is gone: its waiting events are done with; a post in progress ends on its own. */
   close(): void {
     this.#closed = true;
-    clearTimeout(this.#timer);
+    clearTimeout(this.#linger);
+    clearTimeout(this.#retry);
     for (const item of this.#pending.splice(0)) item.done();
+    this.#pendingBytes = 0;
     if (this.#batch && !this.#attempt) this.#finish(this.#batch);
   }
 
@@ -97,18 +106,21 @@ export class WebhookQueue {
   }
 
   #pump(): void {
-    if (this.#closed || this.#attempt || this.#timer) return;
+    if (this.#closed || this.#attempt || this.#retry) return;
     if (!this.#batch) {
       if (!this.#pending.length) return;
-      const full = this.#pending.length >= this.#policy.maxBatchEvents;
+      const full = this.#pending.length >= this.#policy.maxBatchEvents || this.#pendingBytes >= this.#policy.maxBatchBytes;
       if (!full) {
-        this.#timer = setTimeout(() => {
-          this.#timer = undefined;
+        this.#linger ??= setTimeout(() => {
+          this.#linger = undefined;
           this.#batch ??= this.#take();
           this.#pump();
         }, this.#policy.lingerMs);
         return;
       }
+      // Full before its time: it goes now.
+      clearTimeout(this.#linger);
+      this.#linger = undefined;
       this.#batch = this.#take();
     }
     if (!this.#batch) return;
@@ -127,6 +139,7 @@ export class WebhookQueue {
       count++;
     }
     if (!count) return undefined;
+    this.#pendingBytes -= bytes - 2;
     return { id: randomUUID(), items: this.#pending.splice(0, count), firstAttemptAt: 0, attempts: 0 };
   }
 
@@ -160,8 +173,8 @@ export class WebhookQueue {
     // Growing gaps with some jitter, so receivers coming back are not hit by every dispatcher at once.
     const gap = Math.min(this.#policy.maxRetryMs, this.#policy.firstRetryMs * 2 ** (batch.attempts - 1)) * (0.8 + Math.random() * 0.4);
     const wait = Math.max(0, Math.min(gap, batch.firstAttemptAt + this.#policy.giveUpAfterMs - now.getTime()));
-    this.#timer = setTimeout(() => {
-      this.#timer = undefined;
+    this.#retry = setTimeout(() => {
+      this.#retry = undefined;
       this.#pump();
     }, wait);
   }
