@@ -16,6 +16,7 @@ export interface WebhookFlags {
   webhookRetryMax: string;
   webhookGiveUp: string;
   webhookBacklog: number;
+  webhookAllowPrivate: boolean;
 }
 
 interface DispatcherFlags extends WebhookFlags, ConfigSourceFlags, KafkaConnectionFlags, OpsFlags {
@@ -23,8 +24,11 @@ interface DispatcherFlags extends WebhookFlags, ConfigSourceFlags, KafkaConnecti
   maxInFlight: number;
 }
 
-/** Batching and retries of webhook posts, shared by `dispatcher` and `standalone`. */
-export function addWebhookOptions(command: Command): Command {
+/**
+ * Batching, retries and reach of webhook posts, shared by `dispatcher` and `standalone`. Private
+ * addresses are allowed by default only where everything runs on one machine (standalone).
+ */
+export function addWebhookOptions(command: Command, allowPrivateByDefault = false): Command {
   return command
     .addOption(option('--batch-events <n>', 'events per webhook batch at most').argParser(integer(1, 10_000)).default(100))
     .addOption(option('--batch-bytes <n>', 'JSON bytes per webhook batch at most (a single larger event goes alone)').argParser(integer(1024)).default(1024 * 1024))
@@ -32,7 +36,9 @@ export function addWebhookOptions(command: Command): Command {
     .addOption(option('--webhook-retry-first <duration>', 'gap before the first retry of a failed batch; each next gap doubles').default('5s'))
     .addOption(option('--webhook-retry-max <duration>', 'longest gap between retries').default('10m'))
     .addOption(option('--webhook-give-up <duration>', 'a batch failing this long is dropped (logged, counted, shown in the Webhook\'s status)').default('8h'))
-    .addOption(option('--webhook-backlog <n>', 'events held per webhook at most; the oldest are dropped beyond').argParser(integer(100)).default(50_000));
+    .addOption(option('--webhook-backlog <n>', 'events held per webhook at most; the oldest are dropped beyond').argParser(integer(100)).default(50_000))
+    .addOption(option('--webhook-allow-private', 'let webhook and OAuth2 token URLs reach loopback, private and link-local addresses (refused otherwise: a tenant\'s URL must not reach the cluster\'s network)').default(allowPrivateByDefault))
+    .addOption(option('--no-webhook-allow-private', 'refuse loopback, private and link-local addresses for webhooks').hideHelp());
 }
 
 export function dispatchPolicy(flags: WebhookFlags): DispatchPolicy {
@@ -64,6 +70,7 @@ function dispatcherConfig(flags: DispatcherFlags): DispatcherConfig {
     topicPrefix: flags.topicPrefix,
     groupId: flags.groupId,
     policy: dispatchPolicy(flags),
+    allowPrivate: flags.webhookAllowPrivate,
     maxInFlight: flags.maxInFlight,
     metricsHost: flags.metricsHost,
     metricsPort: flags.metricsPort,

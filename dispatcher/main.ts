@@ -12,6 +12,7 @@ import { Dispatcher } from './dispatcher.ts';
 import { KafkaEvents } from './kafka-events.ts';
 import { createDispatcherMetrics } from './metrics.ts';
 import type { DispatchPolicy } from './webhook-queue.ts';
+import { webhookAgent } from './outbound.ts';
 import { OAuth2Tokens, sendBatch } from './webhook-sender.ts';
 
 export interface DispatcherConfig {
@@ -20,6 +21,7 @@ export interface DispatcherConfig {
   topicPrefix: string;
   groupId: string;
   policy: DispatchPolicy;
+  allowPrivate: boolean;
   maxInFlight: number;
   metricsHost: string;
   metricsPort: number;
@@ -45,20 +47,25 @@ async function kubeStatus(origin: ConfigOrigin, logger: Logger): Promise<{ write
 }
 
 /** The dispatcher of a role and the last status writes to run after its feed stops; the same for `dispatcher` and `standalone`. */
-export function createDispatcher(role: Role, store: ConfigStore, policy: DispatchPolicy, kube: { writer: StatusWriter; announcer: EventAnnouncer } | undefined): { dispatcher: Dispatcher; flushStatus: () => Promise<void> } {
+export function createDispatcher(role: Role, store: ConfigStore, policy: DispatchPolicy, allowPrivate: boolean,
+  kube: { writer: StatusWriter; announcer: EventAnnouncer } | undefined): { dispatcher: Dispatcher; flushStatus: () => Promise<void> } {
   const status = new DeliveryStatusBook(kube?.writer, role.logger, kube?.announcer);
-  const tokens = new OAuth2Tokens();
+  const outbound = { agent: webhookAgent(allowPrivate), allowPrivate };
+  const tokens = new OAuth2Tokens(outbound);
   const dispatcher = new Dispatcher({
     store, policy, status, logger: role.logger, metrics: createDispatcherMetrics(role.registry),
-    send: (webhook, batchId, events) => sendBatch(webhook, batchId, events, tokens),
+    send: (webhook, batchId, events) => sendBatch(webhook, batchId, events, tokens, outbound),
   });
-  return { dispatcher, flushStatus: () => status.stop() };
+  return { dispatcher, flushStatus: async () => {
+    await status.stop();
+    await outbound.agent.close();
+  } };
 }
 
 export async function startDispatcher(config: DispatcherConfig, logger: Logger): Promise<{ role: Role; shutdown(): Promise<void> }> {
   const role = await Role.start({ name: 'dispatcher', logger, metricsHost: config.metricsHost, metricsPort: config.metricsPort });
   const store = await role.openConfig(config.config);
-  const { dispatcher, flushStatus } = createDispatcher(role, store, config.policy, await kubeStatus(config.config, logger));
+  const { dispatcher, flushStatus } = createDispatcher(role, store, config.policy, config.allowPrivate, await kubeStatus(config.config, logger));
   const kafka = createKafka({ connection: config.kafka, clientId: 'mtrelay-dispatcher', logger });
   const events = new KafkaEvents({
     kafka, topic: topicNames(config.topicPrefix).events, groupId: config.groupId, dispatcher, maxInFlight: config.maxInFlight, logger,

@@ -21,7 +21,7 @@ export function standaloneCommand(): Command {
     .addOption(option('--resources <dir>', 'folder of SendingDomain, ApiKey and Secret manifests (default: <state>/resources, created with an example on first start)'))
     .addOption(option('--example-domain <domain>', 'the sending domain of the example created on first start').default('example.com'))
     .addOption(option('--tracker-port <port>', 'HTTP port of the open pixel and click redirects, on --host (0: any free port)').argParser(integer(0, 65535)).default(8080));
-  return addOpsOptions(addWebhookOptions(addDeliveryOptions(addSmtpOptions(command))), 9090)
+  return addOpsOptions(addWebhookOptions(addDeliveryOptions(addSmtpOptions(command)), true), 9090)
     .action((flags: StandaloneFlags) => runRole('standalone', flags.logLevel, async (logger) => {
       const { startStandalone } = await import('./main.ts');
       const running = await startStandalone({
@@ -32,6 +32,7 @@ export function standaloneCommand(): Command {
         exampleDomain: flags.exampleDomain.toLowerCase(),
         trackerPort: flags.trackerPort,
         webhooks: dispatchPolicy(flags),
+        webhooksAllowPrivate: flags.webhookAllowPrivate,
         metricsHost: flags.metricsHost,
         metricsPort: flags.metricsPort,
       }, logger);

@@ -35,6 +35,7 @@ export interface StandaloneConfig extends DeliverySettings, Pick<RelayConfig, 's
   trackerPort: number;
   /** Batching and retries of webhook posts. */
   webhooks: DispatchPolicy;
+  webhooksAllowPrivate: boolean;
 }
 
 export interface RunningStandalone {
@@ -83,11 +84,14 @@ export async function startStandalone(config: StandaloneConfig, logger: Logger):
     settings: config.settings, store, queue, metrics: relayMetrics, certificates, authThrottle: config.authThrottle,
   });
   // Webhooks follow the event log, as dispatchers follow mtrelay.events in a cluster.
-  const { dispatcher } = createDispatcher(role, store, config.webhooks, undefined);
+  const { dispatcher, flushStatus } = createDispatcher(role, store, config.webhooks, config.webhooksAllowPrivate, undefined);
   const webhookFeed = new EventLogSource({ log: eventsLog, checkpoint: path.join(config.stateDir, 'webhooks.checkpoint'), dispatcher, logger });
   webhookFeed.start();
   role.onStop('delivery loop (deliveries in flight finish)', () => runtime.stop());
-  role.onStop('webhooks (posts in progress end; the position of what is done is kept)', () => webhookFeed.stop());
+  role.onStop('webhooks (posts in progress end; the position of what is done is kept)', async () => {
+    await webhookFeed.stop();
+    await flushStatus();
+  });
   role.onStop('outbound SMTP connections', closePool);
   role.onStop('queue (pending writes are committed)', () => queue.close());
   role.started({ ports: listenerPorts(server, config.settings), trackerPort, state: config.stateDir, resources: resourcesDir, queued: queue.depth }, 'standalone listening');

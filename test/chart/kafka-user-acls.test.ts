@@ -198,7 +198,7 @@ test('with exactly its own user\'s ACLs, the dispatcher consumes events in its g
     const [written] = await producer.send({ topic, messages: events.map((e) => ({ key: transmissionId, value: JSON.stringify(e) })) });
     return { ids: events.map((e) => e.event_id), partition: written!.partition };
   };
-  const dispatcher = new MtrelayProcess(['dispatcher', '--resources', resources, '--kafka', broker.secureBootstrap.ssl, '--kafka-tls-ca', asDispatcher.kafkaTlsCa,
+  const dispatcher = new MtrelayProcess(['dispatcher', '--webhook-allow-private', '--resources', resources, '--kafka', broker.secureBootstrap.ssl, '--kafka-tls-ca', asDispatcher.kafkaTlsCa,
     '--kafka-tls-cert', asDispatcher.kafkaTlsCert, '--kafka-tls-key', asDispatcher.kafkaTlsKey, '--topic-prefix', prefix, '--group-id', group,
     '--metrics-host', '127.0.0.1', '--metrics-port', '0', '--batch-linger', '200ms']);
   try {

@@ -28,7 +28,7 @@ let producer: Producer;
 let dispatcher: MtrelayProcess | undefined;
 
 async function startDispatcher(): Promise<MtrelayProcess> {
-  const process = new MtrelayProcess(['dispatcher', '--resources', resources, '--kafka', testKafka(), '--topic-prefix', prefix, '--group-id', group,
+  const process = new MtrelayProcess(['dispatcher', '--webhook-allow-private', '--resources', resources, '--kafka', testKafka(), '--topic-prefix', prefix, '--group-id', group,
     '--metrics-host', '127.0.0.1', '--metrics-port', '0', '--batch-linger', '200ms', '--webhook-retry-first', '200ms', '--webhook-retry-max', '1s']);
   const ready = await process.started('dispatcher running');
   process.metricsPort = ready.metricsPort as number;

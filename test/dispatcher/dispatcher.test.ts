@@ -14,6 +14,7 @@ import { verifySignature } from '../../dispatcher/signature.ts';
 import type { StoredEvent } from '../../dispatcher/sparkpost-shape.ts';
 import type { DispatchPolicy } from '../../dispatcher/webhook-queue.ts';
 import { OAuth2Tokens, sendBatch } from '../../dispatcher/webhook-sender.ts';
+import { isPrivateAddress, webhookAgent } from '../../dispatcher/outbound.ts';
 import { compileResources } from '../../shared/config/compiler.ts';
 import { ConfigStore } from '../../shared/config/store.ts';
 import type { Secret, Webhook } from '../../shared/config/types.ts';
@@ -46,12 +47,14 @@ function configStore(webhooks: Webhook[], secrets: Secret[] = []): ConfigStore {
   return store;
 }
 
-function dispatcher(store: ConfigStore, policy = POLICY) {
+/** The receivers are on loopback: private addresses allowed unless a test says otherwise. */
+function dispatcher(store: ConfigStore, policy = POLICY, allowPrivate = true) {
   const registry = new Registry();
   const metrics = createDispatcherMetrics(registry);
   const status = new DeliveryStatusBook(undefined, logger);
-  const tokens = new OAuth2Tokens();
-  const d = new Dispatcher({ store, policy, status, logger, metrics, send: (w, id, events) => sendBatch(w, id, events, tokens) });
+  const outbound = { agent: webhookAgent(allowPrivate), allowPrivate };
+  const tokens = new OAuth2Tokens(outbound);
+  const d = new Dispatcher({ store, policy, status, logger, metrics, send: (w, id, events) => sendBatch(w, id, events, tokens, outbound) });
   return { d, status, registry };
 }
 
@@ -176,4 +179,20 @@ test('a test batch when a webhook appears or its target changes, not when someth
   await new Promise((r) => setTimeout(r, 200));
   assert.deepEqual(receiver.batches.map((b) => b.path), ['/v1', '/v2']);
   assert.ok(receiver.batches.every((b) => String(b.headers['x-messagesystems-batch-id']).startsWith('test-')));
+});
+
+test('by default a webhook may not reach loopback, private or link-local addresses, by IP or by a name that resolves there', async () => {
+  const receiver = receivers.a;
+  receiver.batches.length = 0;
+  const store = configStore([webhook('acme', 'inside', { url: receiver.url('/inside') }), webhook('acme', 'named', { url: receiver.url('/named').replace('127.0.0.1', 'localhost') })]);
+  const { status } = dispatcher(store, POLICY, false);
+  const deadline = Date.now() + 5000;
+  while ((!status.get('acme/inside').lastTest || !status.get('acme/named').lastTest) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  assert.match(status.get('acme/inside').lastTest!.result, /^127\.0\.0\.1 is 127\.0\.0\.1, a private address webhooks may not reach/);
+  assert.match(status.get('acme/named').lastTest!.result, /^localhost is (127\.0\.0\.1|::1), a private address webhooks may not reach/);
+  assert.equal(receiver.batches.length, 0, 'nothing reached the receiver');
+  for (const address of ['10.1.2.3', '172.16.0.1', '192.168.1.1', '169.254.169.254', '100.64.0.1', '::1', 'fd00::1', 'fe80::1', '::ffff:127.0.0.1', '0.0.0.0']) {
+    assert.ok(isPrivateAddress(address), address);
+  }
+  for (const address of ['8.8.8.8', '1.1.1.1', '2001:4860:4860::8888', '::ffff:8.8.8.8']) assert.ok(!isPrivateAddress(address), address);
 });

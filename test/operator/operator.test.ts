@@ -378,7 +378,7 @@ describe('a domain and a key applied with kubectl', () => {
     assert.throws(() => kubectlAsDispatcher(['get', 'secret', '-n', 'acme', 'hook-token']), /Forbidden/);
     apply(['apiVersion: mtrelay.dev/v1alpha1', 'kind: Webhook', 'metadata: {name: local, namespace: acme}',
       `spec: {url: "${receiver.url('/local')}", allowInsecureUrl: true, events: [delivery]}`]);
-    const dispatcher = new MtrelayProcess(['dispatcher', '--config-secret', `${SYSTEM}/mtrelay-dispatcher-config`, '--kubeconfig', cluster.dispatcherKubeconfig,
+    const dispatcher = new MtrelayProcess(['dispatcher', '--webhook-allow-private', '--config-secret', `${SYSTEM}/mtrelay-dispatcher-config`, '--kubeconfig', cluster.dispatcherKubeconfig,
       '--kafka', testKafka(), '--group-id', `operator-test-${randomUUID()}`, '--metrics-host', '127.0.0.1', '--metrics-port', '0', '--batch-linger', '100ms']);
     const producer = createKafka({ connection: { brokers: [testKafka()] }, clientId: 'operator-test', logger: pino({ level: 'silent' }) }).producer();
     try {
