@@ -14,7 +14,8 @@ import nodemailer from 'nodemailer';
 import { stringify } from 'yaml';
 import { freePort } from '../kafka/broker.ts';
 import { testKafka } from '../helpers/env.ts';
-import { DelivererProcess, RelayProcess, type MtrelayProcess } from '../helpers/relay-process.ts';
+import { DelivererProcess, MtrelayProcess, RelayProcess } from '../helpers/relay-process.ts';
+import { writeNewTrackingKeys } from '../../shared/tracking/keys-file.ts';
 import { accountFolder, newApiKey, tempDir } from '../helpers/resources.ts';
 import { SmtpSink } from '../helpers/smtp-sink.ts';
 import { OperatorCluster } from '../operator/cluster-fixture.ts';
@@ -44,7 +45,7 @@ function promtoolRun(args: string[]): string {
 
 test('promtool accepts the rules, and each alert fires and resolves as its unit tests say', () => {
   writeFileSync(path.join(dir, 'rules.yaml'), stringify({ groups }));
-  assert.match(promtoolRun(['check', 'rules', 'rules.yaml']), /SUCCESS: 15 rules found/);
+  assert.match(promtoolRun(['check', 'rules', 'rules.yaml']), /SUCCESS: 18 rules found/);
   copyFileSync(path.join(import.meta.dirname, 'alerts.promtool.yaml'), path.join(dir, 'alerts.promtool.yaml'));
   assert.match(promtoolRun(['test', 'rules', 'alerts.promtool.yaml']), /SUCCESS/);
   // Every alert has a unit test and a runbook.
@@ -69,6 +70,8 @@ describe('the metrics they use are served by the running roles', () => {
   let operator: MtrelayProcess;
   let relay: RelayProcess;
   let deliverer: DelivererProcess;
+  let tracker: MtrelayProcess;
+  let dispatcher: MtrelayProcess;
   let sink: SmtpSink;
   const served = new Map<string, { type: string; labels: Set<string> }>();
 
@@ -92,7 +95,15 @@ describe('the metrics they use are served by the running roles', () => {
       await new Promise((r) => setTimeout(r, 100));
     }
     await operator.waitForLog((l) => l.msg === 'became the leader', 30_000);
-    for (const role of [relay, deliverer, operator]) {
+    const keys = path.join(tempDir('monitoring-keys'), 'keys');
+    writeNewTrackingKeys(keys);
+    const ops = ['--metrics-host', '127.0.0.1', '--metrics-port', '0'];
+    tracker = new MtrelayProcess(['tracker', '--kafka', testKafka(), '--topic-prefix', prefix, '--host', '127.0.0.1', '--port', '0', '--tracking-keys', keys, ...ops]);
+    dispatcher = new MtrelayProcess(['dispatcher', '--resources', account.dir, '--kafka', testKafka(), '--topic-prefix', prefix, '--group-id', `d-${prefix}`, ...ops]);
+    for (const [role, message] of [[tracker, 'tracker listening'], [dispatcher, 'dispatcher running']] as const) {
+      role.metricsPort = (await role.started(message)).metricsPort as number;
+    }
+    for (const role of [relay, deliverer, operator, tracker, dispatcher]) {
       for (const line of (await role.http('/metrics')).body.split('\n')) {
         const type = /^# TYPE (\S+) (\S+)$/.exec(line);
         if (type) served.set(type[1]!, { type: type[2]!, labels: new Set() });
@@ -104,7 +115,7 @@ describe('the metrics they use are served by the running roles', () => {
     }
   });
   after(async () => {
-    await Promise.all([relay?.stop(), deliverer?.stop(), operator?.stop()]);
+    await Promise.all([relay?.stop(), deliverer?.stop(), operator?.stop(), tracker?.stop(), dispatcher?.stop()]);
     await sink?.close();
     await cluster?.stop();
   });
