@@ -158,6 +158,11 @@ export class WebhookQueue {
     batch.firstAttemptAt ||= Date.now();
     const result = await this.#send(webhook, batch.id, batch.items.map((i) => i.event));
     const now = new Date();
+    if (this.#closed) {
+      // The webhook went while this post was on its way: its events are done with either way.
+      this.#finish(batch);
+      return;
+    }
     if (result.ok) {
       this.#reports.delivered(batch.items.length, now);
       this.#finish(batch);
