@@ -34,10 +34,18 @@ export class Dispatcher {
   readonly #o: DispatcherOptions;
   readonly #running = new Map<string, Running>();
 
+  readonly #onChange = () => this.#sync();
+
   constructor(options: DispatcherOptions) {
     this.#o = options;
-    options.store.on('change', () => this.#sync());
+    options.store.on('change', this.#onChange);
     this.#sync();
+  }
+
+  /** After the source's last commit: no more posts; what waits is for the next dispatcher. */
+  stop(): void {
+    this.#o.store.off('change', this.#onChange);
+    for (const { queue } of this.#running.values()) queue.stop();
   }
 
   #webhooks(namespace: string): CompiledWebhook[] {

@@ -99,5 +99,6 @@ export class EventLogSource {
     clearInterval(this.#timer);
     await this.#o.dispatcher.idle();
     this.#commit();
+    this.#o.dispatcher.stop();
   }
 }

@@ -98,6 +98,7 @@ export class KafkaEvents {
     this.#consumer.pause([{ topic: this.#o.topic }]);
     await this.#o.dispatcher.idle();
     await this.#commits.stop();
+    this.#o.dispatcher.stop();
     await this.#consumer.disconnect();
   }
 }

@@ -100,6 +100,16 @@ export class WebhookQueue {
     if (this.#batch && !this.#attempt) this.#finish(this.#batch);
   }
 
+  /** The dispatcher stops: nothing more is posted, and what waits is left to the next one (not done). */
+  stop(): void {
+    this.#closed = true;
+    clearTimeout(this.#linger);
+    clearTimeout(this.#retry);
+    this.#pending = [];
+    this.#pendingBytes = 0;
+    this.#batch = undefined;
+  }
+
   /** Resolves when no post is in progress (for a drain; a batch waiting to be tried again is not waited for). */
   async idle(): Promise<void> {
     while (this.#attempt) await this.#attempt;
@@ -160,7 +170,8 @@ export class WebhookQueue {
     const now = new Date();
     if (this.#closed) {
       // The webhook went while this post was on its way: its events are done with either way.
-      this.#finish(batch);
+      // (After stop() there is no batch to finish: what it held is the next dispatcher's.)
+      if (this.#batch === batch) this.#finish(batch);
       return;
     }
     if (result.ok) {
