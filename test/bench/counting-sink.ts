@@ -3,6 +3,8 @@
 // arrived. It runs inside the benchmark process, so arrival times share the load generator's
 // clock. Hand-written rather than smtp-server (test/helpers/smtp-sink.ts), which keeps every
 // message and parses far more: this sink's CPU is taken from the servers under test.
+// Given a tracking host, it also counts the messages that arrived with links or pixels through
+// it, so a run whose tracking silently did nothing cannot pass for a fast tracked run.
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 
@@ -23,20 +25,43 @@ const TERMINATOR = Buffer.from('\r\n.\r\n');
 /** Enough of a message's start to hold its header block. */
 const HEAD_BYTES = 16 * 1024;
 
+/** What the sink saw of one message. */
+interface Arrival {
+  id: string;
+  arrivedAt: number;
+  signed: boolean;
+  /** Occurrences of the tracking host in the message. A quoted-printable soft line break can
+   *  split one, so this is a lower bound of the tracked links and pixels. */
+  trackingUrls: number;
+}
+
+/** Occurrences of `needle` in `data`. */
+function occurrences(data: Buffer, needle: Buffer): number {
+  let count = 0;
+  for (let at = data.indexOf(needle); at !== -1; at = data.indexOf(needle, at + needle.length)) count += 1;
+  return count;
+}
+
 /** One client connection: SMTP commands (pipelined or not), then DATA up to CRLF.CRLF. */
 class SinkSession {
   readonly #socket: net.Socket;
-  readonly #onMessage: (id: string, arrivedAt: number, signed: boolean) => void;
+  readonly #onMessage: (arrival: Arrival) => void;
+  readonly #needle: Buffer | undefined;
+  /** Bytes kept from one read to the next: enough for a terminator or a needle cut in two. */
+  readonly #keep: number;
   #line = '';
   #inData = false;
-  /** The last bytes seen in DATA, so a terminator split across reads is still found. */
+  /** The last bytes seen in DATA, so a terminator or needle split across reads is still found. */
   #tail: Buffer = Buffer.alloc(0);
   #head: Buffer[] = [];
   #headLength = 0;
+  #trackingUrls = 0;
 
-  constructor(socket: net.Socket, name: string, onMessage: (id: string, arrivedAt: number, signed: boolean) => void) {
+  constructor(socket: net.Socket, name: string, onMessage: (arrival: Arrival) => void, needle?: Buffer) {
     this.#socket = socket;
     this.#onMessage = onMessage;
+    this.#needle = needle;
+    this.#keep = Math.max(TERMINATOR.length, needle?.length ?? 0) - 1;
     socket.setNoDelay(true);
     socket.on('error', () => undefined); // a client that resets is not the sink's problem
     socket.on('data', (chunk: Buffer) => {
@@ -81,16 +106,19 @@ class SinkSession {
     }
     const window = Buffer.concat([this.#tail, part]);
     const at = window.indexOf(TERMINATOR);
+    // The tail is shorter than the needle, so no occurrence is counted twice.
+    if (this.#needle) this.#trackingUrls += occurrences(at === -1 ? window : window.subarray(0, at), this.#needle);
     if (at === -1) {
-      this.#tail = window.subarray(Math.max(0, window.length - (TERMINATOR.length - 1)));
+      this.#tail = window.subarray(Math.max(0, window.length - this.#keep));
       return chunk.length;
     }
     const arrivedAt = performance.now();
     const head = Buffer.concat(this.#head);
-    this.#onMessage(messageIdOf(head), arrivedAt, isDkimSigned(head));
+    this.#onMessage({ id: messageIdOf(head), arrivedAt, signed: isDkimSigned(head), trackingUrls: this.#trackingUrls });
     this.#inData = false;
     this.#head = [];
     this.#headLength = 0;
+    this.#trackingUrls = 0;
     this.#reply('250 2.0.0 Ok: queued');
     return offset + (at + TERMINATOR.length - this.#tail.length);
   }
@@ -135,22 +163,30 @@ export class CountingSink {
   messages = 0;
   /** Of those, the ones that arrived with a DKIM-Signature. */
   signed = 0;
+  /** The ones that held the tracking host at least once (with `trackingHost`). */
+  tracked = 0;
+  /** The tracking host's occurrences over all messages (a lower bound, see Arrival). */
+  trackingUrls = 0;
   connections = 0;
   /** Set by the benchmark: where each arrival goes. */
   onMessage: (id: string, arrivedAt: number) => void = () => undefined;
   readonly #server: net.Server;
   readonly #sockets = new Set<net.Socket>();
 
-  constructor(name = 'sink.bench.test') {
+  /** `trackingHost`: the host of tracked links and pixels (e.g. track.bench.test), to count tracked arrivals. */
+  constructor(name = 'sink.bench.test', trackingHost?: string) {
+    const needle = trackingHost ? Buffer.from(trackingHost, 'latin1') : undefined;
     this.#server = net.createServer((socket) => {
       this.connections += 1;
       this.#sockets.add(socket);
       socket.once('close', () => this.#sockets.delete(socket));
-      new SinkSession(socket, name, (id, at, signed) => {
+      new SinkSession(socket, name, (arrival) => {
         this.messages += 1;
-        if (signed) this.signed += 1;
-        this.onMessage(id, at);
-      });
+        if (arrival.signed) this.signed += 1;
+        if (arrival.trackingUrls > 0) this.tracked += 1;
+        this.trackingUrls += arrival.trackingUrls;
+        this.onMessage(arrival.id, arrival.arrivedAt);
+      }, needle);
     });
   }
 

@@ -3,22 +3,28 @@
 // broker this script starts), mtrelay standalone (SQLite queue), and a private Postfix relaying
 // to the sink. Prints delivered msgs/s, accept → deliver latency and CPU per 1000 messages of
 // each, and their ratios to Postfix against the project's goals; writes the Markdown summary
-// to .cache/bench-results/. Everything it starts, it stops and removes.
+// to .cache/bench-results/. Everything it starts, it stops and removes. With --html and
+// --tracking the messages are HTML newsletters and each mtrelay mode runs untracked and with
+// open and click tracking (e2e-tracking.ts), against the same Postfix baseline.
 import { generateKeyPairSync } from 'node:crypto';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { DEFAULT_DKIM_SELECTOR } from '../../shared/config/secret-names.ts';
+import { writeNewTrackingKeys } from '../../shared/tracking/keys-file.ts';
 import { accountFolder, dkimSecretYaml, newApiKey } from '../helpers/resources.ts';
 import { repoRoot } from '../kafka/broker.ts';
 import { ensureSystemTools } from '../system-deps.ts';
 import { CountingSink } from './counting-sink.ts';
-import { measureEndToEnd, type E2eRow, type Plan } from './e2e-measure.ts';
+import { measureEndToEnd, type Arrivals, type E2eRow, type Plan } from './e2e-measure.ts';
 import { E2E_USAGE, parseE2eFlags, type E2eFlags } from './e2e-options.ts';
 import { describeE2e, renderE2eSummary, type E2eSummary, type SizeResult } from './e2e-report.ts';
 import { startKafkaMode, startPostfix, startStandalone, type SystemOptions, type SystemUnderTest } from './e2e-systems.ts';
+import { TRACKING_HOST, TRACKING_URL, trackedAccountFolder, trackingNotes, trackingVariants, type Variant } from './e2e-tracking.ts';
+import { htmlMessageFactory, TRACKED_LINKS } from './html-message.ts';
 import type { LoadOptions } from './load-generator.ts';
 import { machine } from './machine.ts';
+import { messageFactory, type MessageFactory } from './message.ts';
 import { writeMarkdown } from './report.ts';
 import { RunControl } from './run-control.ts';
 
@@ -26,6 +32,8 @@ const cache = path.join(repoRoot, '.cache');
 const dirs = {
   kafka: path.join(cache, 'bench-e2e-kafka'),
   account: path.join(cache, 'bench-e2e-run'),
+  trackedAccount: path.join(cache, 'bench-e2e-run-tracked'),
+  trackingKeys: path.join(cache, 'bench-e2e-tracking-keys'),
   standalone: path.join(cache, 'bench-e2e-standalone'),
   postfix: path.join(cache, 'bench-e2e-postfix'),
   results: path.join(cache, 'bench-results'),
@@ -33,10 +41,12 @@ const dirs = {
 const run = new RunControl('bench:e2e');
 
 /** `messages` spread over `connections` (each connection sends the same number). */
-function closedLoop(messages: number, connections: number, size: number): LoadOptions {
+function closedLoop(messages: number, connections: number, size: number, factory: MessageFactory): LoadOptions {
   const used = Math.min(connections, messages);
-  return { connections: used, messages: Math.ceil(messages / used), size, from: 'sender@example.com', to: 'someone@recipient.test' };
+  return { connections: used, messages: Math.ceil(messages / used), size, factory, from: 'sender@example.com', to: 'someone@recipient.test' };
 }
+
+const htmlMessages = (flags: E2eFlags) => flags.html || flags.tracking;
 
 function notes(flags: E2eFlags): string[] {
   return [
@@ -60,8 +70,11 @@ function notes(flags: E2eFlags): string[] {
       '[127.0.0.1]:<sink port>, default_transport = smtp, smtp_tls_security_level = none; no local delivery: mydestination is empty).',
     'Durability differs: Postfix fsyncs each queue file before its 250; standalone commits to SQLite (WAL, synchronous=FULL) ' +
       'before its 250; Kafka mode answers 250 once the one broker acknowledged (acks=all, one replica, page cache, no fsync per message).',
-    `Kafka records: --kafka-compression ${flags.kafkaCompression}. Messages are shaped like newsletters: up to 16 KB of text, then ` +
-      'base64 lines of random bytes (an image); each message\'s body is its own.',
+    `Kafka records: --kafka-compression ${flags.kafkaCompression}. ` + (htmlMessages(flags)
+      ? `Messages are HTML newsletters (test/bench/html-message.ts): multipart/alternative, a short text part and a quoted-printable ` +
+        `HTML part laid out with tables and inline styles, with ${TRACKED_LINKS} http(s) links (UTM parameters written &amp;), a mailto: ` +
+        'link and an anchor; the article text is random words, so each message\'s body is its own.'
+      : 'Messages are shaped like newsletters: up to 16 KB of text, then base64 lines of random bytes (an image); each message\'s body is its own.'),
     `Everything shares this machine's ${os.availableParallelism()} CPUs: load generator, sink, servers and, in Kafka mode, the broker ` +
       '(a JVM). The bench process\'s own CPU (load generator, sink, reading mtrelay\'s JSON logs) is in its column and is taken from ' +
       'the servers under test. The broker is stopped before the standalone and Postfix runs. These are comparisons on this machine, not ' +
@@ -74,40 +87,52 @@ function scaled(count: number, size: number, connections: number): number {
   return size <= 102_400 ? count : Math.max(connections, Math.round((count * 102_400) / size));
 }
 
+/** What the sink has counted so far. */
+const sinkCounts = (sink: CountingSink): Arrivals => ({ messages: sink.messages, signed: sink.signed, tracked: sink.tracked, trackingUrls: sink.trackingUrls });
+
 async function scenario(name: string, size: number, start: () => Promise<SystemUnderTest>, sink: CountingSink, flags: E2eFlags, notes: string[]): Promise<E2eRow> {
   run.progress(`${name}, ${size} bytes: starting`);
-  const sinkBefore = sink.messages;
-  const signedBefore = sink.signed;
+  const before = sinkCounts(sink);
   const system = await start();
   const withOpenLoop = flags.rate > 0 && size === Math.min(...flags.sizes); // a fixed rate every system keeps up with at the smallest size
+  const factory = htmlMessages(flags) ? htmlMessageFactory : messageFactory;
   const plan: Plan = {
-    load: closedLoop(scaled(flags.messages, size, flags.connections), flags.connections, size),
-    ...(flags.warmup > 0 ? { warmup: closedLoop(scaled(flags.warmup, size, flags.connections), flags.connections, size) } : {}),
+    load: closedLoop(scaled(flags.messages, size, flags.connections), flags.connections, size, factory),
+    ...(flags.warmup > 0 ? { warmup: closedLoop(scaled(flags.warmup, size, flags.connections), flags.connections, size, factory) } : {}),
     ...(withOpenLoop ? { open: { rate: flags.rate, seconds: flags.seconds } } : {}),
     timeoutMs: flags.deliverTimeoutSeconds * 1000,
   };
   run.progress(`${name}: ${plan.warmup ? `warm-up of ${plan.warmup.connections * plan.warmup.messages}, then ` : ''}` +
     `${plan.load.connections} connections × ${plan.load.messages} messages${plan.open ? `, then ${flags.rate} msgs/s for ${flags.seconds} s` : ''}`);
   const row = await measureEndToEnd(system, sink, plan);
+  const after = sinkCounts(sink);
+  row.arrivals = { messages: after.messages - before.messages, signed: after.signed - before.signed, tracked: after.tracked - before.tracked,
+    trackingUrls: after.trackingUrls - before.trackingUrls };
   run.progress(`  ${describeE2e(row)}`);
-  notes.push(`${system.name}, ${size} bytes: ${await system.check()}; the sink received ${sink.messages - sinkBefore} messages from it, ` +
-    `${sink.signed - signedBefore} of them with a DKIM-Signature.`);
+  const a = row.arrivals;
+  notes.push(`${system.name}, ${size} bytes: ${await system.check()}; the sink received ${a.messages} messages from it, ` +
+    `${a.signed} of them with a DKIM-Signature` + (htmlMessages(flags)
+      ? `, ${a.tracked} with links or pixels through ${TRACKING_HOST}${a.tracked ? ` (${(a.trackingUrls / a.tracked).toFixed(1)} occurrences a message)` : ''}.`
+      : '.'));
   await system.stop();
   return row;
 }
 
 async function bench(flags: E2eFlags): Promise<E2eSummary> {
   ensureSystemTools(['swaks', 'openssl', 'java', 'maven', ...(flags.postfix ? ['postfix' as const, 'opendkim' as const] : [])]);
-  const load = closedLoop(flags.messages, flags.connections, flags.sizes[0]!);
+  const load = closedLoop(flags.messages, flags.connections, flags.sizes[0]!, messageFactory);
+  const what = htmlMessages(flags)
+    ? `HTML newsletters of ${flags.htmlSize} bytes (${TRACKED_LINKS} links each)`
+    : `messages of each size (${flags.sizes.join(', ')} bytes; above 100 KB, as many bytes as 100 KB messages make)`;
   const summary: E2eSummary = {
-    startedAt: new Date(), machine: machine(), sizes: [], notes: notes(flags),
-    load: `${load.connections} connections × ${load.messages} messages of each size (${flags.sizes.join(', ')} bytes; above 100 KB, as many bytes ` +
-      'as 100 KB messages make), one transaction at a time per connection (MAIL, RCPT, DATA pipelined), one recipient each, every message ' +
-      `DKIM-signed, after an uncounted warm-up of ${flags.warmup} messages (scaled the same way) that had to be delivered first` +
+    startedAt: new Date(), machine: machine(), sizes: [], notes: [...notes(flags), ...(htmlMessages(flags) ? trackingNotes(flags) : [])],
+    load: `${load.connections} connections × ${load.messages} ${what}, one transaction at a time per connection (MAIL, RCPT, DATA ` +
+      'pipelined), one recipient each, every message DKIM-signed, after an uncounted warm-up of ' +
+      `${flags.warmup} messages (scaled the same way) that had to be delivered first` +
       `${flags.rate > 0 ? `; then, at ${Math.min(...flags.sizes)} bytes, ${flags.rate} msgs/s for ${flags.seconds} s (open loop, same connections)` : ''}`,
   };
 
-  const sink = new CountingSink();
+  const sink = new CountingSink(undefined, htmlMessages(flags) ? TRACKING_HOST : undefined);
   await sink.listen();
   run.defer(() => sink.close());
   rmSync(dirs.account, { recursive: true, force: true });
@@ -119,20 +144,44 @@ async function bench(flags: E2eFlags): Promise<E2eSummary> {
   const privateKeyPem = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
   writeFileSync(path.join(account.resources, 'dkim.yaml'), dkimSecretYaml('acme', 'example-com', privateKeyPem));
   const dkim = { domain: 'example.com', selector: DEFAULT_DKIM_SELECTOR, privateKeyPem };
-  const options = (dir: string): SystemOptions => ({
-    run, dir, account, dkim, sinkPort: sink.port, outConnections: flags.outConnections, maxInFlight: flags.maxInFlight, kafkaCompression: flags.kafkaCompression,
+  // With HTML messages every mtrelay run gets the same tracking keys and URL; only the tracked
+  // runs' account asks for tracking.
+  let tracking: SystemOptions['tracking'];
+  let trackedAccount = account;
+  if (htmlMessages(flags)) {
+    writeNewTrackingKeys(dirs.trackingKeys);
+    run.defer(() => rmSync(dirs.trackingKeys, { force: true }));
+    tracking = { keysFile: dirs.trackingKeys, url: TRACKING_URL };
+    trackedAccount = { resources: trackedAccountFolder(account.resources, dirs.trackedAccount), key };
+    run.defer(() => rmSync(dirs.trackedAccount, { recursive: true, force: true }));
+  }
+  const options = (dir: string, variant: Variant = { tracked: false }): SystemOptions => ({
+    run, dir, account: variant.tracked ? trackedAccount : account, dkim, sinkPort: sink.port, outConnections: flags.outConnections,
+    maxInFlight: flags.maxInFlight, kafkaCompression: flags.kafkaCompression, ...(tracking ? { tracking } : {}), ...(variant.label ? { variant: variant.label } : {}),
   });
 
   const checks: string[] = [];
+  const variants = trackingVariants(flags);
   for (const size of flags.sizes) {
     const result: SizeResult = { size, rows: [] };
+    const mtrelay = async (name: string, start: (o: SystemOptions) => Promise<SystemUnderTest>, dir: string) => {
+      const rows: Partial<Record<'plain' | 'tracked', E2eRow>> = {};
+      for (const variant of variants) {
+        const row = await scenario(`${name}${variant.label ? `, ${variant.label}` : ''}`, size, () => start(options(dir, variant)), sink, flags, checks);
+        rows[variant.tracked ? 'tracked' : 'plain'] = row;
+        result.rows.push(row);
+      }
+      return rows;
+    };
     if (flags.kafka) {
-      result.kafka = await scenario('Kafka mode', size, () => startKafkaMode(options(dirs.kafka)), sink, flags, checks);
-      result.rows.push(result.kafka);
+      const { plain, tracked } = await mtrelay('Kafka mode', startKafkaMode, dirs.kafka);
+      if (plain) result.kafka = plain;
+      if (tracked) result.kafkaTracked = tracked;
     }
     if (flags.standalone) {
-      result.standalone = await scenario('standalone', size, () => startStandalone(options(dirs.standalone)), sink, flags, checks);
-      result.rows.push(result.standalone);
+      const { plain, tracked } = await mtrelay('standalone', startStandalone, dirs.standalone);
+      if (plain) result.standalone = plain;
+      if (tracked) result.standaloneTracked = tracked;
     }
     if (flags.postfix) {
       result.postfix = await scenario('Postfix', size, () => startPostfix(options(dirs.postfix)), sink, flags, checks);

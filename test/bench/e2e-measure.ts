@@ -43,6 +43,17 @@ export interface E2eRow {
   allDelivered: boolean;
   cpu: Cpu;
   open?: OpenLoopDelivery;
+  /** What the sink counted of this system's messages over its whole run (warm-up, full load, fixed rate). */
+  arrivals?: Arrivals;
+}
+
+export interface Arrivals {
+  messages: number;
+  signed: number;
+  /** Messages that held the tracking host at least once. */
+  tracked: number;
+  /** The tracking host's occurrences in them (a lower bound: a soft line break can split one). */
+  trackingUrls: number;
 }
 
 export interface Plan {

@@ -19,7 +19,15 @@ export const E2E_USAGE = `npm run bench:e2e -- [flags]
                         (default none, their own default)
   --kafka/--no-kafka             relay + deliverer + Kafka broker (default on)
   --standalone/--no-standalone   mtrelay standalone (default on)
-  --postfix/--no-postfix         Postfix relaying to the sink (default on)`;
+  --postfix/--no-postfix         Postfix relaying to the sink (default on)
+  --html                HTML newsletters (multipart/alternative, a short text part and
+                        quoted-printable HTML with 20 links; html-message.ts) instead of the
+                        --sizes messages, untracked
+  --tracking            the same HTML newsletters with open and click tracking on in every mtrelay
+                        run (Postfix sends them as they are: it does not track); with --html as well,
+                        each mtrelay mode runs both ways and the report shows what tracking costs
+  --html-size B         bytes of an HTML newsletter, at least 10752 (default 11264: about 10 KB of
+                        it HTML)`;
 
 export interface E2eFlags {
   messages: number;
@@ -36,6 +44,11 @@ export interface E2eFlags {
   kafka: boolean;
   standalone: boolean;
   postfix: boolean;
+  /** HTML newsletters, untracked runs. */
+  html: boolean;
+  /** HTML newsletters, tracked runs of mtrelay. */
+  tracking: boolean;
+  htmlSize: number;
 }
 
 /** The flags, or undefined after printing the usage for --help. */
@@ -57,6 +70,9 @@ export function parseE2eFlags(argv: string[]): E2eFlags | undefined {
       kafka: { type: 'boolean', default: true },
       standalone: { type: 'boolean', default: true },
       postfix: { type: 'boolean', default: true },
+      html: { type: 'boolean', default: false },
+      tracking: { type: 'boolean', default: false },
+      'html-size': { type: 'string', default: '11264' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -64,10 +80,13 @@ export function parseE2eFlags(argv: string[]): E2eFlags | undefined {
     process.stdout.write(`${E2E_USAGE}\n`);
     return undefined;
   }
+  const htmlSize = count('html-size', values['html-size'], 10752);
+  const htmlMessages = values.html || values.tracking;
   return {
     messages: count('messages', values.messages),
     connections: count('connections', values.connections),
-    sizes: values.sizes.split(',').map((v) => count('sizes', v.trim(), 512)),
+    // The newsletters have one size of their own.
+    sizes: htmlMessages ? [htmlSize] : values.sizes.split(',').map((v) => count('sizes', v.trim(), 512)),
     warmup: count('warmup', values.warmup, 0),
     rate: count('rate', values.rate, 0),
     seconds: count('seconds', values.seconds),
@@ -78,5 +97,8 @@ export function parseE2eFlags(argv: string[]): E2eFlags | undefined {
     kafka: values.kafka,
     standalone: values.standalone,
     postfix: values.postfix,
+    html: values.html,
+    tracking: values.tracking,
+    htmlSize,
   };
 }

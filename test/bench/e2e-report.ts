@@ -2,6 +2,7 @@
 // latency at a fixed rate, the delivered-rate ratios against Postfix with the project's goals,
 // and the notes needed to judge them.
 import type { Cpu, E2eRow } from './e2e-measure.ts';
+import { trackingTable } from './e2e-tracking.ts';
 import { fixed, perThousand } from './report.ts';
 
 /** Every system's run at one message size. */
@@ -11,6 +12,9 @@ export interface SizeResult {
   kafka?: E2eRow;
   standalone?: E2eRow;
   postfix?: E2eRow;
+  /** The same modes with open and click tracking (--tracking). */
+  kafkaTracked?: E2eRow;
+  standaloneTracked?: E2eRow;
 }
 
 export interface E2eSummary {
@@ -118,6 +122,7 @@ export function renderE2eSummary(s: E2eSummary): string {
         ...goals, '',
       );
     }
+    lines.push(...trackingTable(size));
   }
   lines.push('Notes:', '', ...s.notes.map((n) => `- ${n}`), '');
   return lines.join('\n');

@@ -39,6 +39,12 @@ export interface SystemOptions {
   maxInFlight: number;
   /** Kafka mode's --kafka-compression. */
   kafkaCompression: string;
+  /** The deliverer's tracking keys and URL. Whether a message is tracked is the account's
+   *  choice (an AccountSettings manifest in its folder), so tracked and untracked runs differ
+   *  in nothing else. */
+  tracking?: { keysFile: string; url: string };
+  /** Appended to the system's name: which variant of a run this is. */
+  variant?: string;
 }
 
 const HOST = '127.0.0.1';
@@ -50,8 +56,11 @@ function deliveryFlags(o: SystemOptions): string[] {
     '--connections-per-destination', String(o.outConnections), '--max-in-flight', String(o.maxInFlight),
     // Nothing should be retried; if something is, it comes back within the run.
     '--retry-delays', '1s',
+    ...(o.tracking ? ['--tracking-keys', o.tracking.keysFile, '--tracking-url', o.tracking.url] : []),
   ];
 }
+
+const named = (name: string, o: SystemOptions) => (o.variant ? `${name}, ${o.variant}` : name);
 
 /** SIGTERM (the process drains), then SIGKILL if it is still there after `graceMs`. */
 async function stopProcess(p: MtrelayProcess, graceMs = 15_000): Promise<void> {
@@ -100,7 +109,7 @@ export async function startKafkaMode(o: SystemOptions): Promise<SystemUnderTest>
   });
   o.run.defer(() => stopProcess(deliverer));
   return {
-    name: 'mtrelay relay + deliverer + Kafka',
+    name: named('mtrelay relay + deliverer + Kafka', o),
     target: { host: HOST, port: relay.ports.submission, ...auth(o) },
     server: [{ label: 'relay', pid: relay.child.pid!, withChildren: false }, { label: 'deliverer', pid: deliverer.child.pid!, withChildren: false }],
     brokerPid: broker.pid!,
@@ -120,7 +129,8 @@ export async function startStandalone(o: SystemOptions): Promise<SystemUnderTest
   const standalone = new MtrelayProcess([
     'standalone', '--state', path.join(o.dir, 'state'), '--resources', o.account.resources, '--allow-auth-without-tls',
     '--host', HOST, '--port', '0', '--alt-port', '-1', '--smtps-port', '-1', '--metrics-host', HOST, '--metrics-port', '0',
-    '--max-clients', '20000', '--drain-timeout', '5', ...deliveryFlags(o),
+    // Its own tracker listens too: on any free port, not on 8080, which something else may hold.
+    '--tracker-port', '0', '--max-clients', '20000', '--drain-timeout', '5', ...deliveryFlags(o),
   ]);
   const remove = async () => {
     await stopProcess(standalone);
@@ -131,7 +141,7 @@ export async function startStandalone(o: SystemOptions): Promise<SystemUnderTest
   standalone.metricsPort = ready.metricsPort as number;
   await standalone.waitUntilReady();
   return {
-    name: 'mtrelay standalone (SQLite queue)',
+    name: named('mtrelay standalone (SQLite queue)', o),
     target: { host: HOST, port: (ready.ports as { submission: number }).submission, ...auth(o) },
     server: [{ label: 'standalone', pid: standalone.child.pid!, withChildren: false }],
     settle: () => deliveriesFinished(standalone),

@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { parseGeneratorFlags } from './bench-options.ts';
 import { summarize, type LatencySummary } from './latency-stats.ts';
-import { messageFactory } from './message.ts';
+import { messageFactory, type MessageFactory } from './message.ts';
 import { SmtpConnection, type SendResult, type SmtpTarget } from './smtp-connection.ts';
 
 export interface LoadOptions {
@@ -17,6 +17,8 @@ export interface LoadOptions {
   size: number;
   from: string;
   to: string;
+  /** What the messages are (default: messageFactory's text and base64 newsletters). */
+  factory?: MessageFactory;
   /** No new message starts after this long (replies still have their own timeout). */
   maxSeconds?: number;
   /** Called with each message the server answered 250, and performance.now() of that reply
@@ -93,7 +95,7 @@ async function open(target: SmtpTarget): Promise<SmtpConnection> {
  *  everything from the first connect to the last QUIT. */
 export async function runClosedLoop(target: SmtpTarget, options: LoadOptions): Promise<LoadResult> {
   const tally = new Tally();
-  const nextMessage = messageFactory(options.size, options.from, options.to);
+  const nextMessage = (options.factory ?? messageFactory)(options.size, options.from, options.to);
   const perConnection = options.perConnection ?? options.messages;
   const started = performance.now();
   const stopAt = started + (options.maxSeconds ?? 120) * 1000;
@@ -167,7 +169,7 @@ class DueQueue {
 export async function runOpenLoop(target: SmtpTarget, options: LoadOptions & { rate: number; seconds: number }): Promise<OpenLoopResult> {
   const tally = new Tally();
   const sojourns: number[] = [];
-  const nextMessage = messageFactory(options.size, options.from, options.to);
+  const nextMessage = (options.factory ?? messageFactory)(options.size, options.from, options.to);
   const opened = await Promise.allSettled(Array.from({ length: options.connections }, () => open(target)));
   const pool = opened.flatMap((o) => (o.status === 'fulfilled' ? [o.value] : []));
   for (const o of opened) {

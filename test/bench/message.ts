@@ -6,7 +6,7 @@
 import { randomBytes, randomInt } from 'node:crypto';
 
 const TEXT_BYTES = 16 * 1024;
-const WORDS = `the of and to a in for is on that by this with you it not or be are from at as your all have new more an
+export const WORDS = `the of and to a in for is on that by this with you it not or be are from at as your all have new more an
 was we will home can us about if page my has search free but our one other do no information time they site he up may
 what which their news out use any there see only so his when contact here business who web also now help get pm view
 online first am been would how were me services some these click its like service than find price date back top people
@@ -34,6 +34,9 @@ function base64Lines(bytes: number): string {
   const encoded = randomBytes(Math.ceil((bytes * 3) / 4) + 3).toString('base64');
   return encoded.replace(/(.{76})/g, '$1\r\n').slice(0, bytes);
 }
+
+/** Makes a load's messages: given their size and addresses, a function returning the next one, ready for DATA. */
+export type MessageFactory = (size: number, from: string, to: string) => () => Buffer;
 
 /** Returns a function that makes the next message: `size` bytes plus the CRLF.CRLF ending. */
 export function messageFactory(size: number, from: string, to: string): () => Buffer {
