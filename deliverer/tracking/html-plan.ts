@@ -1,13 +1,14 @@
 // Where tracking goes in one HTML part: the part's text cut into literal pieces and slots (a
 // link to rewrite, an open pixel to insert), found once per message and filled in per
-// recipient. htmlparser2 finds the tags, so links inside comments, scripts and styles are not
-// mistaken for tags; only the attributes of <a> and <area> tags are read here.
+// recipient. Tags are found as a browser's tokenizer finds them (html-tags.ts), so links inside
+// comments, scripts and styles are not mistaken for tags; only the attributes of <a> and <area>
+// tags are read here.
 //
 // The text is the part's bytes seen one character per byte ("latin1"), so whatever the
 // charset, bytes that are not touched stay exactly as they were; HTML's syntax characters are
 // ASCII in every ASCII-compatible charset, and what is inserted is ASCII too.
 import { decodeHTMLAttribute } from 'entities';
-import { Parser } from 'htmlparser2';
+import { htmlTags } from './html-tags.ts';
 
 /** A link whose target is tracked; `original` is the attribute as written, kept when the link cannot be rewritten. */
 export interface LinkSlot {
@@ -88,39 +89,40 @@ interface Found {
   closeAt?: number;
 }
 
+/** The tracked link of an <a> or <area> tag spanning html[start, end), if it has one. */
+function linkOf(html: string, scan: string, start: number, end: number, options: HtmlPlanOptions): Found['links'][number] | undefined {
+  const tag = html.slice(start, end);
+  const attributes = attributesOf(scan.slice(start, end));
+  const optOut = attributes.find((a) => a.name === NO_TRACK_ATTRIBUTE);
+  if (optOut && (optOut.value ?? '').trim() === '0') return undefined;
+  const href = attributes.find((a) => a.name === 'href'); // the first one counts, as in a browser
+  if (!href || href.value === undefined) return undefined;
+  // The value's bytes come from the tag itself: the scan text may have blanked some out.
+  const raw = tag.slice(href.nameStart, href.end).replace(/^[^=]*=\s*/, '').replace(/^(["'])([\s\S]*)\1$/, '$2');
+  const target = trackableTarget(raw, options.decodeCharset);
+  if (!target) return undefined;
+  return {
+    start: start + href.spaceStart,
+    end: start + href.end,
+    slot: { kind: 'link', target, space: tag.slice(href.spaceStart, href.nameStart), original: tag.slice(href.spaceStart, href.end) },
+  };
+}
+
 function findTags(html: string, scan: string, options: HtmlPlanOptions): Found {
   const found: Found = { links: [] };
   let bodyClose: number | undefined;
   let htmlClose: number | undefined;
-  const parser = new Parser({
-    onopentag(name) {
-      const start = parser.startIndex;
-      const end = parser.endIndex + 1;
-      if (name === 'body' && found.bodyOpenEnd === undefined) found.bodyOpenEnd = end;
-      if (!options.clicks || (name !== 'a' && name !== 'area')) return;
-      const tag = html.slice(start, end);
-      const attributes = attributesOf(scan.slice(start, end));
-      const optOut = attributes.find((a) => a.name === NO_TRACK_ATTRIBUTE);
-      if (optOut && (optOut.value ?? '').trim() === '0') return;
-      const href = attributes.find((a) => a.name === 'href'); // the first one counts, as in a browser
-      if (!href || href.value === undefined) return;
-      // The value's bytes come from the tag itself: the scan text may have blanked some out.
-      const raw = tag.slice(href.nameStart, href.end).replace(/^[^=]*=\s*/, '').replace(/^(["'])([\s\S]*)\1$/, '$2');
-      const target = trackableTarget(raw, options.decodeCharset);
-      if (!target) return;
-      found.links.push({
-        start: start + href.spaceStart,
-        end: start + href.end,
-        slot: { kind: 'link', target, space: tag.slice(href.spaceStart, href.nameStart), original: tag.slice(href.spaceStart, href.end) },
-      });
-    },
-    onclosetag(name, isImplied) {
-      if (isImplied) return;
-      if (name === 'body') bodyClose = parser.startIndex;
-      if (name === 'html') htmlClose = parser.startIndex;
-    },
-  }, { decodeEntities: false, recognizeSelfClosing: true });
-  parser.end(scan);
+  for (const { name, end: isEnd, start, stop } of htmlTags(scan)) {
+    if (isEnd) {
+      if (name === 'body') bodyClose = start;
+      if (name === 'html') htmlClose = start;
+    } else if (name === 'body') {
+      found.bodyOpenEnd ??= stop;
+    } else if (options.clicks && (name === 'a' || name === 'area')) {
+      const link = linkOf(html, scan, start, stop, options);
+      if (link) found.links.push(link);
+    }
+  }
   const closeAt = bodyClose ?? htmlClose;
   if (closeAt !== undefined) found.closeAt = closeAt;
   return found;
