@@ -3,12 +3,11 @@
 // filling in tokens and encoding that part again. mailsplit walks the MIME structure as a
 // stream of nodes and gives each node's bytes back unchanged, so what is not an HTML part is
 // passed through byte for byte; a forwarded message (message/rfc822) is left as it is.
-import { decode as libqpDecode } from 'libqp';
 import { Splitter } from 'mailsplit';
 import { headerBlockEnd } from '../../shared/mail/headers.ts';
 import { charsetView } from './charset-view.ts';
 import { planHtml, type HtmlSegment } from './html-plan.ts';
-import { encodeLiterals } from './quoted-printable.ts';
+import { decodeWithPositions, encodedLiterals } from './quoted-printable.ts';
 
 export type PartEncoding = 'base64' | 'quoted-printable' | 'identity';
 
@@ -17,7 +16,7 @@ export interface HtmlPartTemplate {
   segments: HtmlSegment[];
   /** Back to the part's charset. */
   encode: (text: string) => Buffer;
-  /** Quoted-printable parts: the literal segments already encoded (quoted-printable.ts). */
+  /** Quoted-printable parts: the literal segments as the sender encoded them (quoted-printable.ts). */
   qpLiterals?: (string | undefined)[];
   /** Line breaks that ended the encoded part (a part at the end of a message); the one before a boundary is the boundary's. */
   trailer: string;
@@ -47,10 +46,12 @@ function encodingOf(node: SplitterData): PartEncoding | undefined {
   return encoding === '7bit' || encoding === '8bit' || encoding === 'binary' ? 'identity' : undefined;
 }
 
-function decodePart(encoded: string, encoding: PartEncoding): Buffer {
-  if (encoding === 'base64') return Buffer.from(encoded, 'base64');
-  if (encoding === 'quoted-printable') return libqpDecode(encoded);
-  return Buffer.from(encoded, 'latin1');
+/** The part's bytes, and for quoted-printable where each decoded byte's encoding starts (quoted-printable.ts). */
+function decodePart(encoded: string, encoding: PartEncoding): { bytes: Buffer; qp?: ReturnType<typeof decodeWithPositions> } {
+  if (encoding === 'base64') return { bytes: Buffer.from(encoded, 'base64') };
+  if (encoding === 'identity') return { bytes: Buffer.from(encoded, 'latin1') };
+  const qp = decodeWithPositions(encoded);
+  return { bytes: Buffer.from(qp.text, 'latin1'), qp };
 }
 
 function splitNodes(raw: Buffer): Promise<SplitterData[]> {
@@ -78,14 +79,16 @@ export async function trackingTemplate(raw: Buffer, options: { opens: boolean; c
     let end = encoded.length;
     while (end > 0 && (encoded.charCodeAt(end - 1) === 0x0a || encoded.charCodeAt(end - 1) === 0x0d)) end--;
     const trailer = encoded.slice(end);
-    const view = charsetView(decodePart(encoded.slice(0, end), html.encoding), html.node.charset);
+    const body = encoded.slice(0, end);
+    const { bytes, qp } = decodePart(body, html.encoding);
+    const view = charsetView(bytes, html.node.charset);
     // Quoted-printable would leave the line-break bytes inside UTF-16 characters as line breaks: such a part stays untracked.
     const segments = view.asciiCompatible || html.encoding === 'base64'
       ? planHtml(view.text, { ...options, decodeCharset: view.decodeCharset, scanText: view.scan }) : [];
     const partSlots = segments.filter((s) => typeof s !== 'string').length;
     // A part with nothing to track keeps its bytes as they are, however other parts change.
     if (partSlots) {
-      pieces.push({ encoding: html.encoding, segments, encode: view.encode, trailer, ...(html.encoding === 'quoted-printable' ? { qpLiterals: encodeLiterals(segments) } : {}) });
+      pieces.push({ encoding: html.encoding, segments, encode: view.encode, trailer, ...(qp ? { qpLiterals: encodedLiterals(segments, body, qp) } : {}) });
     }
     else pieces.push(...html.chunks);
     slots += partSlots;
