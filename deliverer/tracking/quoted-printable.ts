@@ -10,7 +10,10 @@ import type { HtmlSegment } from './html-plan.ts';
 export interface QpDecoded {
   /** The decoded bytes, one character per byte. */
   text: string;
-  /** For each decoded character, where its encoding starts in the encoded text; one more entry: the end. */
+  /**
+   * For each decoded character, where its encoding starts in the encoded text; one more entry:
+   * the end. Valid until the next decode (one buffer serves them all: a part is planned at once).
+   */
   at: Int32Array;
 }
 
@@ -20,9 +23,12 @@ const hex = (code: number) => (code >= 0x30 && code <= 0x39 ? code - 0x30 : code
 const SPECIAL = /=|[ \t]+(?=\r?\n|$)/g;
 
 /** RFC 2045 6.7, leniently as mail readers do: "=XX" a byte, "=" CRLF nothing, blanks before a line end nothing, any other "=" itself. */
+let positions = new Int32Array(64 * 1024);
+
 export function decodeWithPositions(encoded: string): QpDecoded {
   const pieces: string[] = [];
-  const at = new Int32Array(encoded.length + 1);
+  if (positions.length < encoded.length + 1) positions = new Int32Array(Math.max(encoded.length + 1, positions.length * 2));
+  const at = positions;
   let n = 0;
   const keep = (from: number, to: number) => {
     pieces.push(encoded.slice(from, to));

@@ -6,7 +6,7 @@
 // as opens the sender never had.
 import type { ConfigStore } from '../../shared/config/store.ts';
 import type { Submission } from '../../shared/submission-record.ts';
-import { signToken, type TrackingClaims, type TrackingKeyRing } from '../../shared/tracking/tokens.ts';
+import { recipientSigner, type TrackingClaims, type TrackingKeyRing } from '../../shared/tracking/tokens.ts';
 import type { Copy } from '../fan-out.ts';
 import { fillTemplate, type TrackingUrls } from './fill-template.ts';
 import { trackingTemplate } from './mime-template.ts';
@@ -44,13 +44,14 @@ export function messageTracking(submission: Submission, store: ConfigStore, setu
 
 function recipientUrls(ring: TrackingKeyRing, tracking: MessageTracking, base: Omit<TrackingClaims, 'kind'>): TrackingUrls {
   const links = new Map<string, string>(); // a target linked twice gets one token
+  const sign = recipientSigner(ring, base); // targets are http(s): html-plan.ts only plans those
   return {
     link: (target) => {
       let url = links.get(target);
-      if (!url) links.set(target, (url = `${tracking.baseUrl}/c/${signToken(ring, { ...base, kind: 'click', target })}`));
+      if (!url) links.set(target, (url = `${tracking.baseUrl}/c/${sign('click', target)}`));
       return url;
     },
-    pixel: (which) => `${tracking.baseUrl}/o/${signToken(ring, { ...base, kind: which })}.gif`,
+    pixel: (which) => `${tracking.baseUrl}/o/${sign(which)}.gif`,
   };
 }
 

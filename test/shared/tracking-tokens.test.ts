@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { createHmac, randomBytes } from 'node:crypto';
 import { test } from 'node:test';
-import { MAX_TOKEN_LENGTH, keyRing, signToken, verifyToken, type TrackingClaims } from '../../shared/tracking/tokens.ts';
+import { MAX_TOKEN_LENGTH, keyRing, recipientSigner, signToken, verifyToken, type TrackingClaims } from '../../shared/tracking/tokens.ts';
 
 const k1 = { id: 'k1', secret: randomBytes(32) };
 const k2 = { id: 'k2', secret: randomBytes(32) };
@@ -74,4 +74,22 @@ test('only http and https links are tracked; key ids and secrets are checked whe
   assert.throws(() => keyRing([]), /at least one key/);
   assert.throws(() => keyRing([{ id: 'a.b', secret: randomBytes(32) }]), /not 1 to 16 URL-safe characters/);
   assert.throws(() => keyRing([{ id: 'short', secret: randomBytes(16) }]), /shorter than 32 bytes/);
+});
+
+test('a recipient signer makes tokens that verify as signToken\'s do, with the same claims, whatever the prefix length', () => {
+  const ring = keyRing([k1, { id: 'k0', secret: randomBytes(80) }]);
+  for (const rcptTo of ['a@x.test', 'ab@x.test', 'abc@x.test', 'jörg@bücher.example']) {
+    for (const campaignId of [undefined, 'spring', 'sprin']) {
+      const base = { transmissionId: '7301982', rcptTo, namespace: 'acme', expiresAt: Math.floor(now / 1000) + 3600, ...(campaignId ? { campaignId } : {}) };
+      const sign = recipientSigner(ring, base);
+      for (const [kind, target] of [['click', 'https://shop.example/a?b=1&c="2"'], ['open', undefined], ['initial_open', undefined]] as const) {
+        const token = sign(kind, target);
+        assert.match(token, /^k1\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{43}$/);
+        assert.deepEqual(verifyToken(ring, token, now), { ok: true, claims: { ...base, kind, ...(target ? { target } : {}) } });
+      }
+    }
+  }
+  // A long secret is hashed first, as HMAC does: tokens of a key over 64 bytes verify too.
+  const long = keyRing([{ id: 'kl', secret: randomBytes(100) }]);
+  assert.equal(verifyToken(long, recipientSigner(long, { transmissionId: '1', rcptTo: 'a@x.test', namespace: 'n', expiresAt: Math.floor(now / 1000) + 60 })('open'), now).ok, true);
 });
