@@ -1,8 +1,9 @@
 // One recipient's body from a tracking template: each link slot gets its tracked URL, each pixel
-// slot its image, and each HTML part is encoded again as it came (base64 and quoted-printable
-// wrapped at 76 characters). A part sent as it is (7bit, 8bit) keeps every line within RFC
-// 5322's 998 characters: a rewritten link starts a new line inside its tag where needed
-// (a line break between attributes means nothing to HTML), or stays untracked.
+// slot its image. A base64 part is encoded again (76-character lines); a quoted-printable part
+// is the sender's encoded text with the slots spliced in (quoted-printable.ts). A part sent as
+// it is (7bit, 8bit) keeps every line within RFC 5322's 998 characters: a rewritten link starts
+// a new line inside its tag where needed (a line break between attributes means nothing to
+// HTML), or stays untracked.
 import type { HtmlSegment } from './html-plan.ts';
 import type { HtmlPartTemplate, TrackingTemplate } from './mime-template.ts';
 import { encodedPixel, fillQuotedPrintable } from './quoted-printable.ts';
