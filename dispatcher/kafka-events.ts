@@ -44,9 +44,32 @@ export class KafkaEvents {
     this.#gate = new InFlightGate(() => this.#commits.tracker.inFlight >= options.maxInFlight);
   }
 
+  /**
+   * Every partition gets a committed position before the group first reads it: the end of the
+   * topic, so a new install posts new events only, not the topic's whole retention. Reading then
+   * starts from the beginning where no position is committed (a partition added later), so an
+   * event is never skipped because no commit had happened yet on its partition.
+   */
+  async #commitStartingPositions(): Promise<void> {
+    const admin = this.#o.kafka.admin();
+    await admin.connect();
+    try {
+      const [committed] = await admin.fetchOffsets({ groupId: this.#o.groupId, topics: [this.#o.topic] });
+      const missing = (committed?.partitions ?? []).filter((p) => p.offset === '-1');
+      if (!missing.length) return;
+      const ends = new Map((await admin.fetchTopicOffsets(this.#o.topic)).map((e) => [e.partition, e.high]));
+      await admin.setOffsets({ groupId: this.#o.groupId, topic: this.#o.topic, partitions: missing.map((p) => ({ partition: p.partition, offset: ends.get(p.partition) ?? '0' })) })
+        // Another dispatcher of the group is running: it did this when it started.
+        .catch((error: Error) => this.#o.logger.info({ err: error }, 'starting positions not set: the group is already running'));
+    } finally {
+      await admin.disconnect();
+    }
+  }
+
   async start(): Promise<void> {
+    await this.#commitStartingPositions();
     await this.#consumer.connect();
-    await this.#consumer.subscribe({ topics: [this.#o.topic], fromBeginning: false });
+    await this.#consumer.subscribe({ topics: [this.#o.topic], fromBeginning: true });
     this.#consumer.on(this.#consumer.events.GROUP_JOIN, ({ payload }) => {
       this.#joined = true;
       this.#o.logger.info({ memberAssignment: payload.memberAssignment }, 'dispatcher joined the consumer group');
