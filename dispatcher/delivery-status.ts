@@ -60,6 +60,23 @@ export class DeliveryStatusBook {
     this.#timer ??= setTimeout(() => void this.flush(), WRITE_EVERY_MS);
   }
 
+  /** A post the receiver took: failing no more. */
+  succeeded(key: string, at: string): void {
+    this.update(key, (s) => {
+      s.lastSuccessAt = at;
+      s.failingSince = null;
+    });
+  }
+
+  /** A post that failed: failing since the first failure after a success. */
+  failed(key: string, at: string, reason: string): void {
+    this.update(key, (s) => {
+      s.lastFailureAt = at;
+      s.lastFailure = reason;
+      s.failingSince ??= at;
+    });
+  }
+
   /** A Kubernetes Event for the webhook, recorded with its next status write. */
   announce(key: string, event: WebhookEvent): void {
     if (!this.#write || !this.#announce) return;

@@ -110,21 +110,14 @@ export class Dispatcher {
         metrics.backlog.set(labels, queue.backlog - events);
         const since = status.get(key).failingSince;
         if (since) status.announce(key, { type: 'Normal', reason: 'DeliveryRecovered', message: `the webhook answers again (failing since ${since})` });
-        status.update(key, (s) => {
-          s.lastSuccessAt = at.toISOString();
-          s.failingSince = null;
-        });
+        status.succeeded(key, at.toISOString());
       },
       failed: (reason, at, attempt) => {
         metrics.attempts.inc({ ...labels, result: 'failed' });
         metrics.failing.set(labels, 1);
         logger.warn({ webhook: key, reason, attempt }, 'webhook batch not taken; it is posted again later');
         if (!status.get(key).failingSince) status.announce(key, { type: 'Warning', reason: 'DeliveryFailing', message: `posts to the webhook fail (${reason}); events wait and are posted in order once it answers` });
-        status.update(key, (s) => {
-          s.lastFailureAt = at.toISOString();
-          s.lastFailure = reason;
-          s.failingSince ??= at.toISOString();
-        });
+        status.failed(key, at.toISOString(), reason);
       },
       dropped: (events, reason, at) => {
         metrics.events.inc({ ...labels, result: 'dropped' }, events);
@@ -177,14 +170,8 @@ export class Dispatcher {
     this.#o.logger.info({ webhook: key, url: webhook.url, result: result.ok ? 'ok' : result.reason }, 'webhook test batch sent');
     this.#o.status.update(key, (s) => {
       s.lastTest = { at, result: result.ok ? `ok (HTTP ${result.status})` : result.reason };
-      if (result.ok) {
-        s.lastSuccessAt = at;
-        s.failingSince = null;
-      } else {
-        s.lastFailureAt = at;
-        s.lastFailure = `test batch: ${result.reason}`;
-        s.failingSince ??= at;
-      }
     });
+    if (result.ok) this.#o.status.succeeded(key, at);
+    else this.#o.status.failed(key, at, `test batch: ${result.reason}`);
   }
 }

@@ -28,14 +28,15 @@ function decodeBytes(bytes: Buffer, charset: string): string {
   return iconv.encodingExists(charset) ? iconv.decode(bytes, charset) : bytes.toString('utf8');
 }
 
-export function charsetView(bytes: Buffer, charset: string | false | undefined): CharsetView {
+/** `latin1`: the bytes already read one character per byte, when the caller has them so (quoted-printable decoding). */
+export function charsetView(bytes: Buffer, charset: string | false | undefined, latin1?: string): CharsetView {
   const name = (charset || 'us-ascii').trim().toLowerCase();
   if (NOT_ASCII_COMPATIBLE.test(name) && iconv.encodingExists(name)) {
     const hadBom = /^(\xfe\xff|\xff\xfe)/.test(bytes.toString('latin1', 0, 2));
     const text = iconv.decode(bytes, name);
     return { asciiCompatible: false, text, scan: text, decodeCharset: (piece) => piece, encode: (rewritten) => iconv.encode(rewritten, name, { addBOM: hadBom }) };
   }
-  const text = bytes.toString('latin1');
+  const text = latin1 ?? bytes.toString('latin1');
   const scan = name.startsWith('iso-2022') ? text.replace(ISO_2022_TWO_BYTE, (run) => 'x'.repeat(run.length)) : text;
   return {
     asciiCompatible: true,

@@ -18,6 +18,8 @@ export interface Tag {
 }
 
 const RAW_TEXT = new Set(['script', 'style', 'textarea', 'title', 'xmp', 'iframe', 'noembed', 'noframes', 'noscript']);
+/** Each raw-text element's end tag, made once. */
+const RAW_TEXT_END = new Map([...RAW_TEXT].map((name) => [name, new RegExp(`</${name}[\\t\\n\\f\\r />]`, 'ig')]));
 const TAG_NAME = /[^\t\n\f\r />]*/y;
 /** Inside a start tag: a quoted attribute value to step over (only right after "="), or the ">" that ends the tag. */
 const IN_TAG = /=[\t\n\f\r ]*(?:"[^"]*"?|'[^']*'?)|>/g;
@@ -65,7 +67,7 @@ export function* htmlTags(html: string): Generator<Tag> {
     yield { name, end, start: at, stop };
     if (!end && RAW_TEXT.has(name)) {
       // Raw text: the next tag is this element's end tag, whatever looks like a tag before it.
-      const close = new RegExp(`</${name}[\\t\\n\\f\\r />]`, 'ig');
+      const close = RAW_TEXT_END.get(name)!;
       close.lastIndex = stop;
       const found = close.exec(html);
       at = found ? found.index : -1;

@@ -81,7 +81,7 @@ export async function trackingTemplate(raw: Buffer, options: { opens: boolean; c
     const trailer = encoded.slice(end);
     const body = encoded.slice(0, end);
     const { bytes, qp } = decodePart(body, html.encoding);
-    const view = charsetView(bytes, html.node.charset);
+    const view = charsetView(bytes, html.node.charset, qp?.text);
     // Quoted-printable would leave the line-break bytes inside UTF-16 characters as line breaks: such a part stays untracked.
     const segments = view.asciiCompatible || html.encoding === 'base64'
       ? planHtml(view.text, { ...options, decodeCharset: view.decodeCharset, scanText: view.scan }) : [];
