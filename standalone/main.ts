@@ -19,6 +19,7 @@ import { Role } from '../shared/ops/role.ts';
 import { watchTrackingKeys, writeNewTrackingKeys } from '../shared/tracking/keys-file.ts';
 import { createTrackerMetrics } from '../tracker/metrics.ts';
 import { TrackerServer } from '../tracker/tracker-server.ts';
+import type { TrackEvent } from '../tracker/track-events.ts';
 import { createExampleResources, ensureSelfSignedCertificate, type FirstRunResult } from './first-run.ts';
 import { LocalDeliveryRuntime } from './local-runtime.ts';
 import { SqliteQueue } from './sqlite-queue.ts';
@@ -71,9 +72,28 @@ export async function startStandalone(config: StandaloneConfig, logger: Logger):
   const keysFile = config.tracking.keysFile ?? path.join(config.stateDir, 'tracking-keys');
   if (!config.tracking.keysFile && !existsSync(keysFile)) writeNewTrackingKeys(keysFile);
   const keys = watchTrackingKeys(keysFile, role, logger);
-  const tracker = new TrackerServer({ keys, metrics: createTrackerMetrics(role.registry), logger, publish: (event) => queue.recordEvents([event]) });
+  // Opens and clicks of one turn of the event loop share one commit: a burst of readers is not a burst of fsyncs on the SMTP process.
+  let engagement: TrackEvent[] = [];
+  const recordEngagement = () => {
+    const batch = engagement;
+    engagement = [];
+    try {
+      if (batch.length) queue.recordEvents(batch);
+    } catch (error) {
+      logger.error({ err: error, events: batch.length }, 'opens and clicks not recorded in the event log');
+    }
+  };
+  const tracker = new TrackerServer({
+    keys, metrics: createTrackerMetrics(role.registry), logger,
+    publish: (event) => {
+      if (engagement.push(event) === 1) setImmediate(recordEngagement);
+    },
+  });
   const trackerPort = await tracker.listen(config.trackerPort, config.settings.host);
-  role.onStop('tracker (requests in progress are answered)', () => tracker.close());
+  role.onStop('tracker (requests in progress are answered)', async () => {
+    await tracker.close();
+    recordEngagement();
+  });
   const trackingUrl = config.tracking.url ?? `http://${config.settings.host === '0.0.0.0' ? 'localhost' : config.settings.host}:${trackerPort}`;
 
   const suppressions = new SuppressionList();
