@@ -106,7 +106,7 @@ export class Deliverer {
       if (group) group.push(copy);
       else byDomain.set(domain, [copy]);
     }
-    await this.#track(job, [...byDomain.values()].flat(), log);
+    this.#track(job, [...byDomain.values()].flat(), log);
     const bodyHashes = new Map<Buffer, string>();
     const run: AttemptRun = {
       job, log, limit: pLimit(MATERIALIZED_AT_ONCE),
@@ -122,7 +122,7 @@ export class Deliverer {
   }
 
   /** Gives each copy its own tracked body when the message is tracked; a message that cannot be tracked goes as it is. */
-  async #track(job: DeliveryJob, copies: Copy[], log: Logger): Promise<void> {
+  #track(job: DeliveryJob, copies: Copy[], log: Logger): void {
     const { tracking: setup } = this.#deps;
     const decided = messageTracking(job.submission, this.#deps.store, setup);
     if (!decided.tracking) {
@@ -130,7 +130,7 @@ export class Deliverer {
       return;
     }
     try {
-      await trackCopies(job.raw, copies, job.submission, decided.tracking, setup!.keys()!, setup!.lifetimeSeconds);
+      trackCopies(job.raw, copies, job.submission, decided.tracking, setup!.keys()!, setup!.lifetimeSeconds);
     } catch (error) {
       // A message whose MIME cannot be read for tracking is still delivered, as the sender wrote it.
       log.warn({ err: error }, 'tracking failed; delivering untracked');

@@ -24,7 +24,12 @@ const NOT_ASCII_COMPATIBLE = /^(utf-?(16|32)(le|be)?|ucs-?2|utf-?7)$/;
 /** Two-byte runs: after ESC $ … until ESC ( …, and between SO and SI (ISO-2022-KR). */
 const ISO_2022_TWO_BYTE = /\x1b\$[\s\S]*?(?=\x1b\(|$)|\x0e[\s\S]*?(?=\x0f|$)/g;
 
-function decodeBytes(bytes: Buffer, charset: string): string {
+/** Printable ASCII reads the same in every ASCII-compatible charset: most links are only that. */
+const PRINTABLE_ASCII = /^[\x20-\x7e]*$/;
+
+function decodeBytes(latin1: string, charset: string): string {
+  if (PRINTABLE_ASCII.test(latin1)) return latin1;
+  const bytes = Buffer.from(latin1, 'latin1');
   return iconv.encodingExists(charset) ? iconv.decode(bytes, charset) : bytes.toString('utf8');
 }
 
@@ -42,7 +47,7 @@ export function charsetView(bytes: Buffer, charset: string | false | undefined, 
     asciiCompatible: true,
     text,
     scan,
-    decodeCharset: (piece) => decodeBytes(Buffer.from(piece, 'latin1'), name),
+    decodeCharset: (piece) => decodeBytes(piece, name),
     encode: (rewritten) => Buffer.from(rewritten, 'latin1'),
   };
 }

@@ -1,12 +1,11 @@
 // A message's body as a template for tracking: its bytes as they are, except each HTML part,
 // which is kept decoded and planned (html-plan.ts) so that every recipient's copy costs only
-// filling in tokens and encoding that part again. mailsplit walks the MIME structure as a
-// stream of nodes and gives each node's bytes back unchanged, so what is not an HTML part is
-// passed through byte for byte; a forwarded message (message/rfc822) is left as it is.
-import { Splitter } from 'mailsplit';
+// filling in tokens and encoding that part again. What is not an HTML part (html-parts.ts) is
+// passed through byte for byte.
 import { headerBlockEnd } from '../../shared/mail/headers.ts';
 import { charsetView } from './charset-view.ts';
 import { planHtml, type HtmlSegment } from './html-plan.ts';
+import { htmlParts, type HtmlPart } from './html-parts.ts';
 import { decodeWithPositions, encodedLiterals } from './quoted-printable.ts';
 
 export type PartEncoding = 'base64' | 'quoted-printable' | 'identity';
@@ -29,19 +28,8 @@ export interface TrackingTemplate {
   slots: number;
 }
 
-interface SplitterData {
-  type: 'node' | 'data' | 'body';
-  value?: Buffer;
-  root?: boolean;
-  contentType?: string | false;
-  charset?: string | false;
-  encoding?: string | false;
-  disposition?: string | false;
-  getHeaders?: () => Buffer;
-}
-
-function encodingOf(node: SplitterData): PartEncoding | undefined {
-  const encoding = (node.encoding || '7bit').toLowerCase();
+function encodingOf(part: HtmlPart): PartEncoding | undefined {
+  const encoding = part.encoding;
   if (encoding === 'base64' || encoding === 'quoted-printable') return encoding;
   return encoding === '7bit' || encoding === '8bit' || encoding === 'binary' ? 'identity' : undefined;
 }
@@ -54,62 +42,42 @@ function decodePart(encoded: string, encoding: PartEncoding): { bytes: Buffer; q
   return { bytes: Buffer.from(qp.text, 'latin1'), qp };
 }
 
-function splitNodes(raw: Buffer): Promise<SplitterData[]> {
-  return new Promise((resolve, reject) => {
-    const items: SplitterData[] = [];
-    const splitter = new Splitter({ ignoreEmbedded: true });
-    splitter.on('data', (item: SplitterData) => items.push(item));
-    splitter.on('end', () => resolve(items));
-    splitter.on('error', reject);
-    splitter.end(raw);
-  });
+/** The template of one HTML part, or undefined when it holds nothing to track. */
+function partTemplate(raw: Buffer, part: HtmlPart, options: { opens: boolean; clicks: boolean }): HtmlPartTemplate | undefined {
+  const encoding = encodingOf(part);
+  if (!encoding) return undefined;
+  const encoded = raw.toString('latin1', part.bodyStart, part.bodyEnd);
+  let end = encoded.length;
+  while (end > 0 && (encoded.charCodeAt(end - 1) === 0x0a || encoded.charCodeAt(end - 1) === 0x0d)) end--;
+  const body = encoded.slice(0, end);
+  const { bytes, qp } = decodePart(body, encoding);
+  const view = charsetView(bytes, part.charset, qp?.text);
+  // Quoted-printable would leave the line-break bytes inside UTF-16 characters as line breaks: such a part stays untracked.
+  if (!view.asciiCompatible && encoding !== 'base64') return undefined;
+  const segments = planHtml(view.text, { ...options, decodeCharset: view.decodeCharset, scanText: view.scan });
+  if (!segments.some((s) => typeof s !== 'string')) return undefined;
+  return { encoding, segments, encode: view.encode, trailer: encoded.slice(end), ...(qp ? { qpLiterals: encodedLiterals(segments, body, qp) } : {}) };
 }
 
 /**
  * The template of `raw` (a whole message) for the given tracking, or undefined when its HTML
- * parts hold nothing to track (no HTML, or clicks only and no trackable link).
+ * parts hold nothing to track (no HTML, or clicks only and no trackable link). A part with
+ * nothing to track keeps its bytes as they are, however other parts change.
  */
-export async function trackingTemplate(raw: Buffer, options: { opens: boolean; clicks: boolean }): Promise<TrackingTemplate | undefined> {
+export function trackingTemplate(raw: Buffer, options: { opens: boolean; clicks: boolean }): TrackingTemplate | undefined {
+  const blank = headerBlockEnd(raw);
+  if (blank === -1) return undefined;
   const pieces: TrackingTemplate['pieces'] = [];
   let slots = 0;
-  let html: { node: SplitterData; chunks: Buffer[]; encoding: PartEncoding } | undefined;
-  const finishHtml = () => {
-    if (!html) return;
-    const encoded = Buffer.concat(html.chunks).toString('latin1');
-    let end = encoded.length;
-    while (end > 0 && (encoded.charCodeAt(end - 1) === 0x0a || encoded.charCodeAt(end - 1) === 0x0d)) end--;
-    const trailer = encoded.slice(end);
-    const body = encoded.slice(0, end);
-    const { bytes, qp } = decodePart(body, html.encoding);
-    const view = charsetView(bytes, html.node.charset, qp?.text);
-    // Quoted-printable would leave the line-break bytes inside UTF-16 characters as line breaks: such a part stays untracked.
-    const segments = view.asciiCompatible || html.encoding === 'base64'
-      ? planHtml(view.text, { ...options, decodeCharset: view.decodeCharset, scanText: view.scan }) : [];
-    const partSlots = segments.filter((s) => typeof s !== 'string').length;
-    // A part with nothing to track keeps its bytes as they are, however other parts change.
-    if (partSlots) {
-      pieces.push({ encoding: html.encoding, segments, encode: view.encode, trailer, ...(qp ? { qpLiterals: encodedLiterals(segments, body, qp) } : {}) });
-    }
-    else pieces.push(...html.chunks);
-    slots += partSlots;
-    html = undefined;
-  };
-  for (const item of await splitNodes(raw)) {
-    if (item.type === 'node') {
-      finishHtml();
-      // The root's header block is the copy's own (fan-out rewrote it); only its closing empty line belongs to the body.
-      const headers = item.getHeaders!();
-      if (!item.root) pieces.push(headers);
-      else if (headerBlockEnd(raw) !== -1) pieces.push(raw.subarray(headerBlockEnd(raw), headers.length));
-      const encoding = encodingOf(item);
-      if (item.contentType === 'text/html' && item.disposition !== 'attachment' && encoding) html = { node: item, chunks: [], encoding };
-    } else if (item.type === 'body' && html) {
-      html.chunks.push(item.value!);
-    } else {
-      finishHtml();
-      pieces.push(item.value!);
-    }
+  let passed = blank; // the root's header block is the copy's own (fan-out rewrote it)
+  for (const part of htmlParts(raw)) {
+    const template = partTemplate(raw, part, options);
+    if (!template) continue;
+    pieces.push(raw.subarray(passed, part.bodyStart), template);
+    passed = part.bodyEnd;
+    slots += template.segments.filter((s) => typeof s !== 'string').length;
   }
-  finishHtml();
-  return slots ? { pieces, slots } : undefined;
+  if (!slots) return undefined;
+  pieces.push(raw.subarray(passed));
+  return { pieces, slots };
 }

@@ -19,49 +19,54 @@ export interface QpDecoded {
 
 const hex = (code: number) => (code >= 0x30 && code <= 0x39 ? code - 0x30 : code >= 0x41 && code <= 0x46 ? code - 0x37 : code >= 0x61 && code <= 0x66 ? code - 0x57 : -1);
 
-/** The next "=", or blanks that end a line (transport padding): everything between is copied as it stands. */
-const SPECIAL = /=|[ \t]+(?=\r?\n|$)/g;
+const isBlank = (code: number) => code === 0x20 || code === 0x09;
 
-/** RFC 2045 6.7, leniently as mail readers do: "=XX" a byte, "=" CRLF nothing, blanks before a line end nothing, any other "=" itself. */
+/** Whether the blanks from `i` on run to a line end (or the end): transport padding, not the sender's. */
+function paddingEnd(encoded: string, i: number): number {
+  let j = i;
+  while (isBlank(encoded.charCodeAt(j))) j++;
+  const next = encoded.charCodeAt(j);
+  const atLineEnd = j === encoded.length || next === 0x0a || (next === 0x0d && encoded.charCodeAt(j + 1) === 0x0a);
+  return atLineEnd ? j : -1;
+}
+
+/** One buffer for every decode's bytes and positions (a part is planned at once), grown as needed. */
+let bytes = Buffer.alloc(64 * 1024);
 let positions = new Int32Array(64 * 1024);
 
+/** RFC 2045 6.7, leniently as mail readers do: "=XX" a byte, "=" CRLF nothing, blanks before a line end nothing, any other "=" itself. */
 export function decodeWithPositions(encoded: string): QpDecoded {
-  const pieces: string[] = [];
-  if (positions.length < encoded.length + 1) positions = new Int32Array(Math.max(encoded.length + 1, positions.length * 2));
+  if (positions.length < encoded.length + 1) {
+    positions = new Int32Array(Math.max(encoded.length + 1, positions.length * 2));
+    bytes = Buffer.alloc(positions.length);
+  }
   const at = positions;
   let n = 0;
-  const keep = (from: number, to: number) => {
-    pieces.push(encoded.slice(from, to));
-    for (let k = from; k < to; k++) at[n++] = k;
-  };
   let i = 0;
   while (i < encoded.length) {
-    SPECIAL.lastIndex = i;
-    const found = SPECIAL.exec(encoded);
-    const j = found ? found.index : encoded.length;
-    if (j > i) keep(i, j);
-    if (!found) break;
-    i = j;
-    if (encoded.charCodeAt(i) === 0x3d /* = */) {
+    const code = encoded.charCodeAt(i);
+    if (code === 0x3d /* = */) {
       const next = encoded.charCodeAt(i + 1);
       if (next === 0x0d && encoded.charCodeAt(i + 2) === 0x0a) { i += 3; continue; }
       if (next === 0x0a) { i += 2; continue; }
       const high = hex(next);
       const low = hex(encoded.charCodeAt(i + 2));
       if (high >= 0 && low >= 0) {
-        pieces.push(String.fromCharCode(high * 16 + low));
-        at[n++] = i;
+        at[n] = i;
+        bytes[n++] = high * 16 + low;
         i += 3;
         continue;
       }
-      keep(i, i + 1);
-      i++;
-      continue;
+    } else if (isBlank(code)) {
+      const end = paddingEnd(encoded, i);
+      if (end !== -1) { i = end; continue; }
     }
-    i += found[0].length; // transport padding: not the sender's
+    at[n] = i;
+    bytes[n++] = code;
+    i++;
   }
   at[n] = encoded.length;
-  return { text: pieces.join(''), at: at.subarray(0, n + 1) };
+  return { text: bytes.toString('latin1', 0, n), at: at.subarray(0, n + 1) };
 }
 
 /** A CRLF for every line break of the text (mail's line ends), the rest encoded. */

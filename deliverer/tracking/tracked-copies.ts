@@ -59,10 +59,10 @@ function recipientUrls(ring: TrackingKeyRing, tracking: MessageTracking, base: O
  * Gives each copy but archive copies its own tracked body. Returns how many copies were
  * rewritten (0 when the message has no HTML to track).
  */
-export async function trackCopies(raw: Buffer, copies: Copy[], submission: Submission, tracking: MessageTracking, ring: TrackingKeyRing, lifetimeSeconds: number, now = Date.now()): Promise<number> {
+export function trackCopies(raw: Buffer, copies: Copy[], submission: Submission, tracking: MessageTracking, ring: TrackingKeyRing, lifetimeSeconds: number, now = Date.now()): number {
   const tracked = copies.filter((c) => c.rcptType !== 'archive');
   if (!tracked.length) return 0;
-  const template = await trackingTemplate(raw, tracking);
+  const template = trackingTemplate(raw, tracking);
   if (!template) return 0;
   const expiresAt = Math.floor(now / 1000) + lifetimeSeconds;
   for (const copy of tracked) {
