@@ -33,15 +33,15 @@ function decodeBytes(latin1: string, charset: string): string {
   return iconv.encodingExists(charset) ? iconv.decode(bytes, charset) : bytes.toString('utf8');
 }
 
-/** `latin1`: the bytes already read one character per byte, when the caller has them so (quoted-printable decoding). */
-export function charsetView(bytes: Buffer, charset: string | false | undefined, latin1?: string): CharsetView {
+/** `latin1`: the part's decoded bytes, one character per byte. */
+export function charsetView(latin1: string, charset: string | false | undefined): CharsetView {
   const name = (charset || 'us-ascii').trim().toLowerCase();
   if (NOT_ASCII_COMPATIBLE.test(name) && iconv.encodingExists(name)) {
-    const hadBom = /^(\xfe\xff|\xff\xfe)/.test(bytes.toString('latin1', 0, 2));
-    const text = iconv.decode(bytes, name);
+    const hadBom = /^(\xfe\xff|\xff\xfe)/.test(latin1.slice(0, 2));
+    const text = iconv.decode(Buffer.from(latin1, 'latin1'), name);
     return { asciiCompatible: false, text, scan: text, decodeCharset: (piece) => piece, encode: (rewritten) => iconv.encode(rewritten, name, { addBOM: hadBom }) };
   }
-  const text = latin1 ?? bytes.toString('latin1');
+  const text = latin1;
   const scan = name.startsWith('iso-2022') ? text.replace(ISO_2022_TWO_BYTE, (run) => 'x'.repeat(run.length)) : text;
   return {
     asciiCompatible: true,

@@ -52,15 +52,20 @@ function base64Lines(bytes: Buffer): string {
   return bytes.toString('base64').replace(/.{76}(?=.)/g, '$&\r\n');
 }
 
-function encodePart(part: HtmlPartTemplate, urls: TrackingUrls): Buffer {
-  // The line break before a boundary belongs to the boundary (mailsplit passes it on with it).
-  if (part.qpLiterals) return Buffer.from(`${fillQuotedPrintable(part.segments, part.qpLiterals, urls, QP_PIXEL)}${part.trailer}`, 'latin1');
+/** One HTML part of the copy: text to write one character per byte, or bytes (a charset that is not ASCII-compatible). */
+function encodePart(part: HtmlPartTemplate, urls: TrackingUrls): string | Buffer {
+  // The line break before a boundary belongs to the boundary; only line breaks that ended the part are its own.
+  if (part.qpLiterals) return `${fillQuotedPrintable(part.segments, part.qpLiterals, urls, QP_PIXEL)}${part.trailer}`;
   const bytes = part.encode(fillSegments(part.segments, urls, part.encoding === 'identity'));
   if (part.encoding === 'identity') return Buffer.concat([bytes, Buffer.from(part.trailer, 'latin1')]);
-  return Buffer.from(`${base64Lines(bytes)}${part.trailer}`, 'latin1');
+  return `${base64Lines(bytes)}${part.trailer}`;
 }
 
-/** The body (from the empty line that ends the header block) one recipient receives. */
+/** The body (from the empty line that ends the header block) one recipient receives, written into one buffer. */
 export function fillTemplate(template: TrackingTemplate, urls: TrackingUrls): Buffer {
-  return Buffer.concat(template.pieces.map((piece) => (Buffer.isBuffer(piece) ? piece : encodePart(piece, urls))));
+  const pieces = template.pieces.map((piece) => (Buffer.isBuffer(piece) ? piece : encodePart(piece, urls)));
+  const body = Buffer.allocUnsafe(pieces.reduce((sum, piece) => sum + piece.length, 0));
+  let at = 0;
+  for (const piece of pieces) at += typeof piece === 'string' ? body.write(piece, at, 'latin1') : piece.copy(body, at);
+  return body;
 }

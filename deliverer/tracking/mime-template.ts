@@ -6,7 +6,7 @@ import { headerBlockEnd } from '../../shared/mail/headers.ts';
 import { charsetView } from './charset-view.ts';
 import { planHtml, type HtmlSegment } from './html-plan.ts';
 import { htmlParts, type HtmlPart } from './html-parts.ts';
-import { decodeWithPositions, encodedLiterals } from './quoted-printable.ts';
+import { decodeWithPositions, encodedLiterals, type QpDecoded } from './quoted-printable.ts';
 
 export type PartEncoding = 'base64' | 'quoted-printable' | 'identity';
 
@@ -34,12 +34,12 @@ function encodingOf(part: HtmlPart): PartEncoding | undefined {
   return encoding === '7bit' || encoding === '8bit' || encoding === 'binary' ? 'identity' : undefined;
 }
 
-/** The part's bytes, and for quoted-printable where each decoded byte's encoding starts (quoted-printable.ts). */
-function decodePart(encoded: string, encoding: PartEncoding): { bytes: Buffer; qp?: ReturnType<typeof decodeWithPositions> } {
-  if (encoding === 'base64') return { bytes: Buffer.from(encoded, 'base64') };
-  if (encoding === 'identity') return { bytes: Buffer.from(encoded, 'latin1') };
+/** The part's bytes (one character per byte), and for quoted-printable where each one's encoding starts (quoted-printable.ts). */
+function decodePart(encoded: string, encoding: PartEncoding): { latin1: string; qp?: QpDecoded } {
+  if (encoding === 'base64') return { latin1: Buffer.from(encoded, 'base64').toString('latin1') };
+  if (encoding === 'identity') return { latin1: encoded };
   const qp = decodeWithPositions(encoded);
-  return { bytes: Buffer.from(qp.text, 'latin1'), qp };
+  return { latin1: qp.text, qp };
 }
 
 /** The template of one HTML part, or undefined when it holds nothing to track. */
@@ -50,8 +50,8 @@ function partTemplate(raw: Buffer, part: HtmlPart, options: { opens: boolean; cl
   let end = encoded.length;
   while (end > 0 && (encoded.charCodeAt(end - 1) === 0x0a || encoded.charCodeAt(end - 1) === 0x0d)) end--;
   const body = encoded.slice(0, end);
-  const { bytes, qp } = decodePart(body, encoding);
-  const view = charsetView(bytes, part.charset, qp?.text);
+  const { latin1, qp } = decodePart(body, encoding);
+  const view = charsetView(latin1, part.charset);
   // Quoted-printable would leave the line-break bytes inside UTF-16 characters as line breaks: such a part stays untracked.
   if (!view.asciiCompatible && encoding !== 'base64') return undefined;
   const segments = planHtml(view.text, { ...options, decodeCharset: view.decodeCharset, scanText: view.scan });
