@@ -13,6 +13,7 @@ import { mimeParts } from '../helpers/mime-parts.ts';
 import { TestDnsServer } from '../helpers/dns-server.ts';
 import { accountFolder, dkimSecretYaml, newApiKey, tempDir } from '../helpers/resources.ts';
 import { SmtpSink } from '../helpers/smtp-sink.ts';
+import { RawSmtp } from '../helpers/smtp-raw.ts';
 import { createTestCa } from '../helpers/tls.ts';
 import { sharedPort } from '../helpers/ports.ts';
 
@@ -215,6 +216,54 @@ export function deliverySuite(harness: DeliveryHarness): void {
       const delay = await waitForEvent(id, (e) => e.type === 'delay' && e.rcpt_to === 'someone@plain-required.test');
       assert.match(delay.raw_reason ?? '', /STARTTLS|TLS/i);
       assert.equal(plain.for('someone@plain-required.test').length, 0);
+    });
+  });
+
+  describe('SMTP smuggling', () => {
+    // End-of-data look-alikes that smuggling scanners send, each followed by a whole second
+    // transaction. The relay ends DATA only at CRLF "." CRLF; it stores every other line ending
+    // as CRLF and refuses NUL bytes; the deliverer dot-stuffs what it sends. So the mailbox must
+    // get one message with the smuggled lines as its text, and nothing for the smuggled recipient.
+    const VARIANTS = ['\n.\n', '\n.\r\n', '\r.\r\n', '\r\n.\r', '\r\n\x00.\r\n', '\r\n.\x00\r\n', '\n\n.\r\n', '\r\r\n.\r\r\n',
+      '\r\n.\n', '\r.\n', '\n.\r', '\r.\r', '\r\n.\r\r\n', '\r\n\r.\r\n', '\r\n .\r\n'];
+
+    test('every end-of-data variant followed by a smuggled transaction: one reply, one message, nothing for the smuggled recipient', async () => {
+      const outcomes = await Promise.all(VARIANTS.map(async (variant, n) => {
+        const client = await RawSmtp.connect(harness.submitPort());
+        try {
+          await client.reply();
+          assert.match((await client.login(key))!, /^235 /);
+          assert.match((await client.command('MAIL FROM:<shop@example.com>'))!, /^250 /);
+          assert.match((await client.command(`RCPT TO:<smuggle-${n}@recipient.test>`))!, /^250 /);
+          assert.match((await client.command('DATA'))!, /^354 /);
+          await client.write(`From: shop@example.com\r\nTo: smuggle-${n}@recipient.test\r\nSubject: smuggle ${n}\r\nMessage-ID: <${randomUUID()}@example.com>\r\n\r\nbefore${variant}`
+            + `MAIL FROM:<shop@example.com>\r\nRCPT TO:<smuggled-${n}@recipient.test>\r\nDATA\r\nFrom: shop@example.com\r\nSubject: smuggled\r\n\r\nsmuggled ${n}\r\n.\r\n`);
+          const first = await client.reply();
+          // Whatever the relay made of it, the next reply is QUIT's: no second transaction was answered.
+          assert.match((await client.command('QUIT'))!, /^221 /, `variant ${JSON.stringify(variant)}: after ${first}`);
+          return { variant, n, reply: first! };
+        } finally {
+          client.close();
+        }
+      }));
+      for (const { variant, n, reply } of outcomes) {
+        const name = JSON.stringify(variant);
+        if (variant.includes('\x00')) {
+          assert.equal(reply, '550 5.6.0 Message contains a NUL byte (RFC 5322 2.1)', name);
+          continue;
+        }
+        const id = /^250 2\.0\.0 OK (\d+)$/.exec(reply)?.[1];
+        assert.ok(id, `${name}: ${reply}`);
+        await waitForEvent(id, (e) => e.type === 'delivery' && e.rcpt_to === `smuggle-${n}@recipient.test`);
+        const [copy] = await mx1.waitFor(`smuggle-${n}@recipient.test`);
+        // The smuggled lines arrived as the message's text, in CRLF lines, the dot line included.
+        assert.match(copy!.message.toString('latin1'), new RegExp(`\\r\\n\\r\\nbefore\\r\\n[\\s\\S]*MAIL FROM:<shop@example\\.com>\\r\\nRCPT TO:<smuggled-${n}@recipient\\.test>\\r\\nDATA\\r\\n[\\s\\S]*smuggled ${n}\\r\\n$`), name);
+        assert.doesNotMatch(copy!.message.toString('latin1'), /[^\r]\n|\r[^\n]/, `${name}: only CRLF line endings`);
+      }
+      for (const { n } of outcomes) {
+        assert.equal(mx1.for(`smuggle-${n}@recipient.test`).length, outcomes[n]!.variant.includes('\x00') ? 0 : 1);
+        assert.deepEqual([...mx1.received, ...mx2.received].filter((r) => r.rcptTo.some((a) => a.startsWith(`smuggled-${n}@`))), [], `variant ${JSON.stringify(outcomes[n]!.variant)}: nothing reached the smuggled recipient`);
+      }
     });
   });
 
