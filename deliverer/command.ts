@@ -1,6 +1,6 @@
 // `mtrelay deliverer`: consumes submissions and retries from Kafka and delivers them.
 import { hostname } from 'node:os';
-import { Command } from 'commander';
+import { Command, InvalidArgumentError } from 'commander';
 import { addKafkaOptions, addOpsOptions, integer, list, option, type KafkaFlags, type OpsFlags } from '../shared/cli-options.ts';
 import { addConfigSourceOptions, configOrigin, type ConfigSourceFlags } from '../shared/config/sources.ts';
 import { kafkaConnection } from '../shared/kafka/client.ts';
@@ -9,12 +9,15 @@ import { runRole } from '../shared/ops/role.ts';
 import type { DelivererConfig, DeliverySettings } from './main.ts';
 import { parseDuration } from '../shared/duration.ts';
 import { retryPolicy } from './retry-policy.ts';
+import { DestinationPolicy, parseCidr } from './destination-policy.ts';
 import { parseStaticRoute } from './routes.ts';
 import type { TlsPolicy } from './smtp-pool.ts';
 
 export interface DeliveryFlags {
   dns: string[];
   route: string[];
+  allowDestination: string[];
+  refuseDestination: string[];
   smtpPort: number;
   tlsPolicy: string[];
   tlsCa: string[];
@@ -39,6 +42,16 @@ interface DelivererFlags extends DeliveryFlags, ConfigSourceFlags, KafkaFlags, O
 }
 
 const repeat = (value: string, previous: string[]) => [...previous, ...list(value)];
+/** Address ranges, checked when the command line is read. */
+const repeatRanges = (value: string, previous: string[]) => {
+  const ranges = list(value);
+  try {
+    ranges.forEach(parseCidr);
+  } catch (error) {
+    throw new InvalidArgumentError((error as Error).message);
+  }
+  return [...previous, ...ranges];
+};
 const POLICIES = new Set(['opportunistic', 'required', 'verified']);
 
 export function parseTlsPolicy(spec: string): [string, TlsPolicy] {
@@ -52,6 +65,8 @@ export function addDeliveryOptions(command: Command): Command {
   return command
     .addOption(option('--dns <servers>', 'DNS resolvers HOST:PORT (repeatable; default: the system\'s)').argParser(repeat).default([]))
     .addOption(option('--route <route>', 'static route DOMAIN=HOST:PORT, * for every domain (repeatable)').argParser(repeat).default([]))
+    .addOption(option('--allow-destination <range>', 'ADDRESS/PREFIX the deliverer may connect to although it is loopback, private, link-local or reserved (repeatable)').argParser(repeatRanges).default([]))
+    .addOption(option('--refuse-destination <range>', 'ADDRESS/PREFIX never connected to, besides loopback, private, link-local and reserved ranges, e.g. a cluster\'s public ranges (repeatable)').argParser(repeatRanges).default([]))
     .addOption(option('--smtp-port <port>', 'port of MX hosts').argParser(integer(1, 65535)).default(25))
     .addOption(option('--tls-policy <policy>', 'DOMAIN=opportunistic|required|verified, * for the default (repeatable)').argParser(repeat).default([]))
     .addOption(option('--tls-ca <file>', 'extra CA certificates to trust for verified TLS (repeatable)').argParser(repeat).default([]))
@@ -84,6 +99,7 @@ export function deliverySettings(flags: DeliveryFlags): DeliverySettings & Pick<
     maxInFlight: flags.maxInFlight,
     dnsServers: flags.dns,
     routes: new Map(flags.route.map(parseStaticRoute)),
+    destinations: new DestinationPolicy({ allow: flags.allowDestination, refuse: flags.refuseDestination }),
     smtpPort: flags.smtpPort,
     tlsPolicies: new Map(flags.tlsPolicy.map(parseTlsPolicy)),
     tlsCaFiles: flags.tlsCa,

@@ -141,8 +141,7 @@ export class Deliverer {
     const route = await this.#deps.routes.resolve(domain);
     if (route.kind !== 'hops') {
       // The domain itself decides: the address can never receive mail (class 10), or DNS failed for now (class 21).
-      const bounceClass = route.kind === 'permanent' ? BOUNCE_CLASS.INVALID_RECIPIENT : BOUNCE_CLASS.DNS_FAILURE;
-      return copies.map((c) => failure(c, route.line, undefined, route.reply, bounceClass));
+      return copies.map((c) => failure(c, route.line, undefined, route.reply, route.bounceClass));
     }
     // Recipients that receive identical bytes share one transaction: same header, same body buffer
     // (untracked copies share it; a tracked copy has its own).

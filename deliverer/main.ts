@@ -16,6 +16,7 @@ import { Deliverer } from './delivery.ts';
 import { KafkaDeliveryRuntime } from './kafka-runtime.ts';
 import { createDelivererMetrics, type DelivererMetrics } from './metrics.ts';
 import type { RetryPolicy } from './retry-policy.ts';
+import type { DestinationPolicy } from './destination-policy.ts';
 import { RouteResolver, type StaticRoute } from './routes.ts';
 import { SmtpPool, type PoolLimits, type TlsPolicy } from './smtp-pool.ts';
 import { SuppressionList, followSuppressions } from './suppression-list.ts';
@@ -40,6 +41,8 @@ export interface DelivererConfig extends DeliverySettings {
 export interface DeliverySettings {
   dnsServers: string[];
   routes: Map<string, StaticRoute>;
+  /** Which resolved addresses may be connected to (static routes are not checked). */
+  destinations: DestinationPolicy;
   smtpPort: number;
   tlsPolicies: Map<string, TlsPolicy>;
   tlsCaFiles: string[];
@@ -74,7 +77,7 @@ export function createDeliveryEngine(role: Role, settings: DeliverySettings, sto
   });
   const deliverer = new Deliverer({
     store,
-    routes: new RouteResolver({ dnsServers: settings.dnsServers, routes: settings.routes, smtpPort: settings.smtpPort }),
+    routes: new RouteResolver({ dnsServers: settings.dnsServers, routes: settings.routes, smtpPort: settings.smtpPort, destinations: settings.destinations }),
     pool,
     isSuppressed: (namespace, address) => suppressions.has(namespace, address),
     ...(settings.bounceDomain ? { bounceDomain: settings.bounceDomain } : {}),

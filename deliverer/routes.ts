@@ -1,9 +1,13 @@
 // Where mail for a domain goes: a static route (smarthost set-ups, tests), else the MX
 // records in preference order (RFC 5321 5.1), else the domain's own A/AAAA (implicit MX).
-// A null MX (RFC 7505) or a domain that does not exist is a permanent failure.
+// A null MX (RFC 7505) or a domain that does not exist is a permanent failure. Addresses the
+// destination policy refuses (loopback, private, … : destination-policy.ts) are never hops, and
+// an address literal (user@[192.0.2.1]) is delivered only where a static route covers it.
 import { Resolver } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { replyLine, type ReplyArgs, type ReplyName } from '../shared/smtp-replies.ts';
+import { BOUNCE_CLASS } from './bounce-class.ts';
+import { DestinationPolicy } from './destination-policy.ts';
 
 export interface Hop {
   /** The name to present for TLS verification (the MX host name). */
@@ -13,20 +17,23 @@ export interface Hop {
   port: number;
 }
 
-type PermanentReply = 'DOMAIN_NOT_FOUND' | 'NULL_MX' | 'NO_MX_NO_ADDRESS';
+type PermanentReply = 'DOMAIN_NOT_FOUND' | 'NULL_MX' | 'NO_MX_NO_ADDRESS' | 'ADDRESS_LITERAL_REFUSED' | 'INTERNAL_DESTINATION';
+/** Refusals of mtrelay's own policy, not facts about the address: bounce class 25, and no suppression. */
+const POLICY_REFUSALS = new Set<ReplyName>(['ADDRESS_LITERAL_REFUSED', 'INTERNAL_DESTINATION']);
 type TemporaryReply = 'DNS_LOOKUP_FAILED' | 'ROUTE_HOST_UNRESOLVED' | 'MX_HOSTS_UNRESOLVED';
 
 /** Where to send, or why not: a reply of the catalogue that becomes the recipients' raw_reason. */
 export type Route =
   | { kind: 'hops'; hops: Hop[] }
-  | { kind: 'permanent' | 'temporary'; reply: ReplyName; line: string };
+  | { kind: 'permanent' | 'temporary'; reply: ReplyName; line: string; bounceClass: number };
 
 function permanent<N extends PermanentReply>(reply: N, ...args: ReplyArgs<N>): Route {
-  return { kind: 'permanent', reply, line: replyLine(reply, ...args) };
+  const bounceClass = POLICY_REFUSALS.has(reply) ? BOUNCE_CLASS.ADMIN_FAILURE : BOUNCE_CLASS.INVALID_RECIPIENT;
+  return { kind: 'permanent', reply, line: replyLine(reply, ...args), bounceClass };
 }
 
 function temporary<N extends TemporaryReply>(reply: N, ...args: ReplyArgs<N>): Route {
-  return { kind: 'temporary', reply, line: replyLine(reply, ...args) };
+  return { kind: 'temporary', reply, line: replyLine(reply, ...args), bounceClass: BOUNCE_CLASS.DNS_FAILURE };
 }
 
 const errorCode = (error: unknown) => (error as NodeJS.ErrnoException).code ?? (error as Error).message;
@@ -47,12 +54,14 @@ export class RouteResolver {
   readonly #resolver: Resolver;
   readonly #routes: Map<string, StaticRoute>;
   readonly #port: number;
+  readonly #destinations: DestinationPolicy;
 
-  constructor(options: { dnsServers?: string[]; routes?: Map<string, StaticRoute>; smtpPort?: number; timeoutMs?: number }) {
+  constructor(options: { dnsServers?: string[]; routes?: Map<string, StaticRoute>; smtpPort?: number; timeoutMs?: number; destinations?: DestinationPolicy }) {
     this.#resolver = new Resolver({ timeout: options.timeoutMs ?? 5000, tries: 2 });
     if (options.dnsServers?.length) this.#resolver.setServers(options.dnsServers);
     this.#routes = options.routes ?? new Map();
     this.#port = options.smtpPort ?? 25;
+    this.#destinations = options.destinations ?? new DestinationPolicy();
   }
 
   /** A host's addresses; "no such name" or "no such record" is an empty list, anything else throws. */
@@ -83,6 +92,8 @@ export class RouteResolver {
         ? { kind: 'hops', hops: [{ name: fixed.host, addresses, port: fixed.port }] }
         : temporary('ROUTE_HOST_UNRESOLVED', { host: fixed.host });
     }
+    // RFC 5321 4.1.3: a literal names a host, not a domain; it reaches no one a DNS name would not.
+    if (domain.startsWith('[')) return permanent('ADDRESS_LITERAL_REFUSED', { domain });
     let mx: { exchange: string; priority: number }[];
     try {
       mx = await this.#resolver.resolveMx(domain);
@@ -99,17 +110,24 @@ export class RouteResolver {
     // Preference order; hosts of equal preference in random order, to spread load (RFC 5321 5.1).
     const sorted = mx.map((r) => ({ ...r, tiebreak: Math.random() })).sort((a, b) => a.priority - b.priority || a.tiebreak - b.tiebreak);
     const hops: Hop[] = [];
+    const refused: string[] = [];
     for (const record of sorted) {
-      const addresses = await this.#addresses(record.exchange);
+      const addresses = this.#permitted(await this.#addresses(record.exchange), refused);
       if (addresses.length) hops.push({ name: record.exchange.replace(/\.$/, ''), addresses, port: this.#port });
     }
-    return hops.length ? { kind: 'hops', hops } : temporary('MX_HOSTS_UNRESOLVED', { domain });
+    if (hops.length) return { kind: 'hops', hops };
+    return refused.length ? permanent('INTERNAL_DESTINATION', { domain, addresses: refused.join(', ') }) : temporary('MX_HOSTS_UNRESOLVED', { domain });
+  }
+
+  /** The addresses the destination policy permits; the others are added to `refused`. */
+  #permitted(addresses: string[], refused: string[]): string[] {
+    return addresses.filter((address) => this.#destinations.permits(address) || (refused.push(address), false));
   }
 
   async #implicit(domain: string): Promise<Route> {
-    const addresses = await this.#addresses(domain);
-    return addresses.length
-      ? { kind: 'hops', hops: [{ name: domain, addresses, port: this.#port }] }
-      : permanent('NO_MX_NO_ADDRESS', { domain });
+    const refused: string[] = [];
+    const addresses = this.#permitted(await this.#addresses(domain), refused);
+    if (addresses.length) return { kind: 'hops', hops: [{ name: domain, addresses, port: this.#port }] };
+    return refused.length ? permanent('INTERNAL_DESTINATION', { domain, addresses: refused.join(', ') }) : permanent('NO_MX_NO_ADDRESS', { domain });
   }
 }

@@ -194,6 +194,16 @@ export const REPLIES = {
     when: '`bounce` (class 10): neither MX nor A/AAAA records',
     action: 'correct the address',
   },
+  ADDRESS_LITERAL_REFUSED: {
+    code: 550, enhanced: '5.7.1', text: 'Recipient domain {domain} is an address literal; mail goes to domain names only', by: 'deliverer',
+    when: '`bounce` (class 25): the recipient is `user@[address]` and no `--route` covers that literal',
+    action: 'send to the recipient\'s domain name; an operator who must reach a literal adds a `--route` for it',
+  },
+  INTERNAL_DESTINATION: {
+    code: 550, enhanced: '5.7.1', text: 'Domain {domain} resolves only to addresses mtrelay does not deliver to: {addresses}', by: 'deliverer',
+    when: '`bounce` (class 25): every address of the domain\'s MX hosts (or of the domain) is loopback, private, link-local, shared, multicast or reserved, or in `--refuse-destination`',
+    action: 'correct the domain\'s MX or address records; an operator who delivers to such a network on purpose allows it with `--allow-destination`',
+  },
   DNS_LOOKUP_FAILED: {
     code: 451, enhanced: '4.4.3', text: 'DNS lookup of {query} failed: {error}', by: 'deliverer',
     when: '`delay` (class 21): the resolver failed (SERVFAIL, timeout) for the MX or an MX host\'s address',

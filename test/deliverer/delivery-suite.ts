@@ -49,7 +49,8 @@ export function deliverySuite(harness: DeliveryHarness): void {
   let dnsAddress: string;
 
   function deliveryArgs(): string[] {
-    return ['--dns', dnsAddress, '--smtp-port', String(port), '--tls-ca', ca.caCert,
+    // The sinks play the Internet on loopback, which the deliverer refuses by default: only their addresses are allowed.
+    return ['--dns', dnsAddress, '--allow-destination', '127.0.0.2/32,127.0.0.3/32,127.0.0.4/32,127.0.0.5/32', '--smtp-port', String(port), '--tls-ca', ca.caCert,
       '--tls-policy', 'plain-required.test=required', '--tls-policy', 'recipient.test=verified',
       '--retry-delays', '1s,2s', '--retry-expiry', '15s', '--connect-timeout', '2s', '--socket-timeout', '3s',
       '--bounce-domain', 'bounces.example.com', '--helo-name', 'out.example.com',
@@ -71,6 +72,8 @@ export function deliverySuite(harness: DeliveryHarness): void {
     dns.set('plain.test', { MX: [{ exchange: 'mx.plain.test', priority: 10 }] });
     dns.set('plain-required.test', { MX: [{ exchange: 'mx.plain.test', priority: 10 }] });
     dns.set('mx.plain.test', { A: ['127.0.0.5'] });
+    dns.set('internal.test', { MX: [{ exchange: 'mx.internal.test', priority: 10 }] });
+    dns.set('mx.internal.test', { A: ['127.0.0.9', '169.254.169.254', '10.0.0.1'] });
     const spki = dkim.publicKey.export({ type: 'spki', format: 'der' }).toString('base64');
     dns.set('mtrelay._domainkey.example.com', { TXT: [`v=DKIM1; k=rsa; p=${spki}`] });
     dnsAddress = await dns.start();
@@ -272,6 +275,44 @@ export function deliverySuite(harness: DeliveryHarness): void {
       const id = await send(['x@fallback.test']);
       await mx2.waitFor('x@fallback.test');
       await waitForEvent(id, (e) => e.type === 'delivery');
+    });
+
+    test('with AUTH, mail goes to the domain after the last @ only: % and ! mean nothing, a source route is dropped', async () => {
+      const client = await RawSmtp.connect(harness.submitPort());
+      await client.reply();
+      assert.match((await client.login(key))!, /^235 /);
+      assert.match((await client.command('MAIL FROM:<shop@example.com>'))!, /^250 /);
+      const accepted = ['<user%evil.test@recipient.test>', '<evil.test!bang@recipient.test>', '<@evil.test,@other.test:routed@recipient.test>'];
+      for (const rcpt of accepted) assert.match((await client.command(`RCPT TO:${rcpt}`))!, /^250 /, rcpt);
+      // Two @ and a quoted local part holding an @ are refused at RCPT: no reading of them could be safe.
+      for (const rcpt of ['<user@evil.test@recipient.test>', '<"user@evil.test"@recipient.test>']) {
+        assert.match((await client.command(`RCPT TO:${rcpt}`))!, /^5\d\d 5\.1\.3 /, rcpt);
+      }
+      assert.match((await client.command('DATA'))!, /^354 /);
+      await client.write(`From: shop@example.com\r\nSubject: routing\r\nMessage-ID: <${randomUUID()}@example.com>\r\n\r\nrouting\r\n.\r\n`);
+      const id = /^250 2\.0\.0 OK (\d+)$/.exec((await client.reply())!)?.[1];
+      assert.ok(id);
+      client.close();
+      for (const address of ['user%evil.test@recipient.test', 'evil.test!bang@recipient.test', 'routed@recipient.test']) {
+        await waitForEvent(id, (e) => e.type === 'delivery' && e.rcpt_to === address);
+      }
+      const [copy] = await mx1.waitFor('routed@recipient.test');
+      assert.deepEqual(copy!.rcptTo.sort(), ['evil.test!bang@recipient.test', 'routed@recipient.test', 'user%evil.test@recipient.test'], 'as written, to recipient.test\'s MX');
+    });
+
+    test('an address literal and a domain whose MX points into loopback, link-local or private ranges bounce (class 25); nothing is sent there', async () => {
+      const id = await send(['literal@[127.0.0.2]', 'ssrf@internal.test']);
+      const literal = await waitForEvent(id, (e) => e.type === 'bounce' && e.rcpt_to === 'literal@[127.0.0.2]');
+      assert.equal(literal.bounce_class, 25);
+      assert.equal(literal.raw_reason, '550 5.7.1 Recipient domain [127.0.0.2] is an address literal; mail goes to domain names only');
+      const internal = await waitForEvent(id, (e) => e.type === 'bounce' && e.rcpt_to === 'ssrf@internal.test');
+      assert.equal(internal.bounce_class, 25);
+      assert.equal(internal.raw_reason, '550 5.7.1 Domain internal.test resolves only to addresses mtrelay does not deliver to: 127.0.0.9, 169.254.169.254, 10.0.0.1');
+      assert.deepEqual([...mx1.received, ...mx2.received, ...plain.received].filter((r) => r.rcptTo.some((a) => a.startsWith('literal@') || a.startsWith('ssrf@'))), []);
+      // A policy refusal says nothing about the address: it is not suppressed, the next message bounces for the same reason.
+      const again = await send(['ssrf@internal.test']);
+      const next = await waitForEvent(again, (e) => e.type === 'bounce' || e.type === 'policy_rejection');
+      assert.deepEqual([next.type, next.bounce_class], ['bounce', 25]);
     });
 
     test('a null MX bounces at once', async () => {

@@ -51,6 +51,33 @@ describe('commands', () => {
     client.close();
   });
 
+  test('never an open relay: nmap smtp-open-relay\'s patterns without AUTH are refused every time', async () => {
+    // The senders and recipients nmap's script tries (% hack, quoted local parts, source routes,
+    // bang paths, user@domain@[ip], IP literals), each in a session of its own, as HELO and EHLO.
+    const ip = '[127.0.0.1]';
+    const senders = ['<>', `<antispam@${ip}>`, '<antispam@relay.test>', '<relaytest@nmap.scanme.org>'];
+    const recipients = ['<relaytest@nmap.scanme.org>', `<relaytest%nmap.scanme.org@${ip}>`, '<relaytest%nmap.scanme.org@relay.test>',
+      '<"relaytest@nmap.scanme.org">', '<"relaytest%nmap.scanme.org">', `<relaytest@nmap.scanme.org@${ip}>`, `<"relaytest@nmap.scanme.org"@${ip}>`,
+      '<relaytest@nmap.scanme.org@relay.test>', `<@${ip}:relaytest@nmap.scanme.org>`, '<@relay.test:relaytest@nmap.scanme.org>',
+      '<nmap.scanme.org!relaytest>', `<nmap.scanme.org!relaytest@${ip}>`, '<nmap.scanme.org!relaytest@relay.test>', `<relaytest@${ip}>`];
+    let tried = 0;
+    for (const [n, from] of senders.entries()) {
+      for (const to of recipients) {
+        const client = await RawSmtp.connect(relay.ports.submission);
+        await client.reply();
+        assert.match((await client.command(n % 2 ? 'HELO nmap.scanme.org' : 'EHLO nmap.scanme.org')) ?? '', /^250[ -]/);
+        const mail = await client.command(`MAIL FROM:${from}`);
+        const rcpt = await client.command(`RCPT TO:${to}`);
+        const data = await client.command('DATA');
+        assert.match(mail ?? '', /^530 5\.7\.0 Authentication required/, `MAIL FROM:${from}`);
+        for (const reply of [rcpt, data]) assert.match(reply ?? '', /^(503|530) /, `MAIL FROM:${from} RCPT TO:${to}: ${reply}`);
+        client.close();
+        tried++;
+      }
+    }
+    assert.equal(tried, senders.length * recipients.length);
+  });
+
   test('a command ended by a bare LF is still understood', async () => {
     const client = await RawSmtp.connect(relay.ports.submission);
     await client.reply();
