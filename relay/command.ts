@@ -9,6 +9,11 @@ import { DEFAULT_AUTH_THROTTLE } from './auth-throttle.ts';
 import type { RelayConfig } from './main.ts';
 import type { ListenerSpec } from './relay-server.ts';
 
+/** The seed's user name, and the spelling its error table tells users to try. */
+export const DEFAULT_AUTH_USERS = ['smtp_mt_injection', 'SMTP_Injection'];
+/** A list that replaces the default names when given, and grows when given again. */
+const repeatList = (value: string, previous: string[]) => [...(previous === DEFAULT_AUTH_USERS ? [] : previous), ...list(value)];
+
 export interface SmtpFlags {
   host: string;
   hostname: string;
@@ -17,7 +22,7 @@ export interface SmtpFlags {
   smtpsPort: number;
   tlsCert?: string[];
   tlsKey?: string[];
-  authUser: string;
+  authUser: string[];
   allowAuthWithoutTls: boolean;
   maxSize: number;
   maxHeaderSize: number;
@@ -51,7 +56,7 @@ export function addSmtpOptions(command: Command): Command {
     .addOption(option('--smtps-port <port>', 'implicit TLS port (-1 disables)').argParser(integer(-1, 65535)).default(465))
     .addOption(option('--tls-cert <files>', 'PEM certificate chains, comma-separated (e.g. RSA and ECDSA; each client gets one it supports); reloaded when a file changes').argParser(list))
     .addOption(option('--tls-key <files>', 'PEM private keys of --tls-cert, in the same order; reloaded when a file changes').argParser(list))
-    .addOption(option('--auth-user <name>', 'the AUTH user name clients send').default('smtp_mt_injection'))
+    .addOption(option('--auth-user <names>', 'AUTH user names clients may send, compared without regard to case (repeatable)').argParser(repeatList).default(DEFAULT_AUTH_USERS))
     .addOption(option('--allow-auth-without-tls', 'allow AUTH before STARTTLS (for clients without TLS)').default(false))
     .addOption(option('--max-size <bytes>', 'SIZE: largest message accepted').argParser(integer(1024)).default(25 * 1024 * 1024))
     .addOption(option('--max-header-size <bytes>', 'largest header block accepted').argParser(integer(1024)).default(256 * 1024))
@@ -98,7 +103,7 @@ export function smtpSettings(flags: SmtpFlags): Pick<RelayConfig, 'settings' | '
       host: flags.host,
       hostname: flags.hostname,
       listeners,
-      authUser: flags.authUser,
+      authUsers: flags.authUser,
       allowAuthWithoutTls: flags.allowAuthWithoutTls,
       maxMessageBytes: flags.maxSize,
       maxHeaderBytes: flags.maxHeaderSize,

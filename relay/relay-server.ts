@@ -31,7 +31,8 @@ export interface RelaySettings {
   host: string;
   hostname: string;
   listeners: ListenerSpec[];
-  authUser: string;
+  /** AUTH user names accepted, compared without regard to case. */
+  authUsers: string[];
   allowAuthWithoutTls: boolean;
   maxMessageBytes: number;
   maxHeaderBytes: number;
@@ -215,7 +216,7 @@ export class RelayServer {
       callback(smtpReply('AUTH_THROTTLED', { address, seconds: blockedFor }));
       return;
     }
-    const userOk = (auth.username ?? '').toLowerCase() === settings.authUser.toLowerCase();
+    const userOk = settings.authUsers.some((name) => name.toLowerCase() === (auth.username ?? '').toLowerCase());
     const check = store.checkKey(sha256Hex(auth.password ?? ''));
     if (userOk && check.ok) {
       metrics.auth.inc({ result: 'ok' });

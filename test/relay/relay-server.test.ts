@@ -6,11 +6,13 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
+import { Command } from 'commander';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { generate } from 'selfsigned';
 import { parseAllDocuments } from 'yaml';
 import { AuthThrottle } from '../../relay/auth-throttle.ts';
+import { DEFAULT_AUTH_USERS, addSmtpOptions, type SmtpFlags } from '../../relay/command.ts';
 import { createRelayMetrics } from '../../relay/metrics.ts';
 import { RelayServer, type RelaySettings } from '../../relay/relay-server.ts';
 import { newTicketKey } from '../../shared/config/compiled-config.ts';
@@ -46,7 +48,7 @@ const logger = pino({ level: 'info' }, new Writable({
 
 const settings: RelaySettings = {
   host: '127.0.0.1', hostname: 'relay.test', listeners: [{ name: 'submission', port: 0, implicitTls: false }],
-  authUser: 'smtp_mt_injection', allowAuthWithoutTls: true, maxMessageBytes: 4096, maxHeaderBytes: 2048, maxRecipients: 2,
+  authUsers: DEFAULT_AUTH_USERS, allowAuthWithoutTls: true, maxMessageBytes: 4096, maxHeaderBytes: 2048, maxRecipients: 2,
   maxAttrAddresses: 10, maxClients: 100, commandTimeoutMs: 60_000, drainTimeoutMs: 1000, sandboxDomain: 'sandbox.test', sandboxQuota: 5, proxyProtocol: false,
   earlyTalkerDelayMs: 0,
 };
@@ -96,6 +98,25 @@ describe('replies the SMTP library writes on its own, exactly as the catalogue h
     assert.equal(await smtp.command('RCPT TO:<r3@recipient.test>'), replyLine('TOO_MANY_RECIPIENTS'));
     assert.equal(await smtp.command(`NOOP ${'x'.repeat(17 * 1024)}`), replyLine('COMMAND_TOO_LONG'));
     smtp.close();
+  });
+
+  test('AUTH user names: the seed\'s and the one its error table names, in any case; --auth-user replaces them', async () => {
+    for (const user of ['smtp_mt_injection', 'SMTP_Injection', 'SMTP_MT_INJECTION', 'smtp_injection']) {
+      const smtp = await session();
+      assert.match((await smtp.login(key, user)) ?? '', /^235 /, user);
+      smtp.close();
+    }
+    const custom = server({ authUsers: addSmtpOptions(new Command()).parse(['--auth-user', 'relay-user', '--auth-user', 'other'], { from: 'user' }).opts<SmtpFlags>().authUser });
+    await custom.relay.listen();
+    try {
+      for (const [user, reply] of [['RELAY-user', /^235 /], ['other', /^235 /], ['smtp_mt_injection', /^535 5\.7\.8 /]] as const) {
+        const smtp = await session(custom.relay);
+        assert.match((await smtp.login(key, user)) ?? '', reply, user);
+        smtp.close();
+      }
+    } finally {
+      await custom.relay.drain();
+    }
   });
 
   test('STARTTLS_REQUIRED: AUTH before STARTTLS when that is not allowed', async () => {
