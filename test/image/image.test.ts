@@ -69,7 +69,7 @@ test('standalone in the image, read-only root and a state volume: swaks sends, t
   const state = tempDir('image-state');
   chmodSync(state, 0o777); // the image's user is 65532
   const [smtp, metrics] = [await freePort(), await freePort()];
-  const name = run('standalone', ['standalone', '--host', '127.0.0.1', '--port', String(smtp), '--alt-port', '-1', '--smtps-port', '-1',
+  const name = run('standalone', ['standalone', '--host', '127.0.0.1', '--port', String(smtp), '--alt-port', '-1', '--smtps-port', '-1', '--tracker-port', '0',
     '--metrics-host', '127.0.0.1', '--metrics-port', String(metrics), '--route', `*=127.0.0.1:${sink.port}`, '--example-domain', 'shop.example'],
   [`${state}:/var/lib/mtrelay`]);
   await readyWithin(metrics, 30_000, name);
