@@ -63,6 +63,10 @@ export async function startRelay(config: RelayConfig, logger: Logger): Promise<R
   producer.start();
   metrics.probes.kafkaConnected = () => producer.connected;
   role.readiness(() => (producer.connected ? undefined : 'Kafka producer not connected'));
+  // No port opens before a message can be stored: the first clients would get 451 4.3.0.
+  // (A stop meanwhile ends the process: nothing has been accepted yet.)
+  role.waiting('Kafka producer connecting');
+  await producer.whenConnected();
 
   const server = await startSmtpService(role, { ...config, store, queue: producer, metrics });
   role.onStop('Kafka producer (records handed over are acknowledged)', () => producer.close());

@@ -54,9 +54,15 @@ export class SubmissionProducer implements SubmissionQueue {
   #queue: Pending[] = [];
   #inFlight: Promise<void> | undefined;
   #reconnecting: Promise<void> | undefined;
+  #firstConnection = Promise.withResolvers<void>();
 
   constructor(options: SubmissionProducerOptions) {
     this.#options = options;
+  }
+
+  /** Resolves once a producer has connected for the first time (or the producer is closed). */
+  whenConnected(): Promise<void> {
+    return this.#firstConnection.promise;
   }
 
   /** True while a producer is connected and its last request did not fail. */
@@ -86,6 +92,7 @@ export class SubmissionProducer implements SubmissionQueue {
           }
           this.#producer = producer;
           this.#connected = true;
+          this.#firstConnection.resolve();
           this.#options.logger.info('Kafka producer connected');
         } catch (error) {
           this.#options.logger.warn({ err: error }, 'Kafka producer cannot connect; retrying');
@@ -193,6 +200,7 @@ export class SubmissionProducer implements SubmissionQueue {
     }
     this.#closed = true;
     this.#connected = false;
+    this.#firstConnection.resolve();
     await this.#reconnecting;
     await this.#producer?.disconnect().catch(() => undefined);
     this.#producer = undefined;

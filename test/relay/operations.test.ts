@@ -11,6 +11,7 @@ import { accountFolder, newApiKey, tempDir } from '../helpers/resources.ts';
 import { RawSmtp } from '../helpers/smtp-raw.ts';
 import { submitArgs, swaks } from '../helpers/swaks.ts';
 import { createTestCa } from '../helpers/tls.ts';
+import { freePort } from '../kafka/broker.ts';
 
 const key = newApiKey();
 const account = accountFolder(key);
@@ -68,6 +69,31 @@ test('a relay whose resources folder is broken at start refuses to start and say
   const relay = new RelayProcess({ resources: broken, kafka: testKafka() });
   assert.equal(await relay.exited, 1);
   assert.match(relay.stderr.join('\n'), /domain\.yaml: SendingDomain acme\/bad: spec\.domain: must match pattern/);
+});
+
+test('the SMTP port opens only once a message can be stored: the very first client gets 250, never 451', async () => {
+  const port = await freePort();
+  const relay = new RelayProcess({ resources: account.dir, kafka: testKafka(), args: ['--port', String(port), '--allow-auth-without-tls'] });
+  try {
+    // Knock every few milliseconds from the moment the process starts; the first session that gets in sends at once.
+    const deadline = Date.now() + 30_000;
+    let client: RawSmtp | undefined;
+    while (!client) {
+      assert.ok(Date.now() < deadline, 'the relay never listened');
+      client = await RawSmtp.connect(port).catch(() => undefined);
+      if (!client) await new Promise((r) => setTimeout(r, 5));
+    }
+    // The whole transaction pipelined (RFC 2920), so it reaches DATA within milliseconds of the port opening.
+    await client.write(`EHLO client.test\r\nAUTH PLAIN ${Buffer.from(`\0smtp_mt_injection\0${key}`).toString('base64')}\r\n`
+      + 'MAIL FROM:<sender@example.com>\r\nRCPT TO:<first@recipient.test>\r\nDATA\r\n');
+    const replies = [];
+    for (let i = 0; i < 6; i++) replies.push((await client.reply()) ?? '');
+    assert.deepEqual(replies.map((r) => r.slice(0, 3)), ['220', '250', '235', '250', '250', '354'], replies.join(' | '));
+    assert.match((await client.command('From: sender@example.com\r\nSubject: first\r\n\r\nthe first message\r\n.')) ?? '', /^250 2\.0\.0 OK \d+$/);
+    client.close();
+  } finally {
+    await relay.stop();
+  }
 });
 
 test('every flag can come from an MTRELAY_<FLAG> environment variable', async () => {
