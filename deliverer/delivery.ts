@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import type { ConfigStore } from '../shared/config/store.ts';
 import { replyLine, type ReplyName } from '../shared/smtp-replies.ts';
 import type { Submission } from '../shared/submission-record.ts';
+import type { CompiledDomain } from '../shared/config/types.ts';
 import { BOUNCE_CLASS, classifyReply, parseReply } from './bounce-class.ts';
 import { dkimSignatureField, relaxedBodyHash } from './dkim.ts';
 import { bodyContent, fanOut, type Copy, type RcptType } from './fan-out.ts';
@@ -158,26 +159,37 @@ export class Deliverer {
     return results.flat();
   }
 
-  /** The copy as sent, in pieces that share the body: signed (over its header and the shared body hash) when its domain has a key. */
-  async #materialize(run: AttemptRun, copy: Copy): Promise<Buffer[]> {
-    const { submission } = run.job;
-    const domain = this.#deps.store.sendingDomain(submission.namespace, submission.sendingDomain);
-    if (!domain?.dkimPrivateKey) return [copy.header, copy.body];
+  /** The sending domain's key: the account's SendingDomain, else (the sandbox domain, which the relay lets every account use) whichever claims it. */
+  #signingDomain(submission: Submission): CompiledDomain | undefined {
+    const { store } = this.#deps;
+    return store.sendingDomain(submission.namespace, submission.sendingDomain) ?? store.claimedDomain(submission.sendingDomain);
+  }
+
+  /** The copy as sent, in pieces that share the body, signed over its header and the shared body hash; undefined when there is no key to sign with. */
+  async #materialize(run: AttemptRun, copy: Copy): Promise<Buffer[] | undefined> {
+    const domain = this.#signingDomain(run.job.submission);
+    if (!domain?.dkimPrivateKey) return undefined;
     const key = { domainName: domain.domain, keySelector: domain.dkimSelector, privateKey: domain.dkimPrivateKey };
     return [await dkimSignatureField(copy.header, run.bodyHash(copy), key), copy.header, copy.body];
   }
 
   async #sendGroup(run: AttemptRun, domain: string, hops: Hop[], group: Copy[]): Promise<RecipientOutcome[]> {
     const { job, log } = run;
-    let message: Buffer[];
+    let message: Buffer[] | undefined;
     try {
       message = await this.#materialize(run, group[0]!);
     } catch (error) {
       // Never unsigned: the recipients wait on the ladder while an operator fixes the key.
       log.error({ err: error }, 'DKIM signing failed');
-      const key = this.#deps.store.sendingDomain(job.submission.namespace, job.submission.sendingDomain);
+      const key = this.#signingDomain(job.submission);
       const reply = replyLine('DKIM_SIGNING_FAILED', { domain: job.submission.sendingDomain, selector: key?.dkimSelector ?? '' });
       return group.map((c) => failure(c, reply, undefined, 'DKIM_SIGNING_FAILED', BOUNCE_CLASS.ADMIN_FAILURE));
+    }
+    if (!message) {
+      // The key went away after the relay accepted the message (a Secret deleted): it waits, never goes unsigned.
+      log.error({ domain: job.submission.sendingDomain }, 'no DKIM key for the sending domain; not sending unsigned');
+      const reply = replyLine('DKIM_KEY_MISSING', { domain: job.submission.sendingDomain });
+      return group.map((c) => failure(c, reply, undefined, 'DKIM_KEY_MISSING', BOUNCE_CLASS.ADMIN_FAILURE));
     }
     const to = group.map((c) => c.rcptTo);
     const from = returnPath(job.submission, to, this.#deps.bounceDomain);

@@ -41,6 +41,17 @@ export function addressDomain(address: string): string | undefined {
   return ascii ? ascii.toLowerCase() : undefined;
 }
 
+/** A From domain must be one mtrelay can sign for: a SendingDomain of the account with its DKIM key, or the sandbox domain with its. */
+function checkSigned(domain: string, namespace: string, policy: MessagePolicy): void {
+  if (policy.sandboxDomain && domain === policy.sandboxDomain) {
+    if (!policy.store.claimedDomain(domain)?.hasDkimKey) throw smtpReply('SANDBOX_WITHOUT_DKIM_KEY', { domain });
+    return;
+  }
+  const configured = policy.store.sendingDomain(namespace, domain);
+  if (!configured) throw smtpReply('UNCONFIGURED_SENDING_DOMAIN', { domain });
+  if (!configured.hasDkimKey) throw smtpReply('SENDING_DOMAIN_WITHOUT_DKIM_KEY', { domain, resource: `${namespace}/${configured.resource}` });
+}
+
 function checkFrom(values: string[], namespace: string, policy: MessagePolicy): string {
   if (values.length === 0) throw smtpReply('NO_FROM');
   if (values.length > 1) throw smtpReply('MULTIPLE_FROM');
@@ -50,9 +61,7 @@ function checkFrom(values: string[], namespace: string, policy: MessagePolicy): 
   for (const address of addresses) {
     const domain = addressDomain(address);
     if (!domain) throw smtpReply('FROM_WITHOUT_DOMAIN', { address });
-    if (domain !== policy.sandboxDomain && !policy.store.sendingDomain(namespace, domain)) {
-      throw smtpReply('UNCONFIGURED_SENDING_DOMAIN', { domain });
-    }
+    checkSigned(domain, namespace, policy);
     sendingDomain ??= domain;
   }
   return sendingDomain!;

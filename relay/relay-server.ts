@@ -270,7 +270,7 @@ export class RelayServer {
     const checked = checkMessage(received, user.namespace, {
       store, sandboxDomain: settings.sandboxDomain, maxHeaderBytes: settings.maxHeaderBytes, maxAttrAddresses: settings.maxAttrAddresses,
     });
-    const sandbox = checked.sendingDomain === settings.sandboxDomain;
+    const sandbox = settings.sandboxDomain !== '' && checked.sendingDomain === settings.sandboxDomain;
     if (sandbox && !this.#sandbox.allows(user.namespace)) throw smtpReply('SANDBOX_QUOTA', { limit: this.#sandbox.limit, namespace: user.namespace });
     const transmissionId = newTransmissionId();
     const submission: Submission = {

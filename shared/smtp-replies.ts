@@ -101,8 +101,20 @@ export const REPLIES = {
   },
   UNCONFIGURED_SENDING_DOMAIN: {
     code: 550, enhanced: '5.7.1', text: 'Unconfigured Sending Domain <{domain}>', by: 'relay',
-    when: 'a From address whose domain is neither a SendingDomain of the key\'s namespace nor the sandbox domain',
+    when: 'a From address whose domain is neither a SendingDomain of the key\'s namespace nor the sandbox domain (when one is set)',
     action: 'use a configured sending domain, or create a SendingDomain',
+  },
+  SENDING_DOMAIN_WITHOUT_DKIM_KEY: {
+    code: 451, enhanced: '4.7.5', by: 'relay',
+    text: 'Sending domain {domain} has no DKIM key yet (SendingDomain {resource}); mtrelay sends only signed mail',
+    when: 'the From domain is a SendingDomain of the account, but its `<name>-dkim` Secret is missing or holds no usable private key (the operator has not made it yet, or the resources folder lacks it)',
+    action: 'wait for the operator to create the key (the SendingDomain\'s status shows it), or put a `<name>-dkim` Secret with `privateKey` beside the SendingDomain in the resources folder',
+  },
+  SANDBOX_WITHOUT_DKIM_KEY: {
+    code: 451, enhanced: '4.7.5', by: 'relay',
+    text: 'The sandbox domain {domain} has no DKIM key; mtrelay sends only signed mail',
+    when: '`--sandbox-domain` is set but no SendingDomain with a DKIM key claims that domain',
+    action: 'the installer creates a SendingDomain for the sandbox domain (in any namespace) so that it has a key, or turns the sandbox off',
   },
   SANDBOX_QUOTA: {
     code: 550, enhanced: '5.7.1', by: 'relay',
@@ -228,6 +240,11 @@ export const REPLIES = {
     code: 451, enhanced: '4.7.5', text: 'DKIM signing for {domain} with selector {selector} failed; the sending domain\'s key is unusable', by: 'deliverer',
     when: '`delay` (class 25): the sending domain\'s DKIM key cannot sign (not an RSA key, or damaged); nothing is sent unsigned',
     action: 'fix the key in the domain\'s `<name>-dkim` Secret; the message is retried on the ladder and bounces at the retry expiry',
+  },
+  DKIM_KEY_MISSING: {
+    code: 451, enhanced: '4.7.5', text: 'Sending domain {domain} has no DKIM key; nothing is sent unsigned', by: 'deliverer',
+    when: '`delay` (class 25): the sending domain\'s key was removed after the relay accepted the message (its `<name>-dkim` Secret deleted or emptied)',
+    action: 'restore the key; the message is retried on the ladder and bounces at the retry expiry',
   },
   DELIVERY_INTERRUPTED: {
     code: 451, enhanced: '4.3.0', text: 'Delivery interrupted: {detail}', by: 'deliverer',

@@ -126,7 +126,7 @@ function compileDomains(domains: SendingDomain[], secrets: Map<string, Secret>, 
       domain,
       resource: resource.metadata.name,
       dkimSelector: signing.selector,
-      ...(dkimPrivateKey ? { dkimPrivateKey: `${dkimPrivateKey}\n` } : {}),
+      ...(dkimPrivateKey ? { dkimPrivateKey: `${dkimPrivateKey}\n`, hasDkimKey: true } : {}),
       ...(resource.spec.trackingDomain ? { trackingDomain: resource.spec.trackingDomain } : {}),
     };
   }
@@ -237,6 +237,17 @@ const byKind = <K extends ResourceKind>(resources: (Resource | Webhook)[], kind:
 
 /** Compiles the documents, or throws ConfigCompileError listing every problem found. */
 export function compileConfig(documents: SourcedDocument[]): CompiledConfig {
+  const { config, problems } = compileDocuments(documents);
+  if (problems.length) throw new ConfigCompileError(problems);
+  return config;
+}
+
+/**
+ * Compiles the documents leniently, as the operator compiles resources: a document that is not
+ * valid, or a resource with a problem, is left out and its problem reported; the rest compile.
+ * An ApiKey whose Secret is missing or invalid is left out, so it fails closed.
+ */
+export function compileDocuments(documents: SourcedDocument[]): { config: CompiledConfig; problems: ConfigProblem[] } {
   const problems: ConfigProblem[] = [];
   const resources = validateAll(documents, problems);
   const domains = indexUnique(byKind(resources, 'SendingDomain'), problems);
@@ -247,9 +258,7 @@ export function compileConfig(documents: SourcedDocument[]): CompiledConfig {
   const { config, problems: more } = compileResources({
     domains: [...domains.values()], apiKeys: [...keys.values()], secrets, accountSettings: [...accountSettings.values()], webhooks: [...webhooks.values()],
   });
-  problems.push(...more);
-  if (problems.length) throw new ConfigCompileError(problems);
-  return config;
+  return { config, problems: [...problems, ...more] };
 }
 
 export interface CompileInput {

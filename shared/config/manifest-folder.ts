@@ -1,4 +1,8 @@
 // Reads a folder of YAML (or JSON) manifests, as one would keep them for `kubectl apply -f DIR`.
+// A file that cannot be read or parsed is a problem of that file only: its resources stay as
+// they last were (`lastGood`), except its Secrets. A credential is never used from a file that
+// cannot be read now, so an ApiKey whose Secret is in it stops authenticating (fail closed) and
+// a SendingDomain whose DKIM key is in it stops sending until the file is fixed.
 import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { parseAllDocuments } from 'yaml';
@@ -16,35 +20,71 @@ async function listManifests(dir: string): Promise<string[]> {
     .sort();
 }
 
-/** Parses every manifest; a file that is not valid YAML fails the whole folder. */
-export async function readManifestFolder(dir: string): Promise<SourcedDocument[]> {
-  const documents: SourcedDocument[] = [];
-  const problems: ConfigProblem[] = [];
-  for (const file of await listManifests(dir)) {
-    const source = path.relative(dir, file) || file;
-    const text = await readFile(file, 'utf8');
-    for (const doc of parseAllDocuments(text, { prettyErrors: true })) {
-      if (doc.errors.length) {
-        problems.push({ source, message: doc.errors[0]!.message.split('\n')[0]! });
-        continue;
-      }
-      documents.push({ source, document: doc.toJS({ maxAliasCount: 100 }) });
-    }
+/** Each file's documents as last read whole, by its path in the folder. */
+export type LastGoodFiles = Map<string, SourcedDocument[]>;
+
+export interface FolderRead {
+  documents: SourcedDocument[];
+  /** Files that could not be read or parsed. */
+  problems: ConfigProblem[];
+}
+
+const isSecret = (d: SourcedDocument) => (d.document as { kind?: unknown } | null)?.kind === 'Secret';
+
+/** The file's documents, or why it cannot be used now. */
+async function readManifest(file: string, source: string): Promise<SourcedDocument[] | ConfigProblem | undefined> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined; // removed since the listing
+    return { source, message: `cannot be read: ${(error as Error).message}` };
   }
-  if (problems.length) throw new ConfigCompileError(problems);
+  const documents: SourcedDocument[] = [];
+  for (const doc of parseAllDocuments(text, { prettyErrors: true })) {
+    if (doc.errors.length) return { source, message: doc.errors[0]!.message.split('\n')[0]! };
+    documents.push({ source, document: doc.toJS({ maxAliasCount: 100 }) });
+  }
   return documents;
 }
 
-export async function compileManifestFolder(dir: string): Promise<CompiledConfig> {
-  return compileConfig(await readManifestFolder(dir));
+/**
+ * Reads every manifest. `lastGood` is updated with the files read whole, forgets files that are
+ * gone, and supplies the last documents (Secrets left out) of files that are broken now.
+ */
+export async function readManifestFolder(dir: string, lastGood: LastGoodFiles = new Map()): Promise<FolderRead> {
+  const read: FolderRead = { documents: [], problems: [] };
+  const present = new Set<string>();
+  for (const file of await listManifests(dir)) {
+    const source = path.relative(dir, file) || file;
+    const result = await readManifest(file, source);
+    if (!result) continue;
+    present.add(source);
+    if (Array.isArray(result)) {
+      lastGood.set(source, result);
+      read.documents.push(...result);
+    } else {
+      read.problems.push(result);
+      read.documents.push(...(lastGood.get(source) ?? []).filter((d) => !isSecret(d)));
+    }
+  }
+  for (const source of lastGood.keys()) if (!present.has(source)) lastGood.delete(source);
+  return read;
 }
 
-/** Cheap fingerprint of the folder (names, sizes, modification times) to notice changes. */
+/** Compiles the folder, or throws ConfigCompileError listing every problem (a first load has nothing to fall back on). */
+export async function compileManifestFolder(dir: string): Promise<CompiledConfig> {
+  const { documents, problems } = await readManifestFolder(dir);
+  if (problems.length) throw new ConfigCompileError(problems);
+  return compileConfig(documents);
+}
+
+/** Cheap fingerprint of the folder (names, sizes, modification and change times: a chmod counts) to notice changes. */
 export async function folderFingerprint(dir: string): Promise<string> {
   const files = await listManifests(dir);
   const parts = await Promise.all(files.map(async (f) => {
     const s = await stat(f);
-    return `${f}:${s.size}:${s.mtimeMs}`;
+    return `${f}:${s.size}:${s.mtimeMs}:${s.ctimeMs}`;
   }));
   return parts.join('|');
 }

@@ -52,4 +52,10 @@ export class ConfigStore extends EventEmitter<{ change: [LoadedConfig] }> {
   sendingDomain(namespace: string, domain: string): CompiledDomain | undefined {
     return this.#current?.document.namespaces[namespace]?.domains[domain];
   }
+
+  /** The SendingDomain of any namespace that claims `domain` (a domain has at most one): how the sandbox domain is found. */
+  claimedDomain(domain: string): CompiledDomain | undefined {
+    const namespaces = Object.values(this.#current?.document.namespaces ?? {});
+    return namespaces.find((n) => n.domains[domain])?.domains[domain];
+  }
 }

@@ -88,6 +88,8 @@ export interface CompiledDomain {
   dkimSelector: string;
   /** PEM private key; only in the deliverer's part of the config, never the relay's. */
   dkimPrivateKey?: string;
+  /** Whether a usable private key exists (the relay's view has this, never the key): without one nothing is sent from the domain. */
+  hasDkimKey?: boolean;
   trackingDomain?: string;
 }
 

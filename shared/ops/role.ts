@@ -100,7 +100,7 @@ export class Role {
   async openConfig(origin: ConfigOrigin, view?: (config: CompiledConfig) => CompiledConfig): Promise<ConfigStore> {
     const registers = [this.registry];
     const generation = new Gauge({ name: 'mtrelay_config_generation', help: 'How many configs this process has put in force', registers });
-    const reloadErrors = new Counter({ name: 'mtrelay_config_reload_errors_total', help: 'Config reloads refused (the last good config stays in force)', registers });
+    const reloadErrors = new Counter({ name: 'mtrelay_config_reload_errors_total', help: 'Config reloads that found problems (a broken file keeps its resources as they were; a resource with a problem is left out)', registers });
     const store = new ConfigStore();
     store.on('change', (loaded) => generation.set(loaded.generation));
     const source = await openConfigSource(origin, { store, logger: this.logger, onError: () => reloadErrors.inc(), ...(view ? { view } : {}) });

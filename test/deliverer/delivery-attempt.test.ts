@@ -13,7 +13,7 @@ import { compileConfig } from '../../shared/config/compiler.ts';
 import { ConfigStore } from '../../shared/config/store.ts';
 import { replyLine } from '../../shared/smtp-replies.ts';
 import { freePort } from '../kafka/broker.ts';
-import { sendingDomainYaml } from '../helpers/resources.ts';
+import { sendingDomainYaml, signedDomainYaml } from '../helpers/resources.ts';
 import { SmtpSink } from '../helpers/smtp-sink.ts';
 
 let sink: SmtpSink;
@@ -26,7 +26,8 @@ before(async () => {
   // A key whose PEM armour is right but whose body is not a key: the compiler lets it through.
   const damaged = 'apiVersion: v1\nkind: Secret\nmetadata: {name: broken-com-dkim, namespace: acme}\nstringData:\n  privateKey: |\n    -----BEGIN PRIVATE KEY-----\n    bm90IGEga2V5\n    -----END PRIVATE KEY-----\n';
   const store = new ConfigStore();
-  store.apply(compileConfig([sendingDomainYaml('acme', 'broken-com', 'broken.com'), damaged]
+  store.apply(compileConfig([sendingDomainYaml('acme', 'broken-com', 'broken.com'), damaged, sendingDomainYaml('acme', 'keyless-com', 'keyless.com'),
+    signedDomainYaml('mtrelay-system', 'sandbox', 'sandbox.test')]
     .flatMap((yaml) => parseAllDocuments(yaml).map((d) => ({ source: 'test.yaml', document: d.toJS() })))));
   pool = new SmtpPool({ connectionsPerDestination: 1, messagesPerConnection: 10, messagesPerSecond: 0, heloName: 'out.test', extraCa: [],
     connectTimeoutMs: 2000, socketTimeoutMs: 5000, tlsPolicy: () => 'opportunistic' });
@@ -40,18 +41,36 @@ after(async () => {
   await sink.close();
 });
 
+const job = (domain: string) => ({
+  attempt: 0,
+  raw: Buffer.from(`From: a@${domain}\r\nTo: r@x.test\r\nSubject: s\r\n\r\nbody\r\n`),
+  submission: {
+    transmissionId: '7', namespace: 'acme', apiKeyId: 'acme/app', mailFrom: `a@${domain}`, rcptTo: ['r@x.test'], sendingDomain: domain,
+    attributes: EMPTY_ATTRIBUTES, receivedAt: new Date().toISOString(), clientAddress: '192.0.2.1', tls: 'none',
+  },
+});
+
 test('a key that cannot sign: a delay with DKIM_SIGNING_FAILED, and no unsigned copy is sent', async () => {
-  const outcomes = await deliverer.attempt({
-    attempt: 0,
-    raw: Buffer.from('From: a@broken.com\r\nTo: r@x.test\r\nSubject: s\r\n\r\nbody\r\n'),
-    submission: {
-      transmissionId: '7', namespace: 'acme', apiKeyId: 'acme/app', mailFrom: 'a@broken.com', rcptTo: ['r@x.test'], sendingDomain: 'broken.com',
-      attributes: EMPTY_ATTRIBUTES, receivedAt: new Date().toISOString(), clientAddress: '192.0.2.1', tls: 'none',
-    },
-  });
+  const outcomes = await deliverer.attempt(job('broken.com'));
   assert.deepEqual(outcomes, [{
     rcptTo: 'r@x.test', rcptType: 'to', kind: 'deferred', ours: 'DKIM_SIGNING_FAILED', bounceClass: 25,
     reply: replyLine('DKIM_SIGNING_FAILED', { domain: 'broken.com', selector: 'mtrelay' }),
   }]);
   assert.equal(sink.received.length, 0);
+});
+
+test('no key at all (its Secret deleted after the relay accepted the message): a delay with DKIM_KEY_MISSING, never an unsigned copy', async () => {
+  assert.deepEqual(await deliverer.attempt(job('keyless.com')), [{
+    rcptTo: 'r@x.test', rcptType: 'to', kind: 'deferred', ours: 'DKIM_KEY_MISSING', bounceClass: 25,
+    reply: '451 4.7.5 Sending domain keyless.com has no DKIM key; nothing is sent unsigned',
+  }]);
+  assert.equal(sink.received.length, 0);
+});
+
+test('the sandbox domain (claimed by the installer\'s namespace) signs the mail of any account with its own key', async () => {
+  const { submission, ...rest } = job('sandbox.test');
+  const [outcome] = await deliverer.attempt({ ...rest, submission: { ...submission, transmissionId: '8' } });
+  assert.equal(outcome!.kind, 'delivered');
+  const received = sink.received.at(-1)!;
+  assert.match(received.message.toString(), /^DKIM-Signature: v=1; a=rsa-sha256; c=relaxed\/relaxed; d=sandbox\.test; s=mtrelay;/m);
 });

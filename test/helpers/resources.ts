@@ -1,6 +1,6 @@
 // Writes account manifests into a folder the relay watches, as a user would.
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -40,9 +40,23 @@ export function dkimSecretYaml(namespace: string, name: string, privateKeyPem: s
   return `apiVersion: v1\nkind: Secret\nmetadata: {name: ${name}-dkim, namespace: ${namespace}}\nstringData:\n  privateKey: |\n${indented}\n`;
 }
 
-/** A folder with one account: namespace `acme`, domain `example.com`, one key. */
+let testDkimKey: string | undefined;
+
+/** One DKIM private key (PEM) for every test of the process that does not check signatures against DNS. */
+export function testDkimKeyPem(): string {
+  testDkimKey ??= generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+  return testDkimKey;
+}
+
+/** A SendingDomain with its `<name>-dkim` Secret, as mtrelay needs to send from it. */
+export function signedDomainYaml(namespace: string, name: string, domain: string): string {
+  return `${sendingDomainYaml(namespace, name, domain)}---\n${dkimSecretYaml(namespace, name, testDkimKeyPem())}`;
+}
+
+/** A folder with one account: namespace `acme`, domain `example.com` with a DKIM key (`dkim.yaml`, which a test may replace), one key. */
 export function accountFolder(key: string, dir = tempDir('resources')) {
   writeFileSync(path.join(dir, 'domain.yaml'), sendingDomainYaml('acme', 'example-com', 'example.com'));
+  writeFileSync(path.join(dir, 'dkim.yaml'), dkimSecretYaml('acme', 'example-com', testDkimKeyPem()));
   writeFileSync(path.join(dir, 'key.yaml'), apiKeyYaml('acme', 'app', key));
   return {
     dir,

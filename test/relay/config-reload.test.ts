@@ -1,8 +1,9 @@
 // The relay follows its resources folder without a restart: keys added, removed or disabled
-// take effect within seconds, a broken folder keeps the last good config, and certificates
-// are swapped when their files change.
+// take effect within seconds, a problem stays with its own file or resource (a broken file
+// keeps its resources, never its Secrets; a key without its Secret fails closed), and
+// certificates are swapped when their files change.
 // @needs kafka processes openssl
-// @limit 45s
+// @limit 90s
 import assert from 'node:assert/strict';
 import { copyFileSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -89,18 +90,77 @@ test('a session authenticated with a key that is then removed cannot start anoth
   client.close();
 });
 
-test('a broken manifest keeps the last good config and is counted', async () => {
+/** An ApiKey and its Secret as two manifests, to put in two files. */
+function keyAndSecret(name: string, apiKey: string, options: Parameters<typeof apiKeyYaml>[3] = {}): [string, string] {
+  const [resource, secret] = apiKeyYaml('acme', name, apiKey, options).split('---\n') as [string, string];
+  return [resource, secret];
+}
+
+test('a resource with a problem is left out, logged once and counted; the rest of the folder applies', async () => {
   const errorsBefore = await relay.metric('mtrelay_config_reload_errors_total');
+  const other = newApiKey();
   account.write('broken.yaml', 'apiVersion: mtrelay.dev/v1alpha1\nkind: ApiKey\nmetadata: {name: x, namespace: acme}\nspec: {permissions: [fly]}\n');
-  await relay.waitForLog((l) => l.msg === 'config folder is broken; keeping the last good config' && JSON.stringify(l).includes('broken.yaml'), 5000);
-  const log = relay.logs.find((l) => JSON.stringify(l).includes('broken.yaml'))!;
-  assert.match(JSON.stringify(log), /ApiKey acme\/x: spec\.permissions\[0\]: must be equal to one of the allowed values/);
-  assert.match((await authReply(key)) ?? '', /^235 /, 'the last good config is still in force');
-  assert.ok(await relay.metric('mtrelay_config_reload_errors_total') > errorsBefore);
-  account.write('broken.yaml', ': not yaml [');
-  await relay.waitForLog((l) => l.msg === 'config folder is broken; keeping the last good config' && JSON.stringify(l).includes('broken.yaml:'), 5000);
+  account.write('other.yaml', apiKeyYaml('acme', 'other', other));
+  await untilAuth(other, '235');
+  const log = await relay.waitForLog((l) => l.msg === 'resource left out of the config' && JSON.stringify(l).includes('broken.yaml'), 5000);
+  assert.match(String(log.problem), /^broken\.yaml: ApiKey acme\/x: spec\.permissions\[0\]: must be equal to one of the allowed values/);
   assert.match((await authReply(key)) ?? '', /^235 /);
+  assert.ok(await relay.metric('mtrelay_config_reload_errors_total') > errorsBefore);
   account.remove('broken.yaml');
+  account.remove('other.yaml');
+  await untilAuth(other, '535');
+});
+
+test('a file that does not parse never holds back a revocation in another file', async () => {
+  const revoked = newApiKey();
+  account.write('revoked.yaml', apiKeyYaml('acme', 'revoked', revoked));
+  await untilAuth(revoked, '235');
+  account.write('zz-broken.yaml', 'kind: [unclosed\n');
+  await relay.waitForLog((l) => l.msg === 'manifest cannot be read; its resources stay as they last were, its Secrets are not used' && String(l.problem).startsWith('zz-broken.yaml: '), 5000);
+  account.write('revoked.yaml', apiKeyYaml('acme', 'revoked', revoked, { disabled: true }));
+  await untilAuth(revoked, '535');
+  account.remove('revoked.yaml');
+  account.remove('zz-broken.yaml');
+});
+
+test('a file that stops parsing keeps its own resources as they last were, but not its Secrets', async () => {
+  const kept = newApiKey();
+  const [keptKey, keptSecret] = keyAndSecret('kept', kept);
+  account.write('kept-key.yaml', keptKey);
+  account.write('kept-secret.yaml', keptSecret);
+  const inline = newApiKey();
+  account.write('inline.yaml', apiKeyYaml('acme', 'inline', inline));
+  await untilAuth(kept, '235');
+  await untilAuth(inline, '235');
+  // The ApiKey's own file breaks: the ApiKey stays as it was, and its Secret (in a good file) still counts.
+  account.write('kept-key.yaml', `${keptKey}\n  : [broken`);
+  // A file holding a key and its Secret breaks: the key stays, the Secret is not used: fail closed.
+  account.write('inline.yaml', `${apiKeyYaml('acme', 'inline', inline)}\n  : [broken`);
+  await untilAuth(inline, '535');
+  assert.match((await authReply(kept)) ?? '', /^235 /, 'the ApiKey of a broken file keeps its last good state');
+  account.write('inline.yaml', apiKeyYaml('acme', 'inline', inline));
+  await untilAuth(inline, '235');
+  for (const file of ['kept-key.yaml', 'kept-secret.yaml', 'inline.yaml']) account.remove(file);
+  await untilAuth(kept, '535');
+});
+
+test('a key whose Secret is deleted or invalid stops authenticating at once; other keys go on', async () => {
+  const doomed = newApiKey();
+  const [doomedKey, doomedSecret] = keyAndSecret('doomed-secret', doomed);
+  account.write('doomed-key.yaml', doomedKey);
+  account.write('doomed-secret.yaml', doomedSecret);
+  await untilAuth(doomed, '235');
+  account.remove('doomed-secret.yaml');
+  await untilAuth(doomed, '535');
+  await relay.waitForLog((l) => l.msg === 'resource left out of the config' && /ApiKey acme\/doomed-secret: Secret acme\/doomed-secret-key not found/.test(String(l.problem)), 5000);
+  account.write('doomed-secret.yaml', doomedSecret);
+  await untilAuth(doomed, '235');
+  // Invalid: the Secret no longer holds the key under `apiKey`.
+  account.write('doomed-secret.yaml', doomedSecret.replace('apiKey:', 'apikey:'));
+  await untilAuth(doomed, '535');
+  assert.match((await authReply(key)) ?? '', /^235 /, 'the account\'s other key is untouched');
+  account.remove('doomed-key.yaml');
+  account.remove('doomed-secret.yaml');
 });
 
 test('a new certificate in the files is served without a restart', async () => {

@@ -22,12 +22,12 @@ import { ConfigStore } from '../../shared/config/store.ts';
 import { QueueUnavailableError, type QueueRecord, type SubmissionQueue } from '../../shared/queue.ts';
 import { replyLine } from '../../shared/smtp-replies.ts';
 import { repoRoot } from '../kafka/broker.ts';
-import { apiKeyYaml, newApiKey, sendingDomainYaml } from '../helpers/resources.ts';
+import { apiKeyYaml, newApiKey, signedDomainYaml } from '../helpers/resources.ts';
 import { RawSmtp } from '../helpers/smtp-raw.ts';
 
 const key = newApiKey();
 const store = new ConfigStore();
-store.apply(compileConfig([sendingDomainYaml('acme', 'example-com', 'example.com'), apiKeyYaml('acme', 'app', key)]
+store.apply(compileConfig([signedDomainYaml('acme', 'example-com', 'example.com'), apiKeyYaml('acme', 'app', key)]
   .flatMap((yaml) => parseAllDocuments(yaml).map((d) => ({ source: 'test.yaml', document: d.toJS() })))));
 
 /** The queue behind DATA: what `send` does is up to each test. */

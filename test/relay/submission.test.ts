@@ -11,7 +11,7 @@ import nodemailer from 'nodemailer';
 import { testKafka } from '../helpers/env.ts';
 import { KafkaReader } from '../helpers/kafka-reader.ts';
 import { RelayProcess } from '../helpers/relay-process.ts';
-import { accountFolder, apiKeyYaml, newApiKey, tempDir } from '../helpers/resources.ts';
+import { accountFolder, apiKeyYaml, newApiKey, sendingDomainYaml, signedDomainYaml, tempDir } from '../helpers/resources.ts';
 import { submitArgs, swaks } from '../helpers/swaks.ts';
 import { createTestCa } from '../helpers/tls.ts';
 
@@ -40,10 +40,13 @@ const transmissionOf = (reply: string | undefined) => /^250 2\.0\.0 OK (\d+)$/.e
 
 before(async () => {
   kafka = await KafkaReader.start(testKafka());
-  relay = await RelayProcess.start({ resources: account.dir, kafka: testKafka(), tls: serverCert });
+  // The installer's sandbox domain: a SendingDomain of its own namespace, with its key.
+  account.write('sandbox.yaml', signedDomainYaml('mtrelay-system', 'sandbox', 'sandbox.mailtarget.co'));
+  relay = await RelayProcess.start({ resources: account.dir, kafka: testKafka(), tls: serverCert, args: ['--sandbox-domain', 'sandbox.mailtarget.co'] });
   plainRelay = await RelayProcess.start({
     resources: account.dir, kafka: testKafka(),
-    args: ['--allow-auth-without-tls', '--max-size', '20000', '--max-recipients', '3', '--sandbox-quota', '2', '--auth-slow-after', '100', '--auth-block-after', '200'],
+    args: ['--allow-auth-without-tls', '--max-size', '20000', '--max-recipients', '3', '--sandbox-domain', 'sandbox.mailtarget.co', '--sandbox-quota', '2',
+      '--auth-slow-after', '100', '--auth-block-after', '200'],
   });
 });
 
@@ -192,6 +195,41 @@ describe('refused submissions', () => {
       '550 5.7.1 Sandbox domain limit of 2 messages per 24 hours reached for account acme; create a SendingDomain to send more');
     const own = await swaks(submitArgs({ port: plainRelay.ports.submission, key, tls: 'none' }));
     assert.ok(transmissionOf(own.dataReply), 'the account\'s own domain is not limited');
+  });
+
+  test('a SendingDomain without its DKIM key is not sent from: 451 4.7.5 naming it, until the key exists', async () => {
+    account.write('keyless.yaml', sendingDomainYaml('acme', 'keyless', 'keyless.example'));
+    const send = () => swaks(submitArgs({ port: plainRelay.ports.submission, key, tls: 'none', from: 'news@keyless.example' }));
+    const expected = '451 4.7.5 Sending domain keyless.example has no DKIM key yet (SendingDomain acme/keyless); mtrelay sends only signed mail';
+    const deadline = Date.now() + 5000;
+    let reply = (await send()).dataReply;
+    while (reply !== expected && Date.now() < deadline) reply = (await send()).dataReply; // until the relay has read the file
+    assert.equal(reply, expected);
+    await plainRelay.waitForLog((l) => l.level === 40 && /SendingDomain has no DKIM key: mail from keyless\.example is refused until Secret acme\/keyless-dkim holds its privateKey/.test(String(l.msg)));
+    account.write('keyless.yaml', signedDomainYaml('acme', 'keyless', 'keyless.example'));
+    for (let signed = (await send()).dataReply; !transmissionOf(signed); signed = (await send()).dataReply) {
+      assert.ok(Date.now() < deadline + 5000, `still ${signed}`);
+    }
+    account.remove('keyless.yaml');
+  });
+
+  test('the sandbox: off unless configured; configured, it needs a SendingDomain with a key for it', async () => {
+    const off = await RelayProcess.start({ resources: account.dir, kafka: testKafka(), args: ['--allow-auth-without-tls'] });
+    try {
+      const result = await swaks(submitArgs({ port: off.ports.submission, key, tls: 'none', from: 'try@sandbox.mailtarget.co' }));
+      assert.equal(result.dataReply, '550 5.7.1 Unconfigured Sending Domain <sandbox.mailtarget.co>');
+    } finally {
+      await off.stop();
+    }
+    const keyless = tempDir('keyless-sandbox');
+    accountFolder(key, keyless).write('sandbox.yaml', sendingDomainYaml('mtrelay-system', 'sandbox', 'sandbox.mailtarget.co'));
+    const unsigned = await RelayProcess.start({ resources: keyless, kafka: testKafka(), args: ['--allow-auth-without-tls', '--sandbox-domain', 'sandbox.mailtarget.co'] });
+    try {
+      const result = await swaks(submitArgs({ port: unsigned.ports.submission, key, tls: 'none', from: 'try@sandbox.mailtarget.co' }));
+      assert.equal(result.dataReply, '451 4.7.5 The sandbox domain sandbox.mailtarget.co has no DKIM key; mtrelay sends only signed mail');
+    } finally {
+      await unsigned.stop();
+    }
   });
 
   test('more recipients than allowed: 452 4.5.3 for the extra ones, the rest is accepted', async () => {
