@@ -8,6 +8,9 @@ import type { Recipient } from '../shared/attributes/x-mt-attr.ts';
 import type { Submission } from '../shared/submission-record.ts';
 import { headerBlockEnd, splitRawFields } from '../shared/mail/headers.ts';
 
+/** The line that ends a header block. */
+const EMPTY_LINE = Buffer.from('\r\n');
+
 export type RcptType = 'to' | 'cc' | 'bcc' | 'archive';
 
 /**
@@ -76,7 +79,9 @@ function addedFields(submission: Submission, present: Set<string>): string {
 export function fanOut(raw: Buffer, submission: Submission): Copy[] {
   const end = headerBlockEnd(raw);
   const headerLength = end === -1 ? raw.length : end;
-  const body = raw.subarray(headerLength);
+  // A message that is all header (no empty line, no body) gets the empty line that ends its header:
+  // found by the fuzzer, a verifier (mailauth) did not find the DKIM signature of such a copy.
+  const body = end === -1 ? EMPTY_LINE : raw.subarray(headerLength);
   const { cc } = submission.attributes;
   // X-MT-ATTR goes; Bcc never reaches anyone but its own recipient; Cc is rebuilt from the cc list.
   const fields = splitRawFields(raw.toString('latin1', 0, headerLength));

@@ -31,6 +31,22 @@ export interface FolderRead {
 
 const isSecret = (d: SourcedDocument) => (d.document as { kind?: unknown } | null)?.kind === 'Secret';
 
+/** A manifest file's documents, or why they cannot be used. */
+export function parseManifest(text: string, source: string): SourcedDocument[] | ConfigProblem {
+  const documents: SourcedDocument[] = [];
+  for (const doc of parseAllDocuments(text, { prettyErrors: true })) {
+    if (doc.errors.length) return { source, message: doc.errors[0]!.message.split('\n')[0]! };
+    try {
+      documents.push({ source, document: doc.toJS({ maxAliasCount: 100 }) });
+    } catch (error) {
+      // Found by the fuzzer: an alias to an anchor that does not exist ("*a") parses without
+      // errors and throws only when converted.
+      return { source, message: (error as Error).message };
+    }
+  }
+  return documents;
+}
+
 /** The file's documents, or why it cannot be used now. */
 async function readManifest(file: string, source: string): Promise<SourcedDocument[] | ConfigProblem | undefined> {
   let text: string;
@@ -40,12 +56,7 @@ async function readManifest(file: string, source: string): Promise<SourcedDocume
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined; // removed since the listing
     return { source, message: `cannot be read: ${(error as Error).message}` };
   }
-  const documents: SourcedDocument[] = [];
-  for (const doc of parseAllDocuments(text, { prettyErrors: true })) {
-    if (doc.errors.length) return { source, message: doc.errors[0]!.message.split('\n')[0]! };
-    documents.push({ source, document: doc.toJS({ maxAliasCount: 100 }) });
-  }
-  return documents;
+  return parseManifest(text, source);
 }
 
 /**

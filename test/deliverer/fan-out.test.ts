@@ -90,3 +90,9 @@ test('a cc name that is not ASCII is one encoded word: its commas and brackets c
   assert.match(field, /^=\?UTF-8\?Q\?/);
   assert.deepEqual(addressparser(field).map((a) => [libmime.decodeWords(a.name), a.address]), [['Zoë <Boss>, Chief', 'boss@recipient.test']]);
 });
+
+test('a message that is all header gets the empty line that ends it (found by the fuzzer: a verifier missed the signature)', () => {
+  const [copy] = fanOut(Buffer.from('From: Shop <shop@example.com>\r\nSubject: no body\r\n'), submission({}));
+  assert.equal(copy!.body.toString(), '\r\n');
+  assert.match(copyBytes(copy!).toString(), /\r\nSubject: no body\r\n\r\n$/);
+});

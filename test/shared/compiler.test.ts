@@ -81,6 +81,9 @@ test('other kinds in the folder are ignored; a YAML syntax error names the file'
   assert.equal(config.apiKeys.length, 1);
   folder.write('zz-broken.yaml', 'kind: [unclosed\n');
   await assert.rejects(compileManifestFolder(folder.dir), (e: Error) => e instanceof ConfigCompileError && /^zz-broken\.yaml: /.test(e.message));
+  // Found by the fuzzer: an alias to no anchor parses without errors and used to throw a bare ReferenceError.
+  folder.write('zz-broken.yaml', '*!');
+  await assert.rejects(compileManifestFolder(folder.dir), (e: Error) => e instanceof ConfigCompileError && /^zz-broken\.yaml: Unresolved alias/.test(e.message));
 });
 
 test('a DKIM key in the <name>-dkim Secret reaches the deliverer\'s config, never the relay\'s', async () => {
