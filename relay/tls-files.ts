@@ -2,12 +2,17 @@
 // (cert-manager rotates them in place), and only TLS 1.2 or newer. Several pairs may be given,
 // typically RSA and ECDSA: each client is served the one it supports (ECDSA when it can: a
 // smaller, faster handshake; RSA for clients that cannot).
-import { X509Certificate } from 'node:crypto';
+import { X509Certificate, constants } from 'node:crypto';
 import { readFileSync, unwatchFile, watchFile } from 'node:fs';
 import tls from 'node:tls';
 import type { Logger } from 'pino';
 
-export const TLS_OPTIONS = { minVersion: 'TLSv1.2' as const };
+/**
+ * TLS 1.2 or newer, and no renegotiation at all: a client could otherwise make the relay redo
+ * the expensive half of a handshake at will (testssl.sh found this on STARTTLS, where the
+ * socket is upgraded outside Node's TLS server and its renegotiation limit does not apply).
+ */
+export const TLS_OPTIONS = { minVersion: 'TLSv1.2' as const, secureOptions: constants.SSL_OP_NO_RENEGOTIATION };
 
 /** A certificate chain file and its key file. */
 export interface CertificateFiles {

@@ -57,6 +57,8 @@ function prints(command: string, args: string[], expected: string): boolean {
 export const SYSTEM_TOOLS = {
   swaks: { packages: ['swaks', 'libnet-ssleay-perl'], check: '`swaks --support` reports "TLS supported"', works: () => has('swaks') && prints('swaks', ['--support'], '=== TLS supported') },
   openssl: { packages: ['openssl'], check: 'openssl is on the PATH', works: () => has('openssl') },
+  // The TLS scanner the security tests run against the relay's ports (protocols, ciphers, renegotiation).
+  testssl: { packages: ['testssl.sh'], check: '`testssl --version` runs', works: () => has('testssl') && prints('testssl', ['--version'], 'testssl') },
   java: { packages: ['openjdk-17-jre-headless'], check: 'java is on the PATH', works: () => has('java') },
   maven: { packages: ['maven'], check: 'mvn is on the PATH', works: () => has('mvn') },
   // An independent DKIM verifier (dkimpy), so signatures are not checked by the library that made them.

@@ -46,23 +46,28 @@ export function deliverySuite(harness: DeliveryHarness): void {
   let mx1: SmtpSink;
   let mx2: SmtpSink;
   let plain: SmtpSink;
+  /** Verified TLS must refuse these two: a certificate for other names, and an expired one. */
+  let wrongName: SmtpSink;
+  let expired: SmtpSink;
   let dnsAddress: string;
 
   function deliveryArgs(): string[] {
     // The sinks play the Internet on loopback, which the deliverer refuses by default: only their addresses are allowed.
-    return ['--dns', dnsAddress, '--allow-destination', '127.0.0.2/32,127.0.0.3/32,127.0.0.4/32,127.0.0.5/32', '--smtp-port', String(port), '--tls-ca', ca.caCert,
-      '--tls-policy', 'plain-required.test=required', '--tls-policy', 'recipient.test=verified',
+    return ['--dns', dnsAddress, '--allow-destination', '127.0.0.2/32,127.0.0.3/32,127.0.0.4/32,127.0.0.5/32,127.0.0.6/32,127.0.0.7/32', '--smtp-port', String(port), '--tls-ca', ca.caCert,
+      '--tls-policy', 'plain-required.test=required', '--tls-policy', 'recipient.test=verified', '--tls-policy', 'wrongname.test=verified', '--tls-policy', 'expired.test=verified',
       '--retry-delays', '1s,2s', '--retry-expiry', '15s', '--connect-timeout', '2s', '--socket-timeout', '3s',
       '--bounce-domain', 'bounces.example.com', '--helo-name', 'out.example.com',
       '--tracking-keys', trackingKeys, '--tracking-url', 'https://track.mtrelay.test'];
   }
 
   before(async () => {
-    port = await sharedPort(['127.0.0.2', '127.0.0.3', '127.0.0.5']);
+    port = await sharedPort(['127.0.0.2', '127.0.0.3', '127.0.0.5', '127.0.0.6', '127.0.0.7']);
     mx1 = new SmtpSink({ host: '127.0.0.2', port, tls: mxCert });
     mx2 = new SmtpSink({ host: '127.0.0.3', port, tls: mxCert });
     plain = new SmtpSink({ host: '127.0.0.5', port, tls: mxCert, starttls: false });
-    await Promise.all([mx1.listen(), mx2.listen(), plain.listen()]);
+    wrongName = new SmtpSink({ host: '127.0.0.6', port, tls: mxCert });
+    expired = new SmtpSink({ host: '127.0.0.7', port, tls: await ca.issueExpired('expired-mx', ['mx.expired.test']) });
+    await Promise.all([mx1.listen(), mx2.listen(), plain.listen(), wrongName.listen(), expired.listen()]);
     dns.set('recipient.test', { MX: [{ exchange: 'mx2.recipient.test', priority: 20 }, { exchange: 'mx1.recipient.test', priority: 10 }] });
     dns.set('mx1.recipient.test', { A: ['127.0.0.2'] });
     dns.set('mx2.recipient.test', { A: ['127.0.0.3'] });
@@ -72,6 +77,10 @@ export function deliverySuite(harness: DeliveryHarness): void {
     dns.set('plain.test', { MX: [{ exchange: 'mx.plain.test', priority: 10 }] });
     dns.set('plain-required.test', { MX: [{ exchange: 'mx.plain.test', priority: 10 }] });
     dns.set('mx.plain.test', { A: ['127.0.0.5'] });
+    dns.set('wrongname.test', { MX: [{ exchange: 'mx.wrongname.test', priority: 10 }] });
+    dns.set('mx.wrongname.test', { A: ['127.0.0.6'] });
+    dns.set('expired.test', { MX: [{ exchange: 'mx.expired.test', priority: 10 }] });
+    dns.set('mx.expired.test', { A: ['127.0.0.7'] });
     dns.set('internal.test', { MX: [{ exchange: 'mx.internal.test', priority: 10 }] });
     dns.set('mx.internal.test', { A: ['127.0.0.9', '169.254.169.254', '10.0.0.1'] });
     const spki = dkim.publicKey.export({ type: 'spki', format: 'der' }).toString('base64');
@@ -82,7 +91,7 @@ export function deliverySuite(harness: DeliveryHarness): void {
 
   after(async () => {
     await harness.stop();
-    await Promise.all([mx1?.close(), mx2?.close(), plain?.close(), dns.stop()]);
+    await Promise.all([mx1?.close(), mx2?.close(), plain?.close(), wrongName?.close(), expired?.close(), dns.stop()]);
   });
 
   async function send(to: string[], attr?: object, subject = 'Hello', html?: string): Promise<string> {
@@ -210,6 +219,16 @@ export function deliverySuite(harness: DeliveryHarness): void {
         assert.match(html, /href="https:\/\/track\.mtrelay\.test\/c\/[^"]+"/, `${name}: links tracked`);
         assert.match(html, /src="https:\/\/track\.mtrelay\.test\/o\/[^"]+\.gif"/, `${name}: pixels`);
       }
+    });
+
+    test('verified TLS refuses a certificate for another name and an expired one: the recipients wait, nothing is sent', async () => {
+      const id = await send(['someone@wrongname.test', 'someone@expired.test']);
+      const mismatch = await waitForEvent(id, (e) => e.type === 'delay' && e.rcpt_to === 'someone@wrongname.test');
+      assert.match(mismatch.raw_reason ?? '', /mx\.wrongname\.test.*(altnames|Hostname\/IP does not match)/i);
+      const old = await waitForEvent(id, (e) => e.type === 'delay' && e.rcpt_to === 'someone@expired.test');
+      assert.match(old.raw_reason ?? '', /mx\.expired\.test.*certificate has expired/i);
+      assert.equal(wrongName.received.length + expired.received.length, 0);
+      assert.ok(wrongName.connections > 0 && expired.connections > 0, 'both servers were tried, and refused at TLS');
     });
 
     test('opportunistic TLS delivers in the clear to a server without STARTTLS; required TLS waits', async () => {

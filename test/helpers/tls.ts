@@ -1,6 +1,7 @@
 // A test certificate authority and server certificates, made with the openssl CLI.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { generate } from 'selfsigned';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -10,6 +11,8 @@ export interface TestCa {
   caKey: string;
   /** Issues a certificate for the names (DNS names and IP addresses); returns file paths. */
   issue(name: string, altNames: string[], options?: IssueOptions): { cert: string; key: string };
+  /** A server certificate from this CA whose validity ended a day ago (openssl 3.0's x509 cannot date one in the past). */
+  issueExpired(name: string, altNames: string[]): Promise<{ cert: string; key: string }>;
 }
 
 export interface IssueOptions {
@@ -46,6 +49,20 @@ export function createTestCa(dir = mkdtempSync(path.join(os.tmpdir(), 'mtrelay-c
       openssl(['req', ...newKey, '-nodes', '-keyout', key, '-out', csr, '-subj', `/CN=${altNames[0] ?? name}`], dir);
       openssl(['x509', '-req', '-in', csr, '-CA', caCert, '-CAkey', caKey, '-set_serial', String(serial++), '-days', String(days),
         '-out', cert, '-extfile', ext], dir);
+      return { cert, key };
+    },
+    async issueExpired(name, altNames) {
+      const day = 24 * 3600 * 1000;
+      const pems = await generate([{ name: 'commonName', value: altNames[0] ?? name }], {
+        keySize: 2048, algorithm: 'sha256', notBeforeDate: new Date(Date.now() - 30 * day), notAfterDate: new Date(Date.now() - day),
+        ca: { key: readFileSync(caKey, 'utf8'), cert: readFileSync(caCert, 'utf8') },
+        extensions: [{ name: 'basicConstraints', cA: false }, { name: 'extKeyUsage', serverAuth: true },
+          { name: 'subjectAltName', altNames: altNames.map((value) => ({ type: 2, value })) }],
+      });
+      const cert = path.join(dir, `${name}.pem`);
+      const key = path.join(dir, `${name}.key`);
+      writeFileSync(cert, pems.cert);
+      writeFileSync(key, pems.private);
       return { cert, key };
     },
   };

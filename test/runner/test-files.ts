@@ -18,6 +18,7 @@ export const NEEDS = {
   processes: { tools: [], meaning: 'mtrelay (or other) child processes' },
   swaks: { tools: ['swaks'], meaning: 'the swaks SMTP client, with TLS' },
   openssl: { tools: ['openssl'], meaning: 'the openssl CLI (the test CA)' },
+  testssl: { tools: ['testssl'], meaning: 'testssl.sh, the TLS scanner (Debian package)' },
   dkimpy: { tools: ['dkimpy'], meaning: 'an independent DKIM verifier (Python dkimpy)' },
   image: { tools: ['containers'], meaning: 'the image built from the Dockerfile with buildah, run with podman' },
   chromium: { tools: ['chromium'], meaning: 'a real headless Chromium (test/helpers/browser.ts)' },
