@@ -10,7 +10,7 @@ import { sha256Hex } from '../shared/config/hash.ts';
 import type { ConfigStore } from '../shared/config/store.ts';
 import { newTransmissionId } from '../shared/ids.ts';
 import { submissionHeaders, type Submission } from '../shared/submission-record.ts';
-import { QueueUnavailableError, type SubmissionQueue } from '../shared/queue.ts';
+import { QueueUnavailableError, StorageFullError, type SubmissionQueue } from '../shared/queue.ts';
 import { REPLIES, SmtpReply, replyText, smtpReply } from '../shared/smtp-replies.ts';
 import type { AuthThrottle } from './auth-throttle.ts';
 import { checkMessage } from './message-checks.ts';
@@ -288,9 +288,9 @@ export class RelayServer {
     try {
       await queue.send({ key: transmissionId, value: checked.raw, headers: submissionHeaders(submission) });
     } catch (error) {
-      if (error instanceof QueueUnavailableError) {
+      if (error instanceof QueueUnavailableError || error instanceof StorageFullError) {
         this.#session(session).log.warn({ err: error, transmissionId }, 'message not queued');
-        throw smtpReply('QUEUE_UNAVAILABLE');
+        throw smtpReply(error instanceof StorageFullError ? 'STORAGE_FULL' : 'QUEUE_UNAVAILABLE');
       }
       throw error;
     }

@@ -5,6 +5,7 @@
 export const ERROR_CODES = {
   MTR_ERR_SMTP_REPLY: 'a refusal for the SMTP client, carrying a reply of the catalogue (shared/smtp-replies.ts)',
   MTR_ERR_QUEUE_UNAVAILABLE: 'the queue (Kafka or the standalone SQLite queue) did not store a record',
+  MTR_ERR_STORAGE_FULL: 'the standalone queue did not store a record: its file system is full',
   MTR_ERR_HEADER: 'a malformed RFC 5322 header block',
   MTR_ERR_ATTRIBUTES: 'X-MT-ATTR is not valid JSON, breaks its schema or names too many addresses',
   MTR_ERR_RECORD: 'a queue record this version cannot read (unknown schema, missing header)',

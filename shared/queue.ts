@@ -25,3 +25,16 @@ export class QueueUnavailableError extends MtrelayError {
     super('MTR_ERR_QUEUE_UNAVAILABLE', message, options);
   }
 }
+
+/** The record is not stored because the disk is full; the client gets 452 4.3.1 and tries again later. */
+export class StorageFullError extends MtrelayError {
+  constructor(message: string, options?: ErrorOptions) {
+    super('MTR_ERR_STORAGE_FULL', message, options);
+  }
+}
+
+/** Whether an error from writing a file or SQLite means the file system is full. */
+export function isStorageFull(error: unknown): boolean {
+  const e = error as { code?: string; errcode?: number };
+  return e?.code === 'ENOSPC' || e?.code === 'EDQUOT' || (e?.code === 'ERR_SQLITE_ERROR' && e.errcode === 13 /* SQLITE_FULL */);
+}

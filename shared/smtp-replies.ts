@@ -142,6 +142,11 @@ export const REPLIES = {
     when: 'X-MT-ATTR names more than `--max-attr-addresses` cc, bcc and archive addresses',
     action: 'split the message',
   },
+  STORAGE_FULL: {
+    code: 452, enhanced: '4.3.1', text: 'Message not queued: insufficient system storage; try again later', by: 'relay',
+    when: 'standalone: the file system of `--state` is full, so the message could not be written to the queue',
+    action: 'retry later; nothing was accepted. Operators: free space or grow the volume; mtrelay takes messages again as soon as writes succeed, without a restart',
+  },
   QUEUE_UNAVAILABLE: {
     code: 451, enhanced: '4.3.0', text: 'Message not queued: the queue is unavailable; try again later', by: 'relay',
     when: 'the queue did not store the message within `--kafka-timeout`, or the producer is reconnecting',

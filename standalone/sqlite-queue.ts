@@ -10,7 +10,13 @@ import path from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import type { DurableOutcome, OutcomeSink } from '../deliverer/delivery-core.ts';
 import type { SuppressionEntry } from '../deliverer/suppression-list.ts';
-import { QueueUnavailableError, type QueueRecord, type RecordHeaders, type SubmissionQueue } from '../shared/queue.ts';
+import { QueueUnavailableError, StorageFullError, isStorageFull, type QueueRecord, type RecordHeaders, type SubmissionQueue } from '../shared/queue.ts';
+
+/** Why a message was not stored: a full disk (452 4.3.1: try later) or anything else (451 4.3.0). */
+function storeFailure(error: Error): Error {
+  const message = `the local queue cannot store the message: ${error.message}`;
+  return isStorageFull(error) ? new StorageFullError(message, { cause: error }) : new QueueUnavailableError(message, { cause: error });
+}
 import { BodyFiles } from './body-files.ts';
 import { GroupCommit } from './group-commit.ts';
 import { migrate } from './sqlite-schema.ts';
@@ -87,7 +93,7 @@ export class SqliteQueue implements SubmissionQueue, OutcomeSink<QueuedJob> {
     this.#flushEvents();
     this.#submissions = new GroupCommit({
       write: (records) => this.#insertSubmissions(records),
-      failed: (error) => new QueueUnavailableError(`the local queue cannot store the message: ${error.message}`, { cause: error }),
+      failed: (error) => storeFailure(error),
       committed: () => this.onWork(),
     });
     this.#outcomes = new GroupCommit({
@@ -111,7 +117,7 @@ export class SqliteQueue implements SubmissionQueue, OutcomeSink<QueuedJob> {
       try {
         bodyFile = await this.#files.write(record.value);
       } catch (error) {
-        throw new QueueUnavailableError(`the local queue cannot store the message: ${(error as Error).message}`, { cause: error });
+        throw storeFailure(error as Error);
       }
     }
     return this.#submissions.add({ record, ...(bodyFile ? { bodyFile } : {}) });
