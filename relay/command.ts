@@ -29,6 +29,8 @@ export interface SmtpFlags {
   maxRecipients: number;
   maxAttrAddresses: number;
   maxClients: number;
+  maxConnectionsPerAddress: number;
+  maxInFlightBytes: number;
   commandTimeout: number;
   drainTimeout: number;
   sandboxDomain: string;
@@ -63,6 +65,8 @@ export function addSmtpOptions(command: Command): Command {
     .addOption(option('--max-recipients <n>', 'envelope recipients per message (more get 452 4.5.3)').argParser(integer(1)).default(100))
     .addOption(option('--max-attr-addresses <n>', 'cc + bcc + archive addresses in X-MT-ATTR').argParser(integer(0)).default(1000))
     .addOption(option('--max-clients <n>', 'concurrent SMTP connections per listener').argParser(integer(1)).default(10_000))
+    .addOption(option('--max-connections-per-address <n>', 'concurrent SMTP connections from one client address, all listeners together (0: no limit)').argParser(integer(0)).default(500))
+    .addOption(option('--max-in-flight-bytes <bytes>', 'message data held at once across all DATA in progress; beyond it 452 4.3.1').argParser(integer(1024 * 1024)).default(160 * 1024 * 1024))
     .addOption(option('--command-timeout <seconds>', 'idle time allowed per command (RFC 5321 recommends 300; never under 60)').argParser(integer(60)).default(300))
     .addOption(option('--drain-timeout <seconds>', 'on SIGTERM, how long open sessions may finish').argParser(integer(0)).default(30))
     .addOption(option('--sandbox-domain <domain>', 'a From domain every key may use; a SendingDomain (in any namespace) must claim it and hold its DKIM key (empty: no sandbox)').default(''))
@@ -90,6 +94,7 @@ export function smtpSettings(flags: SmtpFlags): Pick<RelayConfig, 'settings' | '
   const certs = flags.tlsCert ?? [];
   const keys = flags.tlsKey ?? [];
   if (certs.length !== keys.length) throw new Error('--tls-cert and --tls-key go together: as many keys as certificates, in the same order');
+  if (flags.maxInFlightBytes < flags.maxSize) throw new Error(`--max-in-flight-bytes (${flags.maxInFlightBytes}) must hold at least one message of --max-size (${flags.maxSize})`);
   const listeners: ListenerSpec[] = [
     { name: 'submission' as const, port: flags.port, implicitTls: false },
     { name: 'alt' as const, port: flags.altPort, implicitTls: false },
@@ -110,6 +115,8 @@ export function smtpSettings(flags: SmtpFlags): Pick<RelayConfig, 'settings' | '
       maxRecipients: flags.maxRecipients,
       maxAttrAddresses: flags.maxAttrAddresses,
       maxClients: flags.maxClients,
+      maxConnectionsPerAddress: flags.maxConnectionsPerAddress,
+      maxInFlightBytes: flags.maxInFlightBytes,
       commandTimeoutMs: flags.commandTimeout * 1000,
       drainTimeoutMs: flags.drainTimeout * 1000,
       sandboxDomain: flags.sandboxDomain.toLowerCase(),

@@ -4,7 +4,7 @@ import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 export function createRelayMetrics(registry: Registry) {
   const registers = [registry];
   /** Set by the relay once its producer exists; read at every scrape. */
-  const probes = { kafkaConnected: (): boolean => false };
+  const probes = { kafkaConnected: (): boolean => false, inFlightBytes: (): number => 0 };
   return {
     probes,
     connections: new Counter({ name: 'mtrelay_relay_connections_total', help: 'SMTP connections accepted, by listener', labelNames: ['listener'], registers }),
@@ -20,6 +20,11 @@ export function createRelayMetrics(registry: Registry) {
     produceSeconds: new Histogram({
       name: 'mtrelay_relay_kafka_produce_seconds', help: 'Time from handing a batch to the Kafka producer to the broker acknowledgement',
       labelNames: ['result'], buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers,
+    }),
+    refusedConnections: new Counter({ name: 'mtrelay_relay_refused_connections_total', help: 'Connections refused at the greeting, by reason (per_address_limit)', labelNames: ['reason'], registers }),
+    inFlightBytes: new Gauge({
+      name: 'mtrelay_relay_in_flight_bytes', help: 'Bytes of message data held now across all DATA in progress (at most --max-in-flight-bytes)', registers,
+      collect() { this.set(probes.inFlightBytes()); },
     }),
     kafkaConnected: new Gauge({
       name: 'mtrelay_relay_kafka_connected', help: '1 while the Kafka producer is connected', registers,

@@ -18,6 +18,7 @@ import { acceptProxyV2 } from './proxy-protocol.ts';
 import type { RelayMetrics } from './metrics.ts';
 import type { PatchedServerOptions } from './smtp-server-patches.ts';
 import { SESSION_LIFETIME_SECONDS } from './tls-tickets.ts';
+import { InFlightBudget } from './in-flight-budget.ts';
 import { SandboxQuota } from './sandbox-quota.ts';
 import { TLS_OPTIONS, type TlsMaterial } from './tls-files.ts';
 
@@ -39,6 +40,10 @@ export interface RelaySettings {
   maxRecipients: number;
   maxAttrAddresses: number;
   maxClients: number;
+  /** Connections at once from one client address, across listeners (0: no limit). */
+  maxConnectionsPerAddress: number;
+  /** Bytes of message data held at once across all sessions (InFlightBudget). */
+  maxInFlightBytes: number;
   commandTimeoutMs: number;
   drainTimeoutMs: number;
   sandboxDomain: string;
@@ -72,6 +77,10 @@ interface SessionUser {
 interface SessionState {
   log: Logger;
   tls: string;
+  /** Counted in the per-address connection count (until its close). */
+  counted?: boolean;
+  /** Bytes of the DATA in progress held in the in-flight budget; given back at the reply, or at the close of a dropped session. */
+  reserved: number;
 }
 
 export class RelayServer {
@@ -80,12 +89,17 @@ export class RelayServer {
   /** Per session, collected with it (the session object lives as long as its connection). */
   readonly #sessions = new WeakMap<SMTPServerSession, SessionState>();
   readonly #sandbox: SandboxQuota;
+  readonly #budget: InFlightBudget;
+  /** Open connections by client address, across listeners. */
+  readonly #perAddress = new Map<string, number>();
   #draining = false;
   #ticketKey: Buffer;
 
   constructor(deps: RelayDeps) {
     this.#deps = deps;
     this.#sandbox = new SandboxQuota(deps.settings.sandboxQuota);
+    this.#budget = new InFlightBudget(deps.settings.maxInFlightBytes);
+    deps.metrics.probes.inFlightBytes = () => this.#budget.used;
     this.#ticketKey = deps.ticketKey;
   }
 
@@ -162,6 +176,7 @@ export class RelayServer {
       onConnect: (session, callback) => {
         metrics.connections.inc({ listener: listener.name });
         metrics.openConnections.inc({ listener: listener.name });
+        this.#count(session);
         callback(this.#refuseConnection(session) ?? undefined);
       },
       onSecure: (socket, session, callback) => {
@@ -171,7 +186,10 @@ export class RelayServer {
         metrics.tlsHandshakes.inc({ listener: listener.name, protocol });
         callback();
       },
-      onClose: () => metrics.openConnections.dec({ listener: listener.name }),
+      onClose: (session) => {
+        metrics.openConnections.dec({ listener: listener.name });
+        this.#uncount(session);
+      },
       onAuth: (auth, session, callback) => this.#onAuth(auth, session, callback),
       onMailFrom: (_address, session, callback) => callback(this.#refuseTransaction(session) ?? undefined),
       onData: (stream, session, callback) => this.#onData(stream, session, callback),
@@ -182,15 +200,35 @@ export class RelayServer {
   #session(session: SMTPServerSession): SessionState {
     let state = this.#sessions.get(session);
     if (!state) {
-      state = { log: this.#deps.logger.child({ session: session.id, client: session.remoteAddress }), tls: 'none' };
+      state = { log: this.#deps.logger.child({ session: session.id, client: session.remoteAddress }), tls: 'none', reserved: 0 };
       this.#sessions.set(session, state);
     }
     return state;
   }
 
+  #count(session: SMTPServerSession): void {
+    this.#perAddress.set(session.remoteAddress, (this.#perAddress.get(session.remoteAddress) ?? 0) + 1);
+    this.#session(session).counted = true;
+  }
+
+  #uncount(session: SMTPServerSession): void {
+    const state = this.#sessions.get(session);
+    if (state) this.#releaseData(state);
+    if (!state?.counted) return;
+    state.counted = false;
+    const left = (this.#perAddress.get(session.remoteAddress) ?? 1) - 1;
+    if (left > 0) this.#perAddress.set(session.remoteAddress, left);
+    else this.#perAddress.delete(session.remoteAddress);
+  }
+
   #refuseConnection(session: SMTPServerSession): SmtpReply | undefined {
     if (this.#draining) return smtpReply('SHUTTING_DOWN');
     if (!this.#deps.store.loaded) return smtpReply('NOT_READY');
+    const limit = this.#deps.settings.maxConnectionsPerAddress;
+    if (limit > 0 && (this.#perAddress.get(session.remoteAddress) ?? 0) > limit) {
+      this.#deps.metrics.refusedConnections.inc({ reason: 'per_address_limit' });
+      return smtpReply('TOO_MANY_CONNECTIONS', { address: session.remoteAddress, limit });
+    }
     const blockedFor = this.#deps.throttle.blockedFor(session.remoteAddress);
     return blockedFor ? smtpReply('AUTH_THROTTLED', { address: session.remoteAddress, seconds: blockedFor }) : undefined;
   }
@@ -230,19 +268,33 @@ export class RelayServer {
     setTimeout(() => callback(smtpReply('AUTH_FAILED')), delayMs).unref();
   }
 
+  #releaseData(state: SessionState): void {
+    this.#budget.release(state.reserved);
+    state.reserved = 0;
+  }
+
   #onData(stream: SMTPServerDataStream, session: SMTPServerSession, callback: (error?: Error | null, message?: string) => void): void {
     const { settings, metrics } = this.#deps;
+    const state = this.#session(session);
     const chunks: Buffer[] = [];
     let received = 0;
+    let overBudget = false;
     stream.on('data', (chunk: Buffer) => {
       received += chunk.length;
-      // Past the limit nothing more is kept: memory is bounded by SIZE, not by the client.
-      if (received <= settings.maxMessageBytes) chunks.push(chunk);
-      else chunks.length = 0;
+      // Past SIZE, or past the relay-wide budget, nothing more is kept: memory is bounded by both, not by clients.
+      if (overBudget || received > settings.maxMessageBytes || !this.#budget.tryReserve(chunk.length)) {
+        overBudget ||= received <= settings.maxMessageBytes;
+        chunks.length = 0;
+        this.#releaseData(state);
+        return;
+      }
+      state.reserved += chunk.length;
+      chunks.push(chunk);
     });
     stream.once('end', () => {
       metrics.receivedBytes.inc(received);
       const answer = (error: SmtpReply | undefined, transmissionId?: string) => {
+        this.#releaseData(state);
         const name = error ? error.reply : 'ACCEPTED';
         const accepted = `${REPLIES.ACCEPTED.enhanced} ${replyText('ACCEPTED', { transmission_id: transmissionId ?? '' })}`;
         metrics.replies.inc({ reply: name, code: REPLIES[name].code });
@@ -252,6 +304,11 @@ export class RelayServer {
       };
       if (stream.sizeExceeded || received > settings.maxMessageBytes) {
         answer(smtpReply('MESSAGE_TOO_BIG', { limit: settings.maxMessageBytes }));
+        return;
+      }
+      if (overBudget) {
+        state.log.warn({ received, budget: this.#budget.limit }, 'message data over the relay-wide budget; refused with 452');
+        answer(smtpReply('RELAY_BUSY'));
         return;
       }
       const message = Buffer.concat(chunks, received);

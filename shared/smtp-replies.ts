@@ -142,6 +142,16 @@ export const REPLIES = {
     when: 'X-MT-ATTR names more than `--max-attr-addresses` cc, bcc and archive addresses',
     action: 'split the message',
   },
+  RELAY_BUSY: {
+    code: 452, enhanced: '4.3.1', text: 'Message not accepted: the relay is holding as much message data as it may; try again later', by: 'relay',
+    when: 'the message data of all DATA in progress on this relay passed `--max-in-flight-bytes` while this message arrived',
+    action: 'retry later (another relay pod may take it at once); operators: more relay pods, or a larger budget with the memory to hold it',
+  },
+  TOO_MANY_CONNECTIONS: {
+    code: 421, enhanced: '4.7.0', text: 'Too many connections from {address}; at most {limit} at once', by: 'relay',
+    when: 'the client address already has `--max-connections-per-address` connections open to this relay',
+    action: 'use fewer connections at once (or reuse them); behind NAT, ask the operator for a higher limit',
+  },
   STORAGE_FULL: {
     code: 452, enhanced: '4.3.1', text: 'Message not queued: insufficient system storage; try again later', by: 'relay',
     when: 'standalone: the file system of `--state` is full, so the message could not be written to the queue',

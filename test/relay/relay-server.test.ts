@@ -49,13 +49,21 @@ const logger = pino({ level: 'info' }, new Writable({
 const settings: RelaySettings = {
   host: '127.0.0.1', hostname: 'relay.test', listeners: [{ name: 'submission', port: 0, implicitTls: false }],
   authUsers: DEFAULT_AUTH_USERS, allowAuthWithoutTls: true, maxMessageBytes: 4096, maxHeaderBytes: 2048, maxRecipients: 2,
-  maxAttrAddresses: 10, maxClients: 100, commandTimeoutMs: 60_000, drainTimeoutMs: 1000, sandboxDomain: 'sandbox.test', sandboxQuota: 5, proxyProtocol: false,
+  maxAttrAddresses: 10, maxClients: 100, maxConnectionsPerAddress: 0, maxInFlightBytes: 1024 * 1024, commandTimeoutMs: 60_000, drainTimeoutMs: 1000, sandboxDomain: 'sandbox.test', sandboxQuota: 5, proxyProtocol: false,
   earlyTalkerDelayMs: 0,
 };
 
 function server(overrides: Partial<RelaySettings> = {}, tls?: TlsMaterial, ticketKey = newTicketKey()) {
-  const metrics = createRelayMetrics(new Registry());
-  return { metrics, relay: new RelayServer({ settings: { ...settings, ...overrides }, store, queue, throttle: new AuthThrottle(), metrics, logger, tls, ticketKey }) };
+  const registry = new Registry();
+  const metrics = createRelayMetrics(registry);
+  return { metrics, registry, relay: new RelayServer({ settings: { ...settings, ...overrides }, store, queue, throttle: new AuthThrottle(), metrics, logger, tls, ticketKey }) };
+}
+
+/** A metric's value summed over its labels. */
+async function metricValue(registry: Registry, name: string): Promise<number> {
+  const metric = registry.getSingleMetric(name);
+  assert.ok(metric, `no metric ${name}`);
+  return (await metric.get()).values.reduce((sum, v) => sum + v.value, 0);
 }
 
 const plain = server();
@@ -135,6 +143,66 @@ describe('replies the SMTP library writes on its own, exactly as the catalogue h
     assert.equal(await smtp.command('NOOP'), replyLine('DRAINING'));
     smtp.close();
     await drained;
+  });
+});
+
+describe('limits across sessions', () => {
+  test('TOO_MANY_CONNECTIONS: one address gets --max-connections-per-address at once; a closed one frees its place', async () => {
+    const limited = server({ maxConnectionsPerAddress: 3 });
+    await limited.relay.listen();
+    try {
+      const open = await Promise.all([1, 2, 3].map(() => session(limited.relay)));
+      const fourth = await RawSmtp.connect(limited.relay.port('submission'));
+      assert.equal(await fourth.reply(), replyLine('TOO_MANY_CONNECTIONS', { address: '127.0.0.1', limit: 3 }));
+      fourth.close();
+      open.pop()!.close();
+      await new Promise((r) => setTimeout(r, 100));
+      const again = await session(limited.relay);
+      assert.equal(await again.command('NOOP'), '250 2.0.0 OK');
+      for (const smtp of [...open, again]) smtp.close();
+      assert.equal(await metricValue(limited.registry, 'mtrelay_relay_refused_connections_total'), 1);
+    } finally {
+      await limited.relay.drain();
+    }
+  });
+
+  test('RELAY_BUSY: message data past --max-in-flight-bytes across sessions gets 452 4.3.1; the bytes come back after each reply and after a dropped session', async () => {
+    const busy = server({ maxInFlightBytes: 5000 });
+    await busy.relay.listen();
+    const stored: string[] = [];
+    queue.next = async (record) => { stored.push(record.key); };
+    try {
+      const inData = async () => {
+        const smtp = await session(busy.relay);
+        assert.match((await smtp.login(key)) ?? '', /^235 /);
+        await smtp.command('MAIL FROM:<a@example.com>');
+        await smtp.command('RCPT TO:<b@recipient.test>');
+        assert.match((await smtp.command('DATA')) ?? '', /^354 /);
+        return smtp;
+      };
+      const head = 'From: a@example.com\r\nSubject: x\r\n\r\n';
+      const [first, second] = await Promise.all([inData(), inData()]);
+      await first.write(`${head}${'a'.repeat(3000)}\r\n`);
+      await new Promise((r) => setTimeout(r, 100)); // the first holds its 3000 bytes, still in DATA
+      await second.write(`${head}${'b'.repeat(3000)}\r\n`);
+      assert.equal(await second.command('.'), replyLine('RELAY_BUSY'));
+      assert.match((await first.command('.')) ?? '', /^250 2\.0\.0 OK \d+$/);
+      assert.equal(await metricValue(busy.registry, 'mtrelay_relay_in_flight_bytes'), 0);
+      // A session dropped in the middle of DATA gives its bytes back too.
+      const dropped = await inData();
+      await dropped.write(`${head}${'c'.repeat(3000)}\r\n`);
+      await new Promise((r) => setTimeout(r, 100));
+      assert.ok(await metricValue(busy.registry, 'mtrelay_relay_in_flight_bytes') > 0);
+      dropped.close();
+      await new Promise((r) => setTimeout(r, 200));
+      assert.equal(await metricValue(busy.registry, 'mtrelay_relay_in_flight_bytes'), 0);
+      assert.match((await second.command('MAIL FROM:<a@example.com>')) ?? '', /^250 /, 'the refused session goes on');
+      for (const smtp of [first, second]) smtp.close();
+      assert.equal(stored.length, 1);
+    } finally {
+      queue.next = async () => undefined;
+      await busy.relay.drain();
+    }
   });
 });
 
