@@ -58,9 +58,9 @@ export class RawSmtp {
   }
 
   /** Sends one command line and returns the reply. */
-  async command(line: string): Promise<string | undefined> {
+  async command(line: string, timeoutMs?: number): Promise<string | undefined> {
     await this.write(`${line}\r\n`);
-    return this.reply();
+    return this.reply(timeoutMs);
   }
 
   /** The TLS session to resume later: the last one the server sent (TLS 1.3 sends it after the handshake). */

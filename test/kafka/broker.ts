@@ -62,6 +62,8 @@ export interface BrokerOptions {
    * `caFile`. The broker's certificate (`certFile` + `keyFile`, PKCS#8) must name 127.0.0.1.
    */
   secure?: { caFile: string; certFile: string; keyFile: string; user: { name: string; password: string } };
+  /** One node of a multi-node KRaft cluster (kafka-cluster.ts): its id, its ports, and every voter. */
+  node?: { id: number; brokerPort: number; controllerPort: number; voters: string; replication: number };
 }
 
 export class KafkaBroker {
@@ -92,7 +94,10 @@ export class KafkaBroker {
     const classpath = path.join(libs, '*');
     const dataDir = path.join(this.dir, 'data');
     const propsFile = path.join(this.dir, 'server.properties');
-    if (!this.brokerPort) {
+    if (this.options.node) {
+      this.brokerPort = this.options.node.brokerPort;
+      this.controllerPort = this.options.node.controllerPort;
+    } else if (!this.brokerPort) {
       this.brokerPort = await freePort();
       this.controllerPort = await freePort();
       if (this.options.secure) {
@@ -102,7 +107,8 @@ export class KafkaBroker {
     }
     mkdirSync(dataDir, { recursive: true });
     writeFileSync(propsFile, this.properties(dataDir));
-    const java = ['-Xms256m', '-Xmx768m', '-XX:+UseG1GC', '-Djava.awt.headless=true',
+    // Three nodes of a cluster share the machine with the test: smaller heaps.
+    const java = [...(this.options.node ? ['-Xms128m', '-Xmx384m'] : ['-Xms256m', '-Xmx768m']), '-XX:+UseG1GC', '-Djava.awt.headless=true',
       `-Dlog4j2.configurationFile=${path.join(here, 'log4j2.properties')}`, `-Dkafka.logs.dir=${this.dir}`,
       '-cp', classpath];
     if (!existsSync(path.join(dataDir, 'meta.properties'))) {
@@ -124,6 +130,8 @@ export class KafkaBroker {
     let exited: number | null | undefined;
     child.once('exit', (code) => { exited = code; });
     const deadline = Date.now() + 90_000;
+    // A cluster node listens for clients only once a quorum of controllers is up: its peers may not be started yet.
+    if (this.options.node) return;
     while (!(await canConnect(this.brokerPort))) {
       if (exited !== undefined) throw new Error(`Kafka broker exited with ${exited}; see ${this.dir}/stdout.log and server.log`);
       if (Date.now() > deadline) throw new Error(`Kafka broker did not listen on ${this.bootstrap} within 90 s`);
@@ -181,10 +189,13 @@ export class KafkaBroker {
   private properties(dataDir: string): string {
     const max = this.options.maxMessageBytes ?? 32 * 1024 * 1024;
     const secure = this.options.secure ? `,SASL_SSL://127.0.0.1:${this.saslPort},SSL://127.0.0.1:${this.sslPort}` : '';
+    const node = this.options.node;
+    const replication = node?.replication ?? 1;
+    const minIsr = replication >= 3 ? 2 : 1;
     return [
       'process.roles=broker,controller',
-      'node.id=1',
-      `controller.quorum.voters=1@127.0.0.1:${this.controllerPort}`,
+      `node.id=${node?.id ?? 1}`,
+      `controller.quorum.voters=${node?.voters ?? `1@127.0.0.1:${this.controllerPort}`}`,
       `listeners=PLAINTEXT://127.0.0.1:${this.brokerPort},CONTROLLER://127.0.0.1:${this.controllerPort}${secure}`,
       `advertised.listeners=PLAINTEXT://127.0.0.1:${this.brokerPort}${secure}`,
       'controller.listener.names=CONTROLLER',
@@ -194,12 +205,14 @@ export class KafkaBroker {
       `log.dirs=${dataDir}`,
       'auto.create.topics.enable=false',
       'num.partitions=1',
-      'offsets.topic.replication.factor=1',
+      `offsets.topic.replication.factor=${replication}`,
       'offsets.topic.num.partitions=3',
-      'transaction.state.log.replication.factor=1',
-      'transaction.state.log.min.isr=1',
-      'share.coordinator.state.topic.replication.factor=1',
-      'share.coordinator.state.topic.min.isr=1',
+      `transaction.state.log.replication.factor=${replication}`,
+      `transaction.state.log.min.isr=${minIsr}`,
+      `share.coordinator.state.topic.replication.factor=${replication}`,
+      `share.coordinator.state.topic.min.isr=${minIsr}`,
+      `default.replication.factor=${replication}`,
+      `min.insync.replicas=${minIsr}`,
       'group.initial.rebalance.delay.ms=0',
       `message.max.bytes=${max + 1024 * 1024}`,
       `replica.fetch.max.bytes=${max + 1024 * 1024}`,
