@@ -72,12 +72,15 @@ ${LOAD_HELP}
   --rounds R         closed loops per measured run, reported together (default 3)
   --starttls/--no-starttls   also run the informational mtrelay STARTTLS load (default on)
   --postfix/--no-postfix     also run the same load against a private Postfix (default on)
+  --brokers N        1 (one broker, one replica) or 3 (three KRaft nodes, replication 3,
+                     min.insync.replicas 2: the production shape) (default 1)
 By default the open-loop rate is half the measured mtrelay peak.`;
 
 export type Shape = 'long' | 'single';
 
 export interface BenchFlags extends LoadFlags {
   rounds: number;
+  brokers: 1 | 3;
   postfix: boolean;
   shapes: Shape[];
 }
@@ -93,6 +96,7 @@ export function parseBenchFlags(argv: string[]): BenchFlags | undefined {
       postfix: { type: 'boolean', default: true },
       rounds: { type: 'string', default: '3' },
       shapes: { type: 'string', default: 'long,single' },
+      brokers: { type: 'string', default: '1' },
     },
   });
   if (values.help) {
@@ -101,7 +105,8 @@ export function parseBenchFlags(argv: string[]): BenchFlags | undefined {
   }
   const shapes = values.shapes.split(',').map((s) => s.trim());
   for (const shape of shapes) if (shape !== 'long' && shape !== 'single') throw new Error(`--shapes takes long and single, got ${shape}`);
-  return { ...loadFlags(values), rounds: count('rounds', values.rounds), postfix: values.postfix, shapes: shapes as Shape[] };
+  if (values.brokers !== '1' && values.brokers !== '3') throw new Error(`--brokers takes 1 or 3, got ${values.brokers}`);
+  return { ...loadFlags(values), rounds: count('rounds', values.rounds), postfix: values.postfix, shapes: shapes as Shape[], brokers: Number(values.brokers) as 1 | 3 };
 }
 
 export interface GeneratorFlags extends LoadFlags {

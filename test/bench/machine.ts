@@ -32,7 +32,7 @@ export function machine(): string[] {
   return [
     `Code: commit ${revision()}`,
     `Machine: ${os.availableParallelism()} CPUs (${cpu}), ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB RAM, Linux ${os.release()}`,
-    `Node ${process.version}; Kafka ${KAFKA_VERSION} (one KRaft broker on this machine); Postfix ${postfixVersion()}`,
+    `Node ${process.version}; Kafka ${KAFKA_VERSION} (KRaft, on this machine: see the load line for how many brokers); Postfix ${postfixVersion()}`,
     // Other work on the machine skews every number; this at least shows whether some was running.
     `Load average at the start: ${os.loadavg().map((l) => l.toFixed(2)).join(', ')} (1, 5, 15 min)`,
   ];

@@ -12,8 +12,8 @@ export interface Server {
   pid: number;
   /** Count the live and exited children of `pid` too (Postfix). */
   withChildren: boolean;
-  /** Another process whose CPU is reported beside the server's (the Kafka broker). */
-  sidecarPid?: number;
+  /** Other processes whose CPU is reported beside the server's (the Kafka brokers). */
+  sidecarPids?: number[];
   /** Waits, after the last reply, for work the server still owes (Postfix: emptying its queue). */
   settle?: () => Promise<void>;
 }
@@ -26,15 +26,15 @@ export async function measureRun(name: string, server: Server, target: SmtpTarge
       `errors ${warmup.errors}${warmup.firstError ? `: ${warmup.firstError}` : ''})`);
   }
   const meter = new UsageMeter(server.pid, server.withChildren).start();
-  const sidecar = server.sidecarPid ? new UsageMeter(server.sidecarPid, false).start() : undefined;
+  const sidecars = (server.sidecarPids ?? []).map((pid) => new UsageMeter(pid, false).start());
   const client = process.cpuUsage(); // this process: load generator, relay log reader, meters
   const results: LoadResult[] = [];
   for (let round = 0; round < rounds; round++) results.push(await runClosedLoop(target, load));
   await server.settle?.();
   const result = mergeResults(results);
   const usage = meter.stop();
-  const sidecarUsage = sidecar?.stop();
+  const sidecarCpu = sidecars.length ? sidecars.map((m) => m.stop().cpuSeconds).reduce((a, b) => a + b, 0) : undefined;
   const clientUsage = process.cpuUsage(client);
   const clientCpuSeconds = (clientUsage.user + clientUsage.system) / 1e6;
-  return { name, load: result, usage, clientCpuSeconds, ...(sidecarUsage ? { kafkaCpuSeconds: sidecarUsage.cpuSeconds } : {}) };
+  return { name, load: result, usage, clientCpuSeconds, ...(sidecarCpu !== undefined ? { kafkaCpuSeconds: sidecarCpu } : {}) };
 }

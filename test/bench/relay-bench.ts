@@ -10,6 +10,7 @@ import { RelayProcess } from '../helpers/relay-process.ts';
 import { accountFolder, newApiKey } from '../helpers/resources.ts';
 import { createTestCa } from '../helpers/tls.ts';
 import { KafkaBroker, repoRoot } from '../kafka/broker.ts';
+import { KafkaCluster } from '../kafka/kafka-cluster.ts';
 import { ensureSystemTools } from '../system-deps.ts';
 import { BENCH_USAGE, parseBenchFlags, type BenchFlags, type Shape } from './bench-options.ts';
 import { idleConnectionsAllowed, rerunWithHigherFdLimit } from './fd-limit.ts';
@@ -59,20 +60,23 @@ async function bench(flags: BenchFlags): Promise<Summary> {
     startedAt: new Date(), machine: machine(), rows, notes, ratios,
     load: `${flags.rounds} rounds of ${base.connections} clients × ${base.messages} messages × ${base.size} bytes per run, one ` +
       'transaction at a time per client (MAIL, RCPT, DATA pipelined), after an uncounted warm-up round of the same load; ' +
-      `shapes: ${flags.shapes.map((s) => SHAPES[s].label).join(', ')}`,
+      `shapes: ${flags.shapes.map((s) => SHAPES[s].label).join(', ')}; Kafka: ${flags.brokers === 3 ? 'three KRaft nodes, replication factor 3' : 'one broker'}`,
   };
 
   for (const dir of [dirs.kafka, dirs.run]) rmSync(dir, { recursive: true, force: true });
   mkdirSync(path.join(dirs.run, 'ca'), { recursive: true });
   mkdirSync(path.join(dirs.run, 'resources'), { recursive: true });
   run.defer(() => rmSync(dirs.run, { recursive: true, force: true }));
-  const broker = new KafkaBroker({ dir: dirs.kafka });
+  // One broker (one replica), or the production shape: three KRaft nodes, replication 3, min.insync.replicas 2.
+  progress(flags.brokers === 3 ? 'starting a three-node Kafka cluster' : 'starting the Kafka broker');
+  const kafka = flags.brokers === 3 ? await KafkaCluster.start(dirs.kafka) : new KafkaBroker({ dir: dirs.kafka });
   run.defer(async () => {
-    await broker.stop();
+    await kafka.stop();
     rmSync(dirs.kafka, { recursive: true, force: true });
   });
-  progress('starting the Kafka broker');
-  await broker.start();
+  if (kafka instanceof KafkaBroker) await kafka.start();
+  const brokerPids = () => (kafka instanceof KafkaBroker ? [kafka.pid!] : kafka.nodes.map((n) => n.pid!));
+  const replication = flags.brokers === 3 ? ['--replication-factor', '3'] : [];
 
   const key = newApiKey();
   const resources = accountFolder(key, path.join(dirs.run, 'resources')).dir;
@@ -90,8 +94,8 @@ async function bench(flags: BenchFlags): Promise<Summary> {
 
   // 1. mtrelay, each shape: AUTH without TLS (compared with Postfix); STARTTLS + AUTH with
   //    session resumption; and for a connection per message, STARTTLS with full handshakes only.
-  const relay = await startRelay(resources, broker.bootstrap, { tls: cert, args: ['--allow-auth-without-tls'] });
-  const relayServer: Server = { pid: relay.child.pid!, withChildren: false, sidecarPid: broker.pid! };
+  const relay = await startRelay(resources, kafka.bootstrap, { tls: cert, args: ['--allow-auth-without-tls', ...replication] });
+  const relayServer: Server = { pid: relay.child.pid!, withChildren: false, sidecarPids: brokerPids() };
   const plain: SmtpTarget = { host: HOST, port: relay.ports.submission, ...auth };
   const relayRows: Partial<Record<Shape, { plain: RunRow; tls: RunRow }>> = {};
   for (const shape of flags.shapes) {
@@ -131,7 +135,7 @@ async function bench(flags: BenchFlags): Promise<Summary> {
   if (allowed.count > 0) {
     progress(`mtrelay (fresh process): ${allowed.count} idle connections`);
     // All from one address: the per-address limit is lifted, as it measures memory, not fairness.
-    const idleRelay = await startRelay(resources, broker.bootstrap, { args: ['--allow-auth-without-tls', '--max-connections-per-address', '0'] });
+    const idleRelay = await startRelay(resources, kafka.bootstrap, { args: ['--allow-auth-without-tls', '--max-connections-per-address', '0', ...replication] });
     const idlePid = idleRelay.child.pid!;
     const heapUsed = () => idleRelay.metric('mtrelay_nodejs_heap_size_used_bytes');
     await sleep(3000); // past start-up work (config load, Kafka metadata)
@@ -153,7 +157,7 @@ async function bench(flags: BenchFlags): Promise<Summary> {
     progress(`  ${idle.opened} open (the relay counted ${seen}), ${idleKbPerConnection(summary.idle).toFixed(1)} KiB RSS each; ${heapNote ?? ''}`);
   }
   // The broker is not needed any more: stop it so Postfix has the machine to itself.
-  await broker.stop();
+  await kafka.stop();
 
   // 4. Postfix smtpd: the same loads, no AUTH (mynetworks), STARTTLS offered, disk queue, discard transport.
   if (flags.postfix) {
@@ -196,8 +200,11 @@ async function bench(flags: BenchFlags): Promise<Summary> {
     );
   }
   notes.push(
-    'mtrelay answers 250 only after the Kafka broker acknowledged the record (acks=all; one broker, so one replica). The broker ' +
-      "writes to the page cache and does not fsync per message. The broker's CPU is shown in its own column.",
+    flags.brokers === 3
+      ? 'mtrelay answers 250 only after the Kafka cluster acknowledged the record (acks=all): three KRaft nodes on this machine, replication ' +
+        "factor 3, min.insync.replicas 2, so each record is on at least two brokers first. Brokers write to the page cache and do not fsync per message. The Kafka column sums the three brokers' CPU."
+      : 'mtrelay answers 250 only after the Kafka broker acknowledged the record (acks=all; one broker, so one replica). The broker ' +
+        "writes to the page cache and does not fsync per message. The broker's CPU is shown in its own column.",
     `Same machine, same run: the load generator, the relay, the Kafka broker (JVM) and Postfix share the ${os.availableParallelism()} CPUs, ` +
       'so these are comparisons on this machine, not capacity figures. At the peak the CPUs are saturated: the load generator\'s own ' +
       'CPU (its column; it also reads the relay\'s log) is taken from the server under test.',
