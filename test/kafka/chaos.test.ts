@@ -2,9 +2,10 @@
 // min.insync.replicas 2), a relay and a deliverer, and a client sending steadily. In turn: one
 // broker killed (-9) and started again, two brokers killed (no 250 is possible: a message must be
 // on two replicas), then the relay and the deliverer killed and started again. Every message
-// answered 250 must reach the mailbox; duplicates are allowed and counted.
+// answered 250 must reach the mailbox; duplicates are allowed and counted. Then, three times, a
+// broker, the relay and the deliverer are killed together and started again.
 // @needs kafka-own processes
-// @limit 330s
+// @limit 420s
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { DelivererProcess, RelayProcess } from '../helpers/relay-process.ts';
@@ -43,7 +44,7 @@ after(async () => {
 
 const sleepUntil = (at: number) => new Promise((r) => setTimeout(r, Math.max(0, at - Date.now())));
 
-test('brokers, relay and deliverer killed in turn under steady load: every 250 is delivered, no 250 without two replicas', async (t) => {
+test('brokers, relay and deliverer killed in turn, then together in a loop, under steady load: every 250 is delivered, no 250 without two replicas', async (t) => {
   const load = steadyLoad(() => smtpPort, key, 60, 6);
   const start = Date.now();
   const at = (s: number) => sleepUntil(start + s * 1000);
@@ -75,7 +76,19 @@ test('brokers, relay and deliverer killed in turn under steady load: every 250 i
     await deliverer.stop('SIGKILL');
     deliverer = await DelivererProcess.start({ resources: account.dir, kafka: cluster.bootstrap, args: delivererArgs() });
     mark('deliverer back');
-    await at(72);
+    // Then all of them at once, in a loop: a broker (each in turn), the relay and the deliverer.
+    for (let round = 0; round < 3; round++) {
+      await at(72 + round * 14);
+      mark(`loop ${round + 1}: kill -9 broker ${round + 1}, relay and deliverer`);
+      await Promise.all([cluster.nodes[round]!.stop('SIGKILL'), relay.stop('SIGKILL'), deliverer.stop('SIGKILL')]);
+      await cluster.restart(round);
+      [relay, deliverer] = await Promise.all([
+        RelayProcess.start({ resources: account.dir, kafka: cluster.bootstrap, args: relayArgs() }),
+        DelivererProcess.start({ resources: account.dir, kafka: cluster.bootstrap, args: delivererArgs() }),
+      ]);
+      mark(`loop ${round + 1}: all back`);
+    }
+    await at(118);
   } finally {
     await load.stop();
     mark('load stopped');
