@@ -39,10 +39,21 @@ function partHeader(block: string, defaultType: string): PartHeader {
   };
 }
 
+/** Deeper nesting or more parts than this and the rest of the message is left as it is: a walk must stay linear in the message's size. */
+const MAX_DEPTH = 20;
+const MAX_PARTS = 1000;
+
+/** `needle` in raw[from, end) only: a search that never runs past the part it is about. */
+function indexWithin(raw: Buffer, needle: string, from: number, end: number): number {
+  if (from >= end) return -1;
+  const found = raw.subarray(from, end).indexOf(needle, 0, 'latin1');
+  return found === -1 ? -1 : from + found;
+}
+
 /** Where the line starting at `at` ends (before its CRLF), or the end. */
 function lineEnd(raw: Buffer, at: number, end: number): number {
-  const found = raw.indexOf('\r\n', at);
-  return found === -1 || found > end ? end : found;
+  const found = indexWithin(raw, '\r\n', at, end);
+  return found === -1 ? end : found;
 }
 
 /**
@@ -53,7 +64,7 @@ function lineEnd(raw: Buffer, at: number, end: number): number {
 function delimiters(raw: Buffer, boundary: string, start: number, end: number): { at: number; next: number; close: boolean }[] {
   const found: { at: number; next: number; close: boolean }[] = [];
   const dashed = `--${boundary}`;
-  for (let at = raw.indexOf(dashed, start, 'latin1'); at !== -1 && at < end; at = raw.indexOf(dashed, at + 1, 'latin1')) {
+  for (let at = indexWithin(raw, dashed, start, end); at !== -1 && found.length < MAX_PARTS; at = indexWithin(raw, dashed, at + 1, end)) {
     if (at !== start && !(raw[at - 1] === 0x0a && raw[at - 2] === 0x0d)) continue;
     const stop = lineEnd(raw, at, end);
     const rest = raw.toString('latin1', at + dashed.length, stop);
@@ -65,8 +76,15 @@ function delimiters(raw: Buffer, boundary: string, start: number, end: number): 
   return found;
 }
 
-function walk(raw: Buffer, start: number, end: number, defaultType: string, found: HtmlPart[]): void {
-  const blank = raw.indexOf('\r\n\r\n', start);
+interface Walk {
+  found: HtmlPart[];
+  /** Parts entered so far, against MAX_PARTS. */
+  parts: number;
+}
+
+function walk(raw: Buffer, start: number, end: number, defaultType: string, state: Walk, depth = 0): void {
+  if (depth > MAX_DEPTH || ++state.parts > MAX_PARTS) return;
+  const blank = indexWithin(raw, '\r\n\r\n', start, end);
   const startsBlank = raw[start] === 0x0d && raw[start + 1] === 0x0a;
   const headerEnd = startsBlank ? start : blank === -1 || blank + 2 > end ? end : blank + 2;
   const bodyStart = Math.min(headerEnd + 2, end);
@@ -79,18 +97,18 @@ function walk(raw: Buffer, start: number, end: number, defaultType: string, foun
       const next = lines[i + 1];
       // The line break before a delimiter belongs to the delimiter; without a closing one the part runs to the end.
       const partEnd = next ? Math.max(lines[i]!.next, next.at - 2) : end;
-      walk(raw, lines[i]!.next, partEnd, childType, found);
+      walk(raw, lines[i]!.next, partEnd, childType, state, depth + 1);
     }
     return;
   }
   if (header.contentType === 'text/html' && header.disposition !== 'attachment' && headerEnd < end) {
-    found.push({ bodyStart, bodyEnd: end, encoding: header.encoding, ...(header.params.charset ? { charset: header.params.charset } : {}) });
+    state.found.push({ bodyStart, bodyEnd: end, encoding: header.encoding, ...(header.params.charset ? { charset: header.params.charset } : {}) });
   }
 }
 
-/** The HTML parts of `raw` (a whole message) that are shown as its text, in order. */
+/** The HTML parts of `raw` (a whole message) that are shown as its text, in order (at most MAX_PARTS parts, MAX_DEPTH deep, are looked at). */
 export function htmlParts(raw: Buffer): HtmlPart[] {
-  const found: HtmlPart[] = [];
-  walk(raw, 0, raw.length, 'text/plain', found);
-  return found;
+  const state: Walk = { found: [], parts: 0 };
+  walk(raw, 0, raw.length, 'text/plain', state);
+  return state.found;
 }

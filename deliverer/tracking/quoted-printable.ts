@@ -21,13 +21,12 @@ const hex = (code: number) => (code >= 0x30 && code <= 0x39 ? code - 0x30 : code
 
 const isBlank = (code: number) => code === 0x20 || code === 0x09;
 
-/** Whether the blanks from `i` on run to a line end (or the end): transport padding, not the sender's. */
-function paddingEnd(encoded: string, i: number): number {
+/** Where the run of blanks from `i` ends, and whether it ends a line (transport padding, not the sender's). */
+function blankRun(encoded: string, i: number): { end: number; padding: boolean } {
   let j = i;
   while (isBlank(encoded.charCodeAt(j))) j++;
   const next = encoded.charCodeAt(j);
-  const atLineEnd = j === encoded.length || next === 0x0a || (next === 0x0d && encoded.charCodeAt(j + 1) === 0x0a);
-  return atLineEnd ? j : -1;
+  return { end: j, padding: j === encoded.length || next === 0x0a || (next === 0x0d && encoded.charCodeAt(j + 1) === 0x0a) };
 }
 
 /** One buffer for every decode's bytes and positions (a part is planned at once), grown as needed. */
@@ -58,8 +57,16 @@ export function decodeWithPositions(encoded: string): QpDecoded {
         continue;
       }
     } else if (isBlank(code)) {
-      const end = paddingEnd(encoded, i);
-      if (end !== -1) { i = end; continue; }
+      // The whole run at once: looking ahead from each blank of a long run would be quadratic.
+      const run = blankRun(encoded, i);
+      if (!run.padding) {
+        for (; i < run.end; i++) {
+          at[n] = i;
+          bytes[n++] = encoded.charCodeAt(i);
+        }
+      }
+      i = run.end;
+      continue;
     }
     at[n] = i;
     bytes[n++] = code;

@@ -133,3 +133,12 @@ test('what a part is: defaults without a header, multipart/digest, a multipart w
   const single = raw('Content-Type: text/html\r\n\r\n<p>x</p>\r\n');
   assert.equal(single.toString('latin1', htmlParts(single)[0]!.bodyStart, htmlParts(single)[0]!.bodyEnd), '<p>x</p>\r\n');
 });
+
+test('a hostile structure stays linear: 200,000 header-less parts, or nesting 10,000 deep, end the walk instead of rescanning the message', () => {
+  // Quadratic rescans of these messages would take minutes and hit the file's time limit.
+  const many = Buffer.from(`Content-Type: multipart/mixed; boundary=b\r\n\r\n${'--b\r\nx\r\n'.repeat(200_000)}--b--\r\n`, 'latin1');
+  assert.deepEqual(htmlParts(many), []);
+  let nested = 'Content-Type: text/html\r\n\r\n<a href="https://deep.example/">x</a>\r\n';
+  for (let i = 0; i < 10_000; i++) nested = `Content-Type: multipart/mixed; boundary=n${i}\r\n\r\n--n${i}\r\n${nested}\r\n--n${i}--\r\n`;
+  assert.deepEqual(htmlParts(Buffer.from(`Subject: deep\r\n${nested}`, 'latin1')), [], 'past the depth limit, nothing is tracked');
+});

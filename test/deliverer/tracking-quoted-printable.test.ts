@@ -67,3 +67,10 @@ test('spliced into the encoded text, whatever the line length: decodes to the tr
     assert.ok(whole(part) >= whole(encodedHtml), 'hard line breaks of the sender are all still there');
   }
 });
+
+test('a megabyte of blanks inside a line decodes in one pass, every blank kept (not padding)', () => {
+  const encoded = `<p>${' '.repeat(1024 * 1024)}x</p>`;
+  const decoded = decodeWithPositions(encoded);
+  assert.equal(decoded.text, encoded);
+  assert.equal(decoded.at[1024 * 1024 + 3], 1024 * 1024 + 3);
+});
