@@ -44,12 +44,13 @@ export function addressDomain(address: string): string | undefined {
 /** A From domain must be one mtrelay can sign for: a SendingDomain of the account with its DKIM key, or the sandbox domain with its. */
 function checkSigned(domain: string, namespace: string, policy: MessagePolicy): void {
   if (policy.sandboxDomain && domain === policy.sandboxDomain) {
-    if (!policy.store.claimedDomain(domain)?.hasDkimKey) throw smtpReply('SANDBOX_WITHOUT_DKIM_KEY', { domain });
+    const sandbox = policy.store.claimedDomain(domain);
+    if (!sandbox || sandbox.noDkimKey) throw smtpReply('SANDBOX_WITHOUT_DKIM_KEY', { domain });
     return;
   }
   const configured = policy.store.sendingDomain(namespace, domain);
   if (!configured) throw smtpReply('UNCONFIGURED_SENDING_DOMAIN', { domain });
-  if (!configured.hasDkimKey) throw smtpReply('SENDING_DOMAIN_WITHOUT_DKIM_KEY', { domain, resource: `${namespace}/${configured.resource}` });
+  if (configured.noDkimKey) throw smtpReply('SENDING_DOMAIN_WITHOUT_DKIM_KEY', { domain, resource: `${namespace}/${configured.resource}` });
 }
 
 function checkFrom(values: string[], namespace: string, policy: MessagePolicy): string {

@@ -84,11 +84,18 @@ function validateAll(documents: SourcedDocument[], problems: ConfigProblem[]): (
   return resources;
 }
 
+/** By `namespace/name`. A name defined twice is left out altogether: which copy is meant cannot be known (a stale copy could undo a revocation). */
 function indexUnique<T extends Resource | Webhook>(items: T[], problems: ConfigProblem[]): Map<string, T> {
   const byName = new Map<string, T>();
+  const twice = new Set<string>();
   for (const item of items) {
     const key = `${namespaceOf(item)}/${item.metadata.name}`;
-    if (byName.has(key)) problems.push(about(item, 'is defined twice'));
+    if (byName.has(key) || twice.has(key)) {
+      if (!twice.has(key)) problems.push(about(item, 'is defined twice; every definition is left out until one remains'));
+      twice.add(key);
+      byName.delete(key);
+      continue;
+    }
     byName.set(key, item);
   }
   return byName;
@@ -117,16 +124,15 @@ function compileDomains(domains: SendingDomain[], secrets: Map<string, Secret>, 
     const secretName = dkimSecretName(resource.metadata.name);
     const dkimSecret = secrets.get(`${namespace}/${secretName}`);
     const dkimPrivateKey = dkimSecret ? secretValue(dkimSecret, signing.secretKey) : undefined;
-    if (dkimSecret && !PEM_PRIVATE_KEY.test(dkimPrivateKey ?? '')) {
-      problems.push(about(resource, `Secret ${namespace}/${secretName} has no PEM private key "${signing.secretKey}"`));
-      continue;
-    }
+    const usable = dkimPrivateKey !== undefined && PEM_PRIVATE_KEY.test(dkimPrivateKey);
+    // A damaged key leaves the domain in, without a key: its mail gets a temporary 451 naming it, not a permanent "unconfigured".
+    if (dkimSecret && !usable) problems.push(about(resource, `Secret ${namespace}/${secretName} has no PEM private key "${signing.secretKey}"`));
     const entry = (namespaces[namespace] ??= { domains: {} });
     entry.domains[domain] = {
       domain,
       resource: resource.metadata.name,
       dkimSelector: signing.selector,
-      ...(dkimPrivateKey ? { dkimPrivateKey: `${dkimPrivateKey}\n`, hasDkimKey: true } : {}),
+      ...(usable ? { dkimPrivateKey: `${dkimPrivateKey}\n` } : { noDkimKey: true as const }),
       ...(resource.spec.trackingDomain ? { trackingDomain: resource.spec.trackingDomain } : {}),
     };
   }

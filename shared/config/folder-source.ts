@@ -119,7 +119,7 @@ export class FolderConfigSource {
   #warnUnsigned(document: CompiledConfig): void {
     for (const [namespace, { domains }] of Object.entries(document.namespaces)) {
       for (const domain of Object.values(domains)) {
-        if (domain.hasDkimKey) continue;
+        if (!domain.noDkimKey) continue;
         this.#options.logger.warn({ resource: `SendingDomain ${namespace}/${domain.resource}`, domain: domain.domain },
           `SendingDomain has no DKIM key: mail from ${domain.domain} is refused until Secret ${namespace}/${domain.resource}-dkim holds its privateKey`);
       }

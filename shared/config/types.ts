@@ -88,8 +88,11 @@ export interface CompiledDomain {
   dkimSelector: string;
   /** PEM private key; only in the deliverer's part of the config, never the relay's. */
   dkimPrivateKey?: string;
-  /** Whether a usable private key exists (the relay's view has this, never the key): without one nothing is sent from the domain. */
-  hasDkimKey?: boolean;
+  /**
+   * Set when the domain has no usable private key (the relay's view has this, never the key):
+   * nothing is sent from it. Absent means a key exists, as in configs written before the field.
+   */
+  noDkimKey?: true;
   trackingDomain?: string;
 }
 

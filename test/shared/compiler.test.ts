@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { relayView } from '../../shared/config/compiled-config.ts';
-import { compileConfig, compileResources } from '../../shared/config/compiler.ts';
+import { compileConfig, compileDocuments, compileResources } from '../../shared/config/compiler.ts';
 import { sha256Hex } from '../../shared/config/hash.ts';
 import { ConfigCompileError, describeProblem } from '../../shared/config/problems.ts';
 import { compileManifestFolder } from '../../shared/config/manifest-folder.ts';
@@ -18,11 +18,11 @@ test('the example resources compile with a key Secret beside them: domain per na
   for (const file of ['sending-domain.yaml', 'api-key.yaml']) folder.write(file, readFileSync(new URL(`../../examples/resources/${file}`, import.meta.url), 'utf8'));
   folder.remove('domain.yaml');
   folder.remove('key.yaml');
-  folder.remove('dkim.yaml'); // the example has no key: the relay refuses its mail until one exists (hasDkimKey absent)
+  folder.remove('dkim.yaml'); // the example has no key: the relay refuses its mail until one exists (noDkimKey)
   folder.write('app-sender-apikey.yaml', `apiVersion: v1\nkind: Secret\nmetadata: {name: app-sender-apikey, namespace: acme}\nstringData: {apiKey: ${key}}\n`);
   const config = await compileManifestFolder(folder.dir);
   assert.equal(config.apiVersion, 'mtrelay.dev/config/v1');
-  assert.deepEqual(config.namespaces, { acme: { domains: { 'example.com': { domain: 'example.com', resource: 'example-com', dkimSelector: 'mt1' } } } });
+  assert.deepEqual(config.namespaces, { acme: { domains: { 'example.com': { domain: 'example.com', resource: 'example-com', dkimSelector: 'mt1', noDkimKey: true } } } });
   assert.deepEqual(config.apiKeys, [{
     id: 'acme/app-sender', namespace: 'acme', sha256: sha256Hex(key), prefix: key.slice(0, 6), permissions: ['smtp/send'], disabled: false,
   }]);
@@ -93,16 +93,16 @@ test('a DKIM key in the <name>-dkim Secret reaches the deliverer\'s config, neve
   const secret = `apiVersion: v1\nkind: Secret\nmetadata: {name: shop-dkim, namespace: acme}\nstringData:\n  privateKey: |\n${pem.trim().split('\n').map((l) => `    ${l}`).join('\n')}\n`;
   const config = compileConfig(docs(sendingDomainYaml('acme', 'shop', 'shop.example'), secret));
   assert.equal(config.namespaces.acme!.domains['shop.example']!.dkimPrivateKey, pem);
-  assert.equal(config.namespaces.acme!.domains['shop.example']!.hasDkimKey, true);
+  assert.equal(config.namespaces.acme!.domains['shop.example']!.noDkimKey, undefined);
   const relay = relayView(config);
   assert.equal(relay.namespaces.acme!.domains['shop.example']!.dkimPrivateKey, undefined);
-  assert.equal(relay.namespaces.acme!.domains['shop.example']!.hasDkimKey, true, 'the relay knows a key exists, not the key');
+  assert.equal(relay.namespaces.acme!.domains['shop.example']!.noDkimKey, undefined, 'the relay knows a key exists, not the key');
   assert.ok(!JSON.stringify(relay).includes('PRIVATE KEY'));
   assert.throws(() => compileConfig(docs(sendingDomainYaml('acme', 'shop', 'shop.example'),
     'apiVersion: v1\nkind: Secret\nmetadata: {name: shop-dkim, namespace: acme}\nstringData: {privateKey: nonsense}\n')), /has no PEM private key "privateKey"/);
 });
 
-test('leniently compiled (the operator\'s way), a bad key leaves out only its own resource', async () => {
+test('leniently compiled (the operator\'s way), a bad key is a problem of its own domain only, which stays in without a key (451, not 550)', async () => {
   const { generateKeyPairSync } = await import('node:crypto');
   const pem = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
   const publicPem = generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey.export({ type: 'spki', format: 'pem' }).toString();
@@ -112,7 +112,10 @@ test('leniently compiled (the operator\'s way), a bad key leaves out only its ow
     domains: [domain('good'), domain('public')], apiKeys: [],
     secrets: new Map([['acme/good-dkim', secret('good', pem)], ['acme/public-dkim', secret('public', publicPem)]]),
   });
-  assert.deepEqual(Object.keys(config.namespaces.acme!.domains), ['good.example']);
+  assert.deepEqual(Object.keys(config.namespaces.acme!.domains), ['good.example', 'public.example']);
+  assert.equal(config.namespaces.acme!.domains['good.example']!.noDkimKey, undefined);
+  assert.equal(config.namespaces.acme!.domains['public.example']!.noDkimKey, true);
+  assert.equal(config.namespaces.acme!.domains['public.example']!.dkimPrivateKey, undefined);
   assert.deepEqual(problems.map(describeProblem), ['SendingDomain acme/public: Secret acme/public-dkim has no PEM private key "privateKey"']);
 });
 
@@ -125,4 +128,12 @@ test('an ApiKey without secretRef reads the Secret named as the operator names g
   assert.equal(config.apiKeys[0]?.sha256, sha256Hex(key));
   assert.throws(() => compileConfig(docs('apiVersion: mtrelay.dev/v1alpha1\nkind: ApiKey\nmetadata: {name: lone, namespace: acme}\nspec: {permissions: [smtp/send]}\n')),
     /ApiKey acme\/lone: Secret acme\/lone-apikey not found \(an ApiKey without spec\.secretRef reads Secret lone-apikey, key apiKey\)/);
+});
+
+test('a resource defined twice is left out altogether (a stale copy must not undo a revocation); the rest compiles', () => {
+  const key = newApiKey();
+  const other = newApiKey();
+  const { config, problems } = compileDocuments(docs(apiKeyYaml('acme', 'app', key, { disabled: true }), apiKeyYaml('acme', 'app', key), apiKeyYaml('acme', 'other', other)));
+  assert.deepEqual(config.apiKeys.map((k) => k.id), ['acme/other']);
+  assert.ok(problems.map(describeProblem).some((p) => /^ApiKey acme\/app: is defined twice; every definition is left out until one remains$/.test(p)), problems.map(describeProblem).join('; '));
 });
