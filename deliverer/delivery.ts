@@ -159,10 +159,10 @@ export class Deliverer {
     return results.flat();
   }
 
-  /** The sending domain's key: the account's SendingDomain, else (the sandbox domain, which the relay lets every account use) whichever claims it. */
+  /** The sending domain's key: the account's SendingDomain, or for sandbox mail (which the relay lets every account send) whichever claims it. */
   #signingDomain(submission: Submission): CompiledDomain | undefined {
     const { store } = this.#deps;
-    return store.sendingDomain(submission.namespace, submission.sendingDomain) ?? store.claimedDomain(submission.sendingDomain);
+    return submission.sandbox ? store.claimedDomain(submission.sendingDomain) : store.sendingDomain(submission.namespace, submission.sendingDomain);
   }
 
   /** The copy as sent, in pieces that share the body, signed over its header and the shared body hash; undefined when there is no key to sign with. */

@@ -81,6 +81,8 @@ interface SessionState {
   counted?: boolean;
   /** Bytes of the DATA in progress held in the in-flight budget; given back at the reply, or at the close of a dropped session. */
   reserved: number;
+  /** The data has ended and the message is being stored: its bytes are held until the reply, even if the client has gone. */
+  storing?: boolean;
 }
 
 export class RelayServer {
@@ -213,7 +215,7 @@ export class RelayServer {
 
   #uncount(session: SMTPServerSession): void {
     const state = this.#sessions.get(session);
-    if (state) this.#releaseData(state);
+    if (state && !state.storing) this.#releaseData(state);
     if (!state?.counted) return;
     state.counted = false;
     const left = (this.#perAddress.get(session.remoteAddress) ?? 1) - 1;
@@ -293,7 +295,9 @@ export class RelayServer {
     });
     stream.once('end', () => {
       metrics.receivedBytes.inc(received);
+      state.storing = true;
       const answer = (error: SmtpReply | undefined, transmissionId?: string) => {
+        state.storing = false;
         this.#releaseData(state);
         const name = error ? error.reply : 'ACCEPTED';
         const accepted = `${REPLIES.ACCEPTED.enhanced} ${replyText('ACCEPTED', { transmission_id: transmissionId ?? '' })}`;
@@ -341,6 +345,7 @@ export class RelayServer {
       receivedAt: new Date().toISOString(),
       clientAddress: session.remoteAddress,
       tls: this.#session(session).tls,
+      ...(sandbox ? { sandbox: true as const } : {}),
     };
     try {
       await queue.send({ key: transmissionId, value: checked.raw, headers: submissionHeaders(submission) });

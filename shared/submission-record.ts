@@ -20,6 +20,8 @@ export interface Submission {
   clientAddress: string;
   /** TLS protocol of the submission, or "none". */
   tls: string;
+  /** From the sandbox domain: signed with the key of the SendingDomain that claims it, whatever its namespace. */
+  sandbox?: true;
 }
 
 export const HEADER = {
@@ -34,6 +36,7 @@ export const HEADER = {
   receivedAt: 'mtrelay-received-at',
   clientAddress: 'mtrelay-client-address',
   tls: 'mtrelay-tls',
+  sandbox: 'mtrelay-sandbox',
 } as const;
 
 export function submissionHeaders(s: Submission): RecordHeaders {
@@ -49,6 +52,7 @@ export function submissionHeaders(s: Submission): RecordHeaders {
     [HEADER.receivedAt]: s.receivedAt,
     [HEADER.clientAddress]: s.clientAddress,
     [HEADER.tls]: s.tls,
+    ...(s.sandbox ? { [HEADER.sandbox]: 'true' } : {}),
   };
 }
 
@@ -89,5 +93,6 @@ export function readSubmission(headers: RecordHeaders): Submission {
     receivedAt: text(headers, HEADER.receivedAt),
     clientAddress: text(headers, HEADER.clientAddress),
     tls: text(headers, HEADER.tls),
+    ...(headers[HEADER.sandbox] === 'true' ? { sandbox: true as const } : {}),
   };
 }

@@ -69,8 +69,15 @@ test('no key at all (its Secret deleted after the relay accepted the message): a
 
 test('the sandbox domain (claimed by the installer\'s namespace) signs the mail of any account with its own key', async () => {
   const { submission, ...rest } = job('sandbox.test');
-  const [outcome] = await deliverer.attempt({ ...rest, submission: { ...submission, transmissionId: '8' } });
+  const [outcome] = await deliverer.attempt({ ...rest, submission: { ...submission, transmissionId: '8', sandbox: true } });
   assert.equal(outcome!.kind, 'delivered');
   const received = sink.received.at(-1)!;
   assert.match(received.message.toString(), /^DKIM-Signature: v=1; a=rsa-sha256; c=relaxed\/relaxed; d=sandbox\.test; s=mtrelay;/m);
+});
+
+test('a domain another namespace claims never signs an account\'s own (non-sandbox) mail: it waits with DKIM_KEY_MISSING', async () => {
+  const { submission, ...rest } = job('sandbox.test');
+  const [outcome] = await deliverer.attempt({ ...rest, submission: { ...submission, transmissionId: '9' } });
+  assert.equal(outcome!.kind, 'deferred');
+  assert.equal((outcome as { ours?: string }).ours, 'DKIM_KEY_MISSING');
 });
