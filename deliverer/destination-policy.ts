@@ -40,17 +40,23 @@ function blockList(ranges: string[]): BlockList {
 }
 
 export class DestinationPolicy {
-  readonly #allowed: BlockList;
   readonly #refused: BlockList;
+  readonly #allowed: BlockList;
+  readonly #defaults = blockList(REFUSED_BY_DEFAULT);
 
   constructor(options: { allow?: string[]; refuse?: string[] } = {}) {
+    this.#refused = blockList(options.refuse ?? []);
     this.#allowed = blockList(options.allow ?? []);
-    this.#refused = blockList([...REFUSED_BY_DEFAULT, ...(options.refuse ?? [])]);
   }
 
-  /** Whether the deliverer may connect to `address` (IPv4-mapped IPv6 counts as its IPv4 address). */
+  /**
+   * Whether the deliverer may connect to `address` (IPv4-mapped IPv6 counts as its IPv4
+   * address). A range refused on purpose wins over an allowed one that holds it (allow
+   * 10.0.0.0/8, refuse the service range 10.96.0.0/12); an allowed range wins over the defaults.
+   */
   permits(address: string): boolean {
     const family = isIP(address) === 6 ? 'ipv6' : 'ipv4';
-    return this.#allowed.check(address, family) || !this.#refused.check(address, family);
+    if (this.#refused.check(address, family)) return false;
+    return this.#allowed.check(address, family) || !this.#defaults.check(address, family);
   }
 }

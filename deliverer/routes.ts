@@ -111,12 +111,16 @@ export class RouteResolver {
     const sorted = mx.map((r) => ({ ...r, tiebreak: Math.random() })).sort((a, b) => a.priority - b.priority || a.tiebreak - b.tiebreak);
     const hops: Hop[] = [];
     const refused: string[] = [];
+    let unresolved = 0;
     for (const record of sorted) {
-      const addresses = this.#permitted(await this.#addresses(record.exchange), refused);
+      const resolved = await this.#addresses(record.exchange);
+      if (!resolved.length) unresolved++;
+      const addresses = this.#permitted(resolved, refused);
       if (addresses.length) hops.push({ name: record.exchange.replace(/\.$/, ''), addresses, port: this.#port });
     }
     if (hops.length) return { kind: 'hops', hops };
-    return refused.length ? permanent('INTERNAL_DESTINATION', { domain, addresses: refused.join(', ') }) : temporary('MX_HOSTS_UNRESOLVED', { domain });
+    // Permanent only when every MX host resolved and every address was refused; a host without addresses yet may be DNS still settling.
+    return refused.length && !unresolved ? permanent('INTERNAL_DESTINATION', { domain, addresses: refused.join(', ') }) : temporary('MX_HOSTS_UNRESOLVED', { domain });
   }
 
   /** The addresses the destination policy permits; the others are added to `refused`. */

@@ -76,6 +76,13 @@ test('--allow-destination opens a range, --refuse-destination closes one more; s
   assert.deepEqual(await custom.resolve('smarthost.test'), { kind: 'hops', hops: [{ name: '127.0.0.1', addresses: ['127.0.0.1'], port: 2525 }] });
   // IPv4-mapped and IPv4-compatible IPv6 spellings of loopback are loopback.
   assert.deepEqual(['::ffff:127.0.0.1', '::ffff:7f00:1', '::127.0.0.1', '::ffff:10.0.0.1'].map((a) => new DestinationPolicy().permits(a)), [false, false, false, false]);
+  // A range refused on purpose inside an allowed one stays refused.
+  const nested = new DestinationPolicy({ allow: ['10.0.0.0/8'], refuse: ['10.96.0.0/12'] });
+  assert.deepEqual(['10.1.2.3', '10.96.0.10'].map((a) => nested.permits(a)), [true, false]);
+  // An MX host that resolves to nothing yet (DNS settling) keeps the outcome temporary, beside one refused.
+  dns.set('half.test', { MX: [{ exchange: 'inside.half.test', priority: 10 }, { exchange: 'missing.half.test', priority: 20 }] });
+  dns.set('inside.half.test', { A: ['10.0.0.9'] });
+  assert.equal((await new RouteResolver({ dnsServers: [server], timeoutMs: 1000 }).resolve('half.test') as { reply?: string }).reply, 'MX_HOSTS_UNRESOLVED');
   assert.throws(() => new DestinationPolicy({ allow: ['10.0.0.0/33'] }), /invalid address range "10\.0\.0\.0\/33"/);
   assert.throws(() => parseCidr('example.com/8'), /expected ADDRESS\/PREFIX/);
 });

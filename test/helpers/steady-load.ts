@@ -34,6 +34,7 @@ export function steadyLoad(port: () => number, key: string, rate: number, worker
         reply = `(failed: ${(error as Error).message.slice(0, 80)})`;
         client?.close();
         client = undefined;
+        await new Promise((r) => setTimeout(r, 250)); // as a client waits before it reconnects
       }
       sent.push({ messageId, startedAt: started, reply });
       await new Promise((r) => setTimeout(r, Math.max(0, interval - (Date.now() - started))));

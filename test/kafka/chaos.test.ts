@@ -109,6 +109,6 @@ test('brokers, relay and deliverer killed in turn, then together in a loop, unde
   assert.deepEqual(lost.map((s) => s.messageId), [], 'a message answered 250 never arrived');
   assert.deepEqual(acceptedDuringDouble.map((s) => s.messageId), [], 'a 250 while only one broker was up');
   assert.ok(duringDouble.length > 0 && duringDouble.every((s) => !s.reply.startsWith('250')), 'clients kept trying during the double outage');
-  assert.ok(accepted.length > load.sent.length / 2, `only ${accepted.length} of ${load.sent.length} accepted`);
+  assert.ok(accepted.length >= 1000, `only ${accepted.length} accepted`);
   assert.ok(accepted.some((s) => s.startedAt > doubleOutage.to + 15_000), 'mail was accepted again after the brokers returned');
 });
