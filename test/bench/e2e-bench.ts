@@ -200,24 +200,8 @@ async function bench(flags: E2eFlags): Promise<E2eSummary> {
   return summary;
 }
 
-let flags: E2eFlags | undefined;
-try {
-  flags = parseE2eFlags(process.argv.slice(2));
-} catch (error) {
-  process.stderr.write(`bench:e2e: ${(error as Error).message}\n${E2E_USAGE}\n`);
-  process.exit(2);
-}
-if (!flags) process.exit(0);
-
-run.guard(40 * 60_000);
-try {
-  const summary = await bench(flags);
-  await run.cleanUp();
+const flags = run.flags(parseE2eFlags, E2E_USAGE);
+await run.measure(40 * 60_000, () => bench(flags), (summary) => {
   const markdown = renderE2eSummary(summary);
-  const file = writeMarkdown(dirs.results, 'e2e', summary.startedAt, markdown);
-  process.stdout.write(`\n${markdown}\nWritten to ${path.relative(repoRoot, file)}\n`);
-  run.progress('done');
-  run.disarm();
-} catch (error) {
-  await run.abort((error as Error).stack ?? String(error), 1);
-}
+  return { markdown, file: writeMarkdown(dirs.results, 'e2e', summary.startedAt, markdown) };
+});

@@ -218,26 +218,11 @@ async function bench(flags: BenchFlags): Promise<Summary> {
   return summary;
 }
 
-let flags: BenchFlags | undefined;
-try {
-  flags = parseBenchFlags(process.argv.slice(2));
-} catch (error) {
-  process.stderr.write(`bench:relay: ${(error as Error).message}\n${BENCH_USAGE}\n`);
-  process.exit(2);
-}
-if (!flags) process.exit(0);
+const flags = run.flags(parseBenchFlags, BENCH_USAGE);
 const rerunCode = await rerunWithHigherFdLimit(flags.idle + 1000);
 if (rerunCode !== undefined) process.exit(rerunCode);
 
-run.guard(40 * 60_000);
-try {
-  const summary = await bench(flags);
-  await run.cleanUp();
+await run.measure(40 * 60_000, () => bench(flags), (summary) => {
   const markdown = renderSummary(summary);
-  const file = writeSummary(dirs.results, summary, markdown);
-  process.stdout.write(`\n${markdown}\nWritten to ${path.relative(repoRoot, file)}\n`);
-  progress('done');
-  run.disarm();
-} catch (error) {
-  await run.abort((error as Error).stack ?? String(error), 1);
-}
+  return { markdown, file: writeSummary(dirs.results, summary, markdown) };
+});

@@ -179,24 +179,8 @@ function notes(flags: TrackerFlags): string[] {
   ];
 }
 
-let flags: TrackerFlags | undefined;
-try {
-  flags = parseTrackerFlags(process.argv.slice(2));
-} catch (error) {
-  process.stderr.write(`bench:tracker: ${(error as Error).message}\n${TRACKER_USAGE}\n`);
-  process.exit(2);
-}
-if (!flags) process.exit(0);
-
-run.guard(20 * 60_000);
-try {
-  const summary = await bench(flags);
-  await run.cleanUp();
+const flags = run.flags(parseTrackerFlags, TRACKER_USAGE);
+await run.measure(20 * 60_000, () => bench(flags), (summary) => {
   const markdown = renderTrackerSummary(summary);
-  const file = writeMarkdown(results, 'tracker', summary.startedAt, markdown);
-  process.stdout.write(`\n${markdown}\nWritten to ${path.relative(repoRoot, file)}\n`);
-  run.progress('done');
-  run.disarm();
-} catch (error) {
-  await run.abort((error as Error).stack ?? String(error), 1);
-}
+  return { markdown, file: writeMarkdown(results, 'tracker', summary.startedAt, markdown) };
+});
