@@ -7,11 +7,12 @@ import libmime from 'libmime';
 import type { Recipient } from '../shared/attributes/x-mt-attr.ts';
 import type { Submission } from '../shared/submission-record.ts';
 import { headerBlockEnd, splitRawFields } from '../shared/mail/headers.ts';
+import { recipients, type RcptType } from '../shared/mail/recipients.ts';
 
 /** The line that ends a header block. */
 const EMPTY_LINE = Buffer.from('\r\n');
 
-export type RcptType = 'to' | 'cc' | 'bcc' | 'archive';
+export type { RcptType };
 
 /**
  * What one recipient receives (not yet signed). Copies share the body buffer, and all but
@@ -43,23 +44,6 @@ function formatAddress(r: Recipient): string {
 /** A header field folded at 78 characters, between addresses where possible. */
 function addressField(name: string, recipients: Recipient[]): string {
   return `${libmime.foldLines(`${name}: ${recipients.map(formatAddress).join(', ')}`, 76).replace(/(\r\n)*$/, '')}\r\n`;
-}
-
-/** Recipients in order to, cc, bcc, archive; an address seen before (any case) is skipped. */
-export function recipients(submission: Submission): { email: string; type: RcptType }[] {
-  const seen = new Set<string>();
-  const out: { email: string; type: RcptType }[] = [];
-  const add = (email: string, type: RcptType) => {
-    const key = email.toLowerCase();
-    if (seen.has(key)) return;
-    seen.add(key);
-    out.push({ email, type });
-  };
-  for (const email of submission.rcptTo) add(email, 'to');
-  for (const r of submission.attributes.cc) add(r.email, 'cc');
-  for (const r of submission.attributes.bcc) add(r.email, 'bcc');
-  for (const r of submission.attributes.archive) add(r.email, 'archive');
-  return out;
 }
 
 function rfc5322Date(iso: string): string {
