@@ -1,6 +1,8 @@
 // Slows, then refuses, clients that keep failing AUTH. Counted per client address over a
-// sliding window; a success does not reset the count (it would let a guesser with one
-// valid key keep going).
+// sliding window, across every relay of the fleet (shared/usage), so spreading guesses over
+// replicas or waiting for a restart gains nothing. A success does not reset the count (it
+// would let a guesser with one valid key keep going).
+import type { CounterWindow, UsageCounters } from '../shared/usage/usage-counters.ts';
 
 export interface AuthThrottleOptions {
   /** Failures within the window before replies are slowed. */
@@ -21,42 +23,31 @@ export const DEFAULT_AUTH_THROTTLE: AuthThrottleOptions = {
   maxDelayMs: 5000,
 };
 
-const MAX_TRACKED_ADDRESSES = 100_000;
+export const authFailureCounter = (address: string) => `auth-fail:${address}`;
 
 export class AuthThrottle {
   readonly #options: AuthThrottleOptions;
-  readonly #failures = new Map<string, number[]>();
+  readonly #counters: UsageCounters;
+  /** Sixty buckets per window (ten seconds for the default ten minutes). */
+  readonly #window: CounterWindow;
 
-  constructor(options: Partial<AuthThrottleOptions> = {}) {
+  constructor(options: Partial<AuthThrottleOptions>, counters: UsageCounters) {
     this.#options = { ...DEFAULT_AUTH_THROTTLE, ...options };
-  }
-
-  #recent(address: string, now: number): number[] {
-    const since = now - this.#options.windowMs;
-    const times = (this.#failures.get(address) ?? []).filter((t) => t > since);
-    if (times.length) this.#failures.set(address, times);
-    else this.#failures.delete(address);
-    return times;
+    this.#counters = counters;
+    this.#window = { window: this.#options.windowMs, bucket: Math.max(1000, Math.floor(this.#options.windowMs / 60)) };
   }
 
   /** Seconds until the address may try again, or 0 when it is not blocked. */
   blockedFor(address: string, now = Date.now()): number {
-    const times = this.#recent(address, now);
-    if (times.length < this.#options.blockAfter) return 0;
-    const unblockAt = times[times.length - this.#options.blockAfter]! + this.#options.windowMs;
-    return Math.max(1, Math.ceil((unblockAt - now) / 1000));
+    const waitMs = this.#counters.retryAfterMs(authFailureCounter(address), this.#window.window, this.#options.blockAfter, now);
+    return waitMs ? Math.max(1, Math.ceil(waitMs / 1000)) : 0;
   }
 
   /** Records a failure and returns how long to wait before answering it. */
   fail(address: string, now = Date.now()): number {
-    const times = this.#recent(address, now);
-    times.push(now);
-    if (!this.#failures.has(address) && this.#failures.size >= MAX_TRACKED_ADDRESSES) {
-      const oldest = this.#failures.keys().next().value;
-      if (oldest !== undefined) this.#failures.delete(oldest);
-    }
-    this.#failures.set(address, times);
-    const over = times.length - this.#options.slowAfter;
+    const counter = authFailureCounter(address);
+    this.#counters.add(counter, 1, this.#window, now);
+    const over = this.#counters.count(counter, this.#window.window, now) - this.#options.slowAfter;
     return over > 0 ? Math.min(this.#options.maxDelayMs, over * this.#options.delayStepMs) : 0;
   }
 }

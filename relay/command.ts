@@ -70,11 +70,11 @@ export function addSmtpOptions(command: Command): Command {
     .addOption(option('--command-timeout <seconds>', 'idle time allowed per command (RFC 5321 recommends 300; never under 60)').argParser(integer(60)).default(300))
     .addOption(option('--drain-timeout <seconds>', 'on SIGTERM, how long open sessions may finish').argParser(integer(0)).default(30))
     .addOption(option('--sandbox-domain <domain>', 'a From domain every key may use; a SendingDomain (in any namespace) must claim it and hold its DKIM key (empty: no sandbox)').default(''))
-    .addOption(option('--sandbox-quota <n>', 'messages per account per 24 hours from the sandbox domain (per relay process)').argParser(integer(0)).default(50))
+    .addOption(option('--sandbox-quota <n>', 'messages (one per recipient) per account per 24 hours from the sandbox domain, counted across all relays').argParser(integer(0)).default(50))
     .addOption(option('--proxy-protocol <addresses>', 'accept a PROXY protocol header (v1 or v2) from these load balancer addresses (comma-separated, or "*")').argParser(list))
     .addOption(option('--early-talker-delay <ms>', 'wait before the greeting and refuse clients that talk first (a defence for MX hosts; 0: greet at once)').argParser(integer(0)).default(0))
-    .addOption(option('--auth-slow-after <n>', 'failed AUTHs per address before replies are slowed').argParser(integer(1)).default(DEFAULT_AUTH_THROTTLE.slowAfter))
-    .addOption(option('--auth-block-after <n>', 'failed AUTHs per address before it is refused with 421').argParser(integer(1)).default(DEFAULT_AUTH_THROTTLE.blockAfter))
+    .addOption(option('--auth-slow-after <n>', 'failed AUTHs per client address (across all relays) before replies are slowed').argParser(integer(1)).default(DEFAULT_AUTH_THROTTLE.slowAfter))
+    .addOption(option('--auth-block-after <n>', 'failed AUTHs per client address (across all relays) before it is refused with 421').argParser(integer(1)).default(DEFAULT_AUTH_THROTTLE.blockAfter))
     .addOption(option('--auth-window <seconds>', 'window in which failed AUTHs are counted').argParser(integer(1)).default(DEFAULT_AUTH_THROTTLE.windowMs / 1000));
 }
 

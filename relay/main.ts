@@ -7,8 +7,10 @@ import { createKafka, type KafkaConnection } from '../shared/kafka/client.ts';
 import { KAFKA_COMPRESSIONS } from '../shared/kafka/compression.ts';
 import type { KafkaCompression } from '../shared/cli-options.ts';
 import { monitorTopics } from '../shared/kafka/topic-check.ts';
-import { ensureTopicsWhenReachable, topicNames, type TopicLayout } from '../shared/kafka/topics.ts';
+import { ensureTopicsWhenReachable, retryKafka, topicNames, type TopicLayout } from '../shared/kafka/topics.ts';
 import { Role } from '../shared/ops/role.ts';
+import { startKafkaUsage } from '../shared/usage/kafka-usage.ts';
+import { UsageCounters } from '../shared/usage/usage-counters.ts';
 import type { AuthThrottleOptions } from './auth-throttle.ts';
 import { createRelayMetrics } from './metrics.ts';
 import type { RelayServer, RelaySettings } from './relay-server.ts';
@@ -67,8 +69,16 @@ export async function startRelay(config: RelayConfig, logger: Logger): Promise<R
   // (A stop meanwhile ends the process: nothing has been accepted yet.)
   role.waiting('Kafka producer connecting');
   await producer.whenConnected();
+  // The fleet's counts before the first client: a restart must not reset a key's limit.
+  role.waiting('loading usage counts');
+  const counters = new UsageCounters();
+  const usage = await retryKafka('loading usage counts', () => startKafkaUsage({
+    kafka, topic: topicNames(layout.prefix).usage, counters, logger,
+    onPublished: (n) => metrics.usagePublished.inc(n), onFailed: () => metrics.usagePublishFailures.inc(),
+  }), logger, (reason) => role.waiting(reason));
 
-  const server = await startSmtpService(role, { ...config, store, queue: producer, metrics });
+  const server = await startSmtpService(role, { ...config, store, queue: producer, metrics, counters });
+  role.onStop('usage counts (the last are shared)', () => usage.stop());
   role.onStop('Kafka producer (records handed over are acknowledged)', () => producer.close());
   role.started({ ports: listenerPorts(server, config.settings), tls: config.certificates.length > 0, authWithoutTls: config.settings.allowAuthWithoutTls }, 'relay listening');
   return { role, server, producer, shutdown: () => role.shutdown() };

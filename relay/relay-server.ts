@@ -10,6 +10,8 @@ import { sha256Hex } from '../shared/config/hash.ts';
 import type { ConfigStore } from '../shared/config/store.ts';
 import { newTransmissionId } from '../shared/ids.ts';
 import { submissionHeaders, type Submission } from '../shared/submission-record.ts';
+import { recipients } from '../shared/mail/recipients.ts';
+import type { Reservation, UsageCounters } from '../shared/usage/usage-counters.ts';
 import { QueueUnavailableError, StorageFullError, type SubmissionQueue } from '../shared/queue.ts';
 import { REPLIES, SmtpReply, replyText, smtpReply } from '../shared/smtp-replies.ts';
 import type { AuthThrottle } from './auth-throttle.ts';
@@ -19,7 +21,7 @@ import type { RelayMetrics } from './metrics.ts';
 import type { PatchedServerOptions } from './smtp-server-patches.ts';
 import { SESSION_LIFETIME_SECONDS } from './tls-tickets.ts';
 import { InFlightBudget } from './in-flight-budget.ts';
-import { SandboxQuota } from './sandbox-quota.ts';
+import { LimitRefusal, SendLimits } from './send-limits.ts';
 import { TLS_OPTIONS, type TlsMaterial } from './tls-files.ts';
 
 export interface ListenerSpec {
@@ -47,7 +49,7 @@ export interface RelaySettings {
   commandTimeoutMs: number;
   drainTimeoutMs: number;
   sandboxDomain: string;
-  /** Messages per namespace per 24 h from the sandbox domain. */
+  /** Messages (recipients) per namespace per 24 h from the sandbox domain, across the fleet. */
   sandboxQuota: number;
   /** true, or the addresses of load balancers allowed to send a PROXY protocol header. */
   proxyProtocol: boolean | string[];
@@ -60,6 +62,8 @@ export interface RelayDeps {
   store: ConfigStore;
   queue: SubmissionQueue;
   throttle: AuthThrottle;
+  /** The fleet's shared counts: keys' limits and the sandbox quota are checked on them. */
+  counters: UsageCounters;
   metrics: RelayMetrics;
   logger: Logger;
   tls: TlsMaterial | undefined;
@@ -90,7 +94,7 @@ export class RelayServer {
   readonly #servers = new Map<ListenerSpec['name'], SMTPServer>();
   /** Per session, collected with it (the session object lives as long as its connection). */
   readonly #sessions = new WeakMap<SMTPServerSession, SessionState>();
-  readonly #sandbox: SandboxQuota;
+  readonly #limits: SendLimits;
   readonly #budget: InFlightBudget;
   /** Open connections by client address, across listeners. */
   readonly #perAddress = new Map<string, number>();
@@ -99,7 +103,7 @@ export class RelayServer {
 
   constructor(deps: RelayDeps) {
     this.#deps = deps;
-    this.#sandbox = new SandboxQuota(deps.settings.sandboxQuota);
+    this.#limits = new SendLimits(deps.counters, deps.settings.sandboxQuota);
     this.#budget = new InFlightBudget(deps.settings.maxInFlightBytes);
     deps.metrics.probes.inFlightBytes = () => this.#budget.used;
     this.#ticketKey = deps.ticketKey;
@@ -194,6 +198,7 @@ export class RelayServer {
       },
       onAuth: (auth, session, callback) => this.#onAuth(auth, session, callback),
       onMailFrom: (_address, session, callback) => callback(this.#refuseTransaction(session) ?? undefined),
+      onRcptTo: (_address, session, callback) => callback(this.#refuseRecipient(session) ?? undefined),
       onData: (stream, session, callback) => this.#onData(stream, session, callback),
     };
     return new SMTPServer(options);
@@ -235,12 +240,31 @@ export class RelayServer {
     return blockedFor ? smtpReply('AUTH_THROTTLED', { address: session.remoteAddress, seconds: blockedFor }) : undefined;
   }
 
-  /** MAIL FROM: refused when the session's key was revoked since AUTH. (While draining,
-   *  smtp-server itself answers every command with 421 4.4.2 Server shutting down.) */
+  /** MAIL FROM: refused when the session's key was revoked since AUTH, or has reached a
+   *  sending limit. (While draining, smtp-server itself answers every command with 421 4.4.2
+   *  Server shutting down.) */
   #refuseTransaction(session: SMTPServerSession): SmtpReply | undefined {
     const user = session.user as SessionUser | undefined;
-    if (user && !this.#deps.store.checkKey(user.keySha256).ok) return smtpReply('AUTH_REVOKED');
-    return undefined;
+    if (!user) return undefined;
+    const check = this.#deps.store.checkKey(user.keySha256);
+    if (!check.ok) return smtpReply('AUTH_REVOKED');
+    return this.#limitReply(this.#limits.beforeMail(check.key), session);
+  }
+
+  /** RCPT TO: refused past the key's recipients per message, or its rate limits. The key is read
+   *  again each time, so a limit changed by the operator applies to open sessions too. */
+  #refuseRecipient(session: SMTPServerSession): SmtpReply | undefined {
+    const user = session.user as SessionUser | undefined;
+    const check = user && this.#deps.store.checkKey(user.keySha256);
+    if (!check?.ok) return check && smtpReply('AUTH_REVOKED');
+    return this.#limitReply(this.#limits.beforeRecipient(check.key, session.envelope.rcptTo.length), session);
+  }
+
+  #limitReply(refusal: LimitRefusal | undefined, session: SMTPServerSession): SmtpReply | undefined {
+    if (!refusal) return undefined;
+    this.#deps.metrics.limitRefusals.inc({ limit: refusal.limit });
+    this.#session(session).log.info({ limit: refusal.limit, reply: refusal.reply.line }, 'sending limit reached');
+    return refusal.reply;
   }
 
   #onAuth(
@@ -332,14 +356,22 @@ export class RelayServer {
       store, sandboxDomain: settings.sandboxDomain, maxHeaderBytes: settings.maxHeaderBytes, maxAttrAddresses: settings.maxAttrAddresses,
     });
     const sandbox = settings.sandboxDomain !== '' && checked.sendingDomain === settings.sandboxDomain;
-    if (sandbox && !this.#sandbox.allows(user.namespace)) throw smtpReply('SANDBOX_QUOTA', { limit: this.#sandbox.limit, namespace: user.namespace });
+    const rcptTo = session.envelope.rcptTo.map((r) => r.address);
+    const key = store.checkKey(user.keySha256);
+    if (!key.ok) throw smtpReply('AUTH_REVOKED');
+    let room: Reservation;
+    try {
+      room = this.#limits.take(key.key, user.namespace, recipients({ rcptTo, attributes: checked.attributes }).length, sandbox);
+    } catch (error) {
+      throw error instanceof LimitRefusal ? this.#limitReply(error, session)! : error;
+    }
     const transmissionId = newTransmissionId();
     const submission: Submission = {
       transmissionId,
       namespace: user.namespace,
       apiKeyId: user.keyId,
       mailFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
-      rcptTo: session.envelope.rcptTo.map((r) => r.address),
+      rcptTo,
       sendingDomain: checked.sendingDomain,
       attributes: checked.attributes,
       receivedAt: new Date().toISOString(),
@@ -349,14 +381,15 @@ export class RelayServer {
     };
     try {
       await queue.send({ key: transmissionId, value: checked.raw, headers: submissionHeaders(submission) });
+      room.commit();
     } catch (error) {
+      room.release();
       if (error instanceof QueueUnavailableError || error instanceof StorageFullError) {
         this.#session(session).log.warn({ err: error, transmissionId }, 'message not queued');
         throw smtpReply(error instanceof StorageFullError ? 'STORAGE_FULL' : 'QUEUE_UNAVAILABLE');
       }
       throw error;
     }
-    if (sandbox) this.#sandbox.record(user.namespace);
     metrics.acceptedMessages.inc({ account: user.namespace });
     return transmissionId;
   }

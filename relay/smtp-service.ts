@@ -5,6 +5,7 @@ import type { ConfigStore } from '../shared/config/store.ts';
 import type { CompiledConfig } from '../shared/config/types.ts';
 import type { Role } from '../shared/ops/role.ts';
 import type { SubmissionQueue } from '../shared/queue.ts';
+import type { UsageCounters } from '../shared/usage/usage-counters.ts';
 import { AuthThrottle, type AuthThrottleOptions } from './auth-throttle.ts';
 import type { RelayMetrics } from './metrics.ts';
 import { RelayServer, type RelaySettings } from './relay-server.ts';
@@ -19,13 +20,16 @@ export interface SmtpServiceOptions {
   /** Certificate pairs (RSA, ECDSA); none: no STARTTLS, no implicit TLS. */
   certificates: CertificateFiles[];
   authThrottle: Partial<AuthThrottleOptions>;
+  /** The fleet's shared counts (loaded before this starts, so a restart resets no limit). */
+  counters: UsageCounters;
 }
 
 export async function startSmtpService(role: Role, o: SmtpServiceOptions): Promise<RelayServer> {
   const tls = o.certificates.length ? readTlsFiles(o.certificates) : undefined;
   const tickets = new TicketKeys(role.logger);
+  o.metrics.probes.usageCounters = () => o.counters.size;
   const server = new RelayServer({
-    settings: o.settings, store: o.store, queue: o.queue, throttle: new AuthThrottle(o.authThrottle), metrics: o.metrics, logger: role.logger, tls,
+    settings: o.settings, store: o.store, queue: o.queue, throttle: new AuthThrottle(o.authThrottle, o.counters), counters: o.counters, metrics: o.metrics, logger: role.logger, tls,
     ticketKey: tickets.current,
   });
   tickets.onChange((key) => server.setTicketKey(key));

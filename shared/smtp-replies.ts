@@ -36,7 +36,7 @@ export const REPLIES = {
   },
   AUTH_THROTTLED: {
     code: 421, enhanced: '4.7.0', text: 'Too many failed authentications from {address}; try again in {seconds} seconds', by: 'relay',
-    when: 'at connect or AUTH, after `--auth-block-after` failures within `--auth-window`',
+    when: 'at connect or AUTH, after `--auth-block-after` failures from the address within `--auth-window`, counted across all relays',
     action: 'fix the credentials, wait the given time',
   },
   NOT_READY: {
@@ -119,8 +119,32 @@ export const REPLIES = {
   SANDBOX_QUOTA: {
     code: 550, enhanced: '5.7.1', by: 'relay',
     text: 'Sandbox domain limit of {limit} messages per 24 hours reached for account {namespace}; create a SendingDomain to send more',
-    when: 'the account sent `--sandbox-quota` messages from the sandbox domain in the last 24 hours (through this relay process)',
+    when: 'the account sent `--sandbox-quota` messages (one per recipient) from the sandbox domain in the last 24 hours, counted across all relays',
     action: 'create a SendingDomain for your own domain',
+  },
+  KEY_RATE_LIMIT: {
+    code: 451, enhanced: '4.7.1', by: 'relay',
+    text: 'Sending limit of API key {key} reached: {limit} messages per {period}; room for {wanted} more in {seconds} seconds',
+    when: 'at MAIL FROM, RCPT TO or after the final dot, when the key\'s `spec.limits.messagesPerHour` or `messagesPerDay` would be passed (one message per recipient, counted across all relays)',
+    action: 'retry later (an MTA queues and retries by itself); if the volume is expected, raise the ApiKey\'s limits; if not, the key may be stolen: disable it',
+  },
+  KEY_LIMIT_BELOW_MESSAGE: {
+    code: 550, enhanced: '5.7.1', by: 'relay',
+    text: 'Message has {count} recipients, more than API key {key} may send per {period} ({limit})',
+    when: 'after the final dot, when one message has more recipients than the key\'s whole hourly or daily limit',
+    action: 'split the message, or raise the ApiKey\'s limits',
+  },
+  KEY_RECIPIENT_LIMIT: {
+    code: 452, enhanced: '4.5.3', by: 'relay',
+    text: 'Too many recipients: API key {key} allows {limit} per message; send the others in another transaction',
+    when: 'RCPT TO past the key\'s `spec.limits.recipientsPerMessage`',
+    action: 'send the remaining recipients in another transaction (RFC 5321 4.5.3.1.10)',
+  },
+  KEY_RECIPIENT_LIMIT_WITH_ATTR: {
+    code: 550, enhanced: '5.5.3', by: 'relay',
+    text: 'Message has {count} recipients with X-MT-ATTR cc, bcc and archive; API key {key} allows {limit} per message',
+    when: 'after the final dot, when envelope recipients and X-MT-ATTR addresses together pass the key\'s `spec.limits.recipientsPerMessage`',
+    action: 'split the message',
   },
   ATTR_JSON: {
     code: 550, enhanced: '5.6.0', text: 'JSON parsing error in X-MT-ATTR: {detail}', by: 'relay',

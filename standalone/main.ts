@@ -23,6 +23,8 @@ import type { TrackEvent } from '../tracker/track-events.ts';
 import { createExampleResources, ensureSelfSignedCertificate, type FirstRunResult } from './first-run.ts';
 import { LocalDeliveryRuntime } from './local-runtime.ts';
 import { SqliteQueue } from './sqlite-queue.ts';
+import { startSqliteUsage } from './sqlite-usage.ts';
+import { UsageCounters } from '../shared/usage/usage-counters.ts';
 
 export interface StandaloneConfig extends DeliverySettings, Pick<RelayConfig, 'settings' | 'certificates' | 'authThrottle'> {
   stateDir: string;
@@ -100,9 +102,16 @@ export async function startStandalone(config: StandaloneConfig, logger: Logger):
   const { deliverer, closePool } = createDeliveryEngine(role, { ...config, tracking: { ...config.tracking, keys, url: trackingUrl } }, store, suppressions, delivererMetrics);
   const runtime = new LocalDeliveryRuntime({ queue, deliverer, policy: config.policy, suppressions, metrics: delivererMetrics, logger, maxInFlight: config.maxInFlight });
   runtime.start();
-  const server = await startSmtpService(role, {
-    settings: config.settings, store, queue, metrics: relayMetrics, certificates, authThrottle: config.authThrottle,
+  // Sending limits and failed AUTHs as counted before a restart.
+  const counters = new UsageCounters();
+  const usage = startSqliteUsage({
+    file: path.join(config.stateDir, 'usage.db'), counters, logger,
+    onPublished: (n) => relayMetrics.usagePublished.inc(n), onFailed: () => relayMetrics.usagePublishFailures.inc(),
   });
+  const server = await startSmtpService(role, {
+    settings: config.settings, store, queue, metrics: relayMetrics, certificates, authThrottle: config.authThrottle, counters,
+  });
+  role.onStop('usage counts (the last are written)', () => usage.stop());
   // Webhooks follow the event log, as dispatchers follow mtrelay.events in a cluster.
   const { dispatcher, flushStatus } = createDispatcher(role, store, config.webhooks, config.webhooksAllowPrivate, undefined);
   const webhookFeed = new EventLogSource({ log: eventsLog, checkpoint: path.join(config.stateDir, 'webhooks.checkpoint'), dispatcher, logger });

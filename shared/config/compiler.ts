@@ -180,6 +180,7 @@ function compileApiKeys(keys: ApiKey[], secrets: Map<string, Secret>, problems: 
       permissions: [...resource.spec.permissions].sort(),
       disabled: resource.spec.disabled ?? false,
       ...(resource.spec.expiresAt ? { expiresAt: resource.spec.expiresAt } : {}),
+      ...(resource.spec.limits && Object.keys(resource.spec.limits).length ? { limits: resource.spec.limits } : {}),
     });
   }
   return compiled.sort((a, b) => a.id.localeCompare(b.id));

@@ -36,7 +36,21 @@ export interface ApiKey {
     secretRef?: { name: string; key?: string };
     disabled?: boolean;
     expiresAt?: string;
+    limits?: ApiKeyLimits;
   };
+}
+
+/**
+ * What one key may send, counted across every relay of the fleet. A message is one recipient
+ * (an envelope recipient or an X-MT-ATTR cc, bcc or archive address), as it is delivered.
+ */
+export interface ApiKeyLimits {
+  /** Messages in any 60 minutes. */
+  messagesPerHour?: number;
+  /** Messages in any 24 hours. */
+  messagesPerDay?: number;
+  /** Recipients of one submission: envelope recipients and X-MT-ATTR addresses together. */
+  recipientsPerMessage?: number;
 }
 
 export interface Secret {
@@ -108,6 +122,7 @@ export interface CompiledApiKey {
   permissions: Permission[];
   disabled: boolean;
   expiresAt?: string;
+  limits?: ApiKeyLimits;
 }
 
 /** A webhook target with its credentials: only in the dispatcher's part of the config. */

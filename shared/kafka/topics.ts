@@ -22,6 +22,7 @@ export const DEFAULT_RETRY_DELAYS = ['1m', '5m', '15m', '1h', '4h'];
 export const RECORD_OVERHEAD_BYTES = 256 * 1024;
 
 const DAY_MS = 24 * 60 * 60 * 1000;
+const USAGE_RETENTION_MS = 25 * 60 * 60 * 1000;
 
 export function topicNames(prefix: string, retryDelays = DEFAULT_RETRY_DELAYS) {
   return {
@@ -29,6 +30,7 @@ export function topicNames(prefix: string, retryDelays = DEFAULT_RETRY_DELAYS) {
     retries: retryDelays.map((d) => `${prefix}.retry.${d}`),
     events: `${prefix}.events`,
     suppressions: `${prefix}.suppressions`,
+    usage: `${prefix}.usage`,
     deadLetter: `${prefix}.dead-letter`,
   };
 }
@@ -53,6 +55,9 @@ export function topicConfigs(layout: TopicLayout, replication = layout.replicati
     { topic: names.deadLetter, ...base, configEntries: entries({ 'max.message.bytes': maxBytes, 'retention.ms': String(30 * DAY_MS) }) },
     { topic: names.events, ...base, configEntries: entries({ 'retention.ms': String(14 * DAY_MS) }) },
     { topic: names.suppressions, ...base, configEntries: entries({ 'cleanup.policy': 'compact', 'retention.ms': '-1' }) },
+    // Usage counts (shared/usage): the latest count of each bucket, kept a little longer than
+    // the longest window (24 h and a bucket); hourly segments let old ones go.
+    { topic: names.usage, ...base, configEntries: entries({ 'cleanup.policy': 'compact,delete', 'retention.ms': String(USAGE_RETENTION_MS), 'segment.ms': String(60 * 60 * 1000) }) },
   ];
 }
 

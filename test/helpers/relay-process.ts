@@ -103,6 +103,9 @@ export class RelayProcess extends MtrelayProcess {
       '--host', '127.0.0.1', '--port', '0', '--alt-port', '0', '--smtps-port', '0',
       '--metrics-host', '127.0.0.1', '--metrics-port', '0', '--partitions', '2', '--kafka-timeout', '5000',
       '--drain-timeout', '10',
+      // Failed AUTHs count across every relay on the broker, so one test's would block the next
+      // test's client; tests of the throttle give their own limits (the last value wins).
+      '--auth-slow-after', '1000', '--auth-block-after', '1000',
       ...(options.tls ? ['--tls-cert', options.tls.cert, '--tls-key', options.tls.key] : []),
       ...(options.args ?? []),
     ], options.env);

@@ -20,6 +20,8 @@ export interface KeyManifestOptions {
   permissions?: string[];
   disabled?: boolean;
   expiresAt?: string;
+  /** spec.limits, e.g. { messagesPerHour: 5 }. */
+  limits?: Record<string, number>;
 }
 
 export function apiKeyYaml(namespace: string, name: string, key: string, options: KeyManifestOptions = {}): string {
@@ -29,6 +31,7 @@ export function apiKeyYaml(namespace: string, name: string, key: string, options
     `  permissions: ${permissions}`, '  secretRef:', `    name: ${name}-key`,
     ...(options.disabled !== undefined ? [`  disabled: ${options.disabled}`] : []),
     ...(options.expiresAt ? [`  expiresAt: "${options.expiresAt}"`] : []),
+    ...(options.limits ? [`  limits: ${JSON.stringify(options.limits)}`] : []),
     '---', 'apiVersion: v1', 'kind: Secret', 'metadata:', `  name: ${name}-key`, `  namespace: ${namespace}`,
     'data:', `  apiKey: ${Buffer.from(key).toString('base64')}`, '',
   ].join('\n');

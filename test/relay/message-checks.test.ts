@@ -5,6 +5,7 @@ import { addressDomain, normalizeLineEndings } from '../../relay/message-checks.
 import { hasCode } from '../../shared/errors.ts';
 import { headerBlockEnd, parseHeaderBlock } from '../../shared/mail/headers.ts';
 import { AuthThrottle } from '../../relay/auth-throttle.ts';
+import { UsageCounters } from '../../shared/usage/usage-counters.ts';
 import { newTransmissionId } from '../../shared/ids.ts';
 
 test('folded header fields are unfolded and names are case-insensitive', () => {
@@ -37,13 +38,15 @@ test('address domains are lower-cased and internationalized names become A-label
 });
 
 test('AUTH failures are slowed after 3 and refused after 10 within the window', () => {
-  const throttle = new AuthThrottle({ slowAfter: 3, blockAfter: 10, windowMs: 60_000, delayStepMs: 1000, maxDelayMs: 5000 });
+  const throttle = new AuthThrottle({ slowAfter: 3, blockAfter: 10, windowMs: 60_000, delayStepMs: 1000, maxDelayMs: 5000 }, new UsageCounters());
   const t0 = 1_000_000;
   const delays = Array.from({ length: 10 }, (_, i) => throttle.fail('192.0.2.1', t0 + i));
   assert.deepEqual(delays, [0, 0, 0, 1000, 2000, 3000, 4000, 5000, 5000, 5000]);
-  assert.equal(throttle.blockedFor('192.0.2.1', t0 + 10), 60);
+  // Counted in 1-second buckets (a sixtieth of the window): the failures of [t0, t0 + 1 s) count until t0 + 61 s.
+  assert.equal(throttle.blockedFor('192.0.2.1', t0 + 10), 61);
   assert.equal(throttle.blockedFor('192.0.2.2', t0 + 10), 0, 'other addresses are not affected');
-  assert.equal(throttle.blockedFor('192.0.2.1', t0 + 60_001), 0, 'the block ends with the window');
+  assert.equal(throttle.blockedFor('192.0.2.1', t0 + 60_999), 1);
+  assert.equal(throttle.blockedFor('192.0.2.1', t0 + 61_000), 0, 'the block ends with the window and its last bucket');
 });
 
 test('transmission ids are decimal, unique and ordered by time', () => {

@@ -12,6 +12,7 @@ import { Registry } from 'prom-client';
 import { generate } from 'selfsigned';
 import { parseAllDocuments } from 'yaml';
 import { AuthThrottle } from '../../relay/auth-throttle.ts';
+import { UsageCounters } from '../../shared/usage/usage-counters.ts';
 import { DEFAULT_AUTH_USERS, addSmtpOptions, type SmtpFlags } from '../../relay/command.ts';
 import { createRelayMetrics } from '../../relay/metrics.ts';
 import { RelayServer, type RelaySettings } from '../../relay/relay-server.ts';
@@ -56,7 +57,8 @@ const settings: RelaySettings = {
 function server(overrides: Partial<RelaySettings> = {}, tls?: TlsMaterial, ticketKey = newTicketKey()) {
   const registry = new Registry();
   const metrics = createRelayMetrics(registry);
-  return { metrics, registry, relay: new RelayServer({ settings: { ...settings, ...overrides }, store, queue, throttle: new AuthThrottle(), metrics, logger, tls, ticketKey }) };
+  const counters = new UsageCounters();
+  return { metrics, registry, relay: new RelayServer({ settings: { ...settings, ...overrides }, store, queue, throttle: new AuthThrottle({}, counters), counters, metrics, logger, tls, ticketKey }) };
 }
 
 /** A metric's value summed over its labels. */

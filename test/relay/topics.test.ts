@@ -34,18 +34,21 @@ test('topics exist with the partitions and configs the relay chose', async () =>
   await admin.connect();
   try {
     const names = (await admin.listTopics()).filter((t) => t.startsWith(`${prefix}.`)).sort();
-    assert.deepEqual(names, [`${prefix}.dead-letter`, `${prefix}.events`, `${prefix}.retry.10m`, `${prefix}.retry.1m`, `${prefix}.submissions`, `${prefix}.suppressions`]);
+    assert.deepEqual(names, [`${prefix}.dead-letter`, `${prefix}.events`, `${prefix}.retry.10m`, `${prefix}.retry.1m`, `${prefix}.submissions`, `${prefix}.suppressions`, `${prefix}.usage`]);
     const metadata = await admin.fetchTopicMetadata({ topics: [`${prefix}.submissions`] });
     assert.equal(metadata.topics[0]!.partitions.length, 3);
     const configs = await admin.describeConfigs({ includeSynonyms: false, resources: [
       { type: ConfigResourceTypes.TOPIC, name: `${prefix}.submissions` },
       { type: ConfigResourceTypes.TOPIC, name: `${prefix}.suppressions` },
+      { type: ConfigResourceTypes.TOPIC, name: `${prefix}.usage` },
     ] });
     const value = (topic: string, name: string) =>
       configs.resources.find((r) => r.resourceName === topic)!.configEntries.find((e) => e.configName === name)!.configValue;
     assert.equal(value(`${prefix}.submissions`, 'max.message.bytes'), String(maxSize + 256 * 1024));
     assert.equal(value(`${prefix}.submissions`, 'retention.ms'), String(7 * 24 * 3600 * 1000));
     assert.equal(value(`${prefix}.suppressions`, 'cleanup.policy'), 'compact');
+    assert.equal(value(`${prefix}.usage`, 'cleanup.policy'), 'compact,delete');
+    assert.equal(value(`${prefix}.usage`, 'retention.ms'), String(25 * 3600 * 1000));
   } finally {
     await admin.disconnect();
   }

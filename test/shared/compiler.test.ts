@@ -137,3 +137,12 @@ test('a resource defined twice is left out altogether (a stale copy must not und
   assert.deepEqual(config.apiKeys.map((k) => k.id), ['acme/other']);
   assert.ok(problems.map(describeProblem).some((p) => /^ApiKey acme\/app: is defined twice; every definition is left out until one remains$/.test(p)), problems.map(describeProblem).join('; '));
 });
+
+test("an ApiKey's limits reach the relay's view; a limit that is not a positive whole number is refused with its path", () => {
+  const key = newApiKey();
+  const config = compileConfig(docs(apiKeyYaml('acme', 'app', key, { limits: { messagesPerHour: 100, messagesPerDay: 1000, recipientsPerMessage: 10 } })));
+  assert.deepEqual(relayView(config).apiKeys[0]?.limits, { messagesPerHour: 100, messagesPerDay: 1000, recipientsPerMessage: 10 });
+  assert.equal(compileConfig(docs(apiKeyYaml('acme', 'app', key))).apiKeys[0]?.limits, undefined, 'no limits: none in the config');
+  assert.throws(() => compileConfig(docs(apiKeyYaml('acme', 'app', key, { limits: { messagesPerHour: 0 } }))), /ApiKey acme\/app: spec\.limits\.messagesPerHour: must be >= 1/);
+  assert.throws(() => compileConfig(docs(apiKeyYaml('acme', 'app', key, { limits: { messagesPerMinute: 5 } }))), /limits.*messagesPerMinute/);
+});
