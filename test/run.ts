@@ -11,7 +11,7 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { ensureK8sTools } from './k8s/build-tools.ts';
+import { ensureK8sTools, ensureNodeTools } from './k8s/build-tools.ts';
 import { ensureChartTools } from './chart/tools.ts';
 import { KafkaBroker, repoRoot } from './kafka/broker.ts';
 import { DirectiveError, NEEDS, findTestFiles, isUnit, readTestFile, type TestFile } from './runner/test-files.ts';
@@ -135,6 +135,12 @@ try {
     const since = Date.now();
     ensureK8sTools();
     process.stderr.write(`Kubernetes tools ready in ${((Date.now() - since) / 1000).toFixed(1)} s\n`);
+  }
+  if (needs.has('cluster')) {
+    const since = Date.now();
+    ensureK8sTools();
+    ensureNodeTools();
+    process.stderr.write(`cluster tools ready in ${((Date.now() - since) / 1000).toFixed(1)} s\n`);
   }
   if (needs.has('chart')) {
     const since = Date.now();

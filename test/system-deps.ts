@@ -67,6 +67,11 @@ export const SYSTEM_TOOLS = {
   // buildah and podman build and run the image without a Docker engine; runc, as crun refuses cgroup v1 hybrid mode here.
   containers: { packages: ['buildah', 'podman', 'runc', 'netavark', 'aardvark-dns', 'containernetworking-plugins', 'uidmap'],
     check: 'buildah, podman and runc are on the PATH', works: () => has('buildah') && has('podman') && has('runc') },
+  // What the one-node cluster's kubelet and kube-proxy run with: runc under containerd, the CNI
+  // plugins (bridge, portmap, host-local, loopback), iptables for Services, ip for the bridge.
+  node: { packages: ['runc', 'containernetworking-plugins', 'iptables', 'iproute2', 'conntrack'],
+    check: 'runc, iptables, ip and /usr/lib/cni/bridge exist',
+    works: () => has('runc') && has('iptables') && has('ip') && existsSync('/usr/lib/cni/bridge') && existsSync('/usr/lib/cni/portmap') },
   postfix: { packages: ['postfix'], check: 'postfix is installed (the benchmarks\' peer)', works: () => has('postfix') || has('/usr/sbin/postfix') },
   // The peer's DKIM signer: Postfix signs through it in the end-to-end benchmark, as mtrelay signs itself.
   opendkim: { packages: ['opendkim'], check: 'opendkim is installed', works: () => has('opendkim') || has('/usr/sbin/opendkim') },

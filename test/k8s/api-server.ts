@@ -19,6 +19,12 @@ export interface ApiServerOptions {
   detached?: boolean;
   /** Apply the CRDs from crds/ once the API server is ready (default true). */
   applyCrds?: boolean;
+  /**
+   * For a cluster whose pods run (node.ts): listen on this address (the pods' bridge), admit
+   * service accounts into pods, and publish the address as the `kubernetes` Service's endpoint.
+   * Without it: loopback, and no pods ever run.
+   */
+  address?: string;
 }
 
 async function waitFor(what: string, timeoutMs: number, check: () => Promise<boolean>, alive: () => boolean): Promise<void> {
@@ -70,7 +76,8 @@ export class KubeApiServer {
     mkdirSync(pki, { recursive: true });
     const ca = createTestCa(pki);
     this.caCert = ca.caCert;
-    const serving = ca.issue('apiserver', ['127.0.0.1', 'localhost', 'kubernetes.default.svc', '10.0.0.1']);
+    const address = this.options.address ?? '127.0.0.1';
+    const serving = ca.issue('apiserver', [...new Set(['127.0.0.1', address]), 'localhost', 'kubernetes.default.svc', '10.0.0.1']);
     const saKey = path.join(pki, 'service-account.key');
     const saPub = path.join(pki, 'service-account.pub');
     execFileSync('openssl', ['genrsa', '-out', saKey, '2048'], { stdio: 'ignore' });
@@ -88,16 +95,17 @@ export class KubeApiServer {
     const etcd = this.#etcd;
     await waitFor('etcd', 30_000, async () => (await fetch(`http://127.0.0.1:${etcdClient}/health`)).ok, () => etcd.exitCode === null);
 
-    this.server = `https://127.0.0.1:${apiPort}`;
+    this.server = `https://${address}:${apiPort}`;
     this.#apiServer = this.#spawn(tools['kube-apiserver'], [
       '--etcd-servers', `http://127.0.0.1:${etcdClient}`,
-      '--bind-address', '127.0.0.1', '--advertise-address', '127.0.0.1', '--secure-port', String(apiPort),
+      '--bind-address', address, '--advertise-address', address, '--secure-port', String(apiPort),
       '--tls-cert-file', serving.cert, '--tls-private-key-file', serving.key, '--client-ca-file', ca.caCert,
       '--token-auth-file', tokens, '--authorization-mode', 'RBAC',
       '--service-account-issuer', 'https://kubernetes.default.svc', '--service-account-key-file', saPub,
       '--service-account-signing-key-file', saKey, '--api-audiences', 'https://kubernetes.default.svc',
       '--service-cluster-ip-range', '10.0.0.0/24', '--enable-priority-and-fairness=false',
-      '--disable-admission-plugins', 'ServiceAccount', '--endpoint-reconciler-type', 'none', '--cert-dir', path.join(pki, 'generated'),
+      ...(this.options.address ? ['--endpoint-reconciler-type', 'lease'] : ['--disable-admission-plugins', 'ServiceAccount', '--endpoint-reconciler-type', 'none']),
+      '--cert-dir', path.join(pki, 'generated'),
     ], 'kube-apiserver.log');
     const apiServer = this.#apiServer;
     const caPem = readFileSync(ca.caCert);

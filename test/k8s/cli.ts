@@ -1,9 +1,12 @@
 // `npm run k8s:start` / `npm run k8s:stop`: the tests' API server (etcd + kube-apiserver on
 // loopback, CRDs applied), for trying the operator with kubectl without a cluster.
+// `npm run k8s:cluster`: a one-node cluster whose pods run (node.ts), in the foreground until
+// Ctrl-C, which stops every pod and process and cleans the machine up.
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { repoRoot } from '../kafka/broker.ts';
 import { KubeApiServer } from './api-server.ts';
+import { BRIDGE_ADDRESS, KubeNode, createBridge } from './node.ts';
 import { isRunning } from '../helpers/pids.ts';
 
 // MTRELAY_K8S_DEV_DIR moves it (the tests use their own folder, not the developer's server).
@@ -35,6 +38,28 @@ if (command === 'start') {
   console.error(`kube-apiserver at ${server.server} (CRDs applied); try: kubectl --kubeconfig ${server.kubeconfig} get mtrelay -A`);
   console.log(server.kubeconfig);
   process.exit(0);
+} else if (command === 'cluster') {
+  const clusterDir = path.join(repoRoot, '.state', 'k8s-cluster');
+  rmSync(clusterDir, { recursive: true, force: true });
+  const started = Date.now();
+  createBridge();
+  const api = new KubeApiServer({ dir: path.join(clusterDir, 'api-server'), address: BRIDGE_ADDRESS });
+  await api.start();
+  const node = new KubeNode(path.join(clusterDir, 'node'), api);
+  const stopAll = async () => {
+    await node.stop();
+    await api.stop();
+    process.exit(0);
+  };
+  process.once('SIGINT', () => void stopAll());
+  process.once('SIGTERM', () => void stopAll());
+  await node.start().catch(async (error: unknown) => {
+    console.error(error);
+    await stopAll();
+  });
+  console.error(`one-node cluster up in ${((Date.now() - started) / 1000).toFixed(1)} s (node: ${JSON.stringify(node.timings)}); pods get addresses in 10.88.77.0/24, NodePorts answer on 127.0.0.1`);
+  console.error(`images: ${node.importHint}; Ctrl-C stops it and cleans up`);
+  console.log(api.kubeconfig);
 } else if (command === 'stop') {
   if (!previous) {
     console.error('no development API server is running');
@@ -44,6 +69,6 @@ if (command === 'start') {
   rmSync(stateFile);
   console.error('development API server stopped');
 } else {
-  console.error('usage: node test/k8s/cli.ts start|stop');
+  console.error('usage: node test/k8s/cli.ts start|stop|cluster');
   process.exit(2);
 }

@@ -39,9 +39,9 @@ export async function freePort(): Promise<number> {
   });
 }
 
-export function canConnect(port: number): Promise<boolean> {
+export function canConnect(port: number, host = '127.0.0.1'): Promise<boolean> {
   return new Promise((resolve) => {
-    const socket = net.connect({ host: '127.0.0.1', port });
+    const socket = net.connect({ host, port });
     socket.once('connect', () => { socket.destroy(); resolve(true); });
     socket.once('error', () => resolve(false));
   });
@@ -64,6 +64,8 @@ export interface BrokerOptions {
   secure?: { caFile: string; certFile: string; keyFile: string; user: { name: string; password: string } };
   /** One node of a multi-node KRaft cluster (kafka-cluster.ts): its id, its ports, and every voter. */
   node?: { id: number; brokerPort: number; controllerPort: number; voters: string; replication: number };
+  /** The address of the PLAINTEXT listener (default 127.0.0.1): the bridge's, for pods of the tests' cluster. */
+  host?: string;
 }
 
 export class KafkaBroker {
@@ -81,7 +83,7 @@ export class KafkaBroker {
   }
 
   get bootstrap(): string {
-    return `127.0.0.1:${this.brokerPort}`;
+    return `${this.options.host ?? '127.0.0.1'}:${this.brokerPort}`;
   }
 
   get pid(): number | undefined {
@@ -132,7 +134,7 @@ export class KafkaBroker {
     const deadline = Date.now() + 90_000;
     // A cluster node listens for clients only once a quorum of controllers is up: its peers may not be started yet.
     if (this.options.node) return;
-    while (!(await canConnect(this.brokerPort))) {
+    while (!(await canConnect(this.brokerPort, this.options.host))) {
       if (exited !== undefined) throw new Error(`Kafka broker exited with ${exited}; see ${this.dir}/stdout.log and server.log`);
       if (Date.now() > deadline) throw new Error(`Kafka broker did not listen on ${this.bootstrap} within 90 s`);
       await new Promise((r) => setTimeout(r, 200));
@@ -196,8 +198,8 @@ export class KafkaBroker {
       'process.roles=broker,controller',
       `node.id=${node?.id ?? 1}`,
       `controller.quorum.voters=${node?.voters ?? `1@127.0.0.1:${this.controllerPort}`}`,
-      `listeners=PLAINTEXT://127.0.0.1:${this.brokerPort},CONTROLLER://127.0.0.1:${this.controllerPort}${secure}`,
-      `advertised.listeners=PLAINTEXT://127.0.0.1:${this.brokerPort}${secure}`,
+      `listeners=PLAINTEXT://${this.options.host ?? '127.0.0.1'}:${this.brokerPort},CONTROLLER://127.0.0.1:${this.controllerPort}${secure}`,
+      `advertised.listeners=PLAINTEXT://${this.options.host ?? '127.0.0.1'}:${this.brokerPort}${secure}`,
       'controller.listener.names=CONTROLLER',
       'inter.broker.listener.name=PLAINTEXT',
       'listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL,SSL:SSL',

@@ -15,6 +15,7 @@ export const NEEDS = {
   kafka: { tools: ['java', 'maven'], meaning: 'a real Kafka broker, started once for the run (MTRELAY_TEST_KAFKA)' },
   'kafka-own': { tools: ['java', 'maven'], meaning: 'Kafka brokers the file starts and stops itself (the jars, java)' },
   k8s: { tools: [], meaning: 'kube-apiserver, etcd and kubectl, built from Go modules before the run' },
+  cluster: { tools: ['containers', 'node'], meaning: 'a one-node cluster whose pods run (test/k8s/node.ts): kubelet, kube-scheduler, kube-controller-manager, kube-proxy and containerd, built from Go modules before the run' },
   processes: { tools: [], meaning: 'mtrelay (or other) child processes' },
   swaks: { tools: ['swaks'], meaning: 'the swaks SMTP client, with TLS' },
   openssl: { tools: ['openssl'], meaning: 'the openssl CLI (the test CA)' },
