@@ -9,6 +9,7 @@
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { freePort } from '../kafka/broker.ts';
 import { ensureNodeTools } from './build-tools.ts';
 import type { KubeApiServer } from './api-server.ts';
 
@@ -94,7 +95,7 @@ export class KubeNode {
     this.importImage(this.#pauseArchive());
     this.#startControllers(tools);
     await this.#startKubelet(tools);
-    this.#startKubeProxy(tools);
+    await this.#startKubeProxy(tools);
     // kube-controller-manager at work: every namespace gets its service account and CA bundle.
     await waitFor('service account default/default', 60_000, () => {
       this.#api.kubectl(['get', 'serviceaccount', 'default', '-n', 'default']);
@@ -200,7 +201,8 @@ export class KubeNode {
     this.timings.kubelet = (Date.now() - t) / 1000;
   }
 
-  #startKubeProxy(tools: Tools): void {
+  async #startKubeProxy(tools: Tools): Promise<void> {
+    const [metricsPort, healthzPort] = [await freePort(), await freePort()];
     const config = path.join(this.dir, 'kube-proxy.yaml');
     writeFileSync(config, [
       'apiVersion: kubeproxy.config.k8s.io/v1alpha1', 'kind: KubeProxyConfiguration', 'mode: iptables',
@@ -209,9 +211,11 @@ export class KubeNode {
       'nodePortAddresses: ["127.0.0.1/32"]',
       // The conntrack table is the host's: leave its limits alone.
       'conntrack: {maxPerCore: 0, min: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeout: 0s}',
-      'metricsBindAddress: 127.0.0.1:0', 'healthzBindAddress: 127.0.0.1:0', '',
+      `metricsBindAddress: 127.0.0.1:${metricsPort}`, `healthzBindAddress: 127.0.0.1:${healthzPort}`, '',
     ].join('\n'));
-    this.#spawn('kube-proxy', tools['kube-proxy'], ['--config', config]);
+    const child = this.#spawn('kube-proxy', tools['kube-proxy'], ['--config', config]);
+    // Services work once it has written the kubernetes Service's rules.
+    await waitFor('kube-proxy rules', 60_000, () => run('iptables', ['-t', 'nat', '-S', 'KUBE-SERVICES']).includes('default/kubernetes'), () => child.exitCode === null);
   }
 
   /** Stops every pod, then the processes, and undoes what they changed on the machine. */
@@ -229,13 +233,15 @@ export class KubeNode {
       await exited;
       clearTimeout(timer);
     }
-    cleanUpMachine(this.dir);
+    cleanUpMachine(this.dir, this.socket);
     for (const [name, value] of this.#sysctls) tryRun('sysctl', ['-w', `${name}=${value}`]);
   }
 }
 
 /** What kubelet, kube-proxy and the CNI plugins leave on the machine, removed; safe to run twice. */
-export function cleanUpMachine(dir: string): void {
+export function cleanUpMachine(dir: string, socket?: string): void {
+  // Shims (and so the containers) of pods that outlived containerd: a stop that went wrong.
+  if (socket) tryRun('pkill', ['-9', '-f', `containerd-shim-runc-v2 .*-address ${socket}`]);
   // Mounts under the node's folder (kubelet bind-mounts its root dir onto itself), deepest first.
   const mounts = readFileSync('/proc/self/mounts', 'utf8').split('\n').map((l) => l.split(' ')[1] ?? '')
     .filter((m) => m.startsWith(`${dir}/`) || m === dir).sort((a, b) => b.length - a.length);
@@ -245,6 +251,11 @@ export function cleanUpMachine(dir: string): void {
     const top = path.join('/sys/fs/cgroup', hierarchy, 'kubepods');
     if (!existsSync(top)) continue;
     const dirs = run('find', [top, '-depth', '-type', 'd']).split('\n').filter(Boolean);
+    // Whatever still runs in a pod's cgroup (a container whose shim is gone) goes first.
+    for (const d of dirs) {
+      const procs = existsSync(path.join(d, 'cgroup.procs')) ? readFileSync(path.join(d, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean) : [];
+      for (const pid of procs) tryRun('kill', ['-9', pid]);
+    }
     for (const d of dirs) tryRun('rmdir', [d]);
   }
   for (const iptables of ['iptables', 'ip6tables']) {
@@ -252,7 +263,7 @@ export function cleanUpMachine(dir: string): void {
       const rules = spawnSync(iptables, ['-t', table, '-S'], { encoding: 'utf8' }).stdout ?? '';
       // Jumps into the chains first, then the chains themselves.
       for (const line of rules.split('\n')) {
-        if (/^-A (INPUT|OUTPUT|FORWARD|PREROUTING|POSTROUTING) .*-j (KUBE-|CNI-)/.test(line)) tryRun(iptables, ['-t', table, ...line.replace(/^-A/, '-D').split(' ').filter(Boolean).map((w) => w.replace(/^"|"$/g, ''))]);
+        if (/^-A (INPUT|OUTPUT|FORWARD|PREROUTING|POSTROUTING) .*-j (KUBE-|CNI-)/.test(line)) tryRun(iptables, ['-t', table, ...ruleWords(line.replace(/^-A/, '-D'))]);
       }
       const chains = rules.split('\n').filter((l) => /^-N (KUBE-|CNI-)/.test(l)).map((l) => l.slice(3).trim());
       for (const chain of chains) tryRun(iptables, ['-t', table, '-F', chain]);
@@ -263,6 +274,11 @@ export function cleanUpMachine(dir: string): void {
   for (const fixed of ['/var/lib/kubelet', '/var/log/containers', '/var/log/pods']) {
     if (existsSync(fixed)) rmSync(fixed, { recursive: true, force: true });
   }
+}
+
+/** The words of a rule as `iptables -S` prints it: quoted comments stay one word, without their quotes. */
+function ruleWords(rule: string): string[] {
+  return [...rule.matchAll(/"((?:[^"\\]|\\.)*)"|(\S+)/g)].map((m) => m[1] ?? m[2]!);
 }
 
 /** containerd 2's config (version 3): its own root, state and socket; the CRI plugin as this machine needs it. */
