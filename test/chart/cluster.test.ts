@@ -4,7 +4,7 @@
 // relay's NodePort (on loopback, standing in for the LoadBalancer) reaching a mailbox with a
 // valid DKIM signature; owned Secrets collected when their resources go; and the machine as it
 // was once the cluster stops.
-// @needs cluster chart image kafka-own processes swaks dkimpy openssl
+// @needs cluster k8s chart image kafka-own processes swaks dkimpy openssl
 // @limit 900s
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';

@@ -89,8 +89,38 @@ function fingerprintOf(node: string): string {
 const sameFingerprint = (name: string, fingerprint: string) =>
   imageExists(name) && buildah(['inspect', '--type', 'image', '--format', '{{index .ImageAnnotations "x"}}{{.OCIv1.Config.Labels}}', name]).includes(fingerprint);
 
+/**
+ * Runs `work` holding a lock shared by every process of the checkout: test files run side by
+ * side, and two of them making the bases at once would write into one root file system.
+ */
+function withLock(name: string, work: () => void): void {
+  const lock = path.join(root, `${name}.lock`);
+  const deadline = Date.now() + 10 * 60_000;
+  for (;;) {
+    try {
+      mkdirSync(lock); // atomic: exactly one process succeeds
+      break;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      // A lock older than the deadline was left by a process that died holding it.
+      if (Date.now() > deadline || Date.now() - statSync(lock).mtimeMs > 10 * 60_000) rmSync(lock, { recursive: true, force: true });
+      else Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 500);
+    }
+  }
+  try {
+    work();
+  } finally {
+    rmSync(lock, { recursive: true, force: true });
+  }
+}
+
 /** Makes both local bases unless they exist for this Node.js already. */
 export function ensureBases(): void {
+  mkdirSync(root, { recursive: true });
+  withLock('bases', makeBases);
+}
+
+function makeBases(): void {
   const node = process.execPath; // Node.js 24 from the npm package node@24
   const fingerprint = fingerprintOf(node);
   if (!sameFingerprint(BUILD_BASE, fingerprint)) {
