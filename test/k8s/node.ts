@@ -55,7 +55,6 @@ export class KubeNode {
   #tools: Tools | undefined;
   readonly #children: { name: string; child: ChildProcess }[] = [];
   readonly #sysctls = new Map<string, string>();
-  startedAt = 0;
   /** Seconds each part took to start, for the README's numbers. */
   readonly timings: Record<string, number> = {};
 
@@ -151,7 +150,7 @@ export class KubeNode {
     mkdirSync(path.join(build, 'rootfs'), { recursive: true });
     execFileSync('go', ['build', '-trimpath', '-ldflags', '-s -w', '-o', path.join(build, 'rootfs', 'pause'), './pause'],
       { cwd: path.join(import.meta.dirname, 'containerd'), env: { ...process.env, CGO_ENABLED: '0' }, stdio: 'inherit' });
-    writeOciArchive(archive, PAUSE_IMAGE, path.join(build, 'rootfs'), { Entrypoint: ['/pause'] });
+    writeDockerArchive(archive, PAUSE_IMAGE, path.join(build, 'rootfs'), { Entrypoint: ['/pause'] });
     return archive;
   }
 
@@ -319,7 +318,7 @@ state = "${root}/state"
  * system folder: one layer, a config, a manifest naming the image. Small images only (the pause
  * image); the project's own image comes from buildah.
  */
-function writeOciArchive(archive: string, name: string, rootfs: string, config: Record<string, unknown>): void {
+function writeDockerArchive(archive: string, name: string, rootfs: string, config: Record<string, unknown>): void {
   const work = `${archive}.d`;
   rmSync(work, { recursive: true, force: true });
   mkdirSync(work, { recursive: true });
