@@ -11,15 +11,15 @@ import { DatabaseSync } from 'node:sqlite';
 import type { DurableOutcome, OutcomeSink } from '../deliverer/delivery-core.ts';
 import type { SuppressionEntry } from '../deliverer/suppression-list.ts';
 import { QueueUnavailableError, StorageFullError, isStorageFull, type QueueRecord, type RecordHeaders, type SubmissionQueue } from '../shared/queue.ts';
+import { BodyFiles } from './body-files.ts';
+import { GroupCommit } from './group-commit.ts';
+import { migrate } from './sqlite-schema.ts';
 
 /** Why a message was not stored: a full disk (452 4.3.1: try later) or anything else (451 4.3.0). */
 function storeFailure(error: Error): Error {
   const message = `the local queue cannot store the message: ${error.message}`;
   return isStorageFull(error) ? new StorageFullError(message, { cause: error }) : new QueueUnavailableError(message, { cause: error });
 }
-import { BodyFiles } from './body-files.ts';
-import { GroupCommit } from './group-commit.ts';
-import { migrate } from './sqlite-schema.ts';
 
 const LEASED = Number.MAX_SAFE_INTEGER;
 

@@ -66,6 +66,8 @@ export interface UsageCountersOptions {
 }
 
 const ends = (b: Bucket) => b.start + b.width;
+/** The part of a counter's name before its first `:` (`key-hour`, `auth-fail`, …). */
+const kindOf = (name: string) => name.slice(0, Math.max(0, name.indexOf(':')));
 
 export class UsageCounters {
   readonly source: string;
@@ -86,14 +88,15 @@ export class UsageCounters {
   }
 
   #kind(name: string): Map<string, Counter> {
-    const kindName = name.slice(0, Math.max(0, name.indexOf(':')));
+    const kindName = kindOf(name);
     let kind = this.#kinds.get(kindName);
     if (!kind) this.#kinds.set(kindName, (kind = new Map()));
     return kind;
   }
 
+  /** A counter if it exists; reading never creates one. */
   #get(name: string): Counter | undefined {
-    return this.#kind(name).get(name);
+    return this.#kinds.get(kindOf(name))?.get(name);
   }
 
   #counter(name: string, window: number): Counter {
