@@ -35,6 +35,8 @@ interface FileResult {
   tests: number;
   failed: number;
   note?: string;
+  /** The start of the spec reporter's "failing tests" section: what a CI log's tail must show. */
+  failures?: string;
 }
 
 function select(): TestFile[] {
@@ -87,10 +89,18 @@ function runFile(test: TestFile, env: NodeJS.ProcessEnv): Promise<FileResult> {
       const { tests, failed } = counts(output);
       const ok = code === 0 && !note && tests > 0;
       const result: FileResult = { file: test.file, ok, seconds, tests, failed, ...(note ? { note } : tests === 0 ? { note: 'ran no test' } : {}) };
+      if (!ok) result.failures = failureExcerpt(output);
       process.stdout.write(`\n── ${test.file} · ${ok ? 'pass' : 'FAIL'} · ${tests} tests · ${seconds.toFixed(1)} s${result.note ? ` · ${result.note}` : ''}\n${output}`);
       resolve(result);
     });
   });
+}
+
+/** The first lines of each failing test's error (stack frames left out), or the output's last lines when there is no such section. */
+function failureExcerpt(output: string): string {
+  const section = output.split('\n✖ failing tests:\n')[1];
+  const lines = section ? section.split('\n').filter((l) => !/^\s+at /.test(l)) : output.split('\n').slice(-15);
+  return lines.filter((l) => l.trim()).slice(0, 24).map((l) => `    ${l}`).join('\n');
 }
 
 async function runAll(tests: TestFile[], env: NodeJS.ProcessEnv): Promise<FileResult[]> {
@@ -111,7 +121,7 @@ function summary(results: FileResult[], seconds: number): boolean {
     '',
     `${results.length} files, ${tests} tests, ${failed.length} files failing, ${seconds.toFixed(1)} s`,
     `slowest: ${slowest.map((r) => `${r.file} ${r.seconds.toFixed(1)} s`).join(', ')}`,
-    ...failed.map((r) => `FAIL ${r.file}: ${r.failed} failing${r.note ? ` (${r.note})` : ''}`),
+    ...failed.map((r) => `FAIL ${r.file}: ${r.failed} failing${r.note ? ` (${r.note})` : ''}${r.failures ? `\n${r.failures}` : ''}`),
     '',
   ].join('\n'));
   return failed.length === 0 && results.length > 0;
