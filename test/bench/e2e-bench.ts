@@ -6,15 +6,13 @@
 // to .cache/bench-results/. Everything it starts, it stops and removes. With --html and
 // --tracking the messages are HTML newsletters and each mtrelay mode runs untracked and with
 // open and click tracking (e2e-tracking.ts), against the same Postfix baseline.
-import { generateKeyPairSync } from 'node:crypto';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { DEFAULT_DKIM_SELECTOR } from '../../shared/config/secret-names.ts';
 import { writeNewTrackingKeys } from '../../shared/tracking/keys-file.ts';
-import { accountFolder, dkimSecretYaml, newApiKey } from '../helpers/resources.ts';
 import { repoRoot } from '../kafka/broker.ts';
 import { ensureSystemTools } from '../system-deps.ts';
+import { benchAccount } from './bench-account.ts';
 import { CountingSink } from './counting-sink.ts';
 import { measureEndToEnd, type Arrivals, type E2eRow, type Plan } from './e2e-measure.ts';
 import { E2E_USAGE, parseE2eFlags, type E2eFlags } from './e2e-options.ts';
@@ -135,15 +133,8 @@ async function bench(flags: E2eFlags): Promise<E2eSummary> {
   const sink = new CountingSink(undefined, htmlMessages(flags) ? TRACKING_HOST : undefined);
   await sink.listen();
   run.defer(() => sink.close());
-  rmSync(dirs.account, { recursive: true, force: true });
-  mkdirSync(dirs.account, { recursive: true });
-  run.defer(() => rmSync(dirs.account, { recursive: true, force: true }));
-  const key = newApiKey();
-  const account = { resources: accountFolder(key, dirs.account).dir, key };
-  // Every system signs, as production does: mtrelay with the domain's key Secret, Postfix through OpenDKIM.
-  const privateKeyPem = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
-  writeFileSync(path.join(account.resources, 'dkim.yaml'), dkimSecretYaml('acme', 'example-com', privateKeyPem));
-  const dkim = { domain: 'example.com', selector: DEFAULT_DKIM_SELECTOR, privateKeyPem };
+  const { account, dkim } = benchAccount(run, dirs.account);
+  const { key } = account;
   // With HTML messages every mtrelay run gets the same tracking keys and URL; only the tracked
   // runs' account asks for tracking.
   let tracking: SystemOptions['tracking'];

@@ -2,37 +2,33 @@
 // image built from the Dockerfile, the operator, relay and deliverer pods Ready, a
 // SendingDomain and an ApiKey applied with kubectl, and the seed's swaks command through the
 // relay's NodePort (on loopback, standing in for the LoadBalancer) reaching a mailbox with a
-// valid DKIM signature; owned Secrets collected when their resources go; and the machine as it
-// was once the cluster stops.
+// valid DKIM signature; a helm upgrade and a deleted deliverer pod under steady load losing
+// nothing; the autoscalers reading real metrics; owned Secrets collected when their resources
+// go; and the machine as it was once the cluster stops.
 // @needs cluster k8s chart image kafka-own processes swaks dkimpy openssl
 // @limit 900s
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
-import path from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
 import { after, before, test } from 'node:test';
-import { KafkaBroker, freePort, repoRoot } from '../kafka/broker.ts';
-import { KubeApiServer } from '../k8s/api-server.ts';
-import { BRIDGE, BRIDGE_ADDRESS, KubeNode, createBridge } from '../k8s/node.ts';
-import { buildah, buildImage } from '../image/containers.ts';
+import { freePort } from '../kafka/broker.ts';
+import { BRIDGE, BRIDGE_ADDRESS } from '../k8s/node.ts';
 import { verifyDkim } from '../helpers/dkim-verify.ts';
+import { arrivals, isAccepted, isClean421, steadyLoad } from '../helpers/steady-load.ts';
 import { TestDnsServer } from '../helpers/dns-server.ts';
 import { SmtpSink } from '../helpers/smtp-sink.ts';
 import { submitArgs, swaks } from '../helpers/swaks.ts';
-import { createTestCa } from '../helpers/tls.ts';
-import { chartDir, helm } from './chart.ts';
+import { ClusterRelease, IMAGE, RELAY_HOSTNAME, RELEASE_NS, releaseDir, type Loose } from './release.ts';
 
-const IMAGE = 'localhost/mtrelay:cluster-test';
-const RELEASE_NS = 'mtrelay-system';
-const dir = path.join(repoRoot, '.cache', 'test-runs', `cluster-${process.pid}`);
-const timings: Record<string, number> = {};
-let api: KubeApiServer;
-let node: KubeNode;
-let broker: KafkaBroker;
+// The same image under the tag an upgrade moves to: every pod of the release is replaced.
+const NEXT_TAG = 'cluster-test-next';
+const release = new ClusterRelease(releaseDir('cluster'));
+const { dir, timings } = release;
 let sink: SmtpSink;
 const dns = new TestDnsServer();
 let dnsAddress = '';
-let caCert = '';
+let apiKey = '';
+let nodePort = 0;
 
 async function eventually<T>(what: string, timeoutMs: number, check: () => T | undefined | false | Promise<T | undefined | false>): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -49,86 +45,33 @@ async function eventually<T>(what: string, timeoutMs: number, check: () => T | u
   throw new Error(`${what} not within ${timeoutMs / 1000} s${last ? `: ${(last as Error).message}` : ''}`);
 }
 
-const kubectl = (args: string[], input?: string) => api.kubectl(args, input);
-// kubectl's JSON, read loosely: the tests name the fields they need.
-type Loose = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
-const json = (args: string[]) => JSON.parse(kubectl([...args, '-o', 'json'])) as Loose;
+const kubectl = (args: string[], input?: string) => release.kubectl(args, input);
+const json = (args: string[]) => release.json(args);
 
 before(async () => {
-  rmSync(dir, { recursive: true, force: true });
-  mkdirSync(dir, { recursive: true });
-  let since = Date.now();
-  buildImage(IMAGE);
-  const archive = path.join(dir, 'mtrelay.tar');
-  buildah(['push', '--quiet', IMAGE, `docker-archive:${archive}:${IMAGE}`]);
-  timings.image = (Date.now() - since) / 1000;
-
-  createBridge();
-  broker = new KafkaBroker({ dir: path.join(dir, 'kafka'), host: BRIDGE_ADDRESS });
-  since = Date.now();
-  api = new KubeApiServer({ dir: path.join(dir, 'api-server'), address: BRIDGE_ADDRESS, applyCrds: false });
-  await Promise.all([broker.start(), api.start()]);
-  node = new KubeNode(path.join(dir, 'node'), api);
-  await node.start();
-  timings.cluster = (Date.now() - since) / 1000;
-  since = Date.now();
-  node.importImage(archive);
-  timings.imageImport = (Date.now() - since) / 1000;
-
+  await release.prepare();
   sink = new SmtpSink({ host: BRIDGE_ADDRESS, port: await freePort() });
   await sink.listen();
   dnsAddress = await dns.start();
-  mkdirSync(path.join(dir, 'ca'));
-  const ca = createTestCa(path.join(dir, 'ca'));
-  caCert = ca.caCert;
-  const relayCert = ca.issue('relay', ['smtp.test', '127.0.0.1']);
-  kubectl(['create', 'namespace', RELEASE_NS]);
-  kubectl(['create', 'secret', 'tls', 'relay-tls', '-n', RELEASE_NS, '--cert', relayCert.cert, '--key', relayCert.key]);
-
-  since = Date.now();
-  helm(['install', 'mtrelay', chartDir, '--namespace', RELEASE_NS, '--kubeconfig', api.kubeconfig, '--wait', '--timeout', '8m',
-    '--set', 'hostname=smtp.test', '--set', `image.repository=${IMAGE.split(':')[0]}`, '--set', `image.tag=${IMAGE.split(':')[1]}`, '--set', 'image.pullPolicy=Never',
-    '--set', `kafka.bootstrapServers=${broker.bootstrap}`, '--set', 'kafka.partitions=2', '--set', 'kafka.replicationFactor=1',
-    '--set', 'relay.tls.secretName=relay-tls', '--set', 'relay.service.type=NodePort', '--set', 'relay.replicas=1', '--set', 'relay.preStopSleepSeconds=1',
-    '--set', 'operator.replicas=1', '--set', 'operator.requireDnsVerification=false',
-    '--set', 'deliverer.replicas=1', '--set', `deliverer.routes={*=${BRIDGE_ADDRESS}:${sink.port}}`, '--set', `deliverer.allowDestinations={${BRIDGE_ADDRESS}/32}`,
-    '--set', 'tracker.enabled=false', '--set', 'dispatcher.enabled=false',
-  ]);
-  timings.helmInstall = (Date.now() - since) / 1000;
+  release.install(sink.port);
 });
 
 let stopped: Promise<void> | undefined;
 /** Uninstalls the release and stops the cluster, once (the last test, or after a failure). */
 function stopCluster(): Promise<void> {
   stopped ??= (async () => {
-    console.log(`# timings (s): ${JSON.stringify({ ...timings, ...Object.fromEntries(Object.entries(node?.timings ?? {}).map(([k, v]) => [`node.${k}`, v])) })}`);
-    try {
-      if (api) helm(['uninstall', 'mtrelay', '--namespace', RELEASE_NS, '--kubeconfig', api.kubeconfig, '--wait', '--timeout', '2m']);
-    } catch (error) {
-      console.log(`# helm uninstall: ${(error as Error).message}`);
-    }
-    await node?.stop();
-    await Promise.all([api?.stop(), broker?.stop(), sink?.close(), dns.stop()]);
-    rmSync(dir, { recursive: true, force: true });
+    console.log(`# timings (s): ${JSON.stringify({ ...timings, ...Object.fromEntries(Object.entries(release.node?.timings ?? {}).map(([k, v]) => [`node.${k}`, v])) })}`);
+    await release.stop((line) => console.log(`# ${line}`));
+    await Promise.all([sink?.close(), dns.stop()]);
   })();
   return stopped;
 }
 after(stopCluster);
 
-/** Pods of the release by component, with their readiness and the time from creation to Ready. */
-function podsReady(): Record<string, { ready: boolean; secondsToReady?: number }> {
-  const pods = json(['get', 'pods', '-n', RELEASE_NS]).items as Loose[];
-  return Object.fromEntries(pods.map((p) => {
-    const ready = (p.status.conditions ?? []).find((c: { type: string }) => c.type === 'Ready');
-    const component = p.metadata.labels['app.kubernetes.io/component'] as string;
-    return [component, { ready: ready?.status === 'True', secondsToReady: ready?.status === 'True' ? (Date.parse(ready.lastTransitionTime) - Date.parse(p.metadata.creationTimestamp)) / 1000 : undefined }];
-  }));
-}
-
 test('helm install: the operator, relay and deliverer pods run the image and are Ready', () => {
-  const pods = podsReady();
-  for (const component of ['operator', 'relay', 'deliverer']) assert.equal(pods[component]?.ready, true, `${component}: ${JSON.stringify(pods)}`);
-  console.log(`# pod start → Ready (s): ${JSON.stringify(Object.fromEntries(Object.entries(pods).map(([k, v]) => [k, v.secondsToReady])))}`);
+  const pods = release.pods();
+  for (const component of ['operator', 'relay', 'deliverer']) assert.ok(pods.some((p) => p.component === component && p.ready), `${component}: ${JSON.stringify(pods)}`);
+  console.log(`# pod created → Ready (s): ${JSON.stringify(pods.map((p) => [p.component, p.createdToReady]))}`);
   const images = (json(['get', 'pods', '-n', RELEASE_NS]).items as Loose[]).flatMap((p) => p.spec.containers.map((c: { image: string }) => c.image));
   assert.deepEqual([...new Set(images)], [IMAGE]);
 });
@@ -147,17 +90,103 @@ test("kubectl apply a SendingDomain and an ApiKey; the seed's swaks command thro
     (json(['get', 'sendingdomain', 'example-com', '-n', 'acme']).status?.dnsRecords as { type: string; name: string; value: string }[] | undefined));
   for (const record of records) dns.zone.set(record.name, record.type === 'CNAME' ? { CNAME: record.value } : { TXT: [record.value] });
 
-  const service = json(['get', 'service', 'mtrelay-relay', '-n', RELEASE_NS]);
-  const nodePort = (service.spec.ports as { name: string; nodePort: number }[]).find((p) => p.name === 'submission')!.nodePort;
+  apiKey = key;
+  nodePort = release.nodePort();
   // The relay reads the config the operator writes; until then the domain is unknown (550), so retry.
   const result = await eventually('a 250 through the NodePort', 120_000, async () => {
-    const sent = await swaks(submitArgs({ port: nodePort, key, ca: caCert, from: 'app@example.com', to: 'someone@recipient.test' }));
+    const sent = await swaks(submitArgs({ port: nodePort, key, ca: release.caCert, from: 'app@example.com', to: 'someone@recipient.test' }));
     return /^250 /.test(sent.dataReply ?? '') && sent;
   });
   assert.match(result.dataReply!, /^250 2\.0\.0 OK \d+$/);
   const [copy] = await sink.waitFor('someone@recipient.test', 1, 60_000);
   assert.match(copy!.message.toString(), /^DKIM-Signature: v=1; a=rsa-sha256; c=relaxed\/relaxed; d=example\.com;/m);
   assert.equal(await verifyDkim(copy!.message, dnsAddress), 'pass');
+});
+
+/** Pod names, images and readiness of a component of the release. */
+function pods(component: string): { name: string; image: string; ready: boolean }[] {
+  const ready = new Set(release.pods(component).filter((p) => p.ready).map((p) => p.name));
+  return (json(['get', 'pods', '-n', RELEASE_NS, '-l', `app.kubernetes.io/component=${component}`]).items as Loose[]).map((p) => ({
+    name: p.metadata.name as string, image: p.spec.containers[0].image as string, ready: ready.has(p.metadata.name as string),
+  }));
+}
+
+/**
+ * Sends steadily through the NodePort (STARTTLS, AUTH, one message a transaction) while
+ * `disrupt` runs, then checks every 250 against the mailbox. Asserts that none was lost and that
+ * every reply that was not a 250 was a clean 421; returns the counts for the report.
+ */
+async function underSteadyLoad(disrupt: () => Promise<void>): Promise<Record<string, number>> {
+  const before = sink.received.length;
+  const load = steadyLoad(() => nodePort, apiKey, 15, 3, { ca: readFileSync(release.caCert), servername: RELAY_HOSTNAME });
+  const started = Date.now();
+  try {
+    await new Promise((r) => setTimeout(r, 6000));
+    await disrupt();
+    await new Promise((r) => setTimeout(r, 6000));
+  } finally {
+    await load.stop();
+  }
+  const accepted = load.sent.filter(isAccepted);
+  const arrived = await arrivals(sink, accepted, 180_000);
+  const lost = accepted.filter((s) => !arrived.has(s.messageId));
+  const unclean = load.sent.filter((s) => !isAccepted(s) && !isClean421(s));
+  // The mailbox holds the earlier tests' mail too: count only this load's.
+  const copies = load.sent.map((s) => arrived.get(s.messageId) ?? 0);
+  const counts = {
+    seconds: Math.round((Date.now() - started) / 1000), sent: load.sent.length, accepted: accepted.length,
+    refused421: load.sent.filter(isClean421).length, unclean: unclean.length, delivered: copies.filter((c) => c > 0).length,
+    duplicates: copies.reduce((n, c) => n + Math.max(0, c - 1), 0), lost: lost.length, mailboxCopies: sink.received.length - before,
+  };
+  assert.deepEqual(lost.map((s) => s.messageId), [], `a message answered 250 never arrived: ${JSON.stringify(counts)}`);
+  assert.deepEqual(unclean.map((s) => s.reply), [], 'every reply that was not a 250 is a clean 421');
+  assert.ok(accepted.length >= 100, `only ${accepted.length} accepted: ${JSON.stringify(counts)}`);
+  const last = accepted.at(-1)!.startedAt;
+  assert.ok(load.sent.filter((s) => s.startedAt > last).length < 10, 'mail was accepted until the load stopped');
+  return counts;
+}
+
+test('helm upgrade to a new image tag while a client sends steadily: every pod replaced, every 250 delivered, at most clean 421s', async (t) => {
+  release.node.tagImage(IMAGE, `${IMAGE.split(':')[0]}:${NEXT_TAG}`);
+  const old = [...pods('relay'), ...pods('deliverer')].map((p) => p.name);
+  assert.ok(old.length >= 4, `two relays and two deliverers (the autoscalers' minimum): ${old.join(', ')}`);
+  const counts = await underSteadyLoad(async () => {
+    const since = Date.now();
+    release.helm(['upgrade', '--reuse-values', '--wait', '--timeout', '5m', '--set', `image.tag=${NEXT_TAG}`]);
+    timings.helmUpgrade = (Date.now() - since) / 1000;
+  });
+  const now = [...pods('relay'), ...pods('deliverer')].filter((p) => p.ready);
+  assert.ok(now.length >= 4 && now.every((p) => !old.includes(p.name) && p.image.endsWith(`:${NEXT_TAG}`)), `every relay and deliverer pod replaced: ${JSON.stringify(now)}`);
+  t.diagnostic(`helm upgrade under load: ${JSON.stringify(counts)}; upgrade took ${timings.helmUpgrade} s`);
+});
+
+test('kubectl delete pod of a deliverer mid-load: nothing lost, the duplicates counted', async (t) => {
+  const [victim] = pods('deliverer').filter((p) => p.ready);
+  assert.ok(victim, 'a deliverer is running');
+  const counts = await underSteadyLoad(async () => {
+    kubectl(['delete', 'pod', victim.name, '-n', RELEASE_NS, '--wait=false']);
+    await eventually('a replacement deliverer Ready', 120_000, () => pods('deliverer').filter((p) => p.ready && p.name !== victim.name).length >= 2);
+  });
+  assert.ok(!pods('deliverer').some((p) => p.name === victim.name && p.ready), 'the deleted pod is gone');
+  t.diagnostic(`deliverer pod deleted under load: ${JSON.stringify(counts)}`);
+});
+
+test("the autoscalers read real metrics: metrics-server serves the pods' CPU and memory, and each HPA reports its utilization", async (t) => {
+  type Metric = { type: string; resource?: { name: string; current: { averageUtilization?: number } } };
+  const utilization = await eventually('a current CPU utilization on both autoscalers', 120_000, () => {
+    const hpas = json(['get', 'hpa', '-n', RELEASE_NS]).items as Loose[];
+    const found = Object.fromEntries(hpas.map((h) => [h.metadata.name as string, {
+      cpu: (h.status?.currentMetrics as Metric[] | undefined)?.find((m) => m.type === 'Resource' && m.resource?.name === 'cpu')?.resource?.current.averageUtilization,
+      active: (h.status?.conditions as { type: string; status: string; reason: string }[] | undefined)?.find((c) => c.type === 'ScalingActive'),
+    }]));
+    const both = ['mtrelay-relay', 'mtrelay-deliverer'].every((name) => typeof found[name]?.cpu === 'number' && found[name]?.active?.status === 'True');
+    return both && found;
+  });
+  for (const name of ['mtrelay-relay', 'mtrelay-deliverer']) assert.equal(utilization[name]!.active!.reason, 'ValidMetricFound');
+  // The same figures by hand: kubectl top reads the metrics API the autoscalers read.
+  const top = kubectl(['top', 'pods', '-n', RELEASE_NS, '--no-headers']).trim().split('\n');
+  assert.ok(top.some((l) => /^mtrelay-relay-\S+\s+\d+m\s+\d+Mi$/.test(l)) && top.some((l) => /^mtrelay-deliverer-/.test(l)), top.join('\n'));
+  t.diagnostic(`HPA CPU utilization (% of requests): ${JSON.stringify(Object.fromEntries(Object.entries(utilization).map(([k, v]) => [k, v.cpu])))}; kubectl top: ${top.join(' | ')}`);
 });
 
 test('deleting the SendingDomain and the ApiKey collects the Secrets they own (kube-controller-manager garbage collection)', async () => {

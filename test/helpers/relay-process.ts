@@ -69,14 +69,7 @@ export class MtrelayProcess {
 
   /** The value of one metric series from /metrics, or 0 when absent. */
   async metric(name: string, labels: Record<string, string> = {}): Promise<number> {
-    const { body } = await this.http('/metrics');
-    const want = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
-    for (const line of body.split('\n')) {
-      if (!line.startsWith(name)) continue;
-      const [series, value] = line.split(' ');
-      if (series === name || (series!.startsWith(`${name}{`) && want.every((w) => series!.includes(w)))) return Number(value);
-    }
-    return 0;
+    return metricValue((await this.http('/metrics')).body, name, labels);
   }
 
   async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
@@ -131,4 +124,15 @@ export class DelivererProcess extends MtrelayProcess {
     deliverer.metricsPort = ready.metricsPort as number;
     return deliverer;
   }
+}
+
+/** The value of the first series of `name` with these labels in a Prometheus text exposition; 0 when there is none. */
+export function metricValue(body: string, name: string, labels: Record<string, string> = {}): number {
+  const want = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
+  for (const line of body.split('\n')) {
+    if (!line.startsWith(name)) continue;
+    const [series, value] = line.split(' ');
+    if (series === name || (series!.startsWith(`${name}{`) && want.every((w) => series!.includes(w)))) return Number(value);
+  }
+  return 0;
 }

@@ -66,8 +66,8 @@ export class RawSmtp {
   /** The TLS session to resume later: the last one the server sent (TLS 1.3 sends it after the handshake). */
   tlsSession: Buffer | undefined;
 
-  /** STARTTLS, trusting the given CA; with `session`, offering to resume it. Returns the TLS socket. */
-  async startTls(ca: Buffer, options: { session?: Buffer; maxVersion?: tls.SecureVersion } = {}): Promise<tls.TLSSocket> {
+  /** STARTTLS, trusting the given CA (for the name `localhost` unless `servername` says otherwise); with `session`, offering to resume it. Returns the TLS socket. */
+  async startTls(ca: Buffer, options: { session?: Buffer; maxVersion?: tls.SecureVersion; servername?: string } = {}): Promise<tls.TLSSocket> {
     const reply = await this.command('STARTTLS');
     if (!reply?.startsWith('220')) throw new Error(`STARTTLS refused: ${reply}`);
     this.#socket.removeAllListeners('data');

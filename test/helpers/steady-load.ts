@@ -7,8 +7,11 @@ import type { SmtpSink } from './smtp-sink.ts';
 
 export interface Sent { messageId: string; startedAt: number; reply: string }
 
+/** STARTTLS before AUTH, trusting `ca` for the name `servername`: a relay that allows AUTH only over TLS. */
+export interface LoadTls { ca: Buffer; servername: string }
+
 /** `workers` clients sending about `rate` messages a second in all to the port `port()` names (it may change across restarts). */
-export function steadyLoad(port: () => number, key: string, rate: number, workers: number): { sent: Sent[]; stop: () => Promise<void> } {
+export function steadyLoad(port: () => number, key: string, rate: number, workers: number, tls?: LoadTls): { sent: Sent[]; stop: () => Promise<void> } {
   const sent: Sent[] = [];
   let running = true;
   const interval = (1000 * workers) / rate;
@@ -21,14 +24,21 @@ export function steadyLoad(port: () => number, key: string, rate: number, worker
       try {
         if (!client || client.closed) {
           client = await RawSmtp.connect(port());
-          await client.reply(5000);
+          const greeting = await client.reply(5000);
+          if (!greeting?.startsWith('220')) throw new Error(`greeting: ${greeting}`);
+          if (tls) {
+            await client.command('EHLO client.test');
+            await client.startTls(tls.ca, { servername: tls.servername });
+          }
           const auth = await client.login(key);
           if (!auth?.startsWith('235')) throw new Error(`AUTH: ${auth}`);
         }
         const mail = await client.command('MAIL FROM:<sender@example.com>');
         if (!mail?.startsWith('250')) throw new Error(`MAIL: ${mail}`);
-        await client.command('RCPT TO:<someone@recipient.test>');
-        await client.command('DATA');
+        const rcpt = await client.command('RCPT TO:<someone@recipient.test>');
+        if (!rcpt?.startsWith('250')) throw new Error(`RCPT: ${rcpt}`);
+        const data = await client.command('DATA');
+        if (!data?.startsWith('354')) throw new Error(`DATA: ${data}`);
         reply = (await client.command(`From: sender@example.com\r\nMessage-ID: ${messageId}\r\nSubject: steady\r\n\r\nsteady\r\n.`, 30_000)) ?? '(closed)';
       } catch (error) {
         reply = `(failed: ${(error as Error).message.slice(0, 80)})`;
@@ -46,6 +56,9 @@ export function steadyLoad(port: () => number, key: string, rate: number, worker
 }
 
 export const isAccepted = (s: Sent) => /^250 2\.0\.0 OK \d+$/.test(s.reply);
+
+/** A clean refusal: the server answered 421 (greeting, MAIL or the data) and the client reconnected, rather than a broken or refused connection. */
+export const isClean421 = (s: Sent) => /^(?:\(failed: \w+: )?421 /.test(s.reply);
 
 /** Waits until every accepted message arrived at `sink` (or `timeoutMs` passed); what arrived, by Message-ID, with how often. */
 export async function arrivals(sink: SmtpSink, accepted: Sent[], timeoutMs = 120_000): Promise<Map<string, number>> {

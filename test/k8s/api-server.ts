@@ -21,7 +21,8 @@ export interface ApiServerOptions {
   applyCrds?: boolean;
   /**
    * For a cluster whose pods run (node.ts): listen on this address (the pods' bridge), admit
-   * service accounts into pods, and publish the address as the `kubernetes` Service's endpoint.
+   * service accounts into pods, publish the address as the `kubernetes` Service's endpoint, and
+   * serve aggregated APIs (the node's metrics-server).
    * Without it: loopback, and no pods ever run.
    */
   address?: string;
@@ -82,6 +83,7 @@ export class KubeApiServer {
     const saPub = path.join(pki, 'service-account.pub');
     execFileSync('openssl', ['genrsa', '-out', saKey, '2048'], { stdio: 'ignore' });
     execFileSync('openssl', ['rsa', '-in', saKey, '-pubout', '-out', saPub], { stdio: 'ignore' });
+    const aggregation = this.options.address ? this.#aggregationFlags(pki) : [];
     const tokens = path.join(pki, 'tokens.csv');
     writeFileSync(tokens, `${this.token},admin,admin,"system:masters"\n`, { mode: 0o600 });
 
@@ -105,7 +107,7 @@ export class KubeApiServer {
       '--service-account-signing-key-file', saKey, '--api-audiences', 'https://kubernetes.default.svc',
       '--service-cluster-ip-range', '10.0.0.0/24', '--enable-priority-and-fairness=false',
       ...(this.options.address ? ['--endpoint-reconciler-type', 'lease'] : ['--disable-admission-plugins', 'ServiceAccount', '--endpoint-reconciler-type', 'none']),
-      '--cert-dir', path.join(pki, 'generated'),
+      ...aggregation, '--cert-dir', path.join(pki, 'generated'),
     ], 'kube-apiserver.log');
     const apiServer = this.#apiServer;
     const caPem = readFileSync(ca.caCert);
@@ -126,6 +128,25 @@ export class KubeApiServer {
       // kubectl caches discovery; drop what it learned before the CRDs existed.
       rmSync(this.#cacheDir, { recursive: true, force: true });
     }
+  }
+
+  /**
+   * The aggregation layer, so that a cluster's metrics-server can serve metrics.k8s.io: the API
+   * server proxies to it with a front-proxy client certificate, and the extension server trusts
+   * the user headers of requests signed by that CA. Extension servers run on the host, so
+   * requests go to their endpoints' addresses rather than through a ClusterIP.
+   */
+  #aggregationFlags(pki: string): string[] {
+    const dir = path.join(pki, 'front-proxy');
+    mkdirSync(dir, { recursive: true });
+    const frontProxyCa = createTestCa(dir);
+    const client = frontProxyCa.issue('front-proxy-client', ['front-proxy-client'], { usage: 'clientAuth' });
+    return [
+      '--requestheader-client-ca-file', frontProxyCa.caCert, '--requestheader-allowed-names', 'front-proxy-client',
+      '--requestheader-username-headers', 'X-Remote-User', '--requestheader-group-headers', 'X-Remote-Group',
+      '--requestheader-extra-headers-prefix', 'X-Remote-Extra-',
+      '--proxy-client-cert-file', client.cert, '--proxy-client-key-file', client.key, '--enable-aggregator-routing=true',
+    ];
   }
 
   #ready(ca: Buffer): Promise<boolean> {

@@ -1,6 +1,7 @@
 // Builds the real Kubernetes pieces the tests run from Go modules (test/k8s/go.mod pins them),
 // into an ignored cache folder: kube-apiserver, kubectl and etcd for the operator tests, and
-// kubelet, kube-scheduler, kube-controller-manager and kube-proxy for the one-node cluster. Go's module and build caches live outside the checkout, so a second build on
+// kubelet, kube-scheduler, kube-controller-manager, kube-proxy, containerd and metrics-server
+// for the one-node cluster. Go's module and build caches live outside the checkout, so a second build on
 // the same machine, even from a fresh clone, takes seconds.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
@@ -38,8 +39,11 @@ const RUNTIME = {
 };
 const RUNTIME_MODULE = path.join(here, 'containerd');
 const RUNTIME_TAGS = 'no_btrfs no_devmapper no_zfs no_aufs';
+/** The metrics pipeline the HorizontalPodAutoscalers read, from its own module (test/k8s/metrics-server). */
+const METRICS = { 'metrics-server': 'sigs.k8s.io/metrics-server/cmd/metrics-server' };
+const METRICS_MODULE = path.join(here, 'metrics-server');
 type ToolName = keyof typeof CONTROL_PLANE;
-type NodeToolName = keyof typeof NODE | keyof typeof RUNTIME;
+type NodeToolName = keyof typeof NODE | keyof typeof RUNTIME | keyof typeof METRICS;
 
 /** Fails with what to do when Go is missing, instead of a bare ENOENT from the first build. */
 function requireGo(): void {
@@ -60,10 +64,16 @@ export function ensureK8sTools(log: Log = stderr): Record<ToolName, string> {
 
 /** Paths of a node's and the rest of the control plane's binaries, building whichever is missing. */
 export function ensureNodeTools(log: Log = stderr): Record<NodeToolName, string> {
-  return { ...build(NODE, log), ...build(RUNTIME, log, RUNTIME_MODULE, RUNTIME_TAGS) };
+  return {
+    ...build(NODE, log),
+    ...build(RUNTIME, log, { cwd: RUNTIME_MODULE, tags: RUNTIME_TAGS }),
+    ...build(METRICS, log, { cwd: METRICS_MODULE, ldflags: '' }),
+  };
 }
 
-function build<N extends string>(packages: Record<N, string>, log: Log, cwd = here, tags = ''): Record<N, string> {
+interface BuildOptions { cwd?: string; tags?: string; ldflags?: string }
+
+function build<N extends string>(packages: Record<N, string>, log: Log, { cwd = here, tags = '', ldflags = VERSION_LDFLAGS }: BuildOptions = {}): Record<N, string> {
   mkdirSync(toolsDir, { recursive: true });
   const paths = {} as Record<N, string>;
   for (const [name, pkg] of Object.entries(packages) as [N, string][]) {
@@ -73,7 +83,7 @@ function build<N extends string>(packages: Record<N, string>, log: Log, cwd = he
     requireGo();
     const started = Date.now();
     log(`building ${name} (${pkg}) from Go modules; the first build takes minutes`);
-    execFileSync('go', ['build', '-trimpath', ...(tags ? ['-tags', tags] : []), '-ldflags', VERSION_LDFLAGS, '-o', out, pkg], { cwd, stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, CGO_ENABLED: '0' } });
+    execFileSync('go', ['build', '-trimpath', ...(tags ? ['-tags', tags] : []), ...(ldflags ? ['-ldflags', ldflags] : []), '-o', out, pkg], { cwd, stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, CGO_ENABLED: '0' } });
     log(`built ${name} in ${Math.round((Date.now() - started) / 1000)} s`);
   }
   return paths;

@@ -1,7 +1,7 @@
 // A one-node Kubernetes cluster whose pods really run, for the chart's tests: the API server
 // of api-server.ts bound to a bridge of its own, plus kube-controller-manager,
-// kube-scheduler, containerd 2, kubelet and kube-proxy (all built by build-tools.ts), runc and
-// the CNI plugins from Debian. Pods live on that bridge (10.88.77.0/24); the host reaches them,
+// kube-scheduler, containerd 2, kubelet, kube-proxy and metrics-server (all built by
+// build-tools.ts), runc and the CNI plugins from Debian. Pods live on that bridge (10.88.77.0/24); the host reaches them,
 // and they reach the host's services (API server, Kafka, test sinks) at the bridge's address.
 // NodePort Services answer on 127.0.0.1. Facts this relies on are in the notes on running a
 // kubelet on this kind of machine: cgroup v1 (failCgroupV1: false), no CAP_SYS_RESOURCE
@@ -95,6 +95,7 @@ export class KubeNode {
     this.#startControllers(tools);
     await this.#startKubelet(tools);
     await this.#startKubeProxy(tools);
+    await this.#startMetricsServer(tools);
     // kube-controller-manager at work: every namespace gets its service account and CA bundle.
     await waitFor('service account default/default', 60_000, () => {
       this.#api.kubectl(['get', 'serviceaccount', 'default', '-n', 'default']);
@@ -141,6 +142,11 @@ export class KubeNode {
   /** Imports an image archive (docker-archive or oci-archive) for the kubelet: no registry here. */
   importImage(archive: string): void {
     this.#ctr(['images', 'import', '--no-unpack', '--all-platforms', archive]);
+  }
+
+  /** Gives an imported image a second name, as pushing it under a new tag would. */
+  tagImage(source: string, target: string): void {
+    this.#ctr(['images', 'tag', '--force', source, target]);
   }
 
   /** The pause image every pod's sandbox runs: a static program that waits for its end, built here. */
@@ -215,6 +221,36 @@ export class KubeNode {
     const child = this.#spawn('kube-proxy', tools['kube-proxy'], ['--config', config]);
     // Services work once it has written the kubernetes Service's rules.
     await waitFor('kube-proxy rules', 60_000, () => run('iptables', ['-t', 'nat', '-S', 'KUBE-SERVICES']).includes('default/kubernetes'), () => child.exitCode === null);
+  }
+
+  /**
+   * metrics-server on the host, registered as the metrics.k8s.io API (the API server's
+   * aggregation layer reaches it on the bridge's address): it reads each kubelet's resource
+   * metrics, which is what HorizontalPodAutoscalers and `kubectl top` read. Its first figures
+   * come one scrape (15 s) after the pods start.
+   */
+  async #startMetricsServer(tools: Tools): Promise<void> {
+    const t = Date.now();
+    const port = await freePort();
+    const kubeconfig = this.#api.kubeconfig;
+    const child = this.#spawn('metrics-server', tools['metrics-server'], [
+      '--kubeconfig', kubeconfig, '--authentication-kubeconfig', kubeconfig, '--authorization-kubeconfig', kubeconfig,
+      '--bind-address', BRIDGE_ADDRESS, '--secure-port', String(port), '--cert-dir', path.join(this.dir, 'metrics-server-certs'),
+      // The kubelet serves its own self-signed certificate for the name localhost (the node's Hostname address).
+      '--kubelet-preferred-address-types', 'Hostname', '--kubelet-insecure-tls', '--metric-resolution', '15s',
+    ]);
+    this.#api.kubectl(['apply', '-f', '-'], [
+      'apiVersion: v1', 'kind: Service', 'metadata: {name: metrics-server, namespace: kube-system}',
+      'spec: {ports: [{port: 443, targetPort: ' + port + '}]}',
+      '---', 'apiVersion: v1', 'kind: Endpoints', 'metadata: {name: metrics-server, namespace: kube-system}',
+      `subsets: [{addresses: [{ip: ${BRIDGE_ADDRESS}}], ports: [{port: ${port}}]}]`,
+      '---', 'apiVersion: apiregistration.k8s.io/v1', 'kind: APIService', 'metadata: {name: v1beta1.metrics.k8s.io}',
+      'spec: {service: {name: metrics-server, namespace: kube-system, port: 443}, group: metrics.k8s.io, version: v1beta1,',
+      '  insecureSkipTLSVerify: true, groupPriorityMinimum: 100, versionPriority: 100}', '',
+    ].join('\n'));
+    await waitFor('the metrics.k8s.io API', 60_000, () => this.#api.kubectl(['get', 'apiservice', 'v1beta1.metrics.k8s.io',
+      '-o', 'jsonpath={.status.conditions[?(@.type=="Available")].status}']) === 'True', () => child.exitCode === null);
+    this.timings.metricsServer = (Date.now() - t) / 1000;
   }
 
   /** Stops every pod, then the processes, and undoes what they changed on the machine. */
