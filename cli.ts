@@ -4,6 +4,7 @@ import './shared/kafka/kafkajs-patches.ts';
 import { Command } from 'commander';
 import { delivererCommand } from './deliverer/command.ts';
 import { dispatcherCommand } from './dispatcher/command.ts';
+import { inboundCommand } from './inbound/command.ts';
 import { operatorCommand } from './operator/command.ts';
 import { relayCommand } from './relay/command.ts';
 import { standaloneCommand } from './standalone/command.ts';
@@ -19,13 +20,14 @@ process.on('warning', (warning) => {
 });
 
 const program = new Command('mtrelay')
-  .description('Kubernetes-native SMTP relay: submission, delivery, operator, tracking, webhooks')
+  .description('Kubernetes-native SMTP relay: submission, delivery, operator, tracking, webhooks, bounces and complaints')
   .addCommand(relayCommand())
   .addCommand(delivererCommand())
   .addCommand(standaloneCommand())
   .addCommand(operatorCommand())
   .addCommand(trackerCommand())
   .addCommand(dispatcherCommand())
+  .addCommand(inboundCommand())
   .showHelpAfterError();
 
 program.parseAsync(process.argv).catch((error: Error) => {

@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import pLimit from 'p-limit';
 import type { Logger } from 'pino';
 import type { ConfigStore } from '../shared/config/store.ts';
+import { verpReturnPath } from '../shared/mail/verp.ts';
 import { replyLine, type ReplyName } from '../shared/smtp-replies.ts';
 import type { Submission } from '../shared/submission-record.ts';
 import type { CompiledDomain } from '../shared/config/types.ts';
@@ -39,7 +40,8 @@ export interface DeliveryDeps {
   store: ConfigStore;
   routes: RouteResolver;
   pool: SmtpPool;
-  isSuppressed: (namespace: string, address: string) => boolean;
+  /** Whether mail to the address is held back; `transactional` for mail marked so (a complaint's entry does not hold it back). */
+  isSuppressed: (namespace: string, address: string, transactional: boolean) => boolean;
   /** Domain of the VERP return path; without it the envelope sender is kept. */
   bounceDomain?: string;
   /** Open and click tracking; without it, messages that ask for tracking go untracked (with a warning). */
@@ -55,11 +57,7 @@ function domainOf(address: string): string {
 export function returnPath(submission: Submission, recipients: string[], bounceDomain: string | undefined): string {
   // A null sender stays null: bounces of bounces would loop.
   if (!bounceDomain || submission.mailFrom === '') return submission.mailFrom;
-  const shared = `b+${submission.transmissionId}@${bounceDomain}`;
-  if (recipients.length !== 1) return shared;
-  const [local, domain] = [recipients[0]!.slice(0, recipients[0]!.lastIndexOf('@')), domainOf(recipients[0]!)];
-  const verp = `b+${submission.transmissionId}+${local.replace(/[^A-Za-z0-9._-]/g, '_')}=${domain}`;
-  return verp.length <= 64 ? `${verp}@${bounceDomain}` : shared; // RFC 5321 4.5.3.1.1
+  return verpReturnPath(submission.transmissionId, recipients, bounceDomain);
 }
 
 /** What the parts of one attempt share. */
@@ -98,7 +96,7 @@ export class Deliverer {
     const outcomes: RecipientOutcome[] = [];
     const byDomain = new Map<string, Copy[]>();
     for (const copy of copies) {
-      if (this.#deps.isSuppressed(job.submission.namespace, copy.rcptTo)) {
+      if (this.#deps.isSuppressed(job.submission.namespace, copy.rcptTo, job.submission.attributes.transactional === true)) {
         outcomes.push({ rcptTo: copy.rcptTo, rcptType: copy.rcptType, kind: 'suppressed' });
         continue;
       }

@@ -2,11 +2,13 @@
 // envelope recipients plus one copy per address in X-MT-ATTR cc, bcc and archive; every
 // copy shows Cc with all cc addresses; a bcc copy carries Bcc with only its own address;
 // archive copies (and all others) carry no Bcc; the sender's To is kept; each address gets
-// one copy even when listed twice; X-MT-ATTR is removed.
+// one copy even when listed twice; X-MT-ATTR is removed. Each copy names its transmission and
+// account in X-MT-Transmission (a client's own field of that name is removed).
 import libmime from 'libmime';
 import type { Recipient } from '../shared/attributes/x-mt-attr.ts';
 import type { Submission } from '../shared/submission-record.ts';
 import { headerBlockEnd, splitRawFields } from '../shared/mail/headers.ts';
+import { TRANSMISSION_FIELD_NAME, transmissionField } from '../shared/mail/transmission-field.ts';
 import { recipients, type RcptType } from '../shared/mail/recipients.ts';
 
 /** The line that ends a header block. */
@@ -50,11 +52,16 @@ function rfc5322Date(iso: string): string {
   return new Date(iso).toUTCString().replace('GMT', '+0000');
 }
 
-/** The trace field RFC 5321 4.4 requires of every relay, and Message-ID and Date when the client left them out. */
+/**
+ * The trace field RFC 5321 4.4 requires of every relay; the transmission and its account, which
+ * bounces and complaints that return the original headers are matched by (TRANSMISSION_FIELD);
+ * and Message-ID and Date when the client left them out.
+ */
 function addedFields(submission: Submission, present: Set<string>): string {
   const protocol = submission.tls === 'none' ? 'ESMTPA' : 'ESMTPSA'; // RFC 3848
   const date = rfc5322Date(submission.receivedAt);
   let fields = `Received: from [${submission.clientAddress}] by mtrelay with ${protocol} id ${submission.transmissionId};\r\n ${date}\r\n`;
+  fields += `${transmissionField(submission.transmissionId, submission.namespace)}\r\n`;
   if (!present.has('message-id')) fields += `Message-ID: <${submission.transmissionId}@${submission.sendingDomain}>\r\n`;
   if (!present.has('date')) fields += `Date: ${date}\r\n`;
   return fields;
@@ -70,7 +77,7 @@ export function fanOut(raw: Buffer, submission: Submission): Copy[] {
   // X-MT-ATTR goes; Bcc never reaches anyone but its own recipient; Cc is rebuilt from the cc list.
   const fields = splitRawFields(raw.toString('latin1', 0, headerLength));
   const kept = fields
-    .filter((f) => f.name !== 'x-mt-attr' && f.name !== 'bcc' && !(cc.length && f.name === 'cc'))
+    .filter((f) => f.name !== 'x-mt-attr' && f.name !== TRANSMISSION_FIELD_NAME && f.name !== 'bcc' && !(cc.length && f.name === 'cc'))
     .map((f) => f.raw)
     .join('');
   const added = addedFields(submission, new Set(fields.map((f) => f.name)));

@@ -63,7 +63,7 @@ export class KafkaOutcomeSink implements OutcomeSink<KafkaJob> {
     }
     if (outcome.suppressions.length) {
       await this.#producer.send({ topic: this.#topics.suppressions, acks: -1,
-        messages: outcome.suppressions.map((s) => ({ key: suppressionKey(s.namespace, s.address), value: JSON.stringify(s) })) });
+        messages: outcome.suppressions.map((s) => ({ key: suppressionKey(s.namespace, s.address, s.type), value: JSON.stringify(s) })) });
     }
     // Bounded requests: a thousand recipients' events at once would exceed the broker's limit.
     let chunk: { key: string; value: string }[] = [];

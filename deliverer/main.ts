@@ -79,7 +79,7 @@ export function createDeliveryEngine(role: Role, settings: DeliverySettings, sto
     store,
     routes: new RouteResolver({ dnsServers: settings.dnsServers, routes: settings.routes, smtpPort: settings.smtpPort, destinations: settings.destinations }),
     pool,
-    isSuppressed: (namespace, address) => suppressions.has(namespace, address),
+    isSuppressed: (namespace, address, transactional) => suppressions.has(namespace, address, transactional),
     ...(settings.bounceDomain ? { bounceDomain: settings.bounceDomain } : {}),
     tracking: {
       keys: settings.tracking.keys ?? (settings.tracking.keysFile ? watchTrackingKeys(settings.tracking.keysFile, role, role.logger) : () => undefined),

@@ -9,23 +9,32 @@ export interface SuppressionEntry {
   address: string;
   reason: string;
   bounce_class?: number;
-  source: 'bounce' | 'manual';
+  /** What put it there: a hard bounce (in-band or out-of-band), a spam complaint, an unsubscribe, or a person. */
+  source: 'bounce' | 'complaint' | 'unsubscribe' | 'manual';
+  /** non_transactional: only mail not marked transactional is held back (a complaint); absent: all mail. */
+  type?: 'non_transactional';
   created: string;
 }
 
-export function suppressionKey(namespace: string, address: string): string {
-  return `${namespace}/${address.toLowerCase()}`;
+/**
+ * The entry's key in the compacted topic and the list. An entry for non-transactional mail
+ * only has a key of its own, so a complaint never replaces (weakens) a hard bounce's entry for
+ * the same address; an address cannot contain "#" after its "@".
+ */
+export function suppressionKey(namespace: string, address: string, type?: SuppressionEntry['type']): string {
+  return `${namespace}/${address.toLowerCase()}${type ? `#${type}` : ''}`;
 }
 
 export class SuppressionList {
   readonly #entries = new Map<string, SuppressionEntry>();
 
-  has(namespace: string, address: string): boolean {
-    return this.#entries.has(suppressionKey(namespace, address));
+  /** Whether mail to `address` is held back: any entry for all mail, or, for mail not marked transactional, one for non-transactional mail. */
+  has(namespace: string, address: string, transactional = false): boolean {
+    return this.#entries.has(suppressionKey(namespace, address)) || (!transactional && this.#entries.has(suppressionKey(namespace, address, 'non_transactional')));
   }
 
   add(entry: SuppressionEntry): void {
-    this.#entries.set(suppressionKey(entry.namespace, entry.address), entry);
+    this.#entries.set(suppressionKey(entry.namespace, entry.address, entry.type), entry);
   }
 
   remove(key: string): void {

@@ -2,7 +2,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Submission } from './submission-record.ts';
 
-export type EventType = 'injection' | 'delivery' | 'delay' | 'bounce' | 'policy_rejection' | 'open' | 'click';
+export type EventType = 'injection' | 'delivery' | 'delay' | 'bounce' | 'policy_rejection' | 'open' | 'click' | 'out_of_band' | 'spam_complaint';
 
 export interface MessageEvent {
   type: EventType;

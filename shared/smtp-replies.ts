@@ -11,8 +11,8 @@ export interface ReplyDefinition {
   enhanced: string;
   /** The text after the codes; `{name}` marks a value filled in when the reply is made. */
   text: string;
-  /** Who writes it: the relay, the SMTP library under the relay, or the deliverer (in events). */
-  by: 'relay' | 'smtp-server' | 'deliverer';
+  /** Who writes it: the relay, the SMTP library under the relay, the deliverer (in events), or the inbound role (to servers that return reports). */
+  by: 'relay' | 'smtp-server' | 'deliverer' | 'inbound';
   when: string;
   action: string;
 }
@@ -289,6 +289,27 @@ export const REPLIES = {
     code: 451, enhanced: '4.3.0', text: 'Delivery interrupted: {detail}', by: 'deliverer',
     when: '`delay` (class 70): the connection failed during the transaction without a reply',
     action: 'nothing: retried on the ladder (the remote may have kept the message: a duplicate is possible)',
+  },
+  // The inbound role, to the servers that send bounces and feedback reports back.
+  INBOUND_NOT_OURS: {
+    code: 550, enhanced: '5.7.1', text: '<{address}> is not a bounce or feedback address of this server; it relays nothing', by: 'inbound',
+    when: 'RCPT TO an address that is not a return path (`b+…@`) or feedback address (`fbl@`, `fbl+<domain>@`) of a `--bounce-domain`',
+    action: 'nothing for a stranger; for a report that should arrive, check the bounce domain\'s MX and `--bounce-domain`',
+  },
+  INBOUND_TOO_BIG: {
+    code: 552, enhanced: '5.3.4', text: 'Report larger than {limit} bytes', by: 'inbound',
+    when: 'a report streamed past `--max-size` (nothing past the limit is kept)',
+    action: 'nothing: a report that large returns the whole original; the sender may retry with headers only',
+  },
+  INBOUND_ACCEPTED: {
+    code: 250, enhanced: '2.0.0', text: 'Report accepted ({result})', by: 'inbound',
+    when: 'after the final dot, once its events and suppressions are stored; the result says what it was: bounce, complaint, delayed, ignored or unmatched',
+    action: 'nothing',
+  },
+  INBOUND_NOT_STORED: {
+    code: 451, enhanced: '4.3.0', text: 'Report not stored: {detail}; try again later', by: 'inbound',
+    when: 'the events or suppressions could not be stored (Kafka unreachable, queue full)',
+    action: 'nothing for the sender: it retries; for the operator, `/readyz` and the log say why',
   },
 } as const satisfies Record<string, ReplyDefinition>;
 

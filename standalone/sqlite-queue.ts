@@ -206,7 +206,7 @@ export class SqliteQueue implements SubmissionQueue, OutcomeSink<QueuedJob> {
     const freedFiles: string[] = [];
     const retry = this.#db.prepare('INSERT INTO jobs (message_id, key, headers, not_before) VALUES (?, ?, ?, ?)');
     const event = this.#db.prepare('INSERT INTO events_outbox (json) VALUES (?)');
-    const suppress = this.#db.prepare('INSERT OR REPLACE INTO suppressions (namespace, address, entry) VALUES (?, ?, ?)');
+    const suppress = this.#suppressStatement();
     this.#transaction(() => {
       for (const { job, outcome } of batch) {
         // A job finished twice (it cannot be, but if it were) must not double its outcome.
@@ -220,17 +220,27 @@ export class SqliteQueue implements SubmissionQueue, OutcomeSink<QueuedJob> {
         }
         if (again) retry.run(sameBody ? job.messageId : newMessage.run(again.value).lastInsertRowid, again.key, JSON.stringify(again.headers), outcome.retry!.notBefore);
         for (const e of outcome.events) event.run(JSON.stringify(e));
-        for (const x of outcome.suppressions) suppress.run(x.namespace, x.address, JSON.stringify(x));
+        for (const x of outcome.suppressions) suppress.run(x.namespace, x.address, x.type ?? '', JSON.stringify(x));
       }
     });
     this.#files.remove(freedFiles);
   }
 
-  /** Events that belong to no job (opens and clicks): committed, then written to the event log with the others. */
-  recordEvents(events: object[]): void {
+  #suppressStatement() {
+    return this.#db.prepare('INSERT OR REPLACE INTO suppressions (namespace, address, type, entry) VALUES (?, ?, ?, ?)');
+  }
+
+  /**
+   * Events that belong to no job (opens, clicks, bounces and complaints that came back later),
+   * with the suppressions they cause: committed together, then the events are written to the
+   * event log with the others.
+   */
+  recordEvents(events: object[], suppressions: SuppressionEntry[] = []): void {
     const insert = this.#db.prepare('INSERT INTO events_outbox (json) VALUES (?)');
+    const suppress = this.#suppressStatement();
     this.#transaction(() => {
       for (const e of events) insert.run(JSON.stringify(e));
+      for (const x of suppressions) suppress.run(x.namespace, x.address, x.type ?? '', JSON.stringify(x));
     });
     this.#flushEvents();
   }

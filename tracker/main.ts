@@ -2,8 +2,9 @@
 // the role's stop order (stop answering, then hand the last events to Kafka).
 import type { Logger } from 'pino';
 import { createKafka, type KafkaConnection } from '../shared/kafka/client.ts';
+import { connectRoleProducer } from '../shared/kafka/role-producer.ts';
 import { EventBatcher } from '../shared/kafka/event-batcher.ts';
-import { retryKafka, topicNames } from '../shared/kafka/topics.ts';
+import { topicNames } from '../shared/kafka/topics.ts';
 import { Role } from '../shared/ops/role.ts';
 import { watchTrackingKeys } from '../shared/tracking/keys-file.ts';
 import { trustedProxies } from './client-address.ts';
@@ -28,13 +29,7 @@ export async function startTracker(config: TrackerConfig, logger: Logger): Promi
   const metrics = createTrackerMetrics(role.registry);
 
   const kafka = createKafka({ connection: config.kafka, clientId: 'mtrelay-tracker', logger });
-  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
-  let connected = false;
-  producer.on(producer.events.CONNECT, () => (connected = true));
-  producer.on(producer.events.DISCONNECT, () => (connected = false));
-  // The role is alive and not ready while the brokers cannot be reached.
-  await retryKafka('connecting the Kafka producer', () => producer.connect(), logger, (reason) => role.waiting(reason));
-  role.readiness(() => (connected ? undefined : 'Kafka producer not connected'));
+  const producer = await connectRoleProducer(kafka, role, logger);
   const batcher = new EventBatcher(producer, topicNames(config.topicPrefix).events, { lingerMs: 20, maxBytes: 512 * 1024 });
   const pending = new Set<Promise<void>>();
 

@@ -58,9 +58,10 @@ test('an address listed more than once gets one copy, with its first role', () =
   ]);
 });
 
-test('without a cc list the message\'s own Cc is kept; other headers keep their bytes; a Received trace field leads', () => {
+test('without a cc list the message\'s own Cc is kept; other headers keep their bytes; a Received trace field and the transmission lead', () => {
   const [copy] = fanOut(raw, submission({}));
-  assert.equal(copyBytes(copy!).toString(), 'Received: from [192.0.2.7] by mtrelay with ESMTPSA id 1;\r\n Thu, 26 Nov 2026 05:00:01 +0000\r\n' + raw.toString()
+  assert.equal(copyBytes(copy!).toString(), 'Received: from [192.0.2.7] by mtrelay with ESMTPSA id 1;\r\n Thu, 26 Nov 2026 05:00:01 +0000\r\n' +
+    'X-MT-Transmission: 1; namespace=acme\r\n' + raw.toString()
     .replace('Bcc: leaked@recipient.test\r\n', '')
     .replace('X-MT-ATTR: {"cc":["boss@recipient.test"],\r\n "bcc":["audit@recipient.test"]}\r\n', ''));
 });
@@ -89,6 +90,12 @@ test('a cc name that is not ASCII is one encoded word: its commas and brackets c
   const field = /^Cc: (.*(?:\r\n[ \t].*)*)$/m.exec(headers(copy!))![1]!;
   assert.match(field, /^=\?UTF-8\?Q\?/);
   assert.deepEqual(addressparser(field).map((a) => [libmime.decodeWords(a.name), a.address]), [['Zoë <Boss>, Chief', 'boss@recipient.test']]);
+});
+
+test("a client's own X-MT-Transmission is replaced: bounces and complaints are matched by the deliverer's", () => {
+  const forged = Buffer.from('X-MT-Transmission: 999; namespace=victim\r\nFrom: shop@example.com\r\n\r\nhi\r\n');
+  const text = copyBytes(fanOut(forged, submission({}))[0]!).toString();
+  assert.deepEqual(text.match(/^X-MT-Transmission: .*$/gm), ['X-MT-Transmission: 1; namespace=acme']);
 });
 
 test('a message that is all header gets the empty line that ends it (found by the fuzzer: a verifier missed the signature)', () => {

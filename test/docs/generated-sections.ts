@@ -50,6 +50,7 @@ export const GENERATED: Record<string, Record<string, () => string>> = {
     'relay-replies': () => replyTable('relay'),
     'library-replies': () => replyTable('smtp-server'),
     'deliverer-replies': () => replyTable('deliverer'),
+    'inbound-replies': () => replyTable('inbound'),
   },
   'configuration.md': {
     'chart-values': chartValuesTable,

@@ -94,6 +94,8 @@ test('a queue folder of the previous layout is moved to the current one, every j
   const insert = old.prepare('INSERT INTO jobs (key, value, headers, not_before, leased_until) VALUES (?, ?, ?, ?, ?)');
   insert.run('due', body(7), '{"mtrelay-namespace":"shop"}', 0, Number.MAX_SAFE_INTEGER); // leased by a killed process
   insert.run('later', body(8), '{"mtrelay-namespace":"shop"}', 4_000_000_000_000, 0);
+  const bounced = { namespace: 'shop', address: 'gone@recipient.test', reason: '550 5.1.1 no such user', bounce_class: 10, source: 'bounce', created: '2026-11-01T00:00:00.000Z' } as const;
+  old.prepare('INSERT INTO suppressions (namespace, address, entry) VALUES (?, ?, ?)').run('shop', bounced.address, JSON.stringify(bounced));
   old.close();
 
   const { queue, count } = openQueue(file);
@@ -103,6 +105,11 @@ test('a queue folder of the previous layout is moved to the current one, every j
   assert.equal(queue.nextDue(), 4_000_000_000_000);
   await queue.send(record('new', 9));
   assert.equal(count('messages'), 3);
+  // A suppression of the old layout holds back all mail; a complaint's entry for the same address sits beside it.
+  assert.deepEqual(queue.suppressions(), [bounced]);
+  const complained = { ...bounced, reason: 'spam complaint (abuse)', source: 'complaint', type: 'non_transactional' } as const;
+  queue.recordEvents([], [complained]);
+  assert.deepEqual(queue.suppressions(), [bounced, complained]);
   await queue.close();
   const db = new DatabaseSync(file, { readOnly: true });
   const columns = (db.prepare("SELECT name FROM pragma_table_info('jobs')").all() as { name: string }[]).map((c) => c.name);
@@ -110,7 +117,7 @@ test('a queue folder of the previous layout is moved to the current one, every j
   const ids = (db.prepare('SELECT id FROM jobs ORDER BY id').all() as { id: number }[]).map((r) => r.id);
   db.close();
   assert.deepEqual(columns, ['id', 'message_id', 'key', 'headers', 'not_before', 'leased_until']);
-  assert.equal(version, 2);
+  assert.equal(version, 3);
   assert.deepEqual(ids, [1, 2, 3], 'ids go on from the old ones');
 });
 
