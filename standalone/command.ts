@@ -12,6 +12,7 @@ interface StandaloneFlags extends SmtpFlags, DeliveryFlags, WebhookFlags, OpsFla
   resources?: string;
   exampleDomain: string;
   trackerPort: number;
+  inboundPort: number;
 }
 
 export function standaloneCommand(): Command {
@@ -20,7 +21,8 @@ export function standaloneCommand(): Command {
     .addOption(option('--state <dir>', 'folder for the queue, the event log, generated keys and certificate').default('.state/standalone'))
     .addOption(option('--resources <dir>', 'folder of SendingDomain, ApiKey and Secret manifests (default: <state>/resources, created with an example on first start)'))
     .addOption(option('--example-domain <domain>', 'the sending domain of the example created on first start').default('example.com'))
-    .addOption(option('--tracker-port <port>', 'HTTP port of the open pixel and click redirects, on --host (0: any free port)').argParser(integer(0, 65535)).default(8080));
+    .addOption(option('--tracker-port <port>', 'HTTP port of the open pixel and click redirects, on --host (0: any free port)').argParser(integer(0, 65535)).default(8080))
+    .addOption(option('--inbound-port <port>', 'SMTP port for bounces and complaints to --bounce-domain (its MX), on --host; only with --bounce-domain (0: any free port, -1: none)').argParser(integer(-1, 65535)).default(2526));
   return addOpsOptions(addWebhookOptions(addDeliveryOptions(addSmtpOptions(command)), true), 9090)
     .action((flags: StandaloneFlags) => runRole('standalone', flags.logLevel, async (logger) => {
       const { startStandalone } = await import('./main.ts');
@@ -31,6 +33,7 @@ export function standaloneCommand(): Command {
         ...(flags.resources ? { resourcesDir: flags.resources } : {}),
         exampleDomain: flags.exampleDomain.toLowerCase(),
         trackerPort: flags.trackerPort,
+        inboundPort: flags.inboundPort,
         webhooks: dispatchPolicy(flags),
         webhooksAllowPrivate: flags.webhookAllowPrivate,
         metricsHost: flags.metricsHost,

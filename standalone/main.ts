@@ -21,6 +21,7 @@ import { createTrackerMetrics } from '../tracker/metrics.ts';
 import { TrackerServer } from '../tracker/tracker-server.ts';
 import type { TrackEvent } from '../tracker/track-events.ts';
 import { createExampleResources, ensureSelfSignedCertificate, type FirstRunResult } from './first-run.ts';
+import { startLocalInbound } from './local-inbound.ts';
 import { LocalDeliveryRuntime } from './local-runtime.ts';
 import { SqliteQueue } from './sqlite-queue.ts';
 import { startSqliteUsage } from './sqlite-usage.ts';
@@ -36,6 +37,8 @@ export interface StandaloneConfig extends DeliverySettings, Pick<RelayConfig, 's
   metricsPort: number;
   /** The tracker's HTTP port, on the SMTP listeners' host. */
   trackerPort: number;
+  /** The inbound listener's port (bounces and complaints for --bounce-domain), on the same host; -1 for none. */
+  inboundPort: number;
   /** Batching and retries of webhook posts. */
   webhooks: DispatchPolicy;
   webhooksAllowPrivate: boolean;
@@ -102,6 +105,10 @@ export async function startStandalone(config: StandaloneConfig, logger: Logger):
   const { deliverer, closePool } = createDeliveryEngine(role, { ...config, tracking: { ...config.tracking, keys, url: trackingUrl } }, store, suppressions, delivererMetrics);
   const runtime = new LocalDeliveryRuntime({ queue, deliverer, policy: config.policy, suppressions, metrics: delivererMetrics, logger, maxInFlight: config.maxInFlight });
   runtime.start();
+  const inboundPort = await startLocalInbound(role, {
+    host: config.settings.host, port: config.inboundPort, hostname: config.settings.hostname, bounceDomain: config.bounceDomain,
+    maxMessageBytes: 10 * 1024 * 1024, certificates, queue, suppressions, logger,
+  });
   // Sending limits and failed AUTHs as counted before a restart.
   const counters = new UsageCounters();
   const usage = startSqliteUsage({
@@ -123,6 +130,6 @@ export async function startStandalone(config: StandaloneConfig, logger: Logger):
   });
   role.onStop('outbound SMTP connections', closePool);
   role.onStop('queue (pending writes are committed)', () => queue.close());
-  role.started({ ports: listenerPorts(server, config.settings), trackerPort, state: config.stateDir, resources: resourcesDir, queued: queue.depth }, 'standalone listening');
+  role.started({ ports: listenerPorts(server, config.settings), trackerPort, ...(inboundPort ? { inboundPort } : {}), state: config.stateDir, resources: resourcesDir, queued: queue.depth }, 'standalone listening');
   return { role, server, firstRun, eventsLog, trackingUrl, shutdown: () => role.shutdown() };
 }
