@@ -52,7 +52,9 @@ describe('every value set renders', () => {
     test(set, () => {
       const objects = render({ set, namespace: 'mail' });
       const workloads = objects.filter((o) => o.kind === 'Deployment');
-      assert.deepEqual(workloads.map((o) => o.metadata.name).sort(), ['mtrelay-deliverer', 'mtrelay-dispatcher', 'mtrelay-operator', 'mtrelay-relay', 'mtrelay-tracker']);
+      // The strimzi set has a bounce domain, so an inbound role to be its MX.
+      const inbound = set === 'strimzi' ? ['mtrelay-inbound'] : [];
+      assert.deepEqual(workloads.map((o) => o.metadata.name).sort(), ['mtrelay-deliverer', 'mtrelay-dispatcher', ...inbound, 'mtrelay-operator', 'mtrelay-relay', 'mtrelay-tracker']);
       const values = parseAllDocuments(readFileSync(valuesFile(set), 'utf8'))[0]!.toJS() as { tracking?: { keys?: { existingSecret?: string } } };
       for (const o of objects) {
         // Secrets come from the user or the operator; the chart makes only the tracking keys, unless the user has them.
@@ -79,8 +81,9 @@ describe('every value set renders', () => {
           }
         }
       }
-      // The tracker faces the Internet: no API server token in its pods.
+      // The tracker and the inbound role face the Internet: no API server token in their pods.
       assert.equal(podSpec(find(objects, 'Deployment', 'mtrelay-tracker')).automountServiceAccountToken, false, set);
+      if (inbound.length) assert.equal(podSpec(find(objects, 'Deployment', 'mtrelay-inbound')).automountServiceAccountToken, false, set);
       // Each role watches the config Secret set the operator writes for it, in the release's namespace.
       const flag = (name: string, flagName: string) => podSpec(find(objects, 'Deployment', name)).containers[0]!.args
         .find((a) => a.startsWith(`--${flagName}=`))?.slice(flagName.length + 3);

@@ -5,8 +5,10 @@
 // principal, and a tracker connected with it publishes the events of a pixel and a click, with
 // the keys file the chart generates; the dispatcher's user's ACLs are granted to another
 // certificate's principal, and a dispatcher connected with it, in the group the chart gives it,
-// posts events to a webhook and commits its offsets. What the ACLs do not grant is refused.
-// @needs chart kafka-own processes openssl
+// posts events to a webhook and commits its offsets; the inbound role's, to a third, and an
+// inbound connected with it stores a bounce's event and suppression. What the ACLs do not
+// grant is refused.
+// @needs chart kafka-own processes openssl swaks
 // @limit 120s
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -26,6 +28,8 @@ import { accountFolder, newApiKey, tempDir } from '../helpers/resources.ts';
 import { SmtpSink } from '../helpers/smtp-sink.ts';
 import { createTestCa } from '../helpers/tls.ts';
 import { WebhookReceiver } from '../helpers/webhook-receiver.ts';
+import { swaks } from '../helpers/swaks.ts';
+import { filled } from '../inbound/report-corpus.ts';
 import { render } from './chart.ts';
 
 const { AclOperationTypes, AclPermissionTypes, AclResourceTypes, Kafka, ResourcePatternTypes, logLevel } = kafkajs; // CommonJS
@@ -39,6 +43,8 @@ const trackerCert = ca.issue('tracker', ['mtrelay-tracker'], { usage: 'clientAut
 const trackerPrincipal = 'User:CN=mtrelay-tracker';
 const dispatcherCert = ca.issue('dispatcher', ['mtrelay-dispatcher'], { usage: 'clientAuth' });
 const dispatcherPrincipal = 'User:CN=mtrelay-dispatcher';
+const inboundCert = ca.issue('inbound', ['mtrelay-inbound'], { usage: 'clientAuth' });
+const inboundPrincipal = 'User:CN=mtrelay-inbound';
 const passwordFile = path.join(dir, 'password');
 writeFileSync(passwordFile, 'relay-secret\n');
 // The broker's SCRAM user stands for the KafkaUser; Strimzi would name it after the release.
@@ -67,7 +73,8 @@ before(async () => {
     principal, host: '*', permissionType: AclPermissionTypes.ALLOW,
     operation: AclOperationTypes[operation.replace(/([a-z])([A-Z])/g, '$1_$2').toUpperCase() as keyof typeof AclOperationTypes],
   })));
-  const acl = [...grants('mtrelay', 'User:relay'), ...grants('mtrelay-tracker', trackerPrincipal), ...grants('mtrelay-dispatcher', dispatcherPrincipal)];
+  const acl = [...grants('mtrelay', 'User:relay'), ...grants('mtrelay-tracker', trackerPrincipal), ...grants('mtrelay-dispatcher', dispatcherPrincipal),
+    ...grants('mtrelay-inbound', inboundPrincipal)];
   assert.ok(acl.every((a) => a.operation !== undefined), JSON.stringify(acl));
   const admin = new Kafka({ brokers: [broker.bootstrap], logLevel: logLevel.NOTHING }).admin(); // the super user
   await admin.connect();
@@ -263,5 +270,42 @@ test('with exactly its own user\'s ACLs, the dispatcher consumes events in its g
     assert.ok(refusals.includes('GROUP_AUTHORIZATION_FAILED'), `refused for: ${refusals.join(', ')}`);
   } finally {
     await consumer.disconnect();
+  }
+});
+
+const asInbound = { kafkaTlsCa: ca.caCert, kafkaTlsCert: inboundCert.cert, kafkaTlsKey: inboundCert.key } as const;
+
+test("with exactly its own user's ACLs, the inbound role stores a bounce's event and suppression, and may do nothing else", async () => {
+  const deployment = rendered.find((o) => o.kind === 'Deployment' && o.metadata.name === 'mtrelay-inbound');
+  assert.ok(deployment, 'the chart renders the inbound role (the strimzi set has a bounce domain)');
+  const [events, suppressions] = await Promise.all([KafkaReader.start(broker.bootstrap, `${prefix}.events`, false), KafkaReader.start(broker.bootstrap, `${prefix}.suppressions`, false)]);
+  const inbound = new MtrelayProcess(['inbound', '--kafka', broker.secureBootstrap.ssl, '--kafka-tls-ca', asInbound.kafkaTlsCa, '--kafka-tls-cert', asInbound.kafkaTlsCert,
+    '--kafka-tls-key', asInbound.kafkaTlsKey, '--topic-prefix', prefix, '--bounce-domain', 'bounces.example.com', '--host', '127.0.0.1', '--port', '0',
+    '--metrics-host', '127.0.0.1', '--metrics-port', '0']);
+  try {
+    const ready = await inbound.started('inbound listening');
+    inbound.metricsPort = ready.metricsPort as number;
+    await inbound.waitUntilReady();
+    const transmissionId = String(Date.now());
+    const returnPath = `b+${transmissionId}+gone=recipient.test@bounces.example.com`;
+    const report = filled('rfc3464-unknown-user.eml', { bounceAddress: returnPath, fblAddress: 'fbl@bounces.example.com', transmissionId, namespace: 'acme', rcpt: 'gone@recipient.test' });
+    const sent = await swaks(['--server', `127.0.0.1:${ready.port as number}`, '--from', '<>', '--to', returnPath, '--data', '-'], report.toString('latin1'));
+    assert.equal(sent.dataReply, '250 2.0.0 Report accepted (bounce)', sent.output.slice(-300));
+    const deadline = Date.now() + 15_000;
+    const stored = () => events.records.some((r) => r.value.toString().includes(transmissionId)) && suppressions.records.some((r) => r.key === 'acme/gone@recipient.test');
+    while (!stored() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    assert.ok(stored(), 'the out_of_band event and the suppression are in their topics');
+  } finally {
+    await inbound.stop();
+    await Promise.all([events.stop(), suppressions.stop()]);
+  }
+  // The same principal may not write mail or read the events back.
+  const kafka = createKafka({ logger: pino({ level: 'silent' }), clientId: 'test', connection: kafkaConnection({ kafka: broker.secureBootstrap.ssl, ...asInbound }) });
+  const producer = kafka.producer({ allowAutoTopicCreation: false, retry: { retries: 0 } });
+  await producer.connect();
+  try {
+    await assert.rejects(producer.send({ topic: `${prefix}.submissions`, messages: [{ value: 'mail' }] }), /authoriz/i);
+  } finally {
+    await producer.disconnect();
   }
 });

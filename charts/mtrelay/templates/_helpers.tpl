@@ -88,8 +88,9 @@ app.kubernetes.io/component: {{ .component }}
 {{/*
 The Kafka connection of a role after Strimzi's KafkaUser is taken into account; called with
 (dict "root" . "component" <role>). The tracker, which faces the Internet, has a KafkaUser of
-its own that may only write engagement events; the dispatcher, which posts to URLs tenants
-choose, one that may only read them.
+its own that may only write engagement events; the inbound role, which takes mail from the
+Internet, one that may only write events and suppressions; the dispatcher, which posts to URLs
+tenants choose, one that may only read events.
 */}}
 {{- define "mtrelay.kafka" -}}
 {{- $k := .root.Values.kafka -}}
@@ -106,12 +107,12 @@ choose, one that may only read them.
 
 {{/* The Strimzi KafkaUser (and its Secret) a role connects as: (dict "root" . "component" <role>). */}}
 {{- define "mtrelay.kafkaUser" -}}
-{{- include "mtrelay.fullname" .root }}{{ if has .component (list "tracker" "dispatcher") }}-{{ .component }}{{ end -}}
+{{- include "mtrelay.fullname" .root }}{{ if has .component (list "tracker" "dispatcher" "inbound") }}-{{ .component }}{{ end -}}
 {{- end -}}
 
 {{/*
 Arguments of the Kafka roles: brokers, TLS, SASL, and for relay and deliverer the topics they
-create and the records they produce (tracker and dispatcher create no topic and have no such
+create and the records they produce (tracker, dispatcher and inbound create no topic and have no such
 flags). Called with (dict "root" . "component" <role>).
 */}}
 {{- define "mtrelay.kafkaArgs" -}}
@@ -271,4 +272,9 @@ priorityClassName: {{ . }}
 imagePullSecrets:
   {{- toYaml . | nindent 2 }}
 {{- end }}
+{{- end -}}
+
+{{/* Whether the inbound role runs: enabled, and there is a bounce domain to be the MX of. */}}
+{{- define "mtrelay.inboundEnabled" -}}
+{{- if and .Values.inbound.enabled .Values.deliverer.bounceDomain }}true{{ end -}}
 {{- end -}}
