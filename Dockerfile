@@ -19,6 +19,7 @@ COPY standalone ./standalone
 COPY operator ./operator
 COPY tracker ./tracker
 COPY dispatcher ./dispatcher
+COPY inbound ./inbound
 RUN npm run bundle
 
 FROM ${RUNTIME_BASE}

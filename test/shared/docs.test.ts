@@ -12,6 +12,8 @@ import { createOperatorMetrics } from '../../operator/metrics.ts';
 import { trackerCommand } from '../../tracker/command.ts';
 import { dispatcherCommand } from '../../dispatcher/command.ts';
 import { createDispatcherMetrics } from '../../dispatcher/metrics.ts';
+import { inboundCommand } from '../../inbound/command.ts';
+import { createInboundMetrics } from '../../inbound/metrics.ts';
 import { createTrackerMetrics } from '../../tracker/metrics.ts';
 import { relayCommand } from '../../relay/command.ts';
 import { createRelayMetrics } from '../../relay/metrics.ts';
@@ -41,7 +43,7 @@ test('docs/smtp-replies.md shows every reply by name and full text', () => {
 
 test('docs/configuration.md documents every flag of every role', () => {
   const configuration = doc('configuration.md');
-  for (const command of [relayCommand(), delivererCommand(), standaloneCommand(), operatorCommand(), trackerCommand(), dispatcherCommand()]) {
+  for (const command of [relayCommand(), delivererCommand(), standaloneCommand(), operatorCommand(), trackerCommand(), dispatcherCommand(), inboundCommand()]) {
     for (const option of command.options) {
       assert.ok(configuration.includes(`\`${option.long}`), `${command.name()} ${option.long} is not documented`);
     }
@@ -56,6 +58,7 @@ test('docs/operations.md documents every metric of every role', async () => {
   createOperatorMetrics(registry);
   createTrackerMetrics(registry);
   createDispatcherMetrics(registry);
+  createInboundMetrics(registry);
   const names = [...(await registry.getMetricsAsJSON()).map((m) => m.name), 'mtrelay_config_generation', 'mtrelay_config_reload_errors_total'];
   assert.ok(names.length > 20);
   for (const name of names) assert.ok(operations.includes(`\`${name}\``), `${name} is not documented`);
