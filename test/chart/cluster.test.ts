@@ -3,8 +3,9 @@
 // SendingDomain and an ApiKey applied with kubectl, and the seed's swaks command through the
 // relay's NodePort (on loopback, standing in for the LoadBalancer) reaching a mailbox with a
 // valid DKIM signature; a helm upgrade and a deleted deliverer pod under steady load losing
-// nothing; the autoscalers reading real metrics; owned Secrets collected when their resources
-// go; and the machine as it was once the cluster stops.
+// nothing; the autoscalers reading real metrics; a bounce through the inbound role's NodePort
+// suppressing its address; owned Secrets collected when their resources go; and the machine as
+// it was once the cluster stops.
 // @needs cluster k8s chart image kafka-own processes swaks dkimpy openssl
 // @limit 900s
 import assert from 'node:assert/strict';
@@ -18,7 +19,9 @@ import { arrivals, isAccepted, isClean421, steadyLoad } from '../helpers/steady-
 import { TestDnsServer } from '../helpers/dns-server.ts';
 import { SmtpSink } from '../helpers/smtp-sink.ts';
 import { submitArgs, swaks } from '../helpers/swaks.ts';
-import { ClusterRelease, IMAGE, RELAY_HOSTNAME, RELEASE_NS, releaseDir, type Loose } from './release.ts';
+import { KafkaReader } from '../helpers/kafka-reader.ts';
+import { filled } from '../inbound/report-corpus.ts';
+import { BOUNCE_DOMAIN, ClusterRelease, IMAGE, RELAY_HOSTNAME, RELEASE_NS, releaseDir, type Loose } from './release.ts';
 
 // The same image under the tag an upgrade moves to: every pod of the release is replaced.
 const NEXT_TAG = 'cluster-test-next';
@@ -187,6 +190,36 @@ test("the autoscalers read real metrics: metrics-server serves the pods' CPU and
   const top = kubectl(['top', 'pods', '-n', RELEASE_NS, '--no-headers']).trim().split('\n');
   assert.ok(top.some((l) => /^mtrelay-relay-\S+\s+\d+m\s+\d+Mi$/.test(l)) && top.some((l) => /^mtrelay-deliverer-/.test(l)), top.join('\n'));
   t.diagnostic(`HPA CPU utilization (% of requests): ${JSON.stringify(Object.fromEntries(Object.entries(utilization).map(([k, v]) => [k, v.cpu])))}; kubectl top: ${top.join(' | ')}`);
+});
+
+test("a bounce through the inbound role's NodePort becomes an out_of_band event and holds the address back in every deliverer pod", async () => {
+  assert.ok(release.pods('inbound').some((p) => p.ready), 'the inbound pod is Ready');
+  const events = await KafkaReader.start(release.broker.bootstrap, 'mtrelay.events', false);
+  try {
+    const send = async () => {
+      const sent = await swaks(submitArgs({ port: nodePort, key: apiKey, ca: release.caCert, from: 'app@example.com', to: 'gone@recipient.test' }));
+      return /^250 2\.0\.0 OK (\d+)$/.exec(sent.dataReply ?? '')?.[1];
+    };
+    const transmissionId = await send();
+    assert.ok(transmissionId, 'accepted');
+    const copy = await eventually('the copy in the mailbox', 60_000, () => sink.received.find((r) => r.message.includes(`X-MT-Transmission: ${transmissionId}; namespace=acme`)));
+    assert.equal(copy.mailFrom, `b+${transmissionId}+gone=recipient.test@${BOUNCE_DOMAIN}`);
+    const report = filled('gmail-no-such-account.eml', { bounceAddress: copy.mailFrom, fblAddress: `fbl@${BOUNCE_DOMAIN}`, transmissionId, namespace: 'acme', rcpt: 'gone@recipient.test' });
+    const bounced = await swaks(['--server', `127.0.0.1:${release.nodePort('smtp', 'mtrelay-inbound')}`, '--from', '<>', '--to', copy.mailFrom, '-tls',
+      '--tls-verify', '--tls-ca-path', release.caCert, '--data', '-'], report.toString('latin1'));
+    assert.equal(bounced.dataReply, '250 2.0.0 Report accepted (bounce)', bounced.output.slice(-400));
+    await eventually('the out_of_band event', 30_000, () => events.records.some((r) => r.value.includes(`"type":"out_of_band"`) && r.value.includes(transmissionId)));
+    // Both deliverer pods follow the suppressions topic: the next message to the address is held back.
+    const held = await eventually('a policy_rejection for the bounced address', 60_000, async () => {
+      const next = await send();
+      const outcome = () => events.records.map((r) => JSON.parse(r.value.toString()) as { type: string; transmission_id: string }).find((e) => e.transmission_id === next && e.type !== 'injection');
+      await eventually(`the outcome of ${next}`, 30_000, outcome);
+      return outcome()!.type === 'policy_rejection' && next;
+    });
+    assert.ok(held);
+  } finally {
+    await events.stop();
+  }
 });
 
 test('deleting the SendingDomain and the ApiKey collects the Secrets they own (kube-controller-manager garbage collection)', async () => {

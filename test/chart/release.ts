@@ -15,6 +15,7 @@ import { chartDir, helm } from './chart.ts';
 export const IMAGE = 'localhost/mtrelay:cluster-test';
 export const RELEASE_NS = 'mtrelay-system';
 export const RELAY_HOSTNAME = 'smtp.test';
+export const BOUNCE_DOMAIN = 'bounces.smtp.test';
 
 // kubectl's JSON, read loosely: callers name the fields they need.
 export type Loose = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -84,6 +85,8 @@ export class ClusterRelease {
       '--set', 'operator.replicas=1', '--set', 'operator.requireDnsVerification=false',
       '--set', `deliverer.routes={*=${BRIDGE_ADDRESS}:${sinkPort}}`, '--set', `deliverer.allowDestinations={${BRIDGE_ADDRESS}/32}`,
       '--set', 'tracker.enabled=false', '--set', 'dispatcher.enabled=false',
+      // The bounce domain's MX, on a NodePort like the relay's.
+      '--set', `deliverer.bounceDomain=${BOUNCE_DOMAIN}`, '--set', 'inbound.service.type=NodePort', '--set', 'inbound.autoscaling.enabled=false', '--set', 'inbound.replicas=1',
       ...set.flatMap((s) => ['--set', s]),
     ]);
     this.timings.helmInstall = (Date.now() - since) / 1000;
@@ -102,10 +105,10 @@ export class ClusterRelease {
     return JSON.parse(this.kubectl([...args, '-o', 'json'])) as Loose;
   }
 
-  /** The relay Service's node port for a named port (submission, submissions, …), on 127.0.0.1. */
-  nodePort(name = 'submission'): number {
-    const service = this.json(['get', 'service', 'mtrelay-relay', '-n', RELEASE_NS]);
-    return (service.spec.ports as { name: string; nodePort: number }[]).find((p) => p.name === name)!.nodePort;
+  /** A Service's node port for a named port (the relay's submission, smtps, …; the inbound role's smtp), on 127.0.0.1. */
+  nodePort(name = 'submission', service = 'mtrelay-relay'): number {
+    const found = this.json(['get', 'service', service, '-n', RELEASE_NS]);
+    return (found.spec.ports as { name: string; nodePort: number }[]).find((p) => p.name === name)!.nodePort;
   }
 
   /** The release's pods, with how long each took to become Ready (seconds; the API's timestamps have second resolution). */
