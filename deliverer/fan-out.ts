@@ -54,7 +54,7 @@ function rfc5322Date(iso: string): string {
 
 /**
  * The trace field RFC 5321 4.4 requires of every relay; the transmission and its account, which
- * bounces and complaints that return the original headers are matched by (TRANSMISSION_FIELD);
+ * bounces and complaints that return the original headers are matched by (transmission-field.ts);
  * and Message-ID and Date when the client left them out.
  */
 function addedFields(submission: Submission, present: Set<string>): string {

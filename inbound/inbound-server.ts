@@ -12,7 +12,7 @@ import { REPLIES, SmtpReply, replyText, smtpReply } from '../shared/smtp-replies
 import { TLS_OPTIONS, type TlsMaterial } from '../relay/tls-files.ts';
 import type { InboundMetrics } from './metrics.ts';
 import { reportOutcome, type InboundEvent, type ReportOutcome } from './report-events.ts';
-import { parseReport } from './report-parser.ts';
+import { parseReport, type ParsedReport } from './report-parser.ts';
 
 /** Where a report's events and suppressions go: Kafka topics, or standalone's SQLite queue. Resolves once they are durable. */
 export type ReportStore = (events: InboundEvent[], suppressions: SuppressionEntry[]) => Promise<void>;
@@ -113,7 +113,8 @@ export class InboundServer {
   /** Parses the report once, matches it for each of its recipients, and stores what it says. */
   async #handle(message: Buffer, recipients: { address: string; report: ReportAddress }[]): Promise<string[]> {
     const { metrics, logger, store } = this.#o;
-    const report = await parseReport(message);
+    // A report that cannot be read is taken and counted, not refused: a retry would not read better.
+    const report: ParsedReport = await parseReport(message).catch((error: Error) => ({ kind: 'other' as const, why: `unreadable: ${error.message}`, original: {} }));
     const outcomes: ReportOutcome[] = recipients.map((r) => reportOutcome(report, r.report, r.address));
     const events = outcomes.flatMap((o) => o.events);
     const suppressions = outcomes.flatMap((o) => o.suppressions);
