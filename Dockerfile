@@ -20,6 +20,7 @@ COPY operator ./operator
 COPY tracker ./tracker
 COPY dispatcher ./dispatcher
 COPY inbound ./inbound
+COPY api ./api
 RUN npm run bundle
 
 FROM ${RUNTIME_BASE}

@@ -2,6 +2,7 @@
 // First, before anything loads kafkajs: its patches must be in place before its requests load.
 import './shared/kafka/kafkajs-patches.ts';
 import { Command } from 'commander';
+import { apiCommand } from './api/command.ts';
 import { delivererCommand } from './deliverer/command.ts';
 import { dispatcherCommand } from './dispatcher/command.ts';
 import { inboundCommand } from './inbound/command.ts';
@@ -20,7 +21,7 @@ process.on('warning', (warning) => {
 });
 
 const program = new Command('mtrelay')
-  .description('Kubernetes-native SMTP relay: submission, delivery, operator, tracking, webhooks, bounces and complaints')
+  .description('Kubernetes-native SMTP relay: submission, delivery, operator, tracking, webhooks, bounces and complaints, the API')
   .addCommand(relayCommand())
   .addCommand(delivererCommand())
   .addCommand(standaloneCommand())
@@ -28,6 +29,7 @@ const program = new Command('mtrelay')
   .addCommand(trackerCommand())
   .addCommand(dispatcherCommand())
   .addCommand(inboundCommand())
+  .addCommand(apiCommand())
   .showHelpAfterError();
 
 program.parseAsync(process.argv).catch((error: Error) => {

@@ -44,6 +44,17 @@ export class SuppressionList {
   get size(): number {
     return this.#entries.size;
   }
+
+  /** An account's entries (both kinds), by address. */
+  entries(namespace: string): SuppressionEntry[] {
+    return [...this.#entries.values()].filter((e) => e.namespace === namespace)
+      .sort((a, b) => a.address.localeCompare(b.address) || (a.type ?? '').localeCompare(b.type ?? ''));
+  }
+
+  /** The entries for one address of an account (for all mail, for non-transactional mail, or both). */
+  lookup(namespace: string, address: string): SuppressionEntry[] {
+    return [undefined, 'non_transactional' as const].map((type) => this.#entries.get(suppressionKey(namespace, address, type))).filter((e) => e !== undefined);
+  }
 }
 
 function parseEntry(value: Buffer): SuppressionEntry | undefined {

@@ -1,5 +1,6 @@
 // `mtrelay standalone`: relay and deliverer in one process with an embedded queue.
 import { Command } from 'commander';
+import { addApiOptions } from '../api/command.ts';
 import { addDeliveryOptions, deliverySettings, type DeliveryFlags } from '../deliverer/command.ts';
 import { addWebhookOptions, dispatchPolicy, type WebhookFlags } from '../dispatcher/command.ts';
 import { addSmtpOptions, smtpSettings, type SmtpFlags } from '../relay/command.ts';
@@ -13,6 +14,8 @@ interface StandaloneFlags extends SmtpFlags, DeliveryFlags, WebhookFlags, OpsFla
   exampleDomain: string;
   trackerPort: number;
   inboundPort: number;
+  apiPort: number;
+  maxBody: number;
 }
 
 export function standaloneCommand(): Command {
@@ -22,8 +25,9 @@ export function standaloneCommand(): Command {
     .addOption(option('--resources <dir>', 'folder of SendingDomain, ApiKey and Secret manifests (default: <state>/resources, created with an example on first start)'))
     .addOption(option('--example-domain <domain>', 'the sending domain of the example created on first start').default('example.com'))
     .addOption(option('--tracker-port <port>', 'HTTP port of the open pixel and click redirects, on --host (0: any free port)').argParser(integer(0, 65535)).default(8080))
+    .addOption(option('--api-port <port>', 'HTTP port of the API (the suppression list), on --host (0: any free port, -1: none)').argParser(integer(-1, 65535)).default(8081))
     .addOption(option('--inbound-port <port>', 'SMTP port for bounces and complaints to --bounce-domain (its MX), on --host; only with --bounce-domain (0: any free port, -1: none)').argParser(integer(-1, 65535)).default(2526));
-  return addOpsOptions(addWebhookOptions(addDeliveryOptions(addSmtpOptions(command)), true), 9090)
+  return addOpsOptions(addApiOptions(addWebhookOptions(addDeliveryOptions(addSmtpOptions(command)), true)), 9090)
     .action((flags: StandaloneFlags) => runRole('standalone', flags.logLevel, async (logger) => {
       const { startStandalone } = await import('./main.ts');
       const running = await startStandalone({
@@ -34,6 +38,8 @@ export function standaloneCommand(): Command {
         exampleDomain: flags.exampleDomain.toLowerCase(),
         trackerPort: flags.trackerPort,
         inboundPort: flags.inboundPort,
+        apiPort: flags.apiPort,
+        apiMaxBodyBytes: flags.maxBody,
         webhooks: dispatchPolicy(flags),
         webhooksAllowPrivate: flags.webhookAllowPrivate,
         metricsHost: flags.metricsHost,

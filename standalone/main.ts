@@ -21,6 +21,7 @@ import { createTrackerMetrics } from '../tracker/metrics.ts';
 import { TrackerServer } from '../tracker/tracker-server.ts';
 import type { TrackEvent } from '../tracker/track-events.ts';
 import { createExampleResources, ensureSelfSignedCertificate, type FirstRunResult } from './first-run.ts';
+import { startLocalApi } from './local-api.ts';
 import { startLocalInbound } from './local-inbound.ts';
 import { LocalDeliveryRuntime } from './local-runtime.ts';
 import { SqliteQueue } from './sqlite-queue.ts';
@@ -39,6 +40,10 @@ export interface StandaloneConfig extends DeliverySettings, Pick<RelayConfig, 's
   trackerPort: number;
   /** The inbound listener's port (bounces and complaints for --bounce-domain), on the same host; -1 for none. */
   inboundPort: number;
+  /** The HTTP API's port (the suppression list), on the same host; -1 for none. */
+  apiPort: number;
+  /** Largest API request body. */
+  apiMaxBodyBytes: number;
   /** Batching and retries of webhook posts. */
   webhooks: DispatchPolicy;
   webhooksAllowPrivate: boolean;
@@ -109,6 +114,7 @@ export async function startStandalone(config: StandaloneConfig, logger: Logger):
     host: config.settings.host, port: config.inboundPort, hostname: config.settings.hostname, bounceDomain: config.bounceDomain,
     maxMessageBytes: 10 * 1024 * 1024, certificates, queue, suppressions, logger,
   });
+  const apiPort = await startLocalApi(role, { host: config.settings.host, port: config.apiPort, maxBodyBytes: config.apiMaxBodyBytes, store, queue, suppressions, logger });
   // Sending limits and failed AUTHs as counted before a restart.
   const counters = new UsageCounters();
   const usage = startSqliteUsage({
@@ -130,6 +136,6 @@ export async function startStandalone(config: StandaloneConfig, logger: Logger):
   });
   role.onStop('outbound SMTP connections', closePool);
   role.onStop('queue (pending writes are committed)', () => queue.close());
-  role.started({ ports: listenerPorts(server, config.settings), trackerPort, ...(inboundPort ? { inboundPort } : {}), state: config.stateDir, resources: resourcesDir, queued: queue.depth }, 'standalone listening');
+  role.started({ ports: listenerPorts(server, config.settings), trackerPort, ...(inboundPort ? { inboundPort } : {}), ...(apiPort ? { apiPort } : {}), state: config.stateDir, resources: resourcesDir, queued: queue.depth }, 'standalone listening');
   return { role, server, firstRun, eventsLog, trackingUrl, shutdown: () => role.shutdown() };
 }

@@ -245,6 +245,14 @@ export class SqliteQueue implements SubmissionQueue, OutcomeSink<QueuedJob> {
     this.#flushEvents();
   }
 
+  /** Removes suppression entries (each of its own type): committed before it returns. */
+  removeSuppressions(entries: SuppressionEntry[]): void {
+    const remove = this.#db.prepare('DELETE FROM suppressions WHERE namespace = ? AND address = ? AND type = ?');
+    this.#transaction(() => {
+      for (const x of entries) remove.run(x.namespace, x.address, x.type ?? '');
+    });
+  }
+
   /**
    * Moves committed events to the JSON-lines event log. They stay in the outbox until appended,
    * so none is lost in a crash or on a full disk; a failed append is cut back to where it

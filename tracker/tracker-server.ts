@@ -2,12 +2,13 @@
 // Nothing unsigned is ever followed: a token that does not verify gets 404, so the tracker is no
 // open redirect. Answers do not wait for Kafka: an event is handed over after the answer.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo, BlockList } from 'node:net';
+import type { BlockList } from 'node:net';
 import type { Logger } from 'pino';
 import { verifyToken, type TrackingKeyRing } from '../shared/tracking/tokens.ts';
 import { clientAddress } from './client-address.ts';
 import type { TrackerMetrics } from './metrics.ts';
 import { trackEvent, type TrackEvent } from './track-events.ts';
+import { closeHttp, listenHttp } from '../shared/ops/http.ts';
 
 /** A transparent 1×1 GIF. */
 export const PIXEL = Buffer.from('R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7', 'base64');
@@ -34,18 +35,12 @@ export class TrackerServer {
   }
 
   listen(port: number, host: string): Promise<number> {
-    return new Promise((resolve, reject) => {
-      this.#server.once('error', reject);
-      this.#server.listen(port, host, () => resolve((this.#server.address() as AddressInfo).port));
-    });
+    return listenHttp(this.#server, port, host);
   }
 
   /** Stops taking connections and waits for the requests in progress. */
   close(): Promise<void> {
-    return new Promise((resolve) => {
-      this.#server.close(() => resolve());
-      this.#server.closeIdleConnections();
-    });
+    return closeHttp(this.#server);
   }
 
   #handle(request: IncomingMessage, response: ServerResponse): void {

@@ -45,3 +45,19 @@ export async function startOpsServer(options: OpsServerOptions): Promise<http.Se
 export function listeningPort(server: http.Server): number {
   return (server.address() as AddressInfo).port;
 }
+
+/** Listens on `host:port` (0: any free port); resolves with the port. */
+export function listenHttp(server: http.Server, port: number, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve((server.address() as AddressInfo).port));
+  });
+}
+
+/** Stops taking connections, closes idle keep-alive ones, and resolves once the requests in progress are answered. */
+export function closeHttp(server: http.Server): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    server.closeIdleConnections();
+  });
+}

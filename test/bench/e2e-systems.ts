@@ -130,7 +130,7 @@ export async function startStandalone(o: SystemOptions): Promise<SystemUnderTest
     'standalone', '--state', path.join(o.dir, 'state'), '--resources', o.account.resources, '--allow-auth-without-tls',
     '--host', HOST, '--port', '0', '--alt-port', '-1', '--smtps-port', '-1', '--metrics-host', HOST, '--metrics-port', '0',
     // Its own tracker listens too: on any free port, not on 8080, which something else may hold.
-    '--tracker-port', '0', '--max-clients', '20000', '--drain-timeout', '5', ...deliveryFlags(o),
+    '--tracker-port', '0', '--api-port', '0', '--max-clients', '20000', '--drain-timeout', '5', ...deliveryFlags(o),
   ]);
   const remove = async () => {
     await stopProcess(standalone);

@@ -16,7 +16,7 @@ let args: string[] = [];
 
 async function start(): Promise<void> {
   standalone = new MtrelayProcess(['standalone', '--state', state, '--resources', resources, '--allow-auth-without-tls',
-    '--host', '127.0.0.1', '--port', '0', '--alt-port', '-1', '--smtps-port', '-1', '--tracker-port', '0', '--inbound-port', '0', '--metrics-host', '127.0.0.1', '--metrics-port', '0', ...args]);
+    '--host', '127.0.0.1', '--port', '0', '--alt-port', '-1', '--smtps-port', '-1', '--tracker-port', '0', '--api-port', '0', '--inbound-port', '0', '--metrics-host', '127.0.0.1', '--metrics-port', '0', ...args]);
   const ready = await standalone.started('standalone listening');
   submitPort = (ready.ports as { submission: number }).submission;
   standalone.metricsPort = ready.metricsPort as number;

@@ -56,7 +56,7 @@ test('one image: under 200 MB, a numeric non-root user, no HEALTHCHECK, OCI labe
   assert.equal(config!.Config.Labels['org.opencontainers.image.title'], 'mtrelay');
   assert.equal(config!.Config.Labels['org.opencontainers.image.revision'], 'test');
   assert.deepEqual(Object.keys(config!.Config.Volumes).sort(), ['/tmp', '/var/lib/mtrelay']);
-  for (const role of ['relay', 'deliverer', 'standalone', 'operator', 'tracker', 'dispatcher']) {
+  for (const role of ['relay', 'deliverer', 'standalone', 'operator', 'tracker', 'dispatcher', 'inbound', 'api']) {
     const help = podmanRun(['run', '--rm', '--network', 'none', '--read-only', IMAGE, role, '--help']);
     assert.equal(help.status, 0, help.stderr);
     assert.match(help.stdout, new RegExp(`^Usage: mtrelay ${role} \\[options\\]`, 'm'));
@@ -69,7 +69,7 @@ test('standalone in the image, read-only root and a state volume: swaks sends, t
   const state = tempDir('image-state');
   chmodSync(state, 0o777); // the image's user is 65532
   const [smtp, metrics] = [await freePort(), await freePort()];
-  const name = run('standalone', ['standalone', '--host', '127.0.0.1', '--port', String(smtp), '--alt-port', '-1', '--smtps-port', '-1', '--tracker-port', '0',
+  const name = run('standalone', ['standalone', '--host', '127.0.0.1', '--port', String(smtp), '--alt-port', '-1', '--smtps-port', '-1', '--tracker-port', '0', '--api-port', '0',
     '--metrics-host', '127.0.0.1', '--metrics-port', String(metrics), '--route', `*=127.0.0.1:${sink.port}`, '--example-domain', 'shop.example'],
   [`${state}:/var/lib/mtrelay`]);
   await readyWithin(metrics, 30_000, name);

@@ -1,7 +1,7 @@
 // Standalone's inbound listener: a bounce and a complaint sent with swaks to its port become
 // out_of_band and spam_complaint events in the event log; the addresses are held back at once
 // (the complaint only for mail not marked transactional) and still after kill -9 and a
-// restart, from the SQLite queue.
+// restart, from the SQLite queue; its API lists them, and removing one there lets mail through.
 // @needs processes swaks
 // @limit 90s
 import assert from 'node:assert/strict';
@@ -10,7 +10,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import nodemailer from 'nodemailer';
 import { MtrelayProcess } from '../helpers/relay-process.ts';
-import { accountFolder, newApiKey, tempDir } from '../helpers/resources.ts';
+import { accountFolder, apiKeyYaml, newApiKey, tempDir } from '../helpers/resources.ts';
 import { SmtpSink } from '../helpers/smtp-sink.ts';
 import { swaks } from '../helpers/swaks.ts';
 import { freePort } from '../kafka/broker.ts';
@@ -23,14 +23,16 @@ const key = newApiKey();
 const account = accountFolder(key);
 let sink: SmtpSink;
 let standalone: MtrelayProcess;
-let ports = { submit: 0, inbound: 0 };
+let ports = { submit: 0, inbound: 0, api: 0 };
+const manageKey = newApiKey();
+account.write('manage.yaml', apiKeyYaml('acme', 'manage', manageKey, { permissions: ['suppressions/manage'] }));
 
 async function start(): Promise<void> {
   standalone = new MtrelayProcess(['standalone', '--state', state, '--resources', account.dir, '--allow-auth-without-tls',
-    '--host', '127.0.0.1', '--port', '0', '--alt-port', '-1', '--smtps-port', '-1', '--tracker-port', '0', '--inbound-port', '0',
+    '--host', '127.0.0.1', '--port', '0', '--alt-port', '-1', '--smtps-port', '-1', '--tracker-port', '0', '--api-port', '0', '--inbound-port', '0',
     '--metrics-host', '127.0.0.1', '--metrics-port', '0', '--route', `*=127.0.0.1:${sink.port}`, '--bounce-domain', BOUNCE_DOMAIN]);
   const ready = await standalone.started('standalone listening');
-  ports = { submit: (ready.ports as { submission: number }).submission, inbound: ready.inboundPort as number };
+  ports = { submit: (ready.ports as { submission: number }).submission, inbound: ready.inboundPort as number, api: ready.apiPort as number };
 }
 
 before(async () => {
@@ -93,4 +95,16 @@ test('a later bounce and a complaint become events in the log, and the addresses
 test("standalone's inbound port relays nothing either", async () => {
   const result = await swaks(['--server', `127.0.0.1:${ports.inbound}`, '--from', 'spammer@example.org', '--to', 'someone@example.org']);
   assert.ok(result.replies.includes('550 5.7.1 <someone@example.org> is not a bounce or feedback address of this server; it relays nothing'), result.output);
+});
+
+test("standalone's API lists what the reports suppressed, and a removal there lets mail through at once and after a restart", async () => {
+  const api = (method: string, path = '') => fetch(`http://127.0.0.1:${ports.api}/api/v1/suppression-list${path}`, { method, headers: { authorization: manageKey } });
+  const listed = await (await api('GET')).json() as { results: { recipient: string; type: string; source: string }[] };
+  assert.deepEqual(listed.results.map((e) => [e.recipient, e.type, e.source]), [['annoyed@recipient.test', 'non_transactional', 'complaint'], ['gone@recipient.test', 'all', 'bounce']]);
+  assert.equal((await api('DELETE', '/gone@recipient.test')).status, 204);
+  assert.equal((await outcome('gone@recipient.test')).type, 'delivery');
+  await standalone.stop('SIGKILL');
+  await start();
+  assert.equal((await outcome('gone@recipient.test')).type, 'delivery', 'the removal is committed');
+  assert.equal((await outcome('annoyed@recipient.test')).type, 'policy_rejection');
 });

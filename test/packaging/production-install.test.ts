@@ -18,7 +18,7 @@ const copy = tempDir('production');
 const node24 = path.dirname(process.execPath);
 /** PATH with this run's Node.js 24 first, as an image has it. */
 const withNode24 = { PATH: `${node24}:${process.env.PATH}` };
-const ROLES = ['relay', 'deliverer', 'standalone', 'operator', 'tracker', 'dispatcher'];
+const ROLES = ['relay', 'deliverer', 'standalone', 'operator', 'tracker', 'dispatcher', 'inbound', 'api'];
 
 before(() => {
   // The project's files as a clean clone has them (tracked, and new files not ignored).
@@ -59,7 +59,7 @@ test('standalone from the production install accepts a message with swaks and de
   const sink = new SmtpSink({ host: '127.0.0.1', port: await freePort() });
   await sink.listen();
   const standalone = new MtrelayProcess(['standalone', '--state', tempDir('production-state'), '--host', '127.0.0.1', '--port', '0', '--alt-port', '-1',
-    '--smtps-port', '-1', '--tracker-port', '0', '--metrics-host', '127.0.0.1', '--metrics-port', '0', '--route', `*=127.0.0.1:${sink.port}`, '--example-domain', 'shop.example'],
+    '--smtps-port', '-1', '--tracker-port', '0', '--api-port', '0', '--metrics-host', '127.0.0.1', '--metrics-port', '0', '--route', `*=127.0.0.1:${sink.port}`, '--example-domain', 'shop.example'],
   withNode24, [path.join(copy, 'bin/mtrelay')]);
   try {
     const ready = await standalone.started('standalone listening');

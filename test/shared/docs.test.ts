@@ -14,6 +14,8 @@ import { dispatcherCommand } from '../../dispatcher/command.ts';
 import { createDispatcherMetrics } from '../../dispatcher/metrics.ts';
 import { inboundCommand } from '../../inbound/command.ts';
 import { createInboundMetrics } from '../../inbound/metrics.ts';
+import { apiCommand } from '../../api/command.ts';
+import { createApiMetrics } from '../../api/metrics.ts';
 import { createTrackerMetrics } from '../../tracker/metrics.ts';
 import { relayCommand } from '../../relay/command.ts';
 import { createRelayMetrics } from '../../relay/metrics.ts';
@@ -43,7 +45,7 @@ test('docs/smtp-replies.md shows every reply by name and full text', () => {
 
 test('docs/configuration.md documents every flag of every role', () => {
   const configuration = doc('configuration.md');
-  for (const command of [relayCommand(), delivererCommand(), standaloneCommand(), operatorCommand(), trackerCommand(), dispatcherCommand(), inboundCommand()]) {
+  for (const command of [relayCommand(), delivererCommand(), standaloneCommand(), operatorCommand(), trackerCommand(), dispatcherCommand(), inboundCommand(), apiCommand()]) {
     for (const option of command.options) {
       assert.ok(configuration.includes(`\`${option.long}`), `${command.name()} ${option.long} is not documented`);
     }
@@ -59,6 +61,7 @@ test('docs/operations.md documents every metric of every role', async () => {
   createTrackerMetrics(registry);
   createDispatcherMetrics(registry);
   createInboundMetrics(registry);
+  createApiMetrics(registry);
   const names = [...(await registry.getMetricsAsJSON()).map((m) => m.name), 'mtrelay_config_generation', 'mtrelay_config_reload_errors_total'];
   assert.ok(names.length > 20);
   for (const name of names) assert.ok(operations.includes(`\`${name}\``), `${name} is not documented`);

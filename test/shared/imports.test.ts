@@ -8,7 +8,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { repoRoot } from '../kafka/broker.ts';
 
-const PRODUCTION = ['cli.ts', 'relay', 'deliverer', 'standalone', 'operator', 'tracker', 'dispatcher', 'shared'];
+const PRODUCTION = ['cli.ts', 'relay', 'deliverer', 'standalone', 'operator', 'tracker', 'dispatcher', 'inbound', 'api', 'shared'];
 
 /** The only deep imports allowed, each in the one file that isolates it (and a test that guards it). */
 const ISOLATED: Record<string, string[]> = {

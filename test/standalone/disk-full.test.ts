@@ -30,7 +30,7 @@ before(async () => {
   sink = new SmtpSink({ host: '127.0.0.1', port: await freePort() });
   await sink.listen();
   standalone = new MtrelayProcess(['standalone', '--state', path.join(mount, 'state'), '--resources', account.dir, '--allow-auth-without-tls',
-    '--host', '127.0.0.1', '--port', '0', '--alt-port', '-1', '--smtps-port', '-1', '--tracker-port', '0', '--metrics-host', '127.0.0.1', '--metrics-port', '0',
+    '--host', '127.0.0.1', '--port', '0', '--alt-port', '-1', '--smtps-port', '-1', '--tracker-port', '0', '--api-port', '0', '--metrics-host', '127.0.0.1', '--metrics-port', '0',
     '--route', `*=127.0.0.1:${sink.port}`, '--retry-delays', '1s', '--tls-policy', '*=opportunistic']);
   port = ((await standalone.started('standalone listening')).ports as { submission: number }).submission;
 });

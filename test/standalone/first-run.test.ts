@@ -17,7 +17,7 @@ import { MtrelayProcess } from '../helpers/relay-process.ts';
 import { tempDir } from '../helpers/resources.ts';
 
 const args = (state: string) => ['standalone', '--state', state, '--host', '127.0.0.1', '--port', '0', '--alt-port', '-1', '--smtps-port', '0',
-  '--tracker-port', '0', '--metrics-host', '127.0.0.1', '--metrics-port', '0', '--route', '*=127.0.0.1:9', '--example-domain', 'shop.example'];
+  '--tracker-port', '0', '--api-port', '0', '--metrics-host', '127.0.0.1', '--metrics-port', '0', '--route', '*=127.0.0.1:9', '--example-domain', 'shop.example'];
 
 async function startAndReadWelcome(state: string): Promise<{ process: MtrelayProcess; welcome: string }> {
   const process = new MtrelayProcess(args(state));

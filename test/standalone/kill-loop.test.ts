@@ -19,7 +19,7 @@ let port = 0;
 
 async function start(): Promise<void> {
   standalone = new MtrelayProcess(['standalone', '--state', state, '--resources', account.dir, '--allow-auth-without-tls',
-    '--host', '127.0.0.1', '--port', String(port), '--alt-port', '-1', '--smtps-port', '-1', '--tracker-port', '0', '--metrics-host', '127.0.0.1', '--metrics-port', '0',
+    '--host', '127.0.0.1', '--port', String(port), '--alt-port', '-1', '--smtps-port', '-1', '--tracker-port', '0', '--api-port', '0', '--metrics-host', '127.0.0.1', '--metrics-port', '0',
     '--route', `*=127.0.0.1:${sink.port}`, '--tls-policy', '*=opportunistic', '--retry-delays', '1s']);
   await standalone.started('standalone listening');
 }

@@ -29,7 +29,7 @@ async function start(): Promise<number> {
     await sink.listen();
   }
   standalone = new MtrelayProcess(['standalone', '--state', state, '--resources', account.dir, '--allow-auth-without-tls',
-    '--host', '127.0.0.1', '--port', '0', '--alt-port', '-1', '--smtps-port', '-1', '--tracker-port', '0', '--metrics-host', '127.0.0.1', '--metrics-port', '0',
+    '--host', '127.0.0.1', '--port', '0', '--alt-port', '-1', '--smtps-port', '-1', '--tracker-port', '0', '--api-port', '0', '--metrics-host', '127.0.0.1', '--metrics-port', '0',
     '--route', `*=127.0.0.1:${sink.port}`, '--tls-policy', '*=opportunistic', '--auth-slow-after', '100', '--auth-block-after', '2']);
   return ((await standalone.started('standalone listening')).ports as { submission: number }).submission;
 }

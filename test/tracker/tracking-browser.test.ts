@@ -64,7 +64,7 @@ before(async () => {
   landingUrl = `http://127.0.0.1:${(landing.address() as AddressInfo).port}`;
   standalone = new MtrelayProcess(['standalone', '--state', state, '--resources', account.dir, '--allow-auth-without-tls',
     '--host', '127.0.0.1', '--port', '0', '--alt-port', '-1', '--smtps-port', '-1', '--metrics-host', '127.0.0.1', '--metrics-port', '0',
-    '--tracker-port', '0', '--batch-linger', '200ms', '--route', `recipient.test=127.0.0.1:${sink.port}`]);
+    '--tracker-port', '0', '--api-port', '0', '--batch-linger', '200ms', '--route', `recipient.test=127.0.0.1:${sink.port}`]);
   const ready = await standalone.started('standalone listening');
   submitPort = (ready.ports as { submission: number }).submission;
   trackerPort = ready.trackerPort as number;

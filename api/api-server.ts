@@ -1,0 +1,128 @@
+// The HTTP API of `mtrelay api` (and of standalone): JSON in SparkPost's shapes, every request
+// authenticated by an API key with the route's permission and kept to the key's account.
+// Answers: {"results": …} on success, {"errors": [{"message": …}]} otherwise, with the status
+// that says what to do (400 fix the request, 401 the key, 403 its permissions, 404, 413, 503).
+import http from 'node:http';
+import type { Logger } from 'pino';
+import type { ConfigStore } from '../shared/config/store.ts';
+import { authenticate } from './auth.ts';
+import type { ApiMetrics } from './metrics.ts';
+import { InputError, manualEntries, page, parseRecipients, publicEntry, type SuppressionStore } from './suppressions.ts';
+import { closeHttp, listenHttp } from '../shared/ops/http.ts';
+
+export interface ApiServerOptions {
+  store: ConfigStore;
+  suppressions: SuppressionStore;
+  metrics: ApiMetrics;
+  logger: Logger;
+  /** Largest request body (a CSV import), in bytes. */
+  maxBodyBytes: number;
+}
+
+class HttpError extends Error {
+  readonly status: number;
+
+  constructor(status: number, message: string) {
+    super(message);
+    this.status = status;
+  }
+}
+
+const SUPPRESSIONS = '/api/v1/suppression-list';
+
+export class ApiServer {
+  readonly #o: ApiServerOptions;
+  readonly #server: http.Server;
+
+  constructor(options: ApiServerOptions) {
+    this.#o = options;
+    this.#server = http.createServer((request, response) => void this.#handle(request, response));
+  }
+
+  listen(port: number, host: string): Promise<number> {
+    return listenHttp(this.#server, port, host);
+  }
+
+  /** Stops accepting; requests in progress are answered. */
+  close(): Promise<void> {
+    return closeHttp(this.#server);
+  }
+
+  async #handle(request: http.IncomingMessage, response: http.ServerResponse): Promise<void> {
+    const url = new URL(request.url ?? '/', 'http://api');
+    let route = 'other';
+    let status = 500;
+    let body: unknown;
+    try {
+      if (url.pathname === SUPPRESSIONS || url.pathname.startsWith(`${SUPPRESSIONS}/`)) {
+        route = 'suppressions';
+        [status, body] = await this.#suppressions(request, url);
+      } else {
+        throw new HttpError(404, `No such endpoint: ${request.method ?? ''} ${url.pathname}`);
+      }
+    } catch (error) {
+      const known = error instanceof HttpError ? error : error instanceof InputError ? new HttpError(400, error.message) : undefined;
+      if (!known) this.#o.logger.error({ err: error, path: url.pathname }, 'API request failed');
+      status = known?.status ?? 503;
+      body = { errors: [{ message: known?.message ?? 'The request could not be completed; try again' }] };
+    }
+    this.#o.metrics.requests.inc({ route, method: request.method ?? '', status: String(status) });
+    if (status === 204) response.writeHead(204).end();
+    else response.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+  }
+
+  #caller(request: http.IncomingMessage, permission: 'suppressions/manage' | 'events/read'): string {
+    const caller = authenticate(request, this.#o.store, permission);
+    if (!caller.ok) throw new HttpError(caller.status, caller.message);
+    return caller.namespace;
+  }
+
+  async #suppressions(request: http.IncomingMessage, url: URL): Promise<[number, unknown]> {
+    const namespace = this.#caller(request, 'suppressions/manage');
+    const store = this.#o.suppressions;
+    const recipient = decodeURIComponent(url.pathname.slice(SUPPRESSIONS.length + 1)).toLowerCase();
+    const method = request.method ?? 'GET';
+    if (!recipient && method === 'GET') {
+      const limit = Number(url.searchParams.get('limit') ?? 1000);
+      if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new HttpError(400, 'limit must be a whole number from 1 to 10000');
+      return [200, page(store.entries(namespace), limit, url.searchParams.get('cursor') ?? undefined)];
+    }
+    if (!recipient && (method === 'PUT' || method === 'POST')) {
+      const entries = manualEntries(namespace, await parseRecipients(await this.#body(request), request.headers['content-type'] ?? 'application/json'));
+      await store.put(entries);
+      return [200, { results: { message: 'Suppression List successfully updated', count: entries.length } }];
+    }
+    if (recipient && method === 'GET') {
+      const found = store.lookup(namespace, recipient);
+      if (!found.length) throw new HttpError(404, `${recipient} is not on the suppression list`);
+      return [200, { results: found.map(publicEntry) }];
+    }
+    if (recipient && method === 'DELETE') {
+      const type = url.searchParams.get('type');
+      if (type !== null && type !== 'all' && type !== 'non_transactional') throw new HttpError(400, 'type must be all or non_transactional');
+      const found = store.lookup(namespace, recipient).filter((e) => type === null || (e.type ?? 'all') === type);
+      if (!found.length) throw new HttpError(404, `${recipient} is not on the suppression list${type ? ` for ${type} mail` : ''}`);
+      await store.remove(found);
+      return [204, undefined];
+    }
+    throw new HttpError(405, `${method} is not allowed on ${url.pathname}`);
+  }
+
+  #body(request: http.IncomingMessage): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      request.on('data', (chunk: Buffer) => {
+        size += chunk.length;
+        if (size > this.#o.maxBodyBytes) {
+          reject(new HttpError(413, `The request body is larger than ${this.#o.maxBodyBytes} bytes; send the list in parts`));
+          request.destroy();
+          return;
+        }
+        chunks.push(chunk);
+      });
+      request.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+      request.on('error', reject);
+    });
+  }
+}

@@ -1,0 +1,63 @@
+// `mtrelay api` wiring in a cluster: the API keys from the relay's config, the suppression list
+// read whole from the compacted topic and followed (as every deliverer does), and a producer
+// that writes new entries and removals (tombstones) there with acks=all before the answer.
+// Stop order: stop answering (requests in progress finish), then the producer and consumer.
+import type { Logger } from 'pino';
+import { SuppressionList, followSuppressions, suppressionKey } from '../deliverer/suppression-list.ts';
+import { createKafka, type KafkaConnection } from '../shared/kafka/client.ts';
+import { connectRoleProducer } from '../shared/kafka/role-producer.ts';
+import { retryKafka, topicNames } from '../shared/kafka/topics.ts';
+import type { ConfigOrigin } from '../shared/config/sources.ts';
+import { Role } from '../shared/ops/role.ts';
+import { ApiServer } from './api-server.ts';
+import { createApiMetrics } from './metrics.ts';
+
+export interface ApiConfig {
+  host: string;
+  port: number;
+  config: ConfigOrigin;
+  kafka: KafkaConnection;
+  topicPrefix: string;
+  maxBodyBytes: number;
+  metricsHost: string;
+  metricsPort: number;
+}
+
+export async function startApi(config: ApiConfig, logger: Logger): Promise<{ role: Role; port: number; shutdown(): Promise<void> }> {
+  const role = await Role.start({ name: 'api', logger, metricsHost: config.metricsHost, metricsPort: config.metricsPort });
+  const store = await role.openConfig(config.config);
+  const kafka = createKafka({ connection: config.kafka, clientId: 'mtrelay-api', logger });
+  const producer = await connectRoleProducer(kafka, role, logger);
+  const topic = topicNames(config.topicPrefix).suppressions;
+  const list = new SuppressionList();
+  const follower = await retryKafka('loading the suppression list', () => followSuppressions(kafka, topic, list,
+    (key, offset) => logger.warn({ key, offset }, 'skipped a malformed suppression entry')), logger, (reason) => role.waiting(reason));
+
+  const server = new ApiServer({
+    store, metrics: createApiMetrics(role.registry), logger, maxBodyBytes: config.maxBodyBytes,
+    suppressions: {
+      entries: (namespace) => list.entries(namespace),
+      lookup: (namespace, address) => list.lookup(namespace, address),
+      // In this pod at once (read your writes); in the deliverers as they follow the topic.
+      put: async (entries) => {
+        for (let i = 0; i < entries.length; i += 1000) {
+          await producer.send({ topic, acks: -1, messages: entries.slice(i, i + 1000).map((e) => ({ key: suppressionKey(e.namespace, e.address, e.type), value: JSON.stringify(e) })) });
+        }
+        for (const e of entries) list.add(e);
+      },
+      remove: async (entries) => {
+        const keys = entries.map((e) => suppressionKey(e.namespace, e.address, e.type));
+        await producer.send({ topic, acks: -1, messages: keys.map((key) => ({ key, value: null })) });
+        for (const key of keys) list.remove(key);
+      },
+    },
+  });
+  const port = await server.listen(config.port, config.host);
+  role.onStop('HTTP server (requests in progress are answered)', () => server.close());
+  role.onStop('Kafka producer and the suppression list consumer', async () => {
+    await producer.disconnect();
+    await follower.disconnect();
+  });
+  role.started({ port, suppressions: list.size }, 'api listening');
+  return { role, port, shutdown: () => role.shutdown() };
+}
