@@ -54,7 +54,7 @@ describe('every value set renders', () => {
       const workloads = objects.filter((o) => o.kind === 'Deployment');
       // The strimzi set has a bounce domain, so an inbound role to be its MX.
       const inbound = set === 'strimzi' ? ['mtrelay-inbound'] : [];
-      assert.deepEqual(workloads.map((o) => o.metadata.name).sort(), ['mtrelay-deliverer', 'mtrelay-dispatcher', ...inbound, 'mtrelay-operator', 'mtrelay-relay', 'mtrelay-tracker']);
+      assert.deepEqual(workloads.map((o) => o.metadata.name).sort(), ['mtrelay-api', 'mtrelay-deliverer', 'mtrelay-dispatcher', ...inbound, 'mtrelay-operator', 'mtrelay-relay', 'mtrelay-tracker']);
       const values = parseAllDocuments(readFileSync(valuesFile(set), 'utf8'))[0]!.toJS() as { tracking?: { keys?: { existingSecret?: string } } };
       for (const o of objects) {
         // Secrets come from the user or the operator; the chart makes only the tracking keys, unless the user has them.

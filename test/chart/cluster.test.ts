@@ -4,7 +4,7 @@
 // relay's NodePort (on loopback, standing in for the LoadBalancer) reaching a mailbox with a
 // valid DKIM signature; a helm upgrade and a deleted deliverer pod under steady load losing
 // nothing; the autoscalers reading real metrics; a bounce through the inbound role's NodePort
-// suppressing its address; owned Secrets collected when their resources go; and the machine as
+// suppressing its address, which the API pod lists; owned Secrets collected when their resources go; and the machine as
 // it was once the cluster stops.
 // @needs cluster k8s chart image kafka-own processes swaks dkimpy openssl
 // @limit 900s
@@ -192,7 +192,7 @@ test("the autoscalers read real metrics: metrics-server serves the pods' CPU and
   t.diagnostic(`HPA CPU utilization (% of requests): ${JSON.stringify(Object.fromEntries(Object.entries(utilization).map(([k, v]) => [k, v.cpu])))}; kubectl top: ${top.join(' | ')}`);
 });
 
-test("a bounce through the inbound role's NodePort becomes an out_of_band event and holds the address back in every deliverer pod", async () => {
+test("a bounce through the inbound role's NodePort becomes an out_of_band event, holds the address back in every deliverer pod, and the API pod lists it", async () => {
   assert.ok(release.pods('inbound').some((p) => p.ready), 'the inbound pod is Ready');
   const events = await KafkaReader.start(release.broker.bootstrap, 'mtrelay.events', false);
   try {
@@ -217,6 +217,19 @@ test("a bounce through the inbound role's NodePort becomes an out_of_band event 
       return outcome()!.type === 'policy_rejection' && next;
     });
     assert.ok(held);
+    // The API pod lists the entry to a key of the account with suppressions/manage.
+    kubectl(['apply', '-f', '-'], 'apiVersion: mtrelay.dev/v1alpha1\nkind: ApiKey\nmetadata: {name: manager, namespace: acme}\nspec: {permissions: [suppressions/manage]}\n');
+    const managerKey = await eventually('the manager key', 60_000, () => {
+      const data = json(['get', 'secret', 'manager-apikey', '-n', 'acme']).data as Record<string, string>;
+      return data.apiKey && Buffer.from(data.apiKey, 'base64').toString();
+    });
+    const apiPod = release.pods('api').find((p) => p.ready)!;
+    const podIp = json(['get', 'pod', apiPod.name, '-n', RELEASE_NS]).status.podIP as string;
+    const listed = await eventually('the bounced address through the API', 60_000, async () => {
+      const response = await fetch(`http://${podIp}:8081/api/v1/suppression-list/gone@recipient.test`, { headers: { authorization: managerKey } });
+      return response.status === 200 && await response.json() as { results: { recipient: string; source: string; bounce_class: number }[] };
+    });
+    assert.deepEqual(listed.results.map((e) => [e.recipient, e.source, e.bounce_class]), [['gone@recipient.test', 'bounce', 10]]);
   } finally {
     await events.stop();
   }

@@ -87,6 +87,7 @@ export class ClusterRelease {
       '--set', 'tracker.enabled=false', '--set', 'dispatcher.enabled=false',
       // The bounce domain's MX, on a NodePort like the relay's.
       '--set', `deliverer.bounceDomain=${BOUNCE_DOMAIN}`, '--set', 'inbound.service.type=NodePort', '--set', 'inbound.autoscaling.enabled=false', '--set', 'inbound.replicas=1',
+      '--set', 'api.autoscaling.enabled=false', '--set', 'api.replicas=1',
       ...set.flatMap((s) => ['--set', s]),
     ]);
     this.timings.helmInstall = (Date.now() - since) / 1000;

@@ -89,8 +89,9 @@ app.kubernetes.io/component: {{ .component }}
 The Kafka connection of a role after Strimzi's KafkaUser is taken into account; called with
 (dict "root" . "component" <role>). The tracker, which faces the Internet, has a KafkaUser of
 its own that may only write engagement events; the inbound role, which takes mail from the
-Internet, one that may only write events and suppressions; the dispatcher, which posts to URLs
-tenants choose, one that may only read events.
+Internet, one that may only write events and suppressions; the API one that may only read and
+write suppressions; the dispatcher, which posts to URLs tenants choose, one that may only read
+events.
 */}}
 {{- define "mtrelay.kafka" -}}
 {{- $k := .root.Values.kafka -}}
@@ -107,7 +108,7 @@ tenants choose, one that may only read events.
 
 {{/* The Strimzi KafkaUser (and its Secret) a role connects as: (dict "root" . "component" <role>). */}}
 {{- define "mtrelay.kafkaUser" -}}
-{{- include "mtrelay.fullname" .root }}{{ if has .component (list "tracker" "dispatcher" "inbound") }}-{{ .component }}{{ end -}}
+{{- include "mtrelay.fullname" .root }}{{ if has .component (list "tracker" "dispatcher" "inbound" "api") }}-{{ .component }}{{ end -}}
 {{- end -}}
 
 {{/*
