@@ -45,10 +45,11 @@ export class SuppressionList {
     return this.#entries.size;
   }
 
-  /** An account's entries (both kinds), by address. */
+  /** An account's entries (both kinds), by address and type in code-unit order (the order the API's cursors compare in). */
   entries(namespace: string): SuppressionEntry[] {
+    const order = (e: SuppressionEntry) => `${e.address}\u0000${e.type ?? ''}`;
     return [...this.#entries.values()].filter((e) => e.namespace === namespace)
-      .sort((a, b) => a.address.localeCompare(b.address) || (a.type ?? '').localeCompare(b.type ?? ''));
+      .sort((a, b) => (order(a) < order(b) ? -1 : order(a) > order(b) ? 1 : 0));
   }
 
   /** The entries for one address of an account (for all mail, for non-transactional mail, or both). */

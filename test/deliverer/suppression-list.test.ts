@@ -24,3 +24,12 @@ test('keys: the complaint\'s apart from the all-mail one, addresses in lower cas
   assert.equal(suppressionKey('acme', 'Ann@Example.NET'), 'acme/ann@example.net');
   assert.equal(suppressionKey('acme', 'ann@example.net', 'non_transactional'), 'acme/ann@example.net#non_transactional');
 });
+
+test("an account's entries come in code-unit order, punctuation included, as the API's cursors compare them", () => {
+  const list = new SuppressionList();
+  for (const address of ['ab@x.test', 'a.b@x.test', 'a-b@x.test', 'a_b@x.test', 'a0@x.test']) list.add(entry({ address }));
+  list.add(entry({ address: 'a.b@x.test', type: 'non_transactional' }));
+  const keys = list.entries('acme').map((e) => `${e.address}\u0000${e.type ?? ''}`);
+  assert.deepEqual(keys, [...keys].sort());
+  assert.equal(keys.length, 6);
+});
