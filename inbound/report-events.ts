@@ -12,7 +12,7 @@
 import { randomUUID } from 'node:crypto';
 import { classifyReply, isHardBounce, parseReply } from '../deliverer/bounce-class.ts';
 import type { SuppressionEntry } from '../deliverer/suppression-list.ts';
-import type { ReportAddress } from '../shared/mail/verp.ts';
+import { matchesRecipientHint, type ReportAddress } from '../shared/mail/verp.ts';
 import type { BouncedRecipient, OriginalFacts, ParsedReport } from './report-parser.ts';
 
 export interface InboundEvent {
@@ -112,6 +112,9 @@ export function reportOutcome(report: ParsedReport, address: ReportAddress, enve
   for (const r of failed) {
     const rcptTo = r.rcptTo ?? hint ?? m.original.to;
     if (!rcptTo) continue;
+    // A return path written for one recipient takes reports about that recipient only: a forged
+    // report cannot suppress another address of the account through it.
+    if (hint && !matchesRecipientHint(rcptTo, hint)) continue;
     const { bounceClass, code, rawReason } = bounceOf(r);
     const event: InboundEvent = {
       type: 'out_of_band', ...common(m, rcptTo, now), bounce_class: bounceClass, error_code: code, raw_reason: rawReason,
@@ -122,6 +125,6 @@ export function reportOutcome(report: ParsedReport, address: ReportAddress, enve
       suppressions.push({ namespace: m.namespace, address: event.rcpt_to, reason: rawReason, bounce_class: bounceClass, source: 'bounce', created: now.toISOString() });
     }
   }
-  if (!events.length) return none('unmatched', `transmission ${m.transmissionId}: the report names no recipient`);
+  if (!events.length) return none('unmatched', `transmission ${m.transmissionId}: the report names no recipient${hint ? ` the return path was written for (${hint})` : ''}`);
   return { result: 'bounce', detail: events.map((e) => `${e.rcpt_to} class ${e.bounce_class}`).join(', '), events, suppressions };
 }

@@ -10,13 +10,23 @@ export type ReportAddress =
   | { kind: 'bounce'; transmissionId: string; recipientHint?: string }
   | { kind: 'feedback'; sendingDomain?: string };
 
+/** The recipient as a return path writes it: `local=domain`, the local part's other characters as "_". */
+function recipientToken(recipient: string): string {
+  const at = recipient.lastIndexOf('@');
+  return `${recipient.slice(0, at).replace(/[^A-Za-z0-9._-]/g, '_')}=${recipient.slice(at + 1).toLowerCase()}`;
+}
+
 export function verpReturnPath(transmissionId: string, recipients: string[], bounceDomain: string): string {
   const shared = `b+${transmissionId}@${bounceDomain}`;
   if (recipients.length !== 1) return shared;
-  const recipient = recipients[0]!;
-  const at = recipient.lastIndexOf('@');
-  const verp = `b+${transmissionId}+${recipient.slice(0, at).replace(/[^A-Za-z0-9._-]/g, '_')}=${recipient.slice(at + 1).toLowerCase()}`;
+  const verp = `b+${transmissionId}+${recipientToken(recipients[0]!)}`;
   return verp.length <= 64 ? `${verp}@${bounceDomain}` : shared; // RFC 5321 4.5.3.1.1
+}
+
+/** Whether `recipient` is the one a return path's hint was written for (compared without regard to case). */
+export function matchesRecipientHint(recipient: string, hint: string): boolean {
+  const at = hint.lastIndexOf('@');
+  return recipientToken(recipient).toLowerCase() === `${hint.slice(0, at)}=${hint.slice(at + 1)}`.toLowerCase();
 }
 
 /** What an address of one of the bounce domains stands for; undefined for any other address. */

@@ -54,6 +54,15 @@ test('a report whose returned original names another transmission, or no account
   assert.match(outcome.detail, /no X-MT-Transmission field/);
 });
 
+test("a report to one recipient's return path about another address is not matched: it cannot suppress that address", async () => {
+  const envelopeTo = fill.bounceAddress;
+  // Sent to Someone.Else's return path, about victim@recipient.test.
+  const forged = filled('rfc3464-unknown-user.eml', { ...fill, rcpt: 'victim@recipient.test' });
+  const outcome = reportOutcome(await parseReport(forged), parseReportAddress(envelopeTo, [BOUNCE_DOMAIN])!, envelopeTo);
+  assert.deepEqual([outcome.result, outcome.suppressions], ['unmatched', []]);
+  assert.match(outcome.detail, /return path was written for \(Someone\.Else@recipient\.test\)/);
+});
+
 test('return paths: VERP with the recipient, the shared one, feedback addresses; nothing else of the bounce domain', () => {
   assert.deepEqual(parseReportAddress('b+42+bob.smith=example.net@Bounces.Example.com', [BOUNCE_DOMAIN]), { kind: 'bounce', transmissionId: '42', recipientHint: 'bob.smith@example.net' });
   assert.deepEqual(parseReportAddress(verpReturnPath('42', ['a@x.test', 'b@x.test'], BOUNCE_DOMAIN), [BOUNCE_DOMAIN]), { kind: 'bounce', transmissionId: '42' });
