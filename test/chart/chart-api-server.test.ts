@@ -61,7 +61,7 @@ test('helm install, upgrade and uninstall; the CRDs, the tenants\' resources and
   assert.match(install, /STATUS: deployed/);
   assert.match(install, /kubectl get service -n mail mtrelay-relay/); // NOTES.txt tells where the relay is
   const deployments = () => api.kubectl(['get', 'deployments', '-n', 'mail', '-o', 'jsonpath={.items[*].metadata.name}']).split(' ').filter(Boolean).sort();
-  assert.deepEqual(deployments(), ['mtrelay-deliverer', 'mtrelay-dispatcher', 'mtrelay-operator', 'mtrelay-relay', 'mtrelay-tracker']);
+  assert.deepEqual(deployments(), ['mtrelay-api', 'mtrelay-deliverer', 'mtrelay-dispatcher', 'mtrelay-operator', 'mtrelay-relay', 'mtrelay-tracker']);
   api.kubectl(['wait', '--for', 'condition=Established', '--timeout', '60s', 'crd', 'sendingdomains.mtrelay.dev']);
   const trackingKeys = () => Buffer.from(api.kubectl(['get', 'secret', '-n', 'mail', 'mtrelay-tracking-keys', '-o', 'jsonpath={.data.keys}']), 'base64').toString();
   const keys = trackingKeys();
