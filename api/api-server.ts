@@ -7,12 +7,20 @@ import type { Logger } from 'pino';
 import type { ConfigStore } from '../shared/config/store.ts';
 import { authenticate } from './auth.ts';
 import type { ApiMetrics } from './metrics.ts';
+import { QueryError, parseEventQuery, type EventQuery } from './events-query.ts';
 import { InputError, manualEntries, page, parseRecipients, publicEntry, type SuppressionStore } from './suppressions.ts';
 import { closeHttp, listenHttp } from '../shared/ops/http.ts';
+
+/** Where events are searched: standalone's events index. */
+export interface EventSearch {
+  search(namespace: string, query: EventQuery): { results: Record<string, unknown>[]; next?: string };
+}
 
 export interface ApiServerOptions {
   store: ConfigStore;
   suppressions: SuppressionStore;
+  /** Absent: this role serves no events search (404). */
+  events?: EventSearch;
   metrics: ApiMetrics;
   logger: Logger;
   /** Largest request body (a CSV import), in bytes. */
@@ -29,6 +37,7 @@ class HttpError extends Error {
 }
 
 const SUPPRESSIONS = '/api/v1/suppression-list';
+const EVENTS = '/api/v1/events/message';
 
 export class ApiServer {
   readonly #o: ApiServerOptions;
@@ -57,11 +66,14 @@ export class ApiServer {
       if (url.pathname === SUPPRESSIONS || url.pathname.startsWith(`${SUPPRESSIONS}/`)) {
         route = 'suppressions';
         [status, body] = await this.#suppressions(request, url);
+      } else if (url.pathname === EVENTS && this.#o.events) {
+        route = 'events';
+        [status, body] = this.#events(request, url, this.#o.events);
       } else {
         throw new HttpError(404, `No such endpoint: ${request.method ?? ''} ${url.pathname}`);
       }
     } catch (error) {
-      const known = error instanceof HttpError ? error : error instanceof InputError ? new HttpError(400, error.message) : undefined;
+      const known = error instanceof HttpError ? error : error instanceof InputError || error instanceof QueryError ? new HttpError(400, error.message) : undefined;
       if (!known) this.#o.logger.error({ err: error, path: url.pathname }, 'API request failed');
       status = known?.status ?? 503;
       body = { errors: [{ message: known?.message ?? 'The request could not be completed; try again' }] };
@@ -75,6 +87,16 @@ export class ApiServer {
     const caller = authenticate(request, this.#o.store, permission);
     if (!caller.ok) throw new HttpError(caller.status, caller.message);
     return caller.namespace;
+  }
+
+  /** One page of the account's events, newest first; links.next repeats the search from where the page ended. */
+  #events(request: http.IncomingMessage, url: URL, events: EventSearch): [number, unknown] {
+    const namespace = this.#caller(request, 'events/read');
+    if (request.method !== 'GET') throw new HttpError(405, `${request.method ?? ''} is not allowed on ${url.pathname}`);
+    const page = events.search(namespace, parseEventQuery(url.searchParams));
+    const next = new URLSearchParams(url.searchParams);
+    if (page.next) next.set('cursor', page.next);
+    return [200, { results: page.results, ...(page.next ? { links: { next: `${EVENTS}?${next.toString()}` } } : {}) }];
   }
 
   async #suppressions(request: http.IncomingMessage, url: URL): Promise<[number, unknown]> {

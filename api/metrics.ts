@@ -6,7 +6,7 @@ export function createApiMetrics(registry: Registry) {
   return {
     requests: new Counter({
       name: 'mtrelay_api_requests_total', labelNames: ['route', 'method', 'status'], registers,
-      help: 'API requests by route (suppressions, other), method and status (401 and 403: keys without the right permission; 503: storage unavailable)',
+      help: 'API requests by route (suppressions, events, other), method and status (401 and 403: keys without the right permission; 503: storage unavailable)',
     }),
   };
 }

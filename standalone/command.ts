@@ -16,6 +16,7 @@ interface StandaloneFlags extends SmtpFlags, DeliveryFlags, WebhookFlags, OpsFla
   inboundPort: number;
   apiPort: number;
   maxBody: number;
+  eventRetention: number;
 }
 
 export function standaloneCommand(): Command {
@@ -25,7 +26,8 @@ export function standaloneCommand(): Command {
     .addOption(option('--resources <dir>', 'folder of SendingDomain, ApiKey and Secret manifests (default: <state>/resources, created with an example on first start)'))
     .addOption(option('--example-domain <domain>', 'the sending domain of the example created on first start').default('example.com'))
     .addOption(option('--tracker-port <port>', 'HTTP port of the open pixel and click redirects, on --host (0: any free port)').argParser(integer(0, 65535)).default(8080))
-    .addOption(option('--api-port <port>', 'HTTP port of the API (the suppression list), on --host (0: any free port, -1: none)').argParser(integer(-1, 65535)).default(8081))
+    .addOption(option('--api-port <port>', 'HTTP port of the API (events search, the suppression list), on --host (0: any free port, -1: none)').argParser(integer(-1, 65535)).default(8081))
+    .addOption(option('--event-retention <days>', 'days the events API keeps events (<state>/events.db)').argParser(integer(1, 3650)).default(10))
     .addOption(option('--inbound-port <port>', 'SMTP port for bounces and complaints to --bounce-domain (its MX), on --host; only with --bounce-domain (0: any free port, -1: none)').argParser(integer(-1, 65535)).default(2526));
   return addOpsOptions(addApiOptions(addWebhookOptions(addDeliveryOptions(addSmtpOptions(command)), true)), 9090)
     .action((flags: StandaloneFlags) => runRole('standalone', flags.logLevel, async (logger) => {
@@ -40,6 +42,7 @@ export function standaloneCommand(): Command {
         inboundPort: flags.inboundPort,
         apiPort: flags.apiPort,
         apiMaxBodyBytes: flags.maxBody,
+        eventRetentionDays: flags.eventRetention,
         webhooks: dispatchPolicy(flags),
         webhooksAllowPrivate: flags.webhookAllowPrivate,
         metricsHost: flags.metricsHost,

@@ -1,12 +1,13 @@
 // Standalone's API listener: the same HTTP API as `mtrelay api`, on the SQLite queue. Entries
 // are committed to the queue's suppressions table and take effect in this process's delivery
-// loop at once.
+// loop at once. Events are searched in the events index (sqlite-events.ts).
 import type { Logger } from 'pino';
 import { suppressionKey, type SuppressionList } from '../deliverer/suppression-list.ts';
 import { ApiServer } from '../api/api-server.ts';
 import { createApiMetrics } from '../api/metrics.ts';
 import type { ConfigStore } from '../shared/config/store.ts';
 import type { Role } from '../shared/ops/role.ts';
+import type { SqliteEventStore } from './sqlite-events.ts';
 import type { SqliteQueue } from './sqlite-queue.ts';
 
 export interface LocalApiOptions {
@@ -17,6 +18,7 @@ export interface LocalApiOptions {
   store: ConfigStore;
   queue: SqliteQueue;
   suppressions: SuppressionList;
+  events: SqliteEventStore;
   logger: Logger;
 }
 
@@ -24,7 +26,7 @@ export interface LocalApiOptions {
 export async function startLocalApi(role: Role, o: LocalApiOptions): Promise<number | undefined> {
   if (o.port < 0) return undefined;
   const server = new ApiServer({
-    store: o.store, metrics: createApiMetrics(role.registry), logger: o.logger, maxBodyBytes: o.maxBodyBytes,
+    store: o.store, metrics: createApiMetrics(role.registry), logger: o.logger, maxBodyBytes: o.maxBodyBytes, events: o.events,
     suppressions: {
       entries: (namespace) => o.suppressions.entries(namespace),
       lookup: (namespace, address) => o.suppressions.lookup(namespace, address),

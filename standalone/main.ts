@@ -24,6 +24,7 @@ import { createExampleResources, ensureSelfSignedCertificate, type FirstRunResul
 import { startLocalApi } from './local-api.ts';
 import { startLocalInbound } from './local-inbound.ts';
 import { LocalDeliveryRuntime } from './local-runtime.ts';
+import { SqliteEventStore } from './sqlite-events.ts';
 import { SqliteQueue } from './sqlite-queue.ts';
 import { startSqliteUsage } from './sqlite-usage.ts';
 import { UsageCounters } from '../shared/usage/usage-counters.ts';
@@ -44,6 +45,8 @@ export interface StandaloneConfig extends DeliverySettings, Pick<RelayConfig, 's
   apiPort: number;
   /** Largest API request body. */
   apiMaxBodyBytes: number;
+  /** Days the events API keeps events. */
+  eventRetentionDays: number;
   /** Batching and retries of webhook posts. */
   webhooks: DispatchPolicy;
   webhooksAllowPrivate: boolean;
@@ -73,7 +76,16 @@ export async function startStandalone(config: StandaloneConfig, logger: Logger):
   const store = await role.openConfig({ resourcesDir });
 
   const eventsLog = path.join(config.stateDir, 'events.jsonl');
+  // The events API searches this index of the event log.
+  const eventStore = new SqliteEventStore(path.join(config.stateDir, 'events.db'), config.eventRetentionDays);
   const queue = new SqliteQueue({
+    onEventsLogged: (lines) => {
+      try {
+        eventStore.insert(lines);
+      } catch (error) {
+        logger.error({ err: error, events: lines.length }, 'events not indexed for the events API (they are in the event log)');
+      }
+    },
     file: path.join(config.stateDir, 'queue.db'), eventsLog,
     onEventLogError: (error) => logger.error({ err: error, eventsLog }, 'events could not be written to the event log; they stay queued and are written with the next ones'),
     onBodyError: (error, job) => logger.error({ err: error, job }, "a message's body file cannot be read; the job is set aside in dead_letters"),
@@ -114,7 +126,7 @@ export async function startStandalone(config: StandaloneConfig, logger: Logger):
     host: config.settings.host, port: config.inboundPort, hostname: config.settings.hostname, bounceDomain: config.bounceDomain,
     maxMessageBytes: 10 * 1024 * 1024, certificates, queue, suppressions, logger,
   });
-  const apiPort = await startLocalApi(role, { host: config.settings.host, port: config.apiPort, maxBodyBytes: config.apiMaxBodyBytes, store, queue, suppressions, logger });
+  const apiPort = await startLocalApi(role, { host: config.settings.host, port: config.apiPort, maxBodyBytes: config.apiMaxBodyBytes, store, queue, suppressions, events: eventStore, logger });
   // Sending limits and failed AUTHs as counted before a restart.
   const counters = new UsageCounters();
   const usage = startSqliteUsage({
@@ -136,6 +148,7 @@ export async function startStandalone(config: StandaloneConfig, logger: Logger):
   });
   role.onStop('outbound SMTP connections', closePool);
   role.onStop('queue (pending writes are committed)', () => queue.close());
+  role.onStop('events index', () => eventStore.close());
   role.started({ ports: listenerPorts(server, config.settings), trackerPort, ...(inboundPort ? { inboundPort } : {}), ...(apiPort ? { apiPort } : {}), state: config.stateDir, resources: resourcesDir, queued: queue.depth }, 'standalone listening');
   return { role, server, firstRun, eventsLog, trackingUrl, shutdown: () => role.shutdown() };
 }

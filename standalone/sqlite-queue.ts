@@ -58,6 +58,8 @@ export interface SqliteQueueOptions {
   bodyFileBytes?: number;
   /** A job's body file could not be read: set aside when the file is missing, else tried again in a minute. */
   onBodyError?: (error: Error, job: number) => void;
+  /** Called with the JSON lines of events once they are in the event log (the events index follows the log this way). */
+  onEventsLogged?: (lines: string[]) => void;
 }
 
 export class SqliteQueue implements SubmissionQueue, OutcomeSink<QueuedJob> {
@@ -68,13 +70,15 @@ export class SqliteQueue implements SubmissionQueue, OutcomeSink<QueuedJob> {
   readonly #files: BodyFiles;
   readonly #bodyFileBytes: number;
   readonly #onBodyError: (error: Error, job: number) => void;
+  readonly #onEventsLogged: (lines: string[]) => void;
   readonly #outcomes: GroupCommit<{ job: QueuedJob; outcome: DurableOutcome }>;
   #closed = false;
   /** Called after new work is committed, so the delivery loop need not wait for its poll. */
   onWork: () => void = () => undefined;
 
-  constructor({ file, eventsLog, onEventLogError, bodiesDir, bodyFileBytes = 256 * 1024, onBodyError = () => undefined }: SqliteQueueOptions) {
+  constructor({ file, eventsLog, onEventLogError, bodiesDir, bodyFileBytes = 256 * 1024, onBodyError = () => undefined, onEventsLogged = () => undefined }: SqliteQueueOptions) {
     this.#eventsLog = eventsLog;
+    this.#onEventsLogged = onEventsLogged;
     this.#onEventLogError = onEventLogError;
     this.#bodyFileBytes = bodyFileBytes;
     this.#onBodyError = onBodyError;
@@ -260,16 +264,19 @@ export class SqliteQueue implements SubmissionQueue, OutcomeSink<QueuedJob> {
    */
   #flushEvents(): void {
     let size = 0;
+    let logged: string[] = [];
     try {
       const rows = this.#db.prepare('SELECT id, json FROM events_outbox ORDER BY id').all() as { id: number; json: string }[];
       if (!rows.length) return;
       size = existsSync(this.#eventsLog) ? statSync(this.#eventsLog).size : 0;
       appendFileSync(this.#eventsLog, rows.map((r) => `${r.json}\n`).join(''));
       this.#db.prepare('DELETE FROM events_outbox WHERE id <= ?').run(rows.at(-1)!.id);
+      logged = rows.map((r) => r.json);
     } catch (error) {
       try { if (existsSync(this.#eventsLog)) truncateSync(this.#eventsLog, size); } catch { /* the next flush tries again */ }
       this.#onEventLogError(error as Error);
     }
+    if (logged.length) this.#onEventsLogged(logged);
   }
 
   locate(job: QueuedJob): Record<string, unknown> {
