@@ -76,15 +76,25 @@ export async function startStandalone(config: StandaloneConfig, logger: Logger):
   const store = await role.openConfig({ resourcesDir });
 
   const eventsLog = path.join(config.stateDir, 'events.jsonl');
-  // The events API searches this index of the event log.
+  // The events API searches this index of the event log. Indexing waits for the next turn of
+  // the event loop, out of the outcome commit that the delivery loop waits on, and takes what
+  // several commits logged in one transaction.
   const eventStore = new SqliteEventStore(path.join(config.stateDir, 'events.db'), config.eventRetentionDays);
+  let unindexed: string[] = [];
+  const indexEvents = () => {
+    const lines = unindexed;
+    unindexed = [];
+    if (!lines.length) return;
+    try {
+      eventStore.insert(lines);
+    } catch (error) {
+      logger.error({ err: error, events: lines.length }, 'events not indexed for the events API (they are in the event log)');
+    }
+  };
   const queue = new SqliteQueue({
     onEventsLogged: (lines) => {
-      try {
-        eventStore.insert(lines);
-      } catch (error) {
-        logger.error({ err: error, events: lines.length }, 'events not indexed for the events API (they are in the event log)');
-      }
+      if (!unindexed.length) setImmediate(indexEvents);
+      unindexed = unindexed.concat(lines);
     },
     file: path.join(config.stateDir, 'queue.db'), eventsLog,
     onEventLogError: (error) => logger.error({ err: error, eventsLog }, 'events could not be written to the event log; they stay queued and are written with the next ones'),
@@ -148,7 +158,10 @@ export async function startStandalone(config: StandaloneConfig, logger: Logger):
   });
   role.onStop('outbound SMTP connections', closePool);
   role.onStop('queue (pending writes are committed)', () => queue.close());
-  role.onStop('events index', () => eventStore.close());
+  role.onStop('events index (what is logged is indexed)', () => {
+    if (unindexed.length) indexEvents();
+    eventStore.close();
+  });
   role.started({ ports: listenerPorts(server, config.settings), trackerPort, ...(inboundPort ? { inboundPort } : {}), ...(apiPort ? { apiPort } : {}), state: config.stateDir, resources: resourcesDir, queued: queue.depth }, 'standalone listening');
   return { role, server, firstRun, eventsLog, trackingUrl, shutdown: () => role.shutdown() };
 }

@@ -15,10 +15,11 @@ import { after, before, test } from 'node:test';
 import { freePort } from '../kafka/broker.ts';
 import { BRIDGE, BRIDGE_ADDRESS } from '../k8s/node.ts';
 import { verifyDkim } from '../helpers/dkim-verify.ts';
-import { arrivals, isAccepted, isClean421, steadyLoad } from '../helpers/steady-load.ts';
+import { isAccepted, isClean421, steadyLoad, tally } from '../helpers/steady-load.ts';
 import { TestDnsServer } from '../helpers/dns-server.ts';
 import { SmtpSink } from '../helpers/smtp-sink.ts';
 import { submitArgs, swaks } from '../helpers/swaks.ts';
+import { eventually } from '../helpers/eventually.ts';
 import { KafkaReader } from '../helpers/kafka-reader.ts';
 import { filled } from '../inbound/report-corpus.ts';
 import { BOUNCE_DOMAIN, ClusterRelease, IMAGE, RELAY_HOSTNAME, RELEASE_NS, releaseDir, type Loose } from './release.ts';
@@ -32,21 +33,6 @@ const dns = new TestDnsServer();
 let dnsAddress = '';
 let apiKey = '';
 let nodePort = 0;
-
-async function eventually<T>(what: string, timeoutMs: number, check: () => T | undefined | false | Promise<T | undefined | false>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const value = await check();
-      if (value) return value;
-    } catch (error) {
-      last = error;
-    }
-    await new Promise((r) => setTimeout(r, 1000));
-  }
-  throw new Error(`${what} not within ${timeoutMs / 1000} s${last ? `: ${(last as Error).message}` : ''}`);
-}
 
 const kubectl = (args: string[], input?: string) => release.kubectl(args, input);
 const json = (args: string[]) => release.json(args);
@@ -85,21 +71,21 @@ test("kubectl apply a SendingDomain and an ApiKey; the seed's swaks command thro
     'apiVersion: mtrelay.dev/v1alpha1', 'kind: SendingDomain', 'metadata: {name: example-com, namespace: acme}', 'spec: {domain: example.com}',
     '---', 'apiVersion: mtrelay.dev/v1alpha1', 'kind: ApiKey', 'metadata: {name: app, namespace: acme}', 'spec: {permissions: [smtp/send]}', '',
   ].join('\n'));
-  const key = await eventually('the generated API key', 60_000, () => {
+  const key = await eventually('the generated API key', () => {
     const data = json(['get', 'secret', 'app-apikey', '-n', 'acme']).data as Record<string, string>;
     return data.apiKey && Buffer.from(data.apiKey, 'base64').toString();
-  });
-  const records = await eventually('the DKIM record in the SendingDomain status', 60_000, () =>
-    (json(['get', 'sendingdomain', 'example-com', '-n', 'acme']).status?.dnsRecords as { type: string; name: string; value: string }[] | undefined));
+  }, 60_000, 1000);
+  const records = await eventually('the DKIM record in the SendingDomain status', () =>
+    (json(['get', 'sendingdomain', 'example-com', '-n', 'acme']).status?.dnsRecords as { type: string; name: string; value: string }[] | undefined), 60_000, 1000);
   for (const record of records) dns.zone.set(record.name, record.type === 'CNAME' ? { CNAME: record.value } : { TXT: [record.value] });
 
   apiKey = key;
   nodePort = release.nodePort();
   // The relay reads the config the operator writes; until then the domain is unknown (550), so retry.
-  const result = await eventually('a 250 through the NodePort', 120_000, async () => {
+  const result = await eventually('a 250 through the NodePort', async () => {
     const sent = await swaks(submitArgs({ port: nodePort, key, ca: release.caCert, from: 'app@example.com', to: 'someone@recipient.test' }));
     return /^250 /.test(sent.dataReply ?? '') && sent;
-  });
+  }, 120_000, 1000);
   assert.match(result.dataReply!, /^250 2\.0\.0 OK \d+$/);
   const [copy] = await sink.waitFor('someone@recipient.test', 1, 60_000);
   assert.match(copy!.message.toString(), /^DKIM-Signature: v=1; a=rsa-sha256; c=relaxed\/relaxed; d=example\.com;/m);
@@ -130,16 +116,13 @@ async function underSteadyLoad(disrupt: () => Promise<void>): Promise<Record<str
   } finally {
     await load.stop();
   }
-  const accepted = load.sent.filter(isAccepted);
-  const arrived = await arrivals(sink, accepted, 180_000);
-  const lost = accepted.filter((s) => !arrived.has(s.messageId));
+  // The mailbox holds the earlier tests' mail too: tally counts only this load's.
+  const { accepted, delivered, lost, duplicates } = await tally(sink, load.sent, 180_000);
   const unclean = load.sent.filter((s) => !isAccepted(s) && !isClean421(s));
-  // The mailbox holds the earlier tests' mail too: count only this load's.
-  const copies = load.sent.map((s) => arrived.get(s.messageId) ?? 0);
   const counts = {
     seconds: Math.round((Date.now() - started) / 1000), sent: load.sent.length, accepted: accepted.length,
-    refused421: load.sent.filter(isClean421).length, unclean: unclean.length, delivered: copies.filter((c) => c > 0).length,
-    duplicates: copies.reduce((n, c) => n + Math.max(0, c - 1), 0), lost: lost.length, mailboxCopies: sink.received.length - before,
+    refused421: load.sent.filter(isClean421).length, unclean: unclean.length, delivered,
+    duplicates, lost: lost.length, mailboxCopies: sink.received.length - before,
   };
   assert.deepEqual(lost.map((s) => s.messageId), [], `a message answered 250 never arrived: ${JSON.stringify(counts)}`);
   assert.deepEqual(unclean.map((s) => s.reply), [], 'every reply that was not a 250 is a clean 421');
@@ -168,7 +151,7 @@ test('kubectl delete pod of a deliverer mid-load: nothing lost, the duplicates c
   assert.ok(victim, 'a deliverer is running');
   const counts = await underSteadyLoad(async () => {
     kubectl(['delete', 'pod', victim.name, '-n', RELEASE_NS, '--wait=false']);
-    await eventually('a replacement deliverer Ready', 120_000, () => pods('deliverer').filter((p) => p.ready && p.name !== victim.name).length >= 2);
+    await eventually('a replacement deliverer Ready', () => pods('deliverer').filter((p) => p.ready && p.name !== victim.name).length >= 2, 120_000, 1000);
   });
   assert.ok(!pods('deliverer').some((p) => p.name === victim.name && p.ready), 'the deleted pod is gone');
   t.diagnostic(`deliverer pod deleted under load: ${JSON.stringify(counts)}`);
@@ -176,7 +159,7 @@ test('kubectl delete pod of a deliverer mid-load: nothing lost, the duplicates c
 
 test("the autoscalers read real metrics: metrics-server serves the pods' CPU and memory, and each HPA reports its utilization", async (t) => {
   type Metric = { type: string; resource?: { name: string; current: { averageUtilization?: number } } };
-  const utilization = await eventually('a current CPU utilization on both autoscalers', 120_000, () => {
+  const utilization = await eventually('a current CPU utilization on both autoscalers', () => {
     const hpas = json(['get', 'hpa', '-n', RELEASE_NS]).items as Loose[];
     const found = Object.fromEntries(hpas.map((h) => [h.metadata.name as string, {
       cpu: (h.status?.currentMetrics as Metric[] | undefined)?.find((m) => m.type === 'Resource' && m.resource?.name === 'cpu')?.resource?.current.averageUtilization,
@@ -184,7 +167,7 @@ test("the autoscalers read real metrics: metrics-server serves the pods' CPU and
     }]));
     const both = ['mtrelay-relay', 'mtrelay-deliverer'].every((name) => typeof found[name]?.cpu === 'number' && found[name]?.active?.status === 'True');
     return both && found;
-  });
+  }, 120_000, 1000);
   for (const name of ['mtrelay-relay', 'mtrelay-deliverer']) assert.equal(utilization[name]!.active!.reason, 'ValidMetricFound');
   // The same figures by hand: kubectl top reads the metrics API the autoscalers read.
   const top = kubectl(['top', 'pods', '-n', RELEASE_NS, '--no-headers']).trim().split('\n');
@@ -202,33 +185,33 @@ test("a bounce through the inbound role's NodePort becomes an out_of_band event,
     };
     const transmissionId = await send();
     assert.ok(transmissionId, 'accepted');
-    const copy = await eventually('the copy in the mailbox', 60_000, () => sink.received.find((r) => r.message.includes(`X-MT-Transmission: ${transmissionId}; namespace=acme`)));
+    const copy = await eventually('the copy in the mailbox', () => sink.received.find((r) => r.message.includes(`X-MT-Transmission: ${transmissionId}; namespace=acme`)), 60_000, 1000);
     assert.equal(copy.mailFrom, `b+${transmissionId}+gone=recipient.test@${BOUNCE_DOMAIN}`);
     const report = filled('gmail-no-such-account.eml', { bounceAddress: copy.mailFrom, fblAddress: `fbl@${BOUNCE_DOMAIN}`, transmissionId, namespace: 'acme', rcpt: 'gone@recipient.test' });
     const bounced = await swaks(['--server', `127.0.0.1:${release.nodePort('smtp', 'mtrelay-inbound')}`, '--from', '<>', '--to', copy.mailFrom, '-tls',
       '--tls-verify', '--tls-ca-path', release.caCert, '--data', '-'], report.toString('latin1'));
     assert.equal(bounced.dataReply, '250 2.0.0 Report accepted (bounce)', bounced.output.slice(-400));
-    await eventually('the out_of_band event', 30_000, () => events.records.some((r) => r.value.includes(`"type":"out_of_band"`) && r.value.includes(transmissionId)));
+    await eventually('the out_of_band event', () => events.records.some((r) => r.value.includes(`"type":"out_of_band"`) && r.value.includes(transmissionId)), 30_000, 1000);
     // Both deliverer pods follow the suppressions topic: the next message to the address is held back.
-    const held = await eventually('a policy_rejection for the bounced address', 60_000, async () => {
+    const held = await eventually('a policy_rejection for the bounced address', async () => {
       const next = await send();
       const outcome = () => events.records.map((r) => JSON.parse(r.value.toString()) as { type: string; transmission_id: string }).find((e) => e.transmission_id === next && e.type !== 'injection');
-      await eventually(`the outcome of ${next}`, 30_000, outcome);
+      await eventually(`the outcome of ${next}`, outcome, 30_000, 1000);
       return outcome()!.type === 'policy_rejection' && next;
-    });
+    }, 60_000, 1000);
     assert.ok(held);
     // The API pod lists the entry to a key of the account with suppressions/manage.
     kubectl(['apply', '-f', '-'], 'apiVersion: mtrelay.dev/v1alpha1\nkind: ApiKey\nmetadata: {name: manager, namespace: acme}\nspec: {permissions: [suppressions/manage]}\n');
-    const managerKey = await eventually('the manager key', 60_000, () => {
+    const managerKey = await eventually('the manager key', () => {
       const data = json(['get', 'secret', 'manager-apikey', '-n', 'acme']).data as Record<string, string>;
       return data.apiKey && Buffer.from(data.apiKey, 'base64').toString();
-    });
+    }, 60_000, 1000);
     const apiPod = release.pods('api').find((p) => p.ready)!;
     const podIp = json(['get', 'pod', apiPod.name, '-n', RELEASE_NS]).status.podIP as string;
-    const listed = await eventually('the bounced address through the API', 60_000, async () => {
+    const listed = await eventually('the bounced address through the API', async () => {
       const response = await fetch(`http://${podIp}:8081/api/v1/suppression-list/gone@recipient.test`, { headers: { authorization: managerKey } });
       return response.status === 200 && await response.json() as { results: { recipient: string; source: string; bounce_class: number }[] };
-    });
+    }, 60_000, 1000);
     assert.deepEqual(listed.results.map((e) => [e.recipient, e.source, e.bounce_class]), [['gone@recipient.test', 'bounce', 10]]);
   } finally {
     await events.stop();
@@ -239,10 +222,10 @@ test('deleting the SendingDomain and the ApiKey collects the Secrets they own (k
   assert.ok(json(['get', 'secret', 'example-com-dkim', '-n', 'acme']).metadata.ownerReferences?.length, 'the DKIM Secret is owned');
   kubectl(['delete', 'sendingdomain', 'example-com', '-n', 'acme', '--wait=true', '--timeout=60s']);
   kubectl(['delete', 'apikey', 'app', '-n', 'acme', '--wait=true', '--timeout=60s']);
-  await eventually('the owned Secrets gone', 60_000, () => {
+  await eventually('the owned Secrets gone', () => {
     const names = (json(['get', 'secrets', '-n', 'acme']).items as { metadata: { name: string } }[]).map((s) => s.metadata.name);
     return !names.includes('example-com-dkim') && !names.includes('app-apikey');
-  });
+  }, 60_000, 1000);
 });
 
 test('stopping the cluster leaves nothing behind: no process, pod cgroup, mount, iptables chain or bridge', async () => {

@@ -74,3 +74,14 @@ export async function arrivals(sink: SmtpSink, accepted: Sent[], timeoutMs = 120
   for (count(); accepted.some((s) => !arrived.has(s.messageId)) && Date.now() < deadline; count()) await new Promise((r) => setTimeout(r, 1000));
   return arrived;
 }
+
+/** What became of a load's messages: those answered 250, how many of its messages arrived, those lost, and the extra copies (only this load's are counted, so a mailbox may hold other mail). */
+export async function tally(sink: SmtpSink, sent: Sent[], timeoutMs?: number): Promise<{ accepted: Sent[]; delivered: number; lost: Sent[]; duplicates: number }> {
+  const accepted = sent.filter(isAccepted);
+  const arrived = await arrivals(sink, accepted, timeoutMs);
+  const copies = sent.map((s) => arrived.get(s.messageId) ?? 0);
+  return {
+    accepted, delivered: copies.filter((c) => c > 0).length, lost: accepted.filter((s) => !arrived.has(s.messageId)),
+    duplicates: copies.reduce((n, c) => n + Math.max(0, c - 1), 0),
+  };
+}

@@ -12,6 +12,7 @@ import { after, before, test } from 'node:test';
 import nodemailer from 'nodemailer';
 import { parseTransmissionField } from '../../shared/mail/transmission-field.ts';
 import { testKafka } from '../helpers/env.ts';
+import { eventually } from '../helpers/eventually.ts';
 import { KafkaReader } from '../helpers/kafka-reader.ts';
 import { DelivererProcess, MtrelayProcess, RelayProcess } from '../helpers/relay-process.ts';
 import { accountFolder, newApiKey } from '../helpers/resources.ts';
@@ -81,16 +82,6 @@ async function sendThrough(to: string, headers: Record<string, string> = {}): Pr
 
 type Event = Record<string, unknown> & { type: string; transmission_id: string; rcpt_to: string };
 const eventsOf = (type: string) => events.records.map((r) => JSON.parse(r.value.toString()) as Event).filter((e) => e.type === type);
-
-async function eventually<T>(what: string, check: () => T | undefined | false, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = check();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs / 1000} s`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 const sent = new Map<string, { transmissionId: string; rcpt: string }>();
 

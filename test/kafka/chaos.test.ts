@@ -11,7 +11,7 @@ import { after, before, test } from 'node:test';
 import { DelivererProcess, RelayProcess } from '../helpers/relay-process.ts';
 import { accountFolder, newApiKey, tempDir } from '../helpers/resources.ts';
 import { SmtpSink } from '../helpers/smtp-sink.ts';
-import { arrivals, isAccepted, steadyLoad } from '../helpers/steady-load.ts';
+import { steadyLoad, tally } from '../helpers/steady-load.ts';
 import { freePort } from './broker.ts';
 import { KafkaCluster } from './kafka-cluster.ts';
 
@@ -95,17 +95,14 @@ test('brokers, relay and deliverer killed in turn, then together in a loop, unde
     mark('load stopped');
   }
 
-  const accepted = load.sent.filter(isAccepted);
-  const arrived = await arrivals(sink, accepted);
-  const lost = accepted.filter((s) => !arrived.has(s.messageId));
-  const duplicates = [...arrived.values()].reduce((n, c) => n + c - 1, 0);
+  const { accepted, delivered, lost, duplicates } = await tally(sink, load.sent);
   const refused = load.sent.filter((s) => /^4\d\d /.test(s.reply)).length;
   const failed = load.sent.length - accepted.length - refused;
   // Two brokers down: a message cannot be on two replicas, so none sent then (after a moment for those in flight) may be accepted.
   const duringDouble = load.sent.filter((s) => s.startedAt >= doubleOutage.from + 2000 && s.startedAt < doubleOutage.to);
   const acceptedDuringDouble = duringDouble.filter((s) => s.reply.startsWith('250'));
   t.diagnostic(timeline.join('; '));
-  t.diagnostic(`sent ${load.sent.length}, accepted ${accepted.length}, refused with 4xx ${refused}, failed connections ${failed}, delivered ${arrived.size}, duplicates ${duplicates}, lost ${lost.length}`);
+  t.diagnostic(`sent ${load.sent.length}, accepted ${accepted.length}, refused with 4xx ${refused}, failed connections ${failed}, delivered ${delivered}, duplicates ${duplicates}, lost ${lost.length}`);
   t.diagnostic(`while two brokers were down: ${duringDouble.length} sent, replies ${[...new Set(duringDouble.map((s) => s.reply.slice(0, 40)))].join(' | ')}`);
   assert.deepEqual(lost.map((s) => s.messageId), [], 'a message answered 250 never arrived');
   assert.deepEqual(acceptedDuringDouble.map((s) => s.messageId), [], 'a 250 while only one broker was up');

@@ -18,21 +18,7 @@ export function condition(status: Status | undefined, type: string): Condition |
   return status?.conditions?.find((c) => c.type === type);
 }
 
-/** Polls `probe` until it gives a truthy value (errors count as "not yet"). */
-export async function eventually<T>(what: string, probe: () => T | undefined | false, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = probe();
-      if (value) return value;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms${last ? ` (${(last as Error).message})` : ''}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
+export { eventually } from '../helpers/eventually.ts';
 
 export class OperatorCluster {
   readonly api: KubeApiServer;

@@ -7,7 +7,7 @@ import { after, before, test } from 'node:test';
 import { MtrelayProcess } from '../helpers/relay-process.ts';
 import { accountFolder, newApiKey, tempDir } from '../helpers/resources.ts';
 import { SmtpSink } from '../helpers/smtp-sink.ts';
-import { arrivals, isAccepted, steadyLoad } from '../helpers/steady-load.ts';
+import { steadyLoad, tally } from '../helpers/steady-load.ts';
 import { freePort } from '../kafka/broker.ts';
 
 const key = newApiKey();
@@ -47,11 +47,8 @@ test('kill -9 five times under steady load: every 250 is delivered after the res
   } finally {
     await load.stop();
   }
-  const accepted = load.sent.filter(isAccepted);
-  const arrived = await arrivals(sink, accepted, 60_000);
-  const lost = accepted.filter((s) => !arrived.has(s.messageId));
-  const duplicates = [...arrived.values()].reduce((n, c) => n + c - 1, 0);
-  t.diagnostic(`sent ${load.sent.length}, accepted ${accepted.length}, delivered ${arrived.size}, duplicates ${duplicates}, lost ${lost.length}`);
+  const { accepted, delivered, lost, duplicates } = await tally(sink, load.sent, 60_000);
+  t.diagnostic(`sent ${load.sent.length}, accepted ${accepted.length}, delivered ${delivered}, duplicates ${duplicates}, lost ${lost.length}`);
   assert.deepEqual(lost.map((s) => s.messageId), [], 'a message answered 250 never arrived');
   assert.ok(accepted.length > 500, `only ${accepted.length} accepted`);
 });
