@@ -5,6 +5,7 @@ import { Command } from 'commander';
 import { apiCommand } from './api/command.ts';
 import { delivererCommand } from './deliverer/command.ts';
 import { dispatcherCommand } from './dispatcher/command.ts';
+import { eventsCommand } from './api/events-command.ts';
 import { inboundCommand } from './inbound/command.ts';
 import { operatorCommand } from './operator/command.ts';
 import { relayCommand } from './relay/command.ts';
@@ -30,6 +31,7 @@ const program = new Command('mtrelay')
   .addCommand(dispatcherCommand())
   .addCommand(inboundCommand())
   .addCommand(apiCommand())
+  .addCommand(eventsCommand())
   .showHelpAfterError();
 
 program.parseAsync(process.argv).catch((error: Error) => {

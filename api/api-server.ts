@@ -7,14 +7,13 @@ import type { Logger } from 'pino';
 import type { ConfigStore } from '../shared/config/store.ts';
 import { authenticate } from './auth.ts';
 import type { ApiMetrics } from './metrics.ts';
-import { QueryError, parseEventQuery, type EventQuery } from './events-query.ts';
+import { QueryError, decodeCursor, parseEventQuery, type EventQuery } from './events-query.ts';
+import type { EventSearch, IndexedEvent } from './event-rows.ts';
+import { buildTrace } from './trace.ts';
+import { TRACE_PAGE_HEADERS, TRACE_PAGE_HTML } from './trace-page.ts';
 import { InputError, manualEntries, page, parseRecipients, publicEntry, type SuppressionStore } from './suppressions.ts';
 import { closeHttp, listenHttp } from '../shared/ops/http.ts';
 
-/** Where events are searched: standalone's events index. */
-export interface EventSearch {
-  search(namespace: string, query: EventQuery): { results: Record<string, unknown>[]; next?: string };
-}
 
 export interface ApiServerOptions {
   store: ConfigStore;
@@ -38,6 +37,10 @@ class HttpError extends Error {
 
 const SUPPRESSIONS = '/api/v1/suppression-list';
 const EVENTS = '/api/v1/events/message';
+const TRACE = '/api/v1/events/trace/';
+const TRACE_PAGE = '/trace';
+/** A trace reads at most this many events of a transmission (10 pages). */
+const TRACE_MAX_EVENTS = 10_000;
 
 export class ApiServer {
   readonly #o: ApiServerOptions;
@@ -68,7 +71,14 @@ export class ApiServer {
         [status, body] = await this.#suppressions(request, url);
       } else if (url.pathname === EVENTS && this.#o.events) {
         route = 'events';
-        [status, body] = this.#events(request, url, this.#o.events);
+        [status, body] = await this.#events(request, url, this.#o.events);
+      } else if (url.pathname.startsWith(TRACE) && this.#o.events) {
+        route = 'trace';
+        [status, body] = await this.#trace(request, url, this.#o.events);
+      } else if (url.pathname === TRACE_PAGE && this.#o.events && request.method === 'GET') {
+        this.#o.metrics.requests.inc({ route: 'trace_page', method: 'GET', status: '200' });
+        response.writeHead(200, TRACE_PAGE_HEADERS).end(TRACE_PAGE_HTML);
+        return;
       } else {
         throw new HttpError(404, `No such endpoint: ${request.method ?? ''} ${url.pathname}`);
       }
@@ -90,13 +100,30 @@ export class ApiServer {
   }
 
   /** One page of the account's events, newest first; links.next repeats the search from where the page ended. */
-  #events(request: http.IncomingMessage, url: URL, events: EventSearch): [number, unknown] {
+  async #events(request: http.IncomingMessage, url: URL, events: EventSearch): Promise<[number, unknown]> {
     const namespace = this.#caller(request, 'events/read');
     if (request.method !== 'GET') throw new HttpError(405, `${request.method ?? ''} is not allowed on ${url.pathname}`);
-    const page = events.search(namespace, parseEventQuery(url.searchParams));
+    const page = await events.search(namespace, parseEventQuery(url.searchParams));
     const next = new URLSearchParams(url.searchParams);
     if (page.next) next.set('cursor', page.next);
     return [200, { results: page.results, ...(page.next ? { links: { next: `${EVENTS}?${next.toString()}` } } : {}) }];
+  }
+
+  /** One transmission's events of the caller's account, as a timeline per recipient. */
+  async #trace(request: http.IncomingMessage, url: URL, events: EventSearch): Promise<[number, unknown]> {
+    const namespace = this.#caller(request, 'events/read');
+    if (request.method !== 'GET') throw new HttpError(405, `${request.method ?? ''} is not allowed on ${url.pathname}`);
+    const id = decodeURIComponent(url.pathname.slice(TRACE.length));
+    if (!/^\d{1,20}$/.test(id)) throw new HttpError(400, `"${id.slice(0, 40)}" is not a transmission id: the digits of the 250 reply to DATA (or of the X-MT-Transmission field)`);
+    const found: IndexedEvent[] = [];
+    let after: EventQuery['after'];
+    for (;;) {
+      const query: EventQuery = { recipients: [], transmissions: [id], campaigns: [], events: [], bounceClasses: [], from: 0, to: Date.now() + 24 * 3600_000, perPage: 1000, ...(after ? { after } : {}) };
+      const page = await events.search(namespace, query);
+      found.push(...page.results);
+      if (!page.next || found.length >= TRACE_MAX_EVENTS) return [200, { results: buildTrace(id, found, Boolean(page.next)) }];
+      after = decodeCursor(page.next);
+    }
   }
 
   async #suppressions(request: http.IncomingMessage, url: URL): Promise<[number, unknown]> {

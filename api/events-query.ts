@@ -40,6 +40,12 @@ export function encodeCursor(ts: number, eventId: string): string {
   return Buffer.from(`${ts}:${eventId}`).toString('base64url');
 }
 
+export function decodeCursor(cursor: string): { ts: number; eventId: string } {
+  const match = /^(\d+):(.+)$/.exec(Buffer.from(cursor, 'base64url').toString());
+  if (!match) throw new QueryError('cursor: not one this API gave out');
+  return { ts: Number(match[1]), eventId: match[2]! };
+}
+
 /** The query of a request's parameters; the default range is the last 24 hours. */
 export function parseEventQuery(params: URLSearchParams, now = Date.now()): EventQuery {
   const known = new Set(['recipients', 'transmissions', 'campaigns', 'events', 'bounce_classes', 'from', 'to', 'per_page', 'cursor']);
@@ -55,12 +61,7 @@ export function parseEventQuery(params: URLSearchParams, now = Date.now()): Even
   const perPage = Number(params.get('per_page') ?? 1000);
   if (!Number.isInteger(perPage) || perPage < 1 || perPage > 10_000) throw new QueryError('per_page: a whole number from 1 to 10000');
   const cursor = params.get('cursor');
-  let after: EventQuery['after'];
-  if (cursor) {
-    const match = /^(\d+):(.+)$/.exec(Buffer.from(cursor, 'base64url').toString());
-    if (!match) throw new QueryError('cursor: not one this API gave out');
-    after = { ts: Number(match[1]), eventId: match[2]! };
-  }
+  const after = cursor ? decodeCursor(cursor) : undefined;
   return {
     recipients: list(params, 'recipients').map((r) => r.toLowerCase()), transmissions: list(params, 'transmissions'), campaigns: list(params, 'campaigns'),
     events, bounceClasses, from, to, perPage, ...(after ? { after } : {}),

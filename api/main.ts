@@ -1,7 +1,10 @@
 // `mtrelay api` wiring in a cluster: the API keys from the relay's config, the suppression list
 // read whole from the compacted topic and followed (as every deliverer does), and a producer
 // that writes new entries and removals (tombstones) there with acks=all before the answer.
-// Stop order: stop answering (requests in progress finish), then the producer and consumer.
+// With an events database: the store (PostgreSQL) and the consumer of mtrelay.events that
+// fills it, for the events search and the trace.
+// Stop order: stop answering (requests in progress finish), then the events consumer (its
+// batch is stored and committed) and the database, then the producer and consumer.
 import type { Logger } from 'pino';
 import { SuppressionList, followSuppressions, suppressionKey } from '../deliverer/suppression-list.ts';
 import { createKafka, type KafkaConnection } from '../shared/kafka/client.ts';
@@ -10,7 +13,9 @@ import { retryKafka, topicNames } from '../shared/kafka/topics.ts';
 import type { ConfigOrigin } from '../shared/config/sources.ts';
 import { Role } from '../shared/ops/role.ts';
 import { ApiServer } from './api-server.ts';
-import { createApiMetrics } from './metrics.ts';
+import { createApiMetrics, createEventsStoreMetrics } from './metrics.ts';
+import { EventsConsumer } from './events-consumer.ts';
+import { PostgresEventStore } from './postgres-events.ts';
 
 export interface ApiConfig {
   host: string;
@@ -19,6 +24,10 @@ export interface ApiConfig {
   kafka: KafkaConnection;
   topicPrefix: string;
   maxBodyBytes: number;
+  /** The events database (a libpq URI); absent: no events search. */
+  eventsDatabaseUrl?: string;
+  eventRetentionDays: number;
+  eventsGroupId: string;
   metricsHost: string;
   metricsPort: number;
 }
@@ -33,7 +42,10 @@ export async function startApi(config: ApiConfig, logger: Logger): Promise<{ rol
   const follower = await retryKafka('loading the suppression list', () => followSuppressions(kafka, topic, list,
     (key, offset) => logger.warn({ key, offset }, 'skipped a malformed suppression entry')), logger, (reason) => role.waiting(reason));
 
+  const events = config.eventsDatabaseUrl ? await startEventsStore(config, config.eventsDatabaseUrl, kafka, role) : undefined;
+
   const server = new ApiServer({
+    ...(events ? { events: events.store } : {}),
     store, metrics: createApiMetrics(role.registry), logger, maxBodyBytes: config.maxBodyBytes,
     suppressions: {
       entries: (namespace) => list.entries(namespace),
@@ -54,10 +66,38 @@ export async function startApi(config: ApiConfig, logger: Logger): Promise<{ rol
   });
   const port = await server.listen(config.port, config.host);
   role.onStop('HTTP server (requests in progress are answered)', () => server.close());
+  if (events) {
+    role.onStop('events consumer (the batch being stored is committed)', () => events.consumer.stop());
+    role.onStop('events database connections', () => events.close());
+  }
   role.onStop('Kafka producer and the suppression list consumer', async () => {
     await producer.disconnect();
     await follower.disconnect();
   });
   role.started({ port, suppressions: list.size }, 'api listening');
   return { role, port, shutdown: () => role.shutdown() };
+}
+
+/**
+ * Opens the events database (creating the table, dropping expired partitions; not ready until
+ * it answers) and starts the consumer that fills it. Expired partitions are dropped hourly.
+ */
+async function startEventsStore(config: ApiConfig, url: string, kafka: ReturnType<typeof createKafka>, role: Role) {
+  const logger = role.logger;
+  const store = new PostgresEventStore({ url, retentionDays: config.eventRetentionDays, logger });
+  await retryKafka('opening the events database', () => store.open(), logger, (reason) => role.waiting(reason));
+  const pruning = setInterval(() => void store.prune().catch((error: Error) => logger.warn({ err: error }, 'dropping expired events partitions failed; retrying in an hour')), 3600_000);
+  pruning.unref();
+  const consumer = new EventsConsumer({
+    kafka, topic: topicNames(config.topicPrefix).events, groupId: config.eventsGroupId, store, metrics: createEventsStoreMetrics(role.registry), logger,
+    onFatal: (error) => {
+      logger.fatal({ err: error }, 'the events consumer stopped for good; exiting');
+      process.exit(1);
+    },
+  });
+  await retryKafka('joining the events store consumer group', () => consumer.start(), logger, (reason) => role.waiting(reason));
+  return { store, consumer, close: async () => {
+    clearInterval(pruning);
+    await store.close();
+  } };
 }

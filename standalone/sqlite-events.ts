@@ -2,19 +2,12 @@
 // (SQLite), by account and time, recipient and transmission, for the events API. Inserts are
 // idempotent by event_id (a line appended twice after a crash is one event); events older than
 // the retention are deleted every hour.
-import { DatabaseSync } from 'node:sqlite';
+import { DatabaseSync, type SQLInputValue } from 'node:sqlite';
 import type { EventQuery } from '../api/events-query.ts';
 import { encodeCursor } from '../api/events-query.ts';
+import { eventFilter, eventRow, type EventPage, type EventSearch, type IndexedEvent } from '../api/event-rows.ts';
 
-export type IndexedEvent = Record<string, unknown> & { event_id: string; namespace: string; timestamp: string; type: string };
-
-export interface EventPage {
-  results: IndexedEvent[];
-  /** The cursor of the next page, when there may be one. */
-  next?: string;
-}
-
-export class SqliteEventStore {
+export class SqliteEventStore implements EventSearch {
   readonly #db: DatabaseSync;
   readonly #retentionMs: number;
   #pruned = 0;
@@ -41,11 +34,8 @@ export class SqliteEventStore {
     this.#db.exec('BEGIN');
     try {
       for (const line of lines) {
-        const e = JSON.parse(line) as IndexedEvent;
-        if (typeof e.event_id !== 'string' || typeof e.namespace !== 'string') continue;
-        const text = (v: unknown) => (typeof v === 'string' ? v : null);
-        insert.run(e.event_id, e.namespace, Date.parse(e.timestamp) || 0, e.type, text(e.transmission_id), text(e.rcpt_to)?.toLowerCase() ?? null,
-          text(e.campaign_id), typeof e.bounce_class === 'number' ? e.bounce_class : null, line);
+        const r = eventRow(line);
+        if (r) insert.run(r.eventId, r.namespace, r.ts, r.type, r.transmissionId, r.rcptTo, r.campaignId, r.bounceClass, r.json);
       }
       this.#db.exec('COMMIT');
     } catch (error) {
@@ -63,24 +53,9 @@ export class SqliteEventStore {
 
   /** One page of an account's events that match, newest first. */
   search(namespace: string, q: EventQuery): EventPage {
-    const where = ['namespace = ?', 'ts >= ?', 'ts < ?'];
-    const args: (string | number)[] = [namespace, q.from, q.to];
-    const any = (column: string, values: (string | number)[]) => {
-      if (!values.length) return;
-      where.push(`${column} IN (${values.map(() => '?').join(', ')})`);
-      args.push(...values);
-    };
-    any('rcpt_to', q.recipients);
-    any('transmission_id', q.transmissions);
-    any('campaign_id', q.campaigns);
-    any('type', q.events);
-    any('bounce_class', q.bounceClasses);
-    if (q.after) {
-      where.push('(ts < ? OR (ts = ? AND event_id < ?))');
-      args.push(q.after.ts, q.after.ts, q.after.eventId);
-    }
-    const rows = this.#db.prepare(`SELECT ts, event_id, json FROM events WHERE ${where.join(' AND ')} ORDER BY ts DESC, event_id DESC LIMIT ?`)
-      .all(...args, q.perPage + 1) as { ts: number; event_id: string; json: string }[];
+    const { where, args } = eventFilter(namespace, q, () => '?', (ms) => ms);
+    const rows = this.#db.prepare(`SELECT ts, event_id, json FROM events WHERE ${where} ORDER BY ts DESC, event_id DESC LIMIT ?`)
+      .all(...(args as SQLInputValue[]), q.perPage + 1) as { ts: number; event_id: string; json: string }[];
     const page = rows.slice(0, q.perPage);
     const last = page.at(-1);
     return { results: page.map((r) => JSON.parse(r.json) as IndexedEvent), ...(rows.length > q.perPage && last ? { next: encodeCursor(last.ts, last.event_id) } : {}) };

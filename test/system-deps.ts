@@ -79,6 +79,9 @@ export const SYSTEM_TOOLS = {
   // script must run, so the check asks it to render a page. fonts-liberation, which apt leaves
   // out with --no-install-recommends, is there so pages have text to lay out.
   chromium: { packages: ['chromium', 'fonts-liberation'], check: `${CHROMIUM_BINARY} --headless --dump-dom prints a page its script rendered`, works: chromiumRenders },
+  // The cluster's events store: tests start private servers with initdb (as the postgres user when root).
+  postgres: { packages: ['postgresql-15'], check: '/usr/lib/postgresql/15/bin/initdb and the postgres user exist',
+    works: () => existsSync('/usr/lib/postgresql/15/bin/initdb') && spawnSync('id', ['-u', 'postgres'], { stdio: 'ignore' }).status === 0 },
 } satisfies Record<string, SystemTool>;
 
 export type SystemToolName = keyof typeof SYSTEM_TOOLS;

@@ -11,7 +11,7 @@ import { DEFAULT_LIMIT_MS, DirectiveError, findTestFiles, parseDirectives, readT
 test('@needs and @limit are read from comment lines; mistakes are refused by name', () => {
   assert.deepEqual(parseDirectives('a.test.ts', '// Why.\n// @needs kafka swaks\n// @limit 90s\nimport x;\n'), { file: 'a.test.ts', needs: ['kafka', 'swaks'], limitMs: 90_000 });
   assert.deepEqual(parseDirectives('b.test.ts', '// Pure logic.\nimport x;\n'), { file: 'b.test.ts', needs: [], limitMs: DEFAULT_LIMIT_MS });
-  assert.throws(() => parseDirectives('c.test.ts', '// @needs kafka postgres\n'), (e) => e instanceof DirectiveError && /unknown need "postgres"/.test(e.message));
+  assert.throws(() => parseDirectives('c.test.ts', '// @needs kafka mysql\n'), (e) => e instanceof DirectiveError && /unknown need "mysql"/.test(e.message));
   assert.throws(() => parseDirectives('d.test.ts', '// @limit 2m\n'), /whole seconds like "90s", not "2m"/);
 });
 
@@ -26,6 +26,7 @@ const USES: [RegExp, Need][] = [
   [/\bverifyDkim\(/, 'dkimpy'],
   [/\bbuildImage\(|\bpodman\(/, 'image'],
   [/\bensureChartTools\(/, 'chart'],
+  [/\bnew PostgresServer\(/, 'postgres'],
 ];
 
 /** The file and the test modules it imports (suites such as delivery-suite.ts), not test/helpers/. */

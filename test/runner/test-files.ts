@@ -23,6 +23,7 @@ export const NEEDS = {
   dkimpy: { tools: ['dkimpy'], meaning: 'an independent DKIM verifier (Python dkimpy)' },
   image: { tools: ['containers'], meaning: 'the image built from the Dockerfile with buildah, run with podman' },
   chromium: { tools: ['chromium'], meaning: 'a real headless Chromium (test/helpers/browser.ts)' },
+  postgres: { tools: ['postgres'], meaning: 'private PostgreSQL 15 servers the file starts (test/helpers/postgres.ts)' },
   chart: { tools: ['java', 'maven'], meaning: 'helm, helm-unittest and promtool built from Go modules, and the CRDs of the operators the chart renders resources for' },
 } as const satisfies Record<string, { tools: readonly SystemToolName[]; meaning: string }>;
 
