@@ -48,6 +48,15 @@ export function eventRow(json: string): EventRow | undefined {
 }
 
 /**
+ * The index a search should use: by recipient or transmission when it names some (a few rows
+ * each, whatever the time range), else by account and time (newest first, stopping at the
+ * page). Planners left alone scan by time for the ORDER BY … LIMIT and filter the whole range.
+ */
+export function eventIndex(q: EventQuery): 'by_transmission' | 'by_recipient' | 'by_time' {
+  return q.transmissions.length ? 'by_transmission' : q.recipients.length ? 'by_recipient' : 'by_time';
+}
+
+/**
  * The WHERE clause of a search over columns named as in both stores (namespace, ts, event_id,
  * rcpt_to, transmission_id, campaign_id, type, bounce_class); `param` writes the placeholder of
  * the n-th argument (1-based) and `time` a time as the store keeps it.

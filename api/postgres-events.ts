@@ -6,7 +6,7 @@
 import pg from 'pg';
 import type { Logger } from 'pino';
 import { encodeCursor, type EventQuery } from './events-query.ts';
-import { eventFilter, type EventPage, type EventRow, type EventSearch, type IndexedEvent } from './event-rows.ts';
+import { eventFilter, eventIndex, type EventPage, type EventRow, type EventSearch, type IndexedEvent } from './event-rows.ts';
 
 const DAY_MS = 24 * 3600 * 1000;
 const TABLE = 'mtrelay_events';
@@ -136,8 +136,14 @@ export class PostgresEventStore implements EventSearch {
   /** One page of an account's events that match, newest first. */
   async search(namespace: string, q: EventQuery): Promise<EventPage> {
     const { where, args } = eventFilter(namespace, q, (n) => `$${n}`, (ms) => new Date(ms).toISOString());
-    const { rows } = await this.#pool.query<{ ms: string; event_id: string; body: IndexedEvent }>(
-      `SELECT (extract(epoch FROM ts) * 1000)::bigint AS ms, event_id, body FROM ${TABLE} WHERE ${where} ORDER BY ts DESC, event_id DESC LIMIT ${q.perPage + 1}`, args);
+    const columns = `(extract(epoch FROM ts) * 1000)::bigint AS ms, ts, event_id, body`;
+    const order = `ORDER BY ts DESC, event_id DESC LIMIT ${q.perPage + 1}`;
+    // A recipient's or a transmission's events are few: found first by their index, then
+    // sorted (PostgreSQL has no index hints; a materialised CTE keeps it from walking the time index).
+    const sql = eventIndex(q) === 'by_time'
+      ? `SELECT ${columns} FROM ${TABLE} WHERE ${where} ${order}`
+      : `WITH found AS MATERIALIZED (SELECT ${columns} FROM ${TABLE} WHERE ${where}) SELECT * FROM found ${order}`;
+    const { rows } = await this.#pool.query<{ ms: string; event_id: string; body: IndexedEvent }>(sql, args);
     const page = rows.slice(0, q.perPage);
     const last = page.at(-1);
     return { results: page.map((r) => r.body), ...(rows.length > q.perPage && last ? { next: encodeCursor(Number(last.ms), last.event_id) } : {}) };

@@ -5,7 +5,7 @@
 import { DatabaseSync, type SQLInputValue } from 'node:sqlite';
 import type { EventQuery } from '../api/events-query.ts';
 import { encodeCursor } from '../api/events-query.ts';
-import { eventFilter, eventRow, type EventPage, type EventSearch, type IndexedEvent } from '../api/event-rows.ts';
+import { eventFilter, eventIndex, eventRow, type EventPage, type EventSearch, type IndexedEvent } from '../api/event-rows.ts';
 
 export class SqliteEventStore implements EventSearch {
   readonly #db: DatabaseSync;
@@ -18,6 +18,8 @@ export class SqliteEventStore implements EventSearch {
     this.#db.exec(`
       PRAGMA journal_mode = WAL;
       PRAGMA synchronous = NORMAL;
+      -- 32 MiB of pages (the default is 2 MiB): inserts by random event_id touch pages all over the table.
+      PRAGMA cache_size = -32768;
       CREATE TABLE IF NOT EXISTS events (
         event_id TEXT PRIMARY KEY, namespace TEXT NOT NULL, ts INTEGER NOT NULL, type TEXT NOT NULL,
         transmission_id TEXT, rcpt_to TEXT, campaign_id TEXT, bounce_class INTEGER, json TEXT NOT NULL
@@ -54,7 +56,7 @@ export class SqliteEventStore implements EventSearch {
   /** One page of an account's events that match, newest first. */
   search(namespace: string, q: EventQuery): EventPage {
     const { where, args } = eventFilter(namespace, q, () => '?', (ms) => ms);
-    const rows = this.#db.prepare(`SELECT ts, event_id, json FROM events WHERE ${where} ORDER BY ts DESC, event_id DESC LIMIT ?`)
+    const rows = this.#db.prepare(`SELECT ts, event_id, json FROM events INDEXED BY events_${eventIndex(q)} WHERE ${where} ORDER BY ts DESC, event_id DESC LIMIT ?`)
       .all(...(args as SQLInputValue[]), q.perPage + 1) as { ts: number; event_id: string; json: string }[];
     const page = rows.slice(0, q.perPage);
     const last = page.at(-1);

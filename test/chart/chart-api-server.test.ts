@@ -21,7 +21,7 @@ before(async () => {
   const runs = path.join(repoRoot, '.cache', 'test-runs');
   mkdirSync(runs, { recursive: true });
   // No CRDs applied up front: the chart installs them itself, and Helm owns them.
-  api = new KubeApiServer({ dir: mkdtempSync(path.join(runs, 'k8s-chart-')), applyCrds: false });
+  api = new KubeApiServer({ dir: mkdtempSync(path.join(runs, 'k8s-chart-')), applyCrds: false, removeDirOnStop: true });
   await api.start();
 });
 after(async () => {

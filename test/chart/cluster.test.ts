@@ -4,9 +4,10 @@
 // relay's NodePort (on loopback, standing in for the LoadBalancer) reaching a mailbox with a
 // valid DKIM signature; a helm upgrade and a deleted deliverer pod under steady load losing
 // nothing; the autoscalers reading real metrics; a bounce through the inbound role's NodePort
-// suppressing its address, which the API pod lists; owned Secrets collected when their resources go; and the machine as
+// suppressing its address, which the API pod lists; the message's events in the API pod's
+// PostgreSQL events store and its trace; owned Secrets collected when their resources go; and the machine as
 // it was once the cluster stops.
-// @needs cluster k8s chart image kafka-own processes swaks dkimpy openssl
+// @needs cluster k8s chart image kafka-own processes swaks dkimpy openssl postgres
 // @limit 900s
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -39,6 +40,7 @@ const json = (args: string[]) => release.json(args);
 
 before(async () => {
   await release.prepare();
+  await release.startEventsDatabase();
   sink = new SmtpSink({ host: BRIDGE_ADDRESS, port: await freePort() });
   await sink.listen();
   dnsAddress = await dns.start();
@@ -175,7 +177,7 @@ test("the autoscalers read real metrics: metrics-server serves the pods' CPU and
   t.diagnostic(`HPA CPU utilization (% of requests): ${JSON.stringify(Object.fromEntries(Object.entries(utilization).map(([k, v]) => [k, v.cpu])))}; kubectl top: ${top.join(' | ')}`);
 });
 
-test("a bounce through the inbound role's NodePort becomes an out_of_band event, holds the address back in every deliverer pod, and the API pod lists it", async () => {
+test("a bounce through the inbound role's NodePort becomes an out_of_band event, holds the address back in every deliverer pod, the API pod lists it, and its trace shows it", async () => {
   assert.ok(release.pods('inbound').some((p) => p.ready), 'the inbound pod is Ready');
   const events = await KafkaReader.start(release.broker.bootstrap, 'mtrelay.events', false);
   try {
@@ -213,6 +215,30 @@ test("a bounce through the inbound role's NodePort becomes an out_of_band event,
       return response.status === 200 && await response.json() as { results: { recipient: string; source: string; bounce_class: number }[] };
     }, 60_000, 1000);
     assert.deepEqual(listed.results.map((e) => [e.recipient, e.source, e.bounce_class]), [['gone@recipient.test', 'bounce', 10]]);
+
+    // The API pod stores the events in PostgreSQL: the trace shows the delivery and the later bounce.
+    kubectl(['apply', '-f', '-'], 'apiVersion: mtrelay.dev/v1alpha1\nkind: ApiKey\nmetadata: {name: reader, namespace: acme}\nspec: {permissions: [events/read]}\n');
+    const readerKey = await eventually('the reader key', () => {
+      const data = json(['get', 'secret', 'reader-apikey', '-n', 'acme']).data as Record<string, string>;
+      return data.apiKey && Buffer.from(data.apiKey, 'base64').toString();
+    }, 60_000, 1000);
+    type Trace = { results: { recipients: { rcpt_to: string; status: string; steps: { type: string }[] }[] } };
+    const trace = await eventually('the trace of the bounced message', async () => {
+      const response = await fetch(`http://${podIp}:8081/api/v1/events/trace/${transmissionId}`, { headers: { authorization: readerKey } });
+      const body = response.status === 200 ? await response.json() as Trace : undefined;
+      return body?.results.recipients[0]?.steps.some((s) => s.type === 'out_of_band') && body;
+    }, 60_000, 1000);
+    assert.deepEqual(trace.results.recipients.map((r) => [r.rcpt_to, r.status, r.steps.map((s) => s.type)]), [['gone@recipient.test', 'bounced', ['injection', 'delivery', 'out_of_band']]]);
+    const db = await release.postgres!.client();
+    try {
+      const rows = await db.query('SELECT type FROM mtrelay_events WHERE transmission_id = $1 ORDER BY ts', [transmissionId]);
+      assert.equal(rows.rowCount, 3, 'the rows are in the events database');
+    } finally {
+      await db.end();
+    }
+    const page = await fetch(`http://${podIp}:8081/trace`);
+    assert.equal(page.status, 200);
+    assert.match(await page.text(), /<title>Message trace · mtrelay<\/title>/);
   } finally {
     await events.stop();
   }

@@ -1,6 +1,6 @@
 // The chart installed on a one-node cluster whose pods run, for the cluster test and
 // `npm run bench:cluster`: the image built from the Dockerfile and imported into the node
-// (no registry here), a Kafka broker and the API server on the pods' bridge, then
+// (no registry here), a Kafka broker, the API server and (for the test) the events database on the pods' bridge, then
 // `helm install` with the relay's Service as a NodePort on loopback (standing in for the
 // LoadBalancer) and every domain routed to a mailbox on the bridge.
 import { mkdirSync, rmSync } from 'node:fs';
@@ -9,6 +9,7 @@ import { KafkaBroker, repoRoot } from '../kafka/broker.ts';
 import { KubeApiServer } from '../k8s/api-server.ts';
 import { BRIDGE_ADDRESS, KubeNode, createBridge } from '../k8s/node.ts';
 import { buildah, buildImage } from '../image/containers.ts';
+import { PostgresServer } from '../helpers/postgres.ts';
 import { createTestCa } from '../helpers/tls.ts';
 import { chartDir, helm } from './chart.ts';
 
@@ -36,6 +37,8 @@ export class ClusterRelease {
   api!: KubeApiServer;
   node!: KubeNode;
   broker!: KafkaBroker;
+  /** The events database, when startEventsDatabase() made one. */
+  postgres?: PostgresServer;
   /** The CA that issued the relay's certificate (for the name smtp.test and 127.0.0.1). */
   caCert = '';
   #stopped: Promise<void> | undefined;
@@ -75,6 +78,16 @@ export class ClusterRelease {
     this.kubectl(['create', 'secret', 'tls', 'relay-tls', '-n', RELEASE_NS, '--cert', relayCert.cert, '--key', relayCert.key]);
   }
 
+  /**
+   * A PostgreSQL server on the bridge as the events database, and the Secret the chart takes
+   * (events-db, its URI under `url`); install() then points the API pods at it.
+   */
+  async startEventsDatabase(): Promise<void> {
+    this.postgres = new PostgresServer({ host: BRIDGE_ADDRESS });
+    await this.postgres.start();
+    this.kubectl(['create', 'secret', 'generic', 'events-db', '-n', RELEASE_NS, `--from-literal=url=${this.postgres.url}`]);
+  }
+
   /** `helm install --wait`, every domain routed to `sinkPort` on the bridge; `set` adds or overrides values. */
   install(sinkPort: number, set: string[] = []): void {
     const since = Date.now();
@@ -88,6 +101,7 @@ export class ClusterRelease {
       // The bounce domain's MX, on a NodePort like the relay's.
       '--set', `deliverer.bounceDomain=${BOUNCE_DOMAIN}`, '--set', 'inbound.service.type=NodePort', '--set', 'inbound.autoscaling.enabled=false', '--set', 'inbound.replicas=1',
       '--set', 'api.autoscaling.enabled=false', '--set', 'api.replicas=1',
+      ...(this.postgres ? ['--set', 'api.events.database.secretName=events-db'] : []),
       ...set.flatMap((s) => ['--set', s]),
     ]);
     this.timings.helmInstall = (Date.now() - since) / 1000;
@@ -143,7 +157,7 @@ export class ClusterRelease {
         log(`helm uninstall: ${(error as Error).message}`);
       }
       await this.node?.stop();
-      await Promise.all([this.api?.stop(), this.broker?.stop()]);
+      await Promise.all([this.api?.stop(), this.broker?.stop(), this.postgres?.stop()]);
       rmSync(this.dir, { recursive: true, force: true });
     })();
     return this.#stopped;

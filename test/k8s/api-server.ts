@@ -19,6 +19,8 @@ export interface ApiServerOptions {
   detached?: boolean;
   /** Apply the CRDs from crds/ once the API server is ready (default true). */
   applyCrds?: boolean;
+  /** Remove `dir` (etcd's data, the logs) once stopped: a test's server leaves nothing in the cache. */
+  removeDirOnStop?: boolean;
   /**
    * For a cluster whose pods run (node.ts): listen on this address (the pods' bridge), admit
    * service accounts into pods, publish the address as the `kubernetes` Service's endpoint, and
@@ -192,5 +194,6 @@ export class KubeApiServer {
       await exited;
       clearTimeout(timer);
     }
+    if (this.options.removeDirOnStop) rmSync(this.dir, { recursive: true, force: true });
   }
 }

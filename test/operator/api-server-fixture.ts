@@ -7,7 +7,7 @@ import { KubeApiServer } from '../k8s/api-server.ts';
 export async function startTestApiServer(name: string): Promise<KubeApiServer> {
   const runs = path.join(repoRoot, '.cache', 'test-runs');
   mkdirSync(runs, { recursive: true });
-  const server = new KubeApiServer({ dir: mkdtempSync(path.join(runs, `k8s-${name}-`)) });
+  const server = new KubeApiServer({ dir: mkdtempSync(path.join(runs, `k8s-${name}-`)), removeDirOnStop: true });
   await server.start();
   return server;
 }
