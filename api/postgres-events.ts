@@ -10,6 +10,8 @@ import { eventFilter, eventIndex, type EventPage, type EventRow, type EventSearc
 
 const DAY_MS = 24 * 3600 * 1000;
 const TABLE = 'mtrelay_events';
+/** PostgreSQL's check_violation, which an insert gets when no partition takes a row. */
+const NO_PARTITION_FOR_ROW = '23514';
 
 /** The partition holding the UTC day of `ms`: its name and bounds. */
 export function partitionOf(ms: number): { name: string; from: string; to: string } {
@@ -104,6 +106,19 @@ export class PostgresEventStore implements EventSearch {
     const kept = rows.filter((r) => r.ts >= now - this.#retentionMs);
     if (!kept.length) return 0;
     await this.#ensurePartitions(kept);
+    try {
+      return await this.#insertRows(kept);
+    } catch (error) {
+      // A partition this pod knew was dropped behind its back (by hand, or by another pod's
+      // clock): forget what it knew and make them again, once.
+      if ((error as { code?: string }).code !== NO_PARTITION_FOR_ROW) throw error;
+      this.#partitions.clear();
+      await this.#ensurePartitions(kept);
+      return this.#insertRows(kept);
+    }
+  }
+
+  async #insertRows(kept: EventRow[]): Promise<number> {
     const column = <T>(pick: (r: EventRow) => T) => kept.map(pick);
     const result = await this.#pool.query(
       `INSERT INTO ${TABLE} (ts, event_id, namespace, type, transmission_id, rcpt_to, campaign_id, bounce_class, body)

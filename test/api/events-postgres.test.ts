@@ -215,6 +215,13 @@ test('retention drops whole day partitions, and the store makes the partition of
     assert.deepEqual(await store.prune(now + 8 * 24 * 3600_000), [old]);
     assert.ok(!(await partitions()).includes(old) && (await partitions()).includes(today));
     assert.equal(await rowCount('event_id = $1', [threeDaysAgo.event_id]), 0);
+    // A partition dropped by hand behind the store's back is made again by the next insert.
+    const client = await postgres.client();
+    await client.query(`DROP TABLE ${today}`);
+    await client.end();
+    const again = syntheticEvent({ transmission_id: '5' });
+    assert.equal(await store.insert([eventRow(JSON.stringify(again))!]), 1);
+    assert.equal(await rowCount('event_id = $1', [again.event_id]), 1);
   } finally {
     await store.close();
   }
