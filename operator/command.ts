@@ -22,6 +22,7 @@ interface OperatorFlags extends OpsFlags {
   requireDnsVerification: boolean;
   spfInclude?: string;
   trackingCname?: string;
+  bounceDomain?: string;
   dnsCheckInterval: number;
   dnsRetryInterval: number;
   relistInterval: number;
@@ -53,6 +54,7 @@ export function operatorCommand(): Command {
     .addOption(option('--no-require-dns-verification', 'let domains send before their DKIM record is found in DNS (development only)'))
     .addOption(option('--spf-include <domain>', 'SPF hint in status: v=spf1 include:<domain> ~all (checked when set)'))
     .addOption(option('--tracking-cname <host>', 'where tracking domains must point (CNAME; checked when set)'))
+    .addOption(option('--bounce-domain <domain>', 'the deliverer\'s bounce domain: each SendingDomain\'s status names its feedback-loop address, fbl+<domain>@<this>'))
     .addOption(option('--dns-check-interval <duration>', 'how often verified domains are checked again').argParser(duration).default(3_600_000, '1h'))
     .addOption(option('--dns-retry-interval <duration>', 'how often unverified domains are checked').argParser(duration).default(60_000, '1m'))
     .addOption(option('--relist-interval <duration>', 'full relist of every informer this often').argParser(duration).default(300_000, '5m'))
@@ -96,6 +98,7 @@ function operatorConfig(flags: OperatorFlags): OperatorConfig {
       requireDnsVerification: flags.requireDnsVerification,
       ...(flags.spfInclude ? { spfInclude: flags.spfInclude } : {}),
       ...(flags.trackingCname ? { trackingCname: flags.trackingCname } : {}),
+      ...(flags.bounceDomain ? { bounceDomain: flags.bounceDomain } : {}),
       verifiedCheckMs: flags.dnsCheckInterval,
       unverifiedCheckMs: flags.dnsRetryInterval,
     },

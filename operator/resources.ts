@@ -28,6 +28,8 @@ export interface SendingDomainStatus {
   observedGeneration?: number;
   dkim?: { selector: string; keySize: number; secretName: string; signingSelector?: string };
   dnsRecords?: DnsRecord[];
+  /** fbl+<domain>@<bounce domain>: the address to register with the providers' feedback loops. */
+  feedbackLoopAddress?: string;
   /** When the DKIM record was first found in DNS: the domain's ownership is proven from then on. */
   verifiedAt?: string;
   lastCheckedAt?: string;

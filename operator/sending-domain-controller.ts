@@ -29,6 +29,8 @@ export interface DomainPolicy {
   spfInclude?: string;
   /** Where tracking domains should point (CNAME); no CNAME is asked for when unset. */
   trackingCname?: string;
+  /** The deliverer's bounce domain: status then names each domain's feedback-loop address. */
+  bounceDomain?: string;
   /** How often records are checked again once verified, and while they are not. */
   verifiedCheckMs: number;
   unverifiedCheckMs: number;
@@ -139,6 +141,8 @@ export class SendingDomainController implements Controller {
       observedGeneration: domain.metadata.generation,
       dkim: { selector, keySize: dkim.bits, secretName: dkimSecretName(domain.metadata.name), ...(dkim.previous && !dkimFound ? { signingSelector: dkim.previous } : {}) },
       dnsRecords,
+      // What to register with the mailbox providers' feedback loops (the inbound role takes it).
+      ...(this.#o.policy.bounceDomain ? { feedbackLoopAddress: `fbl+${domain.spec.domain}@${this.#o.policy.bounceDomain}` } : {}),
       ...(verifiedAt ? { verifiedAt } : {}),
       conditions: setConditions(domain.status?.conditions, conditions, domain.metadata.generation),
     };

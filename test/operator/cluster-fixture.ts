@@ -51,7 +51,7 @@ export class OperatorCluster {
   async startOperator(identity: string, args: string[] = []): Promise<MtrelayProcess> {
     const replica = new MtrelayProcess([
       'operator', '--kubeconfig', this.operatorKubeconfig, '--namespace', SYSTEM, '--identity', identity,
-      '--dns', this.dnsAddress, '--spf-include', 'spf.mtrelay.test', '--tracking-cname', 'track.mtrelay.test', '--dns-retry-interval', '1s',
+      '--dns', this.dnsAddress, '--spf-include', 'spf.mtrelay.test', '--tracking-cname', 'track.mtrelay.test', '--bounce-domain', 'bounces.mtrelay.test', '--dns-retry-interval', '1s',
       '--lease-duration', '4s', '--renew-deadline', '3s', '--retry-period', '500ms',
       '--metrics-host', '127.0.0.1', '--metrics-port', '0', ...args,
     ]);

@@ -104,6 +104,7 @@ describe('a domain and a key applied with kubectl', () => {
     assert.match(records[0]!.value, /^v=DKIM1; k=rsa; p=MII[A-Za-z0-9+/=]+$/);
     assert.equal(records[1]!.value, 'v=spf1 include:spf.mtrelay.test ~all');
     assert.equal(records[2]!.value, 'track.mtrelay.test');
+    assert.equal((domain.status as { feedbackLoopAddress?: string }).feedbackLoopAddress, 'fbl+mail.acme.test@bounces.mtrelay.test', 'the address to register with feedback loops');
     // Status is written by server-side apply, owned by the operator's field manager.
     const managed = JSON.parse(api.kubectl(['get', 'sendingdomain', '-n', 'acme', 'acme-mail', '-o', 'json', '--show-managed-fields'])) as
       { metadata: { managedFields: { manager: string; operation: string; subresource?: string }[] } };
