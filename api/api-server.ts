@@ -14,7 +14,6 @@ import { TRACE_PAGE_HEADERS, TRACE_PAGE_HTML } from './trace-page.ts';
 import { InputError, manualEntries, page, parseRecipients, publicEntry, type SuppressionStore } from './suppressions.ts';
 import { closeHttp, listenHttp } from '../shared/ops/http.ts';
 
-
 export interface ApiServerOptions {
   store: ConfigStore;
   suppressions: SuppressionStore;

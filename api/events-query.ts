@@ -17,7 +17,7 @@ export interface EventQuery {
   after?: { ts: number; eventId: string };
 }
 
-export const EVENT_TYPES = ['injection', 'delivery', 'delay', 'bounce', 'policy_rejection', 'out_of_band', 'spam_complaint', 'open', 'initial_open', 'click'];
+export const EVENT_TYPES = ['injection', 'delivery', 'delay', 'bounce', 'policy_rejection', 'out_of_band', 'spam_complaint', 'open', 'initial_open', 'click', 'list_unsubscribe', 'link_unsubscribe'];
 const DAY_MS = 24 * 3600 * 1000;
 
 export class QueryError extends Error {}

@@ -13,7 +13,7 @@ input { font: inherit; padding: .3em .5em; min-width: 16em; }
 #error { color: #a4161a; }
 .recipient { border-top: 1px solid #ccd; padding-top: .5em; }
 .status { font-weight: normal; font-size: .8em; padding: .1em .5em; border-radius: .8em; background: #e6e9ee; }
-.status-delivered { background: #d3f2dc; } .status-bounced, .status-rejected, .status-complained { background: #f8d7da; } .status-delayed { background: #fff1c2; }
+.status-delivered { background: #d3f2dc; } .status-bounced, .status-rejected, .status-complained { background: #f8d7da; } .status-delayed, .status-unsubscribed { background: #fff1c2; }
 ol { list-style: none; padding: 0; } li { display: grid; grid-template-columns: 15em 9em 1fr; gap: .5em; padding: .15em 0; }
 time, .type { color: #5b6470; font-variant-numeric: tabular-nums; }
 `;

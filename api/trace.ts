@@ -14,7 +14,7 @@ export interface TraceStep {
 export interface RecipientTrace {
   rcpt_to: string;
   /** Where the recipient stands after the last step that decides it. */
-  status: 'queued' | 'delayed' | 'delivered' | 'bounced' | 'rejected' | 'complained';
+  status: 'queued' | 'delayed' | 'delivered' | 'bounced' | 'rejected' | 'complained' | 'unsubscribed';
   steps: TraceStep[];
 }
 
@@ -41,17 +41,20 @@ function detail(e: IndexedEvent): string {
     case 'spam_complaint': return `marked as spam${str(e.report_by) ? `, reported by ${str(e.report_by)}` : ''}${str(e.fbtype) ? ` (${str(e.fbtype)})` : ''}`;
     case 'open': case 'initial_open': return `opened${str(e.user_agent) ? ` in ${str(e.user_agent)}` : ''}`;
     case 'click': return `clicked ${str(e.target_link_url)}`;
+    case 'list_unsubscribe': return 'unsubscribed with the mail client\'s unsubscribe button (one-click)';
+    case 'link_unsubscribe': return 'unsubscribed on the page of the unsubscribe link';
     default: return e.type;
   }
 }
 
 const STATUS: Record<string, RecipientTrace['status']> = {
   injection: 'queued', delay: 'delayed', delivery: 'delivered', bounce: 'bounced', policy_rejection: 'rejected', out_of_band: 'bounced', spam_complaint: 'complained',
+  list_unsubscribe: 'unsubscribed', link_unsubscribe: 'unsubscribed',
 };
 
 /** Where a step falls in a message's life, for events of the same millisecond (the deliverer writes a first attempt's injection and outcome at once). */
 const LIFE_ORDER: Record<string, number> = {
-  injection: 0, delay: 1, delivery: 2, bounce: 2, policy_rejection: 2, initial_open: 3, open: 3, click: 4, out_of_band: 5, spam_complaint: 5,
+  injection: 0, delay: 1, delivery: 2, bounce: 2, policy_rejection: 2, initial_open: 3, open: 3, click: 4, out_of_band: 5, spam_complaint: 5, list_unsubscribe: 5, link_unsubscribe: 5,
 };
 
 /** The trace of a transmission's events (any order); `truncated` when the search stopped early. */

@@ -15,7 +15,8 @@ import { dkimSignatureField, relaxedBodyHash } from './dkim.ts';
 import { bodyContent, fanOut, type Copy, type RcptType } from './fan-out.ts';
 import type { Hop, RouteResolver } from './routes.ts';
 import { TransactionError, type SmtpPool } from './smtp-pool.ts';
-import { messageTracking, trackCopies, type TrackingSetup } from './tracking/tracked-copies.ts';
+import { messageTracking, trackCopies, trackingBaseUrl, type TrackingSetup } from './tracking/tracked-copies.ts';
+import { addListUnsubscribe } from './list-unsubscribe.ts';
 
 export interface DeliveryJob {
   submission: Submission;
@@ -120,9 +121,15 @@ export class Deliverer {
     return outcomes.concat(perDomain.flat());
   }
 
-  /** Gives each copy its own tracked body when the message is tracked; a message that cannot be tracked goes as it is. */
+  /**
+   * Gives each copy its own tracked body when the message is tracked, and its own one-click
+   * unsubscribe link when it is not transactional; a message that cannot be tracked goes as it is.
+   */
   #track(job: DeliveryJob, copies: Copy[], log: Logger): void {
     const { tracking: setup } = this.#deps;
+    const ring = setup?.keys();
+    const baseUrl = ring && trackingBaseUrl(job.submission, this.#deps.store, setup);
+    if (ring && baseUrl) addListUnsubscribe(job.raw, copies, job.submission, baseUrl, ring, setup!.lifetimeSeconds);
     const decided = messageTracking(job.submission, this.#deps.store, setup);
     if (!decided.tracking) {
       if (decided.missing) log.warn({ reason: decided.missing }, 'tracking asked for but not possible; delivering untracked');

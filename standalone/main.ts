@@ -120,6 +120,11 @@ export async function startStandalone(config: StandaloneConfig, logger: Logger):
     publish: (event) => {
       if (engagement.push(event) === 1) setImmediate(recordEngagement);
     },
+    // An unsubscribe is committed with its event before the answer, and holds mail back here at once.
+    unsubscribe: async (event, suppression) => {
+      queue.recordEvents([event], [suppression]);
+      suppressions.add(suppression);
+    },
   });
   const trackerPort = await tracker.listen(config.trackerPort, config.settings.host);
   role.onStop('tracker (requests in progress are answered)', async () => {

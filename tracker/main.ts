@@ -1,5 +1,6 @@
-// `mtrelay tracker` wiring: keys, the Kafka producer of engagement events, the HTTP server, in
-// the role's stop order (stop answering, then hand the last events to Kafka).
+// `mtrelay tracker` wiring: keys, the Kafka producer of engagement events (and of the
+// suppressions unsubscribe links make), the HTTP server, in the role's stop order (stop
+// answering, then hand the last events to Kafka).
 import type { Logger } from 'pino';
 import { createKafka, type KafkaConnection } from '../shared/kafka/client.ts';
 import { connectRoleProducer } from '../shared/kafka/role-producer.ts';
@@ -7,6 +8,7 @@ import { EventBatcher } from '../shared/kafka/event-batcher.ts';
 import { topicNames } from '../shared/kafka/topics.ts';
 import { Role } from '../shared/ops/role.ts';
 import { watchTrackingKeys } from '../shared/tracking/keys-file.ts';
+import { suppressionKey } from '../deliverer/suppression-list.ts';
 import { trustedProxies } from './client-address.ts';
 import { createTrackerMetrics } from './metrics.ts';
 import { TrackerServer } from './tracker-server.ts';
@@ -30,7 +32,8 @@ export async function startTracker(config: TrackerConfig, logger: Logger): Promi
 
   const kafka = createKafka({ connection: config.kafka, clientId: 'mtrelay-tracker', logger });
   const producer = await connectRoleProducer(kafka, role, logger);
-  const batcher = new EventBatcher(producer, topicNames(config.topicPrefix).events, { lingerMs: 20, maxBytes: 512 * 1024 });
+  const topics = topicNames(config.topicPrefix);
+  const batcher = new EventBatcher(producer, topics.events, { lingerMs: 20, maxBytes: 512 * 1024 });
   const pending = new Set<Promise<void>>();
 
   const server = new TrackerServer({
@@ -45,6 +48,12 @@ export async function startTracker(config: TrackerConfig, logger: Logger): Promi
       );
       pending.add(sent);
       void sent.finally(() => pending.delete(sent));
+    },
+    // The suppression first (every deliverer follows the topic), then the event; both acknowledged before the answer.
+    unsubscribe: async (event, suppression) => {
+      await producer.send({ topic: topics.suppressions, acks: -1, messages: [{ key: suppressionKey(suppression.namespace, suppression.address, suppression.type), value: JSON.stringify(suppression) }] });
+      await batcher.send([{ key: event.transmission_id, value: JSON.stringify(event) }]);
+      metrics.events.inc({ type: event.type });
     },
   });
   const port = await server.listen(config.port, config.host);

@@ -4,8 +4,8 @@ import { randomUUID } from 'node:crypto';
 import type { TrackingClaims } from '../shared/tracking/tokens.ts';
 import { machineReason, type MachineReason } from './machine-requests.ts';
 
-export interface TrackEvent {
-  type: 'open' | 'initial_open' | 'click';
+/** What every event the tracker makes says: whose link, from which client. */
+export interface RecipientRequestEvent {
   event_id: string;
   timestamp: string;
   transmission_id: string;
@@ -13,8 +13,12 @@ export interface TrackEvent {
   rcpt_to: string;
   ip_address: string;
   user_agent: string;
-  target_link_url?: string;
   campaign_id?: string;
+}
+
+export interface TrackEvent extends RecipientRequestEvent {
+  type: 'open' | 'initial_open' | 'click';
+  target_link_url?: string;
   /** True when the request looks automatic (a privacy proxy's prefetch, a link scanner); see machine-requests.ts. */
   machine: boolean;
   machine_reason?: MachineReason;
@@ -23,7 +27,7 @@ export interface TrackEvent {
 export function trackEvent(claims: TrackingClaims, request: { ip: string; userAgent: string }, now = new Date()): TrackEvent {
   const reason = machineReason(request);
   return {
-    type: claims.kind,
+    type: claims.kind as TrackEvent['type'], // the server routes only open and click tokens here
     event_id: randomUUID(),
     timestamp: now.toISOString(),
     transmission_id: claims.transmissionId,

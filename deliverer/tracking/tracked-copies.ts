@@ -36,10 +36,16 @@ export function messageTracking(submission: Submission, store: ConfigStore, setu
   const clicks = submission.attributes.clickTracking ?? settings?.clickTracking ?? false;
   if (!opens && !clicks) return {};
   if (!setup?.keys()) return { missing: 'no tracking keys are configured (--tracking-keys)' };
-  const domain = namespace?.domains[submission.sendingDomain]?.trackingDomain ?? settings?.trackingDomain;
-  const baseUrl = domain ? `https://${domain}` : setup.clusterUrl?.replace(/\/+$/, '');
+  const baseUrl = trackingBaseUrl(submission, store, setup);
   if (!baseUrl) return { missing: 'no tracking domain: set one on the SendingDomain or AccountSettings, or --tracking-url' };
   return { tracking: { opens, clicks, baseUrl } };
+}
+
+/** The host tracked links (and unsubscribe links) of `submission` go through: the sending domain's tracking domain, else the account's, else the cluster's. */
+export function trackingBaseUrl(submission: Submission, store: ConfigStore, setup: TrackingSetup | undefined): string | undefined {
+  const namespace = store.current?.document.namespaces[submission.namespace];
+  const domain = namespace?.domains[submission.sendingDomain]?.trackingDomain ?? namespace?.settings?.trackingDomain;
+  return domain ? `https://${domain}` : setup?.clusterUrl?.replace(/\/+$/, '');
 }
 
 function recipientUrls(ring: TrackingKeyRing, tracking: MessageTracking, base: Omit<TrackingClaims, 'kind'>): TrackingUrls {

@@ -62,7 +62,7 @@ export interface Secret {
   stringData?: Record<string, string>;
 }
 
-export type WebhookEvent = 'injection' | 'delivery' | 'delay' | 'bounce' | 'policy_rejection' | 'open' | 'initial_open' | 'click' | 'out_of_band' | 'spam_complaint';
+export type WebhookEvent = 'injection' | 'delivery' | 'delay' | 'bounce' | 'policy_rejection' | 'open' | 'initial_open' | 'click' | 'out_of_band' | 'spam_complaint' | 'list_unsubscribe' | 'link_unsubscribe';
 
 export interface Webhook {
   apiVersion: typeof API_GROUP_VERSION;

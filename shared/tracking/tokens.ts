@@ -6,7 +6,8 @@
 // does not verify is worth nothing: the tracker answers 404, never redirects (no open redirect).
 import { createHmac, createSecretKey, timingSafeEqual, type KeyObject } from 'node:crypto';
 
-export type TrackingKind = 'open' | 'initial_open' | 'click';
+/** unsubscribe: the recipient's List-Unsubscribe link (RFC 8058 one-click, and the page behind it). */
+export type TrackingKind = 'open' | 'initial_open' | 'click' | 'unsubscribe';
 
 export interface TrackingClaims {
   kind: TrackingKind;
@@ -38,7 +39,7 @@ export type Verified = { ok: true; claims: TrackingClaims } | { ok: false; reaso
 /** Longer than any token this code makes; anything longer is refused before any work. */
 export const MAX_TOKEN_LENGTH = 4096;
 const KEY_ID = /^[A-Za-z0-9_-]{1,16}$/;
-const KINDS: Record<TrackingKind, string> = { open: 'o', initial_open: 'i', click: 'c' };
+const KINDS: Record<TrackingKind, string> = { open: 'o', initial_open: 'i', click: 'c', unsubscribe: 'u' };
 const KIND_OF = new Map(Object.entries(KINDS).map(([kind, code]) => [code, kind as TrackingKind]));
 
 export function keyRing(keys: TrackingKey[]): TrackingKeyRing {

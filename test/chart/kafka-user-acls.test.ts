@@ -119,7 +119,7 @@ test('what the ACLs do not grant is refused: the ACLs are enforced', async () =>
 
 const asTracker = { kafkaTlsCa: ca.caCert, kafkaTlsCert: trackerCert.cert, kafkaTlsKey: trackerCert.key } as const;
 
-test('with exactly its own user\'s ACLs, the tracker publishes engagement events, and may do nothing else', async () => {
+test('with exactly its own user\'s ACLs, the tracker publishes engagement events and one-click unsubscribes, and may do nothing else', async () => {
   // The keys file exactly as the chart generates it, shared by tracker and deliverer.
   const secret = rendered.find((o) => o.kind === 'Secret' && o.metadata.name === 'mtrelay-tracking-keys');
   assert.ok(secret, 'the chart generates the tracking keys');
@@ -143,11 +143,14 @@ test('with exactly its own user\'s ACLs, the tracker publishes engagement events
     });
     assert.equal((await fetch(`${base}/o/${signToken(ring, claims('open'))}.gif`)).status, 200);
     assert.equal((await fetch(`${base}/c/${signToken(ring, claims('click'))}`, { redirect: 'manual' })).status, 302);
+    // An unsubscribe writes the suppressions topic too, before its answer.
+    const unsubscribed = await fetch(`${base}/u/${signToken(ring, claims('unsubscribe'))}`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'List-Unsubscribe=One-Click' });
+    assert.equal(unsubscribed.status, 200);
     const deadline = Date.now() + 15_000;
     const types = () => events.records.map((r) => JSON.parse(r.value.toString()) as { type: string; transmission_id: string })
       .filter((e) => e.transmission_id === transmissionId).map((e) => e.type).sort();
-    while (types().length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-    assert.deepEqual(types(), ['click', 'open']);
+    while (types().length < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    assert.deepEqual(types(), ['click', 'list_unsubscribe', 'open']);
     assert.equal(await tracker.metric('mtrelay_tracker_events_lost_total'), 0);
   } finally {
     await tracker.stop();

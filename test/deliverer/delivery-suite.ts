@@ -108,6 +108,16 @@ export function deliverySuite(harness: DeliveryHarness): void {
     }
   }
 
+  async function sendWithHeaders(to: string[], headers: Record<string, string>): Promise<string> {
+    const transport = nodemailer.createTransport({ host: '127.0.0.1', port: harness.submitPort(), secure: false, ignoreTLS: true, auth: { user: 'smtp_mt_injection', pass: key } });
+    try {
+      const info = await transport.sendMail({ from: 'Shop <shop@example.com>', to, subject: 'Own list', text: `body ${randomUUID()}`, headers });
+      return /OK (\d+)$/.exec(info.response)![1]!;
+    } finally {
+      transport.close();
+    }
+  }
+
   function eventsOf(id: string): Event[] {
     return harness.events().filter((e) => e.transmission_id === id);
   }
@@ -124,10 +134,12 @@ export function deliverySuite(harness: DeliveryHarness): void {
 
   describe('fan-out, DKIM and TLS on the received bytes', () => {
     test('cc, bcc and archive copies exactly as the seed says', async () => {
+      // Transactional: no per-recipient unsubscribe link, so identical copies can share a transaction.
       const id = await send(['to1@recipient.test'], {
         cc: ['cc1@recipient.test', { email: 'cc2@recipient.test', name: 'C Two' }],
         bcc: ['bcc1@recipient.test', 'bcc2@recipient.test', 'cc1@recipient.test'],
         archive: ['arch@recipient.test', 'TO1@recipient.test'],
+        optionsAttributes: { transactional: true },
       });
       const all = ['to1', 'cc1', 'cc2', 'bcc1', 'bcc2', 'arch'].map((l) => `${l}@recipient.test`);
       for (const address of all) await mx1.waitFor(address);
@@ -168,6 +180,34 @@ export function deliverySuite(harness: DeliveryHarness): void {
       }
     });
 
+    test('one-click unsubscribe: each copy of mail not marked transactional has its own signed List-Unsubscribe and List-Unsubscribe-Post, covered by DKIM; transactional mail, archive copies and a sender\'s own List-Unsubscribe are left alone', async () => {
+      const keys = readTrackingKeys(trackingKeys);
+      const id = await send(['unsub1@recipient.test', 'unsub2@recipient.test'], { archive: ['unsub-arch@recipient.test'], campaign_id: 'weekly' });
+      for (const address of ['unsub1@recipient.test', 'unsub2@recipient.test']) {
+        const [copy] = await mx1.waitFor(address);
+        const headers = copy!.message.toString().split('\r\n\r\n')[0]!;
+        const link = /^List-Unsubscribe: <https:\/\/track\.mtrelay\.test\/u\/([A-Za-z0-9_.-]+)>$/m.exec(headers);
+        assert.ok(link, `${address}: ${headers}`);
+        const verified = verifyToken(keys, link[1]!);
+        assert.ok(verified.ok);
+        assert.deepEqual([verified.claims.kind, verified.claims.rcptTo, verified.claims.transmissionId, verified.claims.namespace, verified.claims.campaignId], ['unsubscribe', address, id, 'acme', 'weekly']);
+        assert.match(headers, /^List-Unsubscribe-Post: List-Unsubscribe=One-Click$/m);
+        const signed = /^DKIM-Signature:[^]*? h=([^;]+);/m.exec(headers)![1]!.replace(/\s+/g, '').toLowerCase().split(':');
+        assert.ok(signed.includes('list-unsubscribe') && signed.includes('list-unsubscribe-post'), `both fields are signed: ${signed.join(':')}`);
+        assert.equal(await verifyDkim(copy!.message, dnsAddress), 'pass');
+        assert.deepEqual(copy!.rcptTo, [address], 'a copy with its own link is its own transaction');
+      }
+      const [archived] = await mx1.waitFor('unsub-arch@recipient.test');
+      assert.doesNotMatch(archived!.message.toString(), /^List-Unsubscribe/im, 'the archive copy has none');
+      const receipt = await send(['receipt@recipient.test'], { optionsAttributes: { transactional: true } });
+      await waitForEvent(receipt, (e) => e.type === 'delivery');
+      assert.doesNotMatch((await mx1.waitFor('receipt@recipient.test'))[0]!.message.toString(), /^List-Unsubscribe/im, 'transactional mail has none');
+      const own = await sendWithHeaders(['own-list@recipient.test'], { 'List-Unsubscribe': '<mailto:leave@lists.example.com>' });
+      await waitForEvent(own, (e) => e.type === 'delivery');
+      const ownCopy = (await mx1.waitFor('own-list@recipient.test'))[0]!.message.toString();
+      assert.deepEqual(ownCopy.match(/^List-Unsubscribe.*$/gim), ['List-Unsubscribe: <mailto:leave@lists.example.com>'], 'the sender\'s own is kept, nothing added');
+    });
+
     test('open and click tracking: each recipient its own signed links and pixels, DKIM still valid; archive and plain text untouched', async () => {
       const html = '<html><body><p>Sale</p><a href="https://shop.example/sale?a=1&amp;b=2">Sale</a> <a href="mailto:help@example.com">help</a></body></html>';
       const id = await send(['track1@recipient.test', 'track2@recipient.test'], { optionsAttributes: { openTracking: true }, archive: ['track-arch@recipient.test'], campaign_id: 'spring' }, 'Tracked', html);
@@ -196,7 +236,8 @@ export function deliverySuite(harness: DeliveryHarness): void {
       // X-MT-ATTR turns the account's click tracking off for one message.
       const untracked = await send(['track3@recipient.test'], { optionsAttributes: { clickTracking: false } }, 'Not tracked', html);
       await waitForEvent(untracked, (e) => e.type === 'delivery');
-      assert.doesNotMatch((await mx1.waitFor('track3@recipient.test'))[0]!.message.toString(), /track\.mtrelay\.test/);
+      const untrackedHtml = mimeParts((await mx1.waitFor('track3@recipient.test'))[0]!.message).parts.find((p) => p.type === 'text/html')!.text!;
+      assert.doesNotMatch(untrackedHtml, /track\.mtrelay\.test/, 'no tracked link in the body (its List-Unsubscribe link is in the header)');
     });
 
     test('the tracking corpus (quoted-printable, base64, Latin-1, ISO-2022-JP, UTF-16, nested multiparts) through the real deliverer: tracked, valid MIME, DKIM valid', async () => {
@@ -315,8 +356,10 @@ export function deliverySuite(harness: DeliveryHarness): void {
       for (const address of ['user%evil.test@recipient.test', 'evil.test!bang@recipient.test', 'routed@recipient.test']) {
         await waitForEvent(id, (e) => e.type === 'delivery' && e.rcpt_to === address);
       }
-      const [copy] = await mx1.waitFor('routed@recipient.test');
-      assert.deepEqual(copy!.rcptTo.sort(), ['evil.test!bang@recipient.test', 'routed@recipient.test', 'user%evil.test@recipient.test'], 'as written, to recipient.test\'s MX');
+      // Each as written, to recipient.test's MX (each its own transaction: each copy has its own unsubscribe link).
+      for (const address of ['evil.test!bang@recipient.test', 'routed@recipient.test', 'user%evil.test@recipient.test']) {
+        assert.deepEqual((await mx1.waitFor(address))[0]!.rcptTo, [address]);
+      }
     });
 
     test('an address literal and a domain whose MX points into loopback, link-local or private ranges bounce (class 25); nothing is sent there', async () => {

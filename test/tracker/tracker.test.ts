@@ -1,7 +1,8 @@
 // `mtrelay tracker` as a process, against the real broker: a signed open pixel answers a GIF
 // that is never cached and a signed click redirects to its target, each publishing its event;
-// anything unsigned, altered, expired or of the other kind gets 404 and no event; a rotated key
-// file is picked up without a restart; SIGTERM drains.
+// anything unsigned, altered, expired or of the other kind gets 404 and no event; an unsubscribe
+// link shows a page on GET and, on a one-click POST, writes the suppression and the event before
+// it answers; a rotated key file is picked up without a restart; SIGTERM drains.
 // @needs kafka processes
 // @limit 60s
 import assert from 'node:assert/strict';
@@ -14,6 +15,7 @@ import { keyRing, signToken, type TrackingClaims } from '../../shared/tracking/t
 import { PIXEL } from '../../tracker/tracker-server.ts';
 import { testKafka } from '../helpers/env.ts';
 import { KafkaReader } from '../helpers/kafka-reader.ts';
+import { eventually } from '../helpers/eventually.ts';
 import { MtrelayProcess } from '../helpers/relay-process.ts';
 import { tempDir } from '../helpers/resources.ts';
 
@@ -25,6 +27,7 @@ const writeKeys = (...keys: { id: string; secret: Buffer }[]) => writeFileSync(k
 let tracker: MtrelayProcess;
 let base = '';
 let events: KafkaReader;
+let suppressions: KafkaReader;
 
 const claims = (kind: TrackingClaims['kind'], extra: Partial<TrackingClaims> = {}): TrackingClaims => ({
   kind, transmissionId: `t-${randomBytes(4).toString('hex')}`, rcptTo: 'reader@example.com', namespace: 'shop',
@@ -36,6 +39,7 @@ const eventsOf = (transmissionId: string) => events.records.map((r) => JSON.pars
 before(async () => {
   writeKeys(k1);
   events = await KafkaReader.start(testKafka(), `${prefix}.events`);
+  suppressions = await KafkaReader.start(testKafka(), `${prefix}.suppressions`, false);
   tracker = new MtrelayProcess(['tracker', '--kafka', testKafka(), '--topic-prefix', prefix, '--host', '127.0.0.1', '--port', '0',
     '--metrics-host', '127.0.0.1', '--metrics-port', '0', '--tracking-keys', keysFile]);
   const ready = await tracker.started('tracker listening');
@@ -46,6 +50,7 @@ before(async () => {
 after(async () => {
   await tracker?.stop();
   await events?.stop();
+  await suppressions?.stop();
 });
 
 test("a signed open pixel: a GIF never cached, and an open event with the reader's address and user agent", async () => {
@@ -95,6 +100,33 @@ test('unsigned, altered, expired, wrong-kind or unknown tokens get 404 and no ev
   await new Promise((r) => setTimeout(r, 500));
   assert.deepEqual(eventsOf(click.transmissionId), [], 'no event for any of them');
   assert.ok(await tracker.metric('mtrelay_tracker_requests_total', { route: 'click', result: 'bad_signature' }) >= 2);
+});
+
+test('an unsubscribe link: GET shows a page and changes nothing; a one-click POST suppresses the recipient for non-transactional mail and publishes list_unsubscribe before the answer', async () => {
+  const unsubscribe = claims('unsubscribe', { campaignId: 'weekly' });
+  const url = `${base}/u/${signToken(keyRing([k1]), unsubscribe)}`;
+  const page = await get(url);
+  assert.equal(page.status, 200);
+  assert.match(page.headers.get('content-security-policy') ?? '', /default-src 'none'/);
+  assert.match(await page.text(), /Stop sending mail like this to <strong id="address">reader@example\.com<\/strong>\?/);
+  assert.equal((await fetch(url, { method: 'POST', body: '' })).status, 400, 'a POST that asks for nothing');
+  assert.equal((await get(`${base}/o/${signToken(keyRing([k1]), unsubscribe)}.gif`)).status, 404, 'not a pixel');
+  await new Promise((r) => setTimeout(r, 300));
+  assert.deepEqual(eventsOf(unsubscribe.transmissionId), [], 'looking is not unsubscribing');
+
+  const posted = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', 'user-agent': 'GoogleOneClick/1.0' }, body: 'List-Unsubscribe=One-Click' });
+  assert.equal(posted.status, 200);
+  const [event] = await waitForEvents(unsubscribe.transmissionId, 1);
+  assert.deepEqual({ ...event, event_id: undefined, timestamp: undefined }, {
+    type: 'list_unsubscribe', transmission_id: unsubscribe.transmissionId, namespace: 'shop', rcpt_to: 'reader@example.com', ip_address: '127.0.0.1',
+    user_agent: 'GoogleOneClick/1.0', campaign_id: 'weekly', event_id: undefined, timestamp: undefined,
+  });
+  const entry = await eventually('the suppression entry', () => suppressions.records.find((r) => r.key === 'shop/reader@example.com#non_transactional'));
+  assert.deepEqual((({ created, ...rest }) => rest)(JSON.parse(entry.value.toString()) as Record<string, unknown>), {
+    namespace: 'shop', address: 'reader@example.com', source: 'unsubscribe', type: 'non_transactional',
+    reason: 'unsubscribed with the mail client\'s unsubscribe button (RFC 8058 one-click)',
+  });
+  assert.equal(await tracker.metric('mtrelay_tracker_unsubscribes_total', { type: 'list_unsubscribe' }), 1);
 });
 
 test('a new key file is picked up without a restart: new and old tokens both work while both keys are listed', async () => {
