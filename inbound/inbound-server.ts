@@ -1,5 +1,6 @@
 // The SMTP server of `mtrelay inbound` (and of standalone's inbound listener): the MX of the
-// bounce domains. It takes mail only for their return paths and feedback addresses, never
+// bounce domains. It takes mail only for their return paths, feedback addresses and (with the
+// tracking keys) the unsubscribe address, never
 // relays, asks for no AUTH, offers STARTTLS when it has a certificate, and answers 250 only
 // once what a report says (events, suppressions) is stored by the `store` it was given.
 import '../relay/smtp-server-patches.ts';
@@ -11,11 +12,13 @@ import { parseReportAddress, type ReportAddress } from '../shared/mail/verp.ts';
 import { REPLIES, SmtpReply, replyText, smtpReply } from '../shared/smtp-replies.ts';
 import { TLS_OPTIONS, type TlsMaterial } from '../relay/tls-files.ts';
 import type { InboundMetrics } from './metrics.ts';
-import { reportOutcome, type InboundEvent, type ReportOutcome } from './report-events.ts';
+import { reportOutcome, type ReportOutcome } from './report-events.ts';
+import { mailUnsubscribeOutcome } from './unsubscribe-mail.ts';
+import type { TrackingKeyRing } from '../shared/tracking/tokens.ts';
 import { parseReport, type ParsedReport } from './report-parser.ts';
 
 /** Where a report's events and suppressions go: Kafka topics, or standalone's SQLite queue. Resolves once they are durable. */
-export type ReportStore = (events: InboundEvent[], suppressions: SuppressionEntry[]) => Promise<void>;
+export type ReportStore = (events: ReportOutcome['events'], suppressions: SuppressionEntry[]) => Promise<void>;
 
 export interface InboundServerOptions {
   hostname: string;
@@ -24,6 +27,8 @@ export interface InboundServerOptions {
   maxMessageBytes: number;
   tls?: TlsMaterial;
   store: ReportStore;
+  /** The tracking keys unsubscribe tokens verify with; without them unsubscribe@ is not an address of ours. */
+  trackingKeys?: () => TrackingKeyRing;
   metrics: InboundMetrics;
   logger: Logger;
 }
@@ -59,7 +64,7 @@ export class InboundServer {
       },
       onRcptTo: (address, session, callback) => {
         const report = parseReportAddress(address.address, options.bounceDomains);
-        if (!report) {
+        if (!report || (report.kind === 'unsubscribe' && !options.trackingKeys)) {
           options.metrics.refused.inc({ reason: 'not_ours' });
           callback(smtpReply('INBOUND_NOT_OURS', { address: address.address }));
           return;
@@ -103,7 +108,7 @@ export class InboundServer {
         callback(smtpReply('INBOUND_TOO_BIG', { limit: maxMessageBytes }));
         return;
       }
-      this.#handle(Buffer.concat(chunks, received), recipientsOf.get(session) ?? []).then(
+      this.#handle(Buffer.concat(chunks, received), recipientsOf.get(session) ?? [], session.remoteAddress).then(
         (results) => callback(null, `${REPLIES.INBOUND_ACCEPTED.enhanced} ${replyText('INBOUND_ACCEPTED', { result: [...new Set(results)].join(', ') })}`),
         (error: Error) => callback(error instanceof SmtpReply ? error : smtpReply('INBOUND_NOT_STORED', { detail: error.message })),
       );
@@ -111,11 +116,13 @@ export class InboundServer {
   }
 
   /** Parses the report once, matches it for each of its recipients, and stores what it says. */
-  async #handle(message: Buffer, recipients: { address: string; report: ReportAddress }[]): Promise<string[]> {
+  async #handle(message: Buffer, recipients: { address: string; report: ReportAddress }[], remoteAddress: string): Promise<string[]> {
     const { metrics, logger, store } = this.#o;
     // A report that cannot be read is taken and counted, not refused: a retry would not read better.
     const report: ParsedReport = await parseReport(message).catch((error: Error) => ({ kind: 'other' as const, why: `unreadable: ${error.message}`, original: {} }));
-    const outcomes: ReportOutcome[] = recipients.map((r) => reportOutcome(report, r.report, r.address));
+    const outcomes: ReportOutcome[] = recipients.map((r) => (r.report.kind === 'unsubscribe'
+      ? mailUnsubscribeOutcome(message, this.#o.trackingKeys!(), remoteAddress)
+      : reportOutcome(report, r.report, r.address)));
     const events = outcomes.flatMap((o) => o.events);
     const suppressions = outcomes.flatMap((o) => o.suppressions);
     if (events.length || suppressions.length) await store(events, suppressions);

@@ -11,6 +11,7 @@ import { Role } from '../shared/ops/role.ts';
 import { readTlsFiles, type CertificateFiles } from '../relay/tls-files.ts';
 import { InboundServer } from './inbound-server.ts';
 import { createInboundMetrics } from './metrics.ts';
+import { watchTrackingKeys } from '../shared/tracking/keys-file.ts';
 
 export interface InboundConfig {
   host: string;
@@ -19,6 +20,8 @@ export interface InboundConfig {
   bounceDomains: string[];
   maxMessageBytes: number;
   tls: CertificateFiles[];
+  /** The tracking keys (unsubscribe tokens); without them unsubscribe@ is refused. */
+  trackingKeysFile?: string;
   kafka: KafkaConnection;
   topicPrefix: string;
   metricsHost: string;
@@ -35,6 +38,7 @@ export async function startInbound(config: InboundConfig, logger: Logger): Promi
   const server = new InboundServer({
     hostname: config.hostname, bounceDomains: config.bounceDomains, maxMessageBytes: config.maxMessageBytes,
     ...(config.tls.length ? { tls: readTlsFiles(config.tls) } : {}), metrics, logger,
+    ...(config.trackingKeysFile ? { trackingKeys: watchTrackingKeys(config.trackingKeysFile, role, logger) } : {}),
     store: async (events, suppressions) => {
       // Suppressions first: an event a user sees means the address is already held back.
       if (suppressions.length) {

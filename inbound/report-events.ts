@@ -14,6 +14,7 @@ import { classifyReply, isHardBounce, parseReply } from '../deliverer/bounce-cla
 import type { SuppressionEntry } from '../deliverer/suppression-list.ts';
 import { matchesRecipientHint, type ReportAddress } from '../shared/mail/verp.ts';
 import type { BouncedRecipient, OriginalFacts, ParsedReport } from './report-parser.ts';
+import type { UnsubscribeEvent } from '../tracker/unsubscribe.ts';
 
 export interface InboundEvent {
   type: 'out_of_band' | 'spam_complaint';
@@ -41,9 +42,9 @@ export interface InboundEvent {
 
 /** What became of a report: the events and suppressions, and a word for the metrics and the log. */
 export interface ReportOutcome {
-  result: 'bounce' | 'complaint' | 'delayed' | 'ignored' | 'unmatched';
+  result: 'bounce' | 'complaint' | 'unsubscribe' | 'delayed' | 'ignored' | 'unmatched';
   detail: string;
-  events: InboundEvent[];
+  events: (InboundEvent | UnsubscribeEvent)[];
   suppressions: SuppressionEntry[];
 }
 

@@ -10,6 +10,7 @@ import { createInboundMetrics } from '../inbound/metrics.ts';
 import { readTlsFiles, type CertificateFiles } from '../relay/tls-files.ts';
 import type { Role } from '../shared/ops/role.ts';
 import type { SqliteQueue } from './sqlite-queue.ts';
+import type { TrackingKeyRing } from '../shared/tracking/tokens.ts';
 
 export interface LocalInboundOptions {
   host: string;
@@ -21,6 +22,8 @@ export interface LocalInboundOptions {
   certificates: CertificateFiles[];
   queue: SqliteQueue;
   suppressions: SuppressionList;
+  /** The tracking keys: mail to unsubscribe@ the bounce domain unsubscribes as the tracker's links do. */
+  trackingKeys: () => TrackingKeyRing;
   logger: Logger;
 }
 
@@ -29,7 +32,7 @@ export async function startLocalInbound(role: Role, o: LocalInboundOptions): Pro
   if (o.port < 0 || !o.bounceDomain) return undefined;
   const server = new InboundServer({
     hostname: o.hostname, bounceDomains: [o.bounceDomain], maxMessageBytes: o.maxMessageBytes, tls: readTlsFiles(o.certificates),
-    metrics: createInboundMetrics(role.registry), logger: o.logger,
+    metrics: createInboundMetrics(role.registry), logger: o.logger, trackingKeys: o.trackingKeys,
     store: async (events, suppressions) => {
       o.queue.recordEvents(events, suppressions);
       for (const entry of suppressions) o.suppressions.add(entry);

@@ -139,7 +139,7 @@ export async function startStandalone(config: StandaloneConfig, logger: Logger):
   runtime.start();
   const inboundPort = await startLocalInbound(role, {
     host: config.settings.host, port: config.inboundPort, hostname: config.settings.hostname, bounceDomain: config.bounceDomain,
-    maxMessageBytes: 10 * 1024 * 1024, certificates, queue, suppressions, logger,
+    maxMessageBytes: 10 * 1024 * 1024, certificates, queue, suppressions, trackingKeys: keys, logger,
   });
   const apiPort = await startLocalApi(role, { host: config.settings.host, port: config.apiPort, maxBodyBytes: config.apiMaxBodyBytes, store, queue, suppressions, events: eventStore, logger });
   // Sending limits and failed AUTHs as counted before a restart.

@@ -26,9 +26,19 @@ export function unsubscribeRequest(contentType: string | undefined, body: string
   return undefined;
 }
 
-export function unsubscribeOutcome(claims: TrackingClaims, how: 'one_click' | 'confirmed', request: { ip: string; userAgent: string }, now = new Date()):
+const REASONS = {
+  one_click: 'unsubscribed with the mail client\'s unsubscribe button (RFC 8058 one-click)',
+  confirmed: 'unsubscribed on the page of the message\'s unsubscribe link',
+  mail: 'unsubscribed by mail to the message\'s List-Unsubscribe address',
+};
+
+/**
+ * The event and suppression of an unsubscribe: `one_click` and `mail` come through the
+ * List-Unsubscribe field (list_unsubscribe, as SparkPost names it), `confirmed` through the page.
+ */
+export function unsubscribeOutcome(claims: TrackingClaims, how: keyof typeof REASONS, request: { ip: string; userAgent: string }, now = new Date()):
   { event: UnsubscribeEvent; suppression: SuppressionEntry } {
-  const type = how === 'one_click' ? 'list_unsubscribe' : 'link_unsubscribe';
+  const type = how === 'confirmed' ? 'link_unsubscribe' : 'list_unsubscribe';
   return {
     event: {
       type, event_id: randomUUID(), timestamp: now.toISOString(), transmission_id: claims.transmissionId, namespace: claims.namespace,
@@ -36,7 +46,7 @@ export function unsubscribeOutcome(claims: TrackingClaims, how: 'one_click' | 'c
     },
     suppression: {
       namespace: claims.namespace, address: claims.rcptTo.toLowerCase(), source: 'unsubscribe', type: 'non_transactional', created: now.toISOString(),
-      reason: how === 'one_click' ? 'unsubscribed with the mail client\'s unsubscribe button (RFC 8058 one-click)' : 'unsubscribed on the page of the message\'s unsubscribe link',
+      reason: REASONS[how],
     },
   };
 }

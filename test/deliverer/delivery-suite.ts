@@ -186,8 +186,9 @@ export function deliverySuite(harness: DeliveryHarness): void {
       for (const address of ['unsub1@recipient.test', 'unsub2@recipient.test']) {
         const [copy] = await mx1.waitFor(address);
         const headers = copy!.message.toString().split('\r\n\r\n')[0]!;
-        const link = /^List-Unsubscribe: <https:\/\/track\.mtrelay\.test\/u\/([A-Za-z0-9_.-]+)>$/m.exec(headers);
+        const link = /^List-Unsubscribe: <https:\/\/track\.mtrelay\.test\/u\/([A-Za-z0-9_.-]+)>,\r\n <mailto:unsubscribe@bounces\.example\.com\?subject=([A-Za-z0-9_.-]+)>$/m.exec(headers);
         assert.ok(link, `${address}: ${headers}`);
+        assert.equal(link[2], link[1], 'the mailto carries the same token');
         const verified = verifyToken(keys, link[1]!);
         assert.ok(verified.ok);
         assert.deepEqual([verified.claims.kind, verified.claims.rcptTo, verified.claims.transmissionId, verified.claims.namespace, verified.claims.campaignId], ['unsubscribe', address, id, 'acme', 'weekly']);

@@ -72,3 +72,10 @@ test('return paths: VERP with the recipient, the shared one, feedback addresses;
     assert.equal(parseReportAddress(stranger, [BOUNCE_DOMAIN]), undefined, stranger);
   }
 });
+
+test('unsubscribe@ a bounce domain is the unsubscribe address, in any case; other domains and local parts are not ours', () => {
+  assert.deepEqual(parseReportAddress(`unsubscribe@${BOUNCE_DOMAIN}`, [BOUNCE_DOMAIN]), { kind: 'unsubscribe' });
+  assert.deepEqual(parseReportAddress('Unsubscribe@Bounces.Example.com', [BOUNCE_DOMAIN]), { kind: 'unsubscribe' });
+  assert.equal(parseReportAddress('unsubscribe@example.org', [BOUNCE_DOMAIN]), undefined);
+  assert.equal(parseReportAddress(`unsubscribe+x@${BOUNCE_DOMAIN}`, [BOUNCE_DOMAIN]), undefined);
+});
