@@ -13,6 +13,11 @@ export function createDelivererMetrics(registry: Registry) {
       name: 'mtrelay_deliverer_account_outcomes_total', labelNames: ['account', 'type'], registers,
       help: 'Recipient outcomes by account (the tenant\'s namespace) and event type',
     }),
+    // The denominator of the complaint rate mailbox providers watch (inbound's complaints are the numerator).
+    senderDeliveries: new Counter({
+      name: 'mtrelay_deliverer_sender_deliveries_total', labelNames: ['account', 'sending_domain'], registers,
+      help: 'Recipients delivered, by account and sending domain (the domain the relay let the account send from)',
+    }),
     deliveries: new Counter({
       name: 'mtrelay_deliverer_deliveries_total', labelNames: ['destination', 'tls'], registers,
       help: 'Recipients delivered, by destination and whether the connection was encrypted (tls "true" or "false")',

@@ -25,6 +25,7 @@ export function reportOutcomes(plan: OutcomePlan, submission: Submission, outcom
     if (e.type === 'delivery') {
       metrics.deliverySeconds.observe((now.getTime() - Date.parse(submission.receivedAt)) / 1000);
       metrics.deliveries.inc({ destination, tls: String(outcome?.kind === 'delivered' && outcome.tls) });
+      metrics.senderDeliveries.inc({ account: submission.namespace, sending_domain: submission.sendingDomain });
     }
   }
   if (plan.retry) metrics.retries.inc({ rung: plan.retry.rung });

@@ -11,7 +11,7 @@ import type { SuppressionEntry } from '../deliverer/suppression-list.ts';
 import { parseReportAddress, type ReportAddress } from '../shared/mail/verp.ts';
 import { REPLIES, SmtpReply, replyText, smtpReply } from '../shared/smtp-replies.ts';
 import { TLS_OPTIONS, type TlsMaterial } from '../relay/tls-files.ts';
-import type { InboundMetrics } from './metrics.ts';
+import { domainLabel, type InboundMetrics } from './metrics.ts';
 import { reportOutcome, type ReportOutcome } from './report-events.ts';
 import { mailUnsubscribeOutcome } from './unsubscribe-mail.ts';
 import type { TrackingKeyRing } from '../shared/tracking/tokens.ts';
@@ -38,6 +38,8 @@ const recipientsOf = new WeakMap<SMTPServerSession, { address: string; report: R
 
 export class InboundServer {
   readonly #o: InboundServerOptions;
+  /** Sending domains seen as complaint label values (see domainLabel). */
+  readonly #domains = new Set<string>();
   readonly #server: SMTPServer;
 
   constructor(options: InboundServerOptions) {
@@ -131,7 +133,10 @@ export class InboundServer {
       const level = o.result === 'unmatched' ? 'warn' : 'info';
       logger[level]({ to: recipients[i]!.address, kind: report.kind, result: o.result, detail: o.detail, events: o.events.map((e) => e.event_id) }, `inbound report: ${o.result}`);
     }
-    for (const e of events) metrics.events.inc({ type: e.type });
+    for (const e of events) {
+      metrics.events.inc({ type: e.type });
+      if (e.type === 'spam_complaint') metrics.complaints.inc({ account: e.namespace, sending_domain: domainLabel(this.#domains, e.sending_domain) });
+    }
     metrics.suppressions.inc(suppressions.length);
     return outcomes.map((o) => o.result);
   }

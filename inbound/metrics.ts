@@ -11,11 +11,28 @@ export function createInboundMetrics(registry: Registry) {
     }),
     reports: new Counter({
       name: 'mtrelay_inbound_reports_total', labelNames: ['kind', 'result'], registers,
-      help: 'Reports taken, per recipient address, by kind (dsn, arf, other) and result (bounce, complaint, delayed, ignored, unmatched: no transmission or account could be found)',
+      help: 'Reports taken, per recipient address, by kind (dsn, arf, other) and result (bounce, complaint, unsubscribe, delayed, ignored, unmatched: no transmission or account could be found)',
     }),
-    events: new Counter({ name: 'mtrelay_inbound_events_total', labelNames: ['type'], registers, help: 'Events stored, by type (out_of_band, spam_complaint)' }),
+    events: new Counter({ name: 'mtrelay_inbound_events_total', labelNames: ['type'], registers, help: 'Events stored, by type (out_of_band, spam_complaint, list_unsubscribe)' }),
+    complaints: new Counter({
+      name: 'mtrelay_inbound_complaints_total', labelNames: ['account', 'sending_domain'], registers,
+      help: 'Spam complaints stored, by account and the sending domain of the complained-of message (over this role\'s first 1000 domains, "other")',
+    }),
     suppressions: new Counter({ name: 'mtrelay_inbound_suppressions_total', registers, help: 'Suppression entries stored (hard out-of-band bounces, complaints)' }),
   };
 }
 
 export type InboundMetrics = ReturnType<typeof createInboundMetrics>;
+
+/**
+ * A sending domain as a label value. The domain comes from the returned original, which whoever
+ * can send a matching report writes: past the first 1000 domains this process has seen, the
+ * rest share "other", so no one can grow the number of series without bound.
+ */
+export function domainLabel(seen: Set<string>, domain: string | undefined, max = 1000): string {
+  const value = domain || 'unknown';
+  if (seen.has(value)) return value;
+  if (seen.size >= max) return 'other';
+  seen.add(value);
+  return value;
+}

@@ -1,8 +1,9 @@
 // The chart's alerts and dashboards against the real tools and the real roles: promtool checks
 // the rules and runs test/chart/alerts.promtool.yaml (each alert fires and resolves on
 // synthetic series), every dashboard query parses, and every mtrelay metric the rules and
-// dashboards use — with every label they match on — is served by a running relay, deliverer
-// and operator that have just handled a message: a renamed metric or label fails here.
+// dashboards use — with every label they match on — is served by the running roles (relay,
+// deliverer, operator, tracker, dispatcher, inbound), the first ones having just handled a
+// message: a renamed metric or label fails here.
 // @needs chart kafka k8s processes
 // @limit 120s
 import assert from 'node:assert/strict';
@@ -18,6 +19,7 @@ import { DelivererProcess, MtrelayProcess, RelayProcess } from '../helpers/relay
 import { writeNewTrackingKeys } from '../../shared/tracking/keys-file.ts';
 import { accountFolder, newApiKey, tempDir } from '../helpers/resources.ts';
 import { SmtpSink } from '../helpers/smtp-sink.ts';
+import { filled } from '../inbound/report-corpus.ts';
 import { OperatorCluster } from '../operator/cluster-fixture.ts';
 import { chartDir, find, promtool, render } from './chart.ts';
 
@@ -45,13 +47,13 @@ function promtoolRun(args: string[]): string {
 
 test('promtool accepts the rules, and each alert fires and resolves as its unit tests say', () => {
   writeFileSync(path.join(dir, 'rules.yaml'), stringify({ groups }));
-  assert.match(promtoolRun(['check', 'rules', 'rules.yaml']), /SUCCESS: 18 rules found/);
+  assert.match(promtoolRun(['check', 'rules', 'rules.yaml']), /SUCCESS: 20 rules found/);
   copyFileSync(path.join(import.meta.dirname, 'alerts.promtool.yaml'), path.join(dir, 'alerts.promtool.yaml'));
   assert.match(promtoolRun(['test', 'rules', 'alerts.promtool.yaml']), /SUCCESS/);
   // Every alert has a unit test and a runbook.
   const tested = readFileSync(path.join(dir, 'alerts.promtool.yaml'), 'utf8');
   const runbooks = readFileSync(path.join(chartDir, '..', '..', 'docs', 'operations.md'), 'utf8');
-  for (const rule of groups.flatMap((g) => g.rules)) {
+  for (const rule of groups.flatMap((g) => g.rules).filter((r) => r.alert)) {
     assert.match(tested, new RegExp(`alertname: ${rule.alert}\\b`), `${rule.alert} has no promtool test`);
     assert.match(runbooks, new RegExp(`^#### ${rule.alert}$`, 'm'), `${rule.alert} has no runbook in docs/operations.md`);
   }
@@ -72,6 +74,7 @@ describe('the metrics they use are served by the running roles', () => {
   let deliverer: DelivererProcess;
   let tracker: MtrelayProcess;
   let dispatcher: MtrelayProcess;
+  let inbound: MtrelayProcess;
   let sink: SmtpSink;
   const served = new Map<string, { type: string; labels: Set<string> }>();
 
@@ -86,7 +89,8 @@ describe('the metrics they use are served by the running roles', () => {
     relay = await RelayProcess.start({ resources: account.dir, kafka: testKafka(), args: ['--allow-auth-without-tls', '--topic-prefix', prefix] });
     deliverer = await DelivererProcess.start({ resources: account.dir, kafka: testKafka(), args: ['--topic-prefix', prefix, '--group-id', `g-${prefix}`, '--route', `*=127.0.0.1:${sink.port}`] });
     const transport = nodemailer.createTransport({ host: '127.0.0.1', port: relay.ports.submission, secure: false, ignoreTLS: true, auth: { user: 'smtp_mt_injection', pass: key } });
-    await transport.sendMail({ from: 'sender@example.com', to: 'reader@gmail.com', subject: 'metrics', text: 'one message through every role' });
+    const sent = await transport.sendMail({ from: 'sender@example.com', to: 'reader@gmail.com', subject: 'metrics', text: 'one message through every role' });
+    const transmissionId = /OK (\d+)$/.exec(sent.response)![1]!;
     await sink.waitFor('reader@gmail.com');
     // The outcome is counted once it is in Kafka, a moment after the mailbox has the message.
     const deadline = Date.now() + 20_000;
@@ -100,10 +104,16 @@ describe('the metrics they use are served by the running roles', () => {
     const ops = ['--metrics-host', '127.0.0.1', '--metrics-port', '0'];
     tracker = new MtrelayProcess(['tracker', '--kafka', testKafka(), '--topic-prefix', prefix, '--host', '127.0.0.1', '--port', '0', '--tracking-keys', keys, ...ops]);
     dispatcher = new MtrelayProcess(['dispatcher', '--resources', account.dir, '--kafka', testKafka(), '--topic-prefix', prefix, '--group-id', `d-${prefix}`, ...ops]);
-    for (const [role, message] of [[tracker, 'tracker listening'], [dispatcher, 'dispatcher running']] as const) {
+    inbound = new MtrelayProcess(['inbound', '--kafka', testKafka(), '--topic-prefix', prefix, '--bounce-domain', 'bounces.example.com', '--host', '127.0.0.1', '--port', '0', ...ops]);
+    for (const [role, message] of [[tracker, 'tracker listening'], [dispatcher, 'dispatcher running'], [inbound, 'inbound listening']] as const) {
       role.metricsPort = (await role.started(message)).metricsPort as number;
     }
-    for (const role of [relay, deliverer, operator, tracker, dispatcher]) {
+    // A complaint about that message, as a feedback loop sends it, so the inbound role serves its complaint series.
+    const complaint = filled('arf-rfc5965-abuse.eml', { transmissionId, namespace: 'acme', rcpt: 'reader@gmail.com', fblAddress: 'fbl@bounces.example.com', bounceAddress: '' });
+    const inboundPort = (inbound.logs.find((l) => l.msg === 'inbound listening')!.port) as number;
+    await nodemailer.createTransport({ host: '127.0.0.1', port: inboundPort, secure: false, ignoreTLS: true })
+      .sendMail({ envelope: { from: 'abuse@mailbox-provider.test', to: 'fbl@bounces.example.com' }, raw: complaint });
+    for (const role of [relay, deliverer, operator, tracker, dispatcher, inbound]) {
       for (const line of (await role.http('/metrics')).body.split('\n')) {
         const type = /^# TYPE (\S+) (\S+)$/.exec(line);
         if (type) served.set(type[1]!, { type: type[2]!, labels: new Set() });
@@ -115,7 +125,7 @@ describe('the metrics they use are served by the running roles', () => {
     }
   });
   after(async () => {
-    await Promise.all([relay?.stop(), deliverer?.stop(), operator?.stop(), tracker?.stop(), dispatcher?.stop()]);
+    await Promise.all([relay?.stop(), deliverer?.stop(), operator?.stop(), tracker?.stop(), dispatcher?.stop(), inbound?.stop()]);
     await sink?.close();
     await cluster?.stop();
   });
@@ -123,11 +133,12 @@ describe('the metrics they use are served by the running roles', () => {
   test('every mtrelay metric and label in the rules and dashboards exists', async () => {
     // Labels Prometheus adds to every scraped series, and those histograms and quantiles add.
     const fromPrometheus = new Set(['namespace', 'pod', 'job', 'instance', 'container', 'component', 'le']);
-    const uses = [...groups.flatMap((g) => g.rules.map((r) => ({ where: `alert ${r.alert}`, expr: r.expr }))), ...dashboardQueries];
+    const uses = [...groups.flatMap((g) => g.rules.map((r) => ({ where: r.alert ? `alert ${r.alert}` : `record ${r.record}`, expr: r.expr }))), ...dashboardQueries];
     const missing: string[] = [];
     let checked = 0;
     for (const { where, expr } of uses) {
-      for (const [, name, matchers] of expr.matchAll(/\b(mtrelay_[a-z0-9_]+)(?:\{([^}]*)\})?/g)) {
+      // mtrelay_ metrics, not the names of recorded series (level:metric:operations) made of them.
+      for (const [, name, matchers] of expr.matchAll(/(?<![\w:])(mtrelay_[a-z0-9_]+)(?![\w:])(?:\{([^}]*)\})?/g)) {
         const family = served.has(name!) ? name! : name!.replace(/_(bucket|sum|count)$/, '');
         const metric = served.get(family);
         checked++;

@@ -117,6 +117,8 @@ test('every report of the corpus, sent with swaks to the inbound port, becomes t
   }
   assert.equal(await inbound.metric('mtrelay_inbound_reports_total', { kind: 'dsn', result: 'bounce' }), 7);
   assert.equal(await inbound.metric('mtrelay_inbound_reports_total', { kind: 'arf', result: 'complaint' }), 2);
+  // The complaint rate's numerator, by the complained-of message's account and sending domain.
+  assert.equal(await inbound.metric('mtrelay_inbound_complaints_total', { account: 'acme', sending_domain: 'example.com' }), 2);
 });
 
 test('the deliverer holds back what the reports suppressed: a hard bounce for all mail, a complaint for mail not marked transactional', async () => {

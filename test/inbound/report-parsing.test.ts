@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import { reportOutcome } from '../../inbound/report-events.ts';
 import { parseReport } from '../../inbound/report-parser.ts';
 import { parseReportAddress, verpReturnPath } from '../../shared/mail/verp.ts';
+import { domainLabel } from '../../inbound/metrics.ts';
 import { corpusFiles, expected, filled, type Fill } from './report-corpus.ts';
 
 const BOUNCE_DOMAIN = 'bounces.example.com';
@@ -78,4 +79,12 @@ test('unsubscribe@ a bounce domain is the unsubscribe address, in any case; othe
   assert.deepEqual(parseReportAddress('Unsubscribe@Bounces.Example.com', [BOUNCE_DOMAIN]), { kind: 'unsubscribe' });
   assert.equal(parseReportAddress('unsubscribe@example.org', [BOUNCE_DOMAIN]), undefined);
   assert.equal(parseReportAddress(`unsubscribe+x@${BOUNCE_DOMAIN}`, [BOUNCE_DOMAIN]), undefined);
+});
+
+test('complaint label values: each sending domain as it is until 1000 are seen, then "other"; none is "unknown"', () => {
+  const seen = new Set<string>();
+  assert.equal(domainLabel(seen, 'example.com', 2), 'example.com');
+  assert.equal(domainLabel(seen, undefined, 2), 'unknown');
+  assert.equal(domainLabel(seen, 'forged.example', 2), 'other', 'past the bound');
+  assert.equal(domainLabel(seen, 'example.com', 2), 'example.com', 'a domain already seen keeps its label');
 });
