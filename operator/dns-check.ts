@@ -24,6 +24,8 @@ export class DnsChecker {
         return targets.some((t) => bare(t) === bare(record.value)) ? 'found' : 'missing';
       }
       const texts = (await this.#resolver.resolveTxt(record.name)).map((chunks) => chunks.join(''));
+      // DMARC: any record of the domain's own will do; its policy is the owner's choice.
+      if (record.purpose === 'dmarc') return texts.some((t) => /^v=DMARC1\s*(;|$)/i.test(t.trim())) ? 'found' : 'missing';
       if (record.purpose === 'dkim') {
         const want = dkimRecordKey(record.value);
         return texts.some((t) => dkimRecordKey(t) === want) ? 'found' : 'missing';

@@ -17,7 +17,7 @@ export const SECRET_LABEL = 'mtrelay.dev/secret';
 type ApiMeta = NonNullable<KubeObject['metadata']> & { name: string; namespace: string; uid: string; generation?: number };
 
 export interface DnsRecord {
-  purpose: 'dkim' | 'spf' | 'tracking';
+  purpose: 'dkim' | 'spf' | 'tracking' | 'dmarc';
   type: 'TXT' | 'CNAME';
   name: string;
   value: string;

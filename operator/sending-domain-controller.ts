@@ -129,12 +129,16 @@ export class SendingDomainController implements Controller {
       this.#o.logger.info({ domain: domain.spec.domain, resource: key, claimedBy: `${claimedElsewhere.metadata.namespace}/${claimedElsewhere.metadata.name}` }, 'domain already claimed');
     }
 
+    const dmarc: ConditionInput = dkim.problem
+      ? { type: 'DMARCAligned', status: 'Unknown', reason: 'KeyNotReady', message: 'no DKIM key yet, so mail cannot pass DMARC' }
+      : dmarcCondition(domain.spec.domain, dnsRecords, results);
     const conditions: ConditionInput[] = [
       dkim.problem
         ? { type: 'KeyReady', status: 'False', reason: dkim.problem.reason, message: dkim.problem.message }
         : { type: 'KeyReady', status: 'True', reason: dkim.userSupplied ? 'UserSuppliedKey' : 'KeyGenerated',
           message: `${dkim.bits}-bit RSA key in Secret ${dkimSecretName(domain.metadata.name)}, selector ${selector}${dkim.previous ? `; signing with selector ${dkim.previous} until this record is found` : ''}` },
       dkim.problem ? { type: 'DNSVerified', status: 'Unknown', reason: 'KeyNotReady', message: 'no DKIM key yet, so no records to publish' } : this.#dnsCondition(dnsRecords, results),
+      dmarc,
       this.#readyCondition(domain, { keyProblem: dkim.problem?.message, verified: Boolean(verifiedAt), claimedElsewhere }),
     ];
     const status: SendingDomainStatus = {
@@ -146,7 +150,7 @@ export class SendingDomainController implements Controller {
       ...(verifiedAt ? { verifiedAt } : {}),
       conditions: setConditions(domain.status?.conditions, conditions, domain.metadata.generation),
     };
-    await this.#writeStatus(domain, status, { dkimFound, allFound, claimedElsewhere });
+    await this.#writeStatus(domain, status, { dkimFound, allFound, claimedElsewhere, dmarc });
     return { requeueAfterMs: nextCheckMs };
   }
 
@@ -293,9 +297,12 @@ export class SendingDomainController implements Controller {
     return { type: 'Ready', status: 'True', reason: 'Ready', message: `mail From ${domain.spec.domain} is accepted and DKIM-signed` };
   }
 
-  async #writeStatus(domain: SendingDomainObject, status: SendingDomainStatus, facts: { dkimFound: boolean; allFound: boolean; claimedElsewhere?: SendingDomainObject }): Promise<void> {
+  async #writeStatus(domain: SendingDomainObject, status: SendingDomainStatus,
+    facts: { dkimFound: boolean; allFound: boolean; claimedElsewhere?: SendingDomainObject | undefined; dmarc: ConditionInput }): Promise<void> {
     const previous = domain.status;
     if (!await applyStatus(this.#o.client, 'SendingDomain', domain, status)) return;
+    const wasFailingDmarc = previous?.conditions?.some((c) => c.type === 'DMARCAligned' && c.status === 'False' && c.reason === facts.dmarc.reason);
+    if (facts.dmarc.status === 'False' && !wasFailingDmarc) this.#o.events.warning(target(domain), facts.dmarc.reason, facts.dmarc.message);
     const wasVerified = conditionTrue(previous?.conditions, 'DNSVerified');
     if (facts.allFound && !wasVerified) this.#o.events.normal(target(domain), 'DNSVerified', `all DNS records of ${domain.spec.domain} are published`);
     if (!facts.allFound && wasVerified) this.#o.events.warning(target(domain), 'DNSRecordsMissing', `DNS records of ${domain.spec.domain} are missing or changed; see status.dnsRecords`);
@@ -304,4 +311,28 @@ export class SendingDomainController implements Controller {
       this.#o.events.warning(target(domain), 'DomainClaimed', `${domain.spec.domain} is already claimed by another SendingDomain`);
     }
   }
+}
+
+/**
+ * Whether mail From the domain passes DMARC at the mailbox providers: by its DKIM signature
+ * (d= is the domain itself, so it aligns, relaxed or strict), which needs the DKIM record; SPF
+ * cannot be counted on (the return path is the bounce domain's or the sender's own). Gmail and
+ * Yahoo also want a DMARC record of every bulk sender.
+ */
+export function dmarcCondition(domain: string, records: DnsRecord[], results: RecordCheck[]): ConditionInput {
+  const at = (purpose: DnsRecord['purpose']) => records.findIndex((r) => r.purpose === purpose);
+  const dkim = results[at('dkim')];
+  const dmarc = results[at('dmarc')];
+  if (dkim === 'lookup_failed' || dmarc === 'lookup_failed') {
+    return { type: 'DMARCAligned', status: 'Unknown', reason: 'LookupFailed', message: 'DNS lookups failed (SERVFAIL or timeout); checking again later' };
+  }
+  if (dkim !== 'found') {
+    return { type: 'DMARCAligned', status: 'False', reason: 'DKIMRecordMissing',
+      message: `mail From ${domain} fails DMARC: its DKIM record ${records[at('dkim')]?.name ?? ''} is not in DNS (or not this key), and SPF does not align with the return path; publish it from status.dnsRecords` };
+  }
+  if (dmarc !== 'found') {
+    return { type: 'DMARCAligned', status: 'False', reason: 'DMARCRecordMissing',
+      message: `${domain} has no DMARC record, which Gmail and Yahoo require of bulk senders: publish TXT _dmarc.${domain} "v=DMARC1; p=none" (or a policy of yours)` };
+  }
+  return { type: 'DMARCAligned', status: 'True', reason: 'Aligned', message: `mail From ${domain} passes DMARC by its DKIM signature (d=${domain}), and the domain publishes a DMARC record` };
 }

@@ -48,7 +48,7 @@ export function keyBits(privateKeyPem: string): number {
 }
 
 export interface DomainDnsRecord {
-  purpose: 'dkim' | 'spf' | 'tracking';
+  purpose: 'dkim' | 'spf' | 'tracking' | 'dmarc';
   type: 'TXT' | 'CNAME';
   name: string;
   value: string;
@@ -65,12 +65,20 @@ export interface DomainRecordsInput {
   trackingCname?: string;
 }
 
-/** The records a sending domain's owner publishes: DKIM first (it proves ownership), then SPF and tracking. */
+/** The DMARC record asked for when the domain has none: monitoring only (p=none); any v=DMARC1 record the owner publishes will do. */
+export const DMARC_RECORD_VALUE = 'v=DMARC1; p=none';
+
+/**
+ * The records a sending domain's owner publishes: DKIM first (it proves ownership), then SPF,
+ * tracking, and DMARC (Gmail and Yahoo require one of bulk senders; mail passes it by the DKIM
+ * signature, whose d= is the domain itself).
+ */
 export function sendingDomainRecords(input: DomainRecordsInput): DomainDnsRecord[] {
   return [
     { purpose: 'dkim', type: 'TXT', name: `${input.selector}._domainkey.${input.domain}`, value: dkimRecordValue(input.publicKeyData) },
     ...(input.spfMechanism ? [{ purpose: 'spf' as const, type: 'TXT' as const, name: input.domain, value: `v=spf1 ${input.spfMechanism} ~all` }] : []),
     ...(input.trackingCname && input.trackingDomain
       ? [{ purpose: 'tracking' as const, type: 'CNAME' as const, name: input.trackingDomain, value: input.trackingCname }] : []),
+    { purpose: 'dmarc', type: 'TXT', name: `_dmarc.${input.domain}`, value: DMARC_RECORD_VALUE },
   ];
 }

@@ -100,10 +100,12 @@ describe('a domain and a key applied with kubectl', () => {
     });
     const records = (domain.status as { dnsRecords: { purpose: string; type: string; name: string; value: string; verified: boolean }[] }).dnsRecords;
     assert.deepEqual(records.map((r) => [r.purpose, r.type, r.name]),
-      [['dkim', 'TXT', 's1._domainkey.mail.acme.test'], ['spf', 'TXT', 'mail.acme.test'], ['tracking', 'CNAME', 'click.acme.test']]);
+      [['dkim', 'TXT', 's1._domainkey.mail.acme.test'], ['spf', 'TXT', 'mail.acme.test'], ['tracking', 'CNAME', 'click.acme.test'], ['dmarc', 'TXT', '_dmarc.mail.acme.test']]);
     assert.match(records[0]!.value, /^v=DKIM1; k=rsa; p=MII[A-Za-z0-9+/=]+$/);
     assert.equal(records[1]!.value, 'v=spf1 include:spf.mtrelay.test ~all');
     assert.equal(records[2]!.value, 'track.mtrelay.test');
+    assert.equal(records[3]!.value, 'v=DMARC1; p=none');
+    assert.equal(condition(domain.status, 'DMARCAligned')?.reason, 'DKIMRecordMissing', 'without its DKIM record the domain\'s mail would fail DMARC');
     assert.equal((domain.status as { feedbackLoopAddress?: string }).feedbackLoopAddress, 'fbl+mail.acme.test@bounces.mtrelay.test', 'the address to register with feedback loops');
     // Status is written by server-side apply, owned by the operator's field manager.
     const managed = JSON.parse(api.kubectl(['get', 'sendingdomain', '-n', 'acme', 'acme-mail', '-o', 'json', '--show-managed-fields'])) as
@@ -147,6 +149,25 @@ describe('a domain and a key applied with kubectl', () => {
     assert.match(kubectlAsRelay(['get', 'secret', '-n', SYSTEM, 'mtrelay-relay-config', '-o', 'name']), /mtrelay-relay-config/);
   });
 
+  test('a domain whose owner publishes every record but DMARC is Ready, and warned that Gmail and Yahoo want a DMARC record', async () => {
+    apply(['apiVersion: mtrelay.dev/v1alpha1', 'kind: SendingDomain', 'metadata: {name: nodmarc, namespace: acme}', 'spec: {domain: nodmarc.acme.test}']);
+    await eventually('records in status', () => (getJson(['sendingdomain', '-n', 'acme', 'nodmarc']).status as { dnsRecords?: unknown[] } | undefined)?.dnsRecords?.length);
+    const status = getJson(['sendingdomain', '-n', 'acme', 'nodmarc']).status as { dnsRecords: { purpose: string; type: string; name: string; value: string }[] };
+    for (const record of status.dnsRecords.filter((r) => r.purpose !== 'dmarc')) cluster.dns.set(record.name, { TXT: [record.value] });
+    const domain = await eventually('the domain Ready without DMARC', () => {
+      const d = getJson(['sendingdomain', '-n', 'acme', 'nodmarc']);
+      return condition(d.status, 'Ready')?.status === 'True' && condition(d.status, 'DMARCAligned')?.reason === 'DMARCRecordMissing' && d;
+    });
+    assert.equal(condition(domain.status, 'DMARCAligned')?.status, 'False');
+    assert.match(condition(domain.status, 'DMARCAligned')?.message ?? '', /publish TXT _dmarc\.nodmarc\.acme\.test "v=DMARC1; p=none"/);
+    const reasons = () => api.kubectl(['get', 'events', '-n', 'acme', '--field-selector', 'involvedObject.kind=SendingDomain,involvedObject.name=nodmarc', '-o', 'jsonpath={.items[*].reason}']);
+    await eventually('a Warning event', () => /DMARCRecordMissing/.test(reasons()), 20_000);
+    // Any DMARC record of the owner's own will do.
+    cluster.dns.set('_dmarc.nodmarc.acme.test', { TXT: ['v=DMARC1; p=quarantine; rua=mailto:dmarc@nodmarc.acme.test'] });
+    await eventually('aligned once a DMARC record is published', () => condition(getJson(['sendingdomain', '-n', 'acme', 'nodmarc']).status, 'DMARCAligned')?.reason === 'Aligned', 20_000);
+    assert.ok(await operator.metric('mtrelay_operator_resources', { kind: 'SendingDomain', condition: 'DMARCAligned', status: 'True' }) >= 1);
+  });
+
   test('once the DKIM record is published the domain is verified, and the relay accepts mail From it', async () => {
     apply(['apiVersion: mtrelay.dev/v1alpha1', 'kind: SendingDomain', 'metadata: {name: news-mail, namespace: acme}', 'spec: {domain: news.acme.test}']);
     const key = await generatedKey('news-app');
@@ -160,6 +181,7 @@ describe('a domain and a key applied with kubectl', () => {
       return condition(d.status, 'Ready')?.status === 'True' && d;
     });
     assert.equal(condition(domain.status, 'DNSVerified')?.status, 'True');
+    assert.equal(condition(domain.status, 'DMARCAligned')?.reason, 'Aligned');
     assert.ok((domain.status as { verifiedAt?: string }).verifiedAt);
     assert.ok((domain.status as { dnsRecords: { verified: boolean }[] }).dnsRecords.every((r) => r.verified));
 
