@@ -1,5 +1,6 @@
-// The HTTP API of `mtrelay api` (and of standalone): JSON in SparkPost's shapes, every request
-// authenticated by an API key with the route's permission and kept to the key's account.
+// The HTTP API of `mtrelay api` (and of standalone): the suppression list, the events search,
+// the message trace and its page. JSON in SparkPost's shapes, every request authenticated by an
+// API key with the route's permission and kept to the key's account (the page itself is static).
 // Answers: {"results": …} on success, {"errors": [{"message": …}]} otherwise, with the status
 // that says what to do (400 fix the request, 401 the key, 403 its permissions, 404, 413, 503).
 import http from 'node:http';

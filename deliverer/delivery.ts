@@ -129,7 +129,8 @@ export class Deliverer {
     const { tracking: setup } = this.#deps;
     const ring = setup?.keys();
     const baseUrl = ring && trackingBaseUrl(job.submission, this.#deps.store, setup);
-    if (ring && baseUrl) addListUnsubscribe(job.raw, copies, job.submission, { baseUrl, bounceDomain: this.#deps.bounceDomain }, ring, setup!.lifetimeSeconds);
+    const optedOut = this.#deps.store.current?.document.namespaces[job.submission.namespace]?.settings?.listUnsubscribe === false;
+    if (ring && baseUrl && !optedOut) addListUnsubscribe(job.raw, copies, job.submission, { baseUrl, bounceDomain: this.#deps.bounceDomain }, ring, setup!.lifetimeSeconds);
     const decided = messageTracking(job.submission, this.#deps.store, setup);
     if (!decided.tracking) {
       if (decided.missing) log.warn({ reason: decided.missing }, 'tracking asked for but not possible; delivering untracked');

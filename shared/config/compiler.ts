@@ -236,6 +236,7 @@ function compileSettings(settings: AccountSettings[], namespaces: Record<string,
       openTracking: tracking.opens ?? false,
       clickTracking: tracking.clicks ?? false,
       ...(tracking.domain ? { trackingDomain: tracking.domain } : {}),
+      ...(resource.spec.listUnsubscribe === false ? { listUnsubscribe: false as const } : {}),
     };
   }
 }

@@ -87,6 +87,8 @@ export interface AccountSettings {
   metadata: ObjectMeta;
   spec: {
     tracking?: { opens?: boolean; clicks?: boolean; domain?: string };
+    /** false: no List-Unsubscribe on the account's mail (it runs its own); default true. */
+    listUnsubscribe?: boolean;
   };
 }
 
@@ -142,6 +144,8 @@ export interface CompiledSettings {
   openTracking: boolean;
   clickTracking: boolean;
   trackingDomain?: string;
+  /** Present (false) only when the account turned one-click unsubscribe off. */
+  listUnsubscribe?: false;
 }
 
 export interface CompiledNamespace {

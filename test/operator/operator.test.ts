@@ -441,7 +441,7 @@ describe('a domain and a key applied with kubectl', () => {
     }
   });
 
-  test('AccountSettings: the account\'s tracking defaults reach the deliverer\'s config, and follow a change', async () => {
+  test('AccountSettings: the account\'s tracking and unsubscribe defaults reach the deliverer\'s config, and follow a change', async () => {
     api.kubectl(['apply', '-f', '-'], ['apiVersion: mtrelay.dev/v1alpha1', 'kind: AccountSettings', 'metadata: {name: default, namespace: acme}',
       'spec: {tracking: {opens: true, clicks: true, domain: t.acme.test}}', ''].join('\n'));
     const config = (name: string) => JSON.parse(gunzipSync(Buffer.from(getJson(['secret', '-n', SYSTEM, name]).data!['config.json.gz']!, 'base64')).toString()) as
@@ -450,6 +450,10 @@ describe('a domain and a key applied with kubectl', () => {
     assert.deepEqual(settings, { openTracking: true, clickTracking: true, trackingDomain: 't.acme.test' });
     api.kubectl(['patch', 'accountsettings', '-n', 'acme', 'default', '--type=merge', '-p', '{"spec":{"tracking":{"clicks":false}}}']);
     await eventually('settings changed', () => (config('mtrelay-deliverer-config').namespaces.acme?.settings as { clickTracking?: boolean } | undefined)?.clickTracking === false);
+    // The CRD's default (true) writes nothing; turning one-click unsubscribe off reaches the deliverer.
+    assert.equal((config('mtrelay-deliverer-config').namespaces.acme?.settings as { listUnsubscribe?: boolean }).listUnsubscribe, undefined);
+    api.kubectl(['patch', 'accountsettings', '-n', 'acme', 'default', '--type=merge', '-p', '{"spec":{"listUnsubscribe":false}}']);
+    await eventually('listUnsubscribe off', () => (config('mtrelay-deliverer-config').namespaces.acme?.settings as { listUnsubscribe?: boolean } | undefined)?.listUnsubscribe === false);
   });
 
   test('a sending domain\'s tracking domain is used only once its CNAME to the tracker is found', async () => {

@@ -4,7 +4,8 @@
 // (RFC 8058) unsubscribes another reader. Each becomes its event (link_unsubscribe,
 // list_unsubscribe), reaches the account's webhook as an unsubscribe_event, shows in the trace
 // and on the suppression list (source unsubscribe, for non-transactional mail), and holds back
-// the next mail that is not transactional while receipts still arrive.
+// the next mail that is not transactional while receipts still arrive. An account that runs its
+// own unsubscribe links turns the field off in its AccountSettings.
 // @needs processes chromium
 // @limit 60s
 import assert from 'node:assert/strict';
@@ -15,7 +16,7 @@ import nodemailer from 'nodemailer';
 import { withBrowser } from '../helpers/browser.ts';
 import { eventually } from '../helpers/eventually.ts';
 import { MtrelayProcess } from '../helpers/relay-process.ts';
-import { accountFolder, apiKeyYaml, newApiKey, tempDir } from '../helpers/resources.ts';
+import { accountFolder, apiKeyYaml, newApiKey, signedDomainYaml, tempDir } from '../helpers/resources.ts';
 import { SmtpSink } from '../helpers/smtp-sink.ts';
 import { WebhookReceiver } from '../helpers/webhook-receiver.ts';
 import { freePort } from '../kafka/broker.ts';
@@ -24,6 +25,9 @@ const sendKey = newApiKey();
 const adminKey = newApiKey();
 const account = accountFolder(sendKey);
 account.write('admin.yaml', apiKeyYaml('acme', 'admin', adminKey, { permissions: ['events/read', 'suppressions/manage'] }));
+const ownListKey = newApiKey();
+account.write('own-list.yaml', [signedDomainYaml('ownlist', 'ownlist-example', 'ownlist.example'), apiKeyYaml('ownlist', 'sender', ownListKey),
+  'apiVersion: mtrelay.dev/v1alpha1\nkind: AccountSettings\nmetadata: {name: default, namespace: ownlist}\nspec: {listUnsubscribe: false}\n'].join('---\n'));
 const state = tempDir('unsubscribe');
 const receiver = new WebhookReceiver();
 let sink: SmtpSink;
@@ -55,10 +59,10 @@ after(async () => {
   await receiver.close();
 });
 
-async function send(to: string, transactional = false): Promise<string> {
-  const transport = nodemailer.createTransport({ host: '127.0.0.1', port: ports.submit, secure: false, ignoreTLS: true, auth: { user: 'smtp_mt_injection', pass: sendKey } });
+async function send(to: string, transactional = false, as = { key: sendKey, from: 'News <news@example.com>' }): Promise<string> {
+  const transport = nodemailer.createTransport({ host: '127.0.0.1', port: ports.submit, secure: false, ignoreTLS: true, auth: { user: 'smtp_mt_injection', pass: as.key } });
   try {
-    const info = await transport.sendMail({ from: 'News <news@example.com>', to, subject: 'This week', text: 'News.',
+    const info = await transport.sendMail({ from: as.from, to, subject: 'This week', text: 'News.',
       headers: { 'X-MT-ATTR': JSON.stringify({ campaign_id: 'weekly', ...(transactional ? { optionsAttributes: { transactional: true } } : {}) }) } });
     return /OK (\d+)$/.exec(info.response)![1]!;
   } finally {
@@ -113,4 +117,11 @@ test('a reader unsubscribes on the page in Chromium, a provider with one click; 
   }
   await receiver.waitFor((r) => r.events().length === 2);
   assert.deepEqual(receiver.accepted().flatMap((b) => b.events.map((e) => Object.keys(e.msys)[0])), ['unsubscribe_event', 'unsubscribe_event']);
+});
+
+test('an account whose AccountSettings say listUnsubscribe: false gets no List-Unsubscribe on its mail', async () => {
+  const id = await send('own-reader@recipient.test', false, { key: ownListKey, from: 'News <news@ownlist.example>' });
+  assert.equal(await outcome(id), 'delivery');
+  const [copy] = await sink.waitFor('own-reader@recipient.test');
+  assert.doesNotMatch(copy!.message.toString().split('\r\n\r\n')[0]!, /^List-Unsubscribe/im);
 });
