@@ -86,10 +86,12 @@ async function startEventsStore(config: ApiConfig, url: string, kafka: ReturnTyp
   const logger = role.logger;
   const store = new PostgresEventStore({ url, retentionDays: config.eventRetentionDays, logger });
   await retryKafka('opening the events database', () => store.open(), logger, (reason) => role.waiting(reason));
+  const metrics = createEventsStoreMetrics(role.registry);
+  metrics.storeUp.set(1); // it answers; the consumer's batches say so from now on
   const pruning = setInterval(() => void store.prune().catch((error: Error) => logger.warn({ err: error }, 'dropping expired events partitions failed; retrying in an hour')), 3600_000);
   pruning.unref();
   const consumer = new EventsConsumer({
-    kafka, topic: topicNames(config.topicPrefix).events, groupId: config.eventsGroupId, store, metrics: createEventsStoreMetrics(role.registry), logger,
+    kafka, topic: topicNames(config.topicPrefix).events, groupId: config.eventsGroupId, store, metrics, logger,
     onFatal: (error) => {
       logger.fatal({ err: error }, 'the events consumer stopped for good; exiting');
       process.exit(1);

@@ -25,7 +25,7 @@ export function createEventsStoreMetrics(registry: Registry) {
     }),
     storeUp: new Gauge({
       name: 'mtrelay_api_events_store_up', registers,
-      help: '1 when the last batch of events was stored, 0 while the events database fails (events wait in Kafka)',
+      help: '1 once the events database answered at start and after each batch stored; 0 while it fails (events wait in Kafka)',
     }),
     storeSeconds: new Histogram({
       name: 'mtrelay_api_events_store_seconds', registers, buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
