@@ -13,7 +13,7 @@ import type { EventSearch, IndexedEvent } from './event-rows.ts';
 import { buildTrace } from './trace.ts';
 import { TRACE_PAGE_HEADERS, TRACE_PAGE_HTML } from './trace-page.ts';
 import { InputError, manualEntries, page, parseRecipients, publicEntry, type SuppressionStore } from './suppressions.ts';
-import { closeHttp, listenHttp } from '../shared/ops/http.ts';
+import { BodyTooLargeError, closeHttp, listenHttp, readBody } from '../shared/ops/http.ts';
 
 export interface ApiServerOptions {
   store: ConfigStore;
@@ -158,20 +158,8 @@ export class ApiServer {
   }
 
   #body(request: http.IncomingMessage): Promise<string> {
-    return new Promise((resolve, reject) => {
-      const chunks: Buffer[] = [];
-      let size = 0;
-      request.on('data', (chunk: Buffer) => {
-        size += chunk.length;
-        if (size > this.#o.maxBodyBytes) {
-          reject(new HttpError(413, `The request body is larger than ${this.#o.maxBodyBytes} bytes; send the list in parts`));
-          request.destroy();
-          return;
-        }
-        chunks.push(chunk);
-      });
-      request.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-      request.on('error', reject);
+    return readBody(request, this.#o.maxBodyBytes).catch((error: Error) => {
+      throw error instanceof BodyTooLargeError ? new HttpError(413, `The request body is larger than ${error.maxBytes} bytes; send the list in parts`) : error;
     });
   }
 }

@@ -6,7 +6,7 @@
 // Stop order: stop answering (requests in progress finish), then the events consumer (its
 // batch is stored and committed) and the database, then the producer and consumer.
 import type { Logger } from 'pino';
-import { SuppressionList, followSuppressions, suppressionKey } from '../deliverer/suppression-list.ts';
+import { SuppressionList, followSuppressions, suppressionKey, suppressionRecord } from '../deliverer/suppression-list.ts';
 import { createKafka, type KafkaConnection } from '../shared/kafka/client.ts';
 import { connectRoleProducer } from '../shared/kafka/role-producer.ts';
 import { retryKafka, topicNames } from '../shared/kafka/topics.ts';
@@ -53,7 +53,7 @@ export async function startApi(config: ApiConfig, logger: Logger): Promise<{ rol
       // In this pod at once (read your writes); in the deliverers as they follow the topic.
       put: async (entries) => {
         for (let i = 0; i < entries.length; i += 1000) {
-          await producer.send({ topic, acks: -1, messages: entries.slice(i, i + 1000).map((e) => ({ key: suppressionKey(e.namespace, e.address, e.type), value: JSON.stringify(e) })) });
+          await producer.send({ topic, acks: -1, messages: entries.slice(i, i + 1000).map(suppressionRecord) });
         }
         for (const e of entries) list.add(e);
       },

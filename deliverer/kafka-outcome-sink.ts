@@ -8,7 +8,7 @@ import type { topicNames } from '../shared/kafka/topics.ts';
 import type { QueueRecord } from '../shared/queue.ts';
 import type { DurableOutcome, OutcomeSink } from './delivery-core.ts';
 import { EventBatcher } from '../shared/kafka/event-batcher.ts';
-import { suppressionKey } from './suppression-list.ts';
+import { suppressionRecord } from './suppression-list.ts';
 
 /** Events per produce request stay well under the broker's default 1 MB record batch limit. */
 const EVENT_REQUEST_BYTES = 512 * 1024;
@@ -63,7 +63,7 @@ export class KafkaOutcomeSink implements OutcomeSink<KafkaJob> {
     }
     if (outcome.suppressions.length) {
       await this.#producer.send({ topic: this.#topics.suppressions, acks: -1,
-        messages: outcome.suppressions.map((s) => ({ key: suppressionKey(s.namespace, s.address, s.type), value: JSON.stringify(s) })) });
+        messages: outcome.suppressions.map(suppressionRecord) });
     }
     // Bounded requests: a thousand recipients' events at once would exceed the broker's limit.
     let chunk: { key: string; value: string }[] = [];

@@ -25,6 +25,11 @@ export function suppressionKey(namespace: string, address: string, type?: Suppre
   return `${namespace}/${address.toLowerCase()}${type ? `#${type}` : ''}`;
 }
 
+/** The entry as a record of the compacted topic: keyed so a newer entry of the same kind replaces it. */
+export function suppressionRecord(entry: SuppressionEntry): { key: string; value: string } {
+  return { key: suppressionKey(entry.namespace, entry.address, entry.type), value: JSON.stringify(entry) };
+}
+
 export class SuppressionList {
   readonly #entries = new Map<string, SuppressionEntry>();
 

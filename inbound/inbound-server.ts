@@ -121,7 +121,10 @@ export class InboundServer {
   async #handle(message: Buffer, recipients: { address: string; report: ReportAddress }[], remoteAddress: string): Promise<string[]> {
     const { metrics, logger, store } = this.#o;
     // A report that cannot be read is taken and counted, not refused: a retry would not read better.
-    const report: ParsedReport = await parseReport(message).catch((error: Error) => ({ kind: 'other' as const, why: `unreadable: ${error.message}`, original: {} }));
+    // Mail only to the unsubscribe address is no report: only its subject is read.
+    const report: ParsedReport = recipients.every((r) => r.report.kind === 'unsubscribe')
+      ? { kind: 'other', why: 'an unsubscribe request', original: {} }
+      : await parseReport(message).catch((error: Error) => ({ kind: 'other' as const, why: `unreadable: ${error.message}`, original: {} }));
     const outcomes: ReportOutcome[] = recipients.map((r) => (r.report.kind === 'unsubscribe'
       ? mailUnsubscribeOutcome(message, this.#o.trackingKeys!(), remoteAddress)
       : reportOutcome(report, r.report, r.address)));

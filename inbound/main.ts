@@ -3,7 +3,7 @@
 // suppressions (<prefix>.suppressions, compacted; every deliverer follows it) before the 250.
 // Stop order: stop taking reports (those in DATA finish), then the producer.
 import type { Logger } from 'pino';
-import { suppressionKey } from '../deliverer/suppression-list.ts';
+import { suppressionRecord } from '../deliverer/suppression-list.ts';
 import { createKafka, type KafkaConnection } from '../shared/kafka/client.ts';
 import { connectRoleProducer } from '../shared/kafka/role-producer.ts';
 import { topicNames } from '../shared/kafka/topics.ts';
@@ -42,7 +42,7 @@ export async function startInbound(config: InboundConfig, logger: Logger): Promi
     store: async (events, suppressions) => {
       // Suppressions first: an event a user sees means the address is already held back.
       if (suppressions.length) {
-        await producer.send({ topic: topics.suppressions, acks: -1, messages: suppressions.map((s) => ({ key: suppressionKey(s.namespace, s.address, s.type), value: JSON.stringify(s) })) });
+        await producer.send({ topic: topics.suppressions, acks: -1, messages: suppressions.map(suppressionRecord) });
       }
       if (events.length) {
         await producer.send({ topic: topics.events, acks: -1, messages: events.map((e) => ({ key: e.transmission_id, value: JSON.stringify(e) })) });

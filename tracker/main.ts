@@ -8,7 +8,7 @@ import { EventBatcher } from '../shared/kafka/event-batcher.ts';
 import { topicNames } from '../shared/kafka/topics.ts';
 import { Role } from '../shared/ops/role.ts';
 import { watchTrackingKeys } from '../shared/tracking/keys-file.ts';
-import { suppressionKey } from '../deliverer/suppression-list.ts';
+import { suppressionRecord } from '../deliverer/suppression-list.ts';
 import { trustedProxies } from './client-address.ts';
 import { createTrackerMetrics } from './metrics.ts';
 import { TrackerServer } from './tracker-server.ts';
@@ -51,7 +51,7 @@ export async function startTracker(config: TrackerConfig, logger: Logger): Promi
     },
     // The suppression first (every deliverer follows the topic), then the event; both acknowledged before the answer.
     unsubscribe: async (event, suppression) => {
-      await producer.send({ topic: topics.suppressions, acks: -1, messages: [{ key: suppressionKey(suppression.namespace, suppression.address, suppression.type), value: JSON.stringify(suppression) }] });
+      await producer.send({ topic: topics.suppressions, acks: -1, messages: [suppressionRecord(suppression)] });
       await batcher.send([{ key: event.transmission_id, value: JSON.stringify(event) }]);
       metrics.events.inc({ type: event.type });
     },

@@ -11,7 +11,7 @@ import type { TrackerMetrics } from './metrics.ts';
 import { trackEvent, type TrackEvent } from './track-events.ts';
 import { PAGE_HEADERS, confirmPage, donePage, unsubscribeOutcome, unsubscribeRequest, type UnsubscribeEvent } from './unsubscribe.ts';
 import type { SuppressionEntry } from '../deliverer/suppression-list.ts';
-import { closeHttp, listenHttp } from '../shared/ops/http.ts';
+import { closeHttp, listenHttp, readBody } from '../shared/ops/http.ts';
 
 /** A transparent 1×1 GIF. */
 export const PIXEL = Buffer.from('R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7', 'base64');
@@ -133,20 +133,4 @@ export class TrackerServer {
   #notFound(response: ServerResponse): void {
     response.writeHead(404, { 'content-type': 'text/plain; charset=utf-8', ...NO_CACHE }).end('Not found\n');
   }
-}
-
-function readBody(request: IncomingMessage, max: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    request.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > max) {
-        reject(new Error('too large'));
-        request.destroy();
-      } else chunks.push(chunk);
-    });
-    request.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    request.on('error', reject);
-  });
 }
