@@ -26,7 +26,8 @@ function textLines(bytes: number): string {
     lines.push(line);
     length += line.length + 2;
   }
-  return `${lines.join('\r\n')}\r\n`.slice(0, bytes);
+  // A cut between CR and LF would leave a bare CR before the base64 that follows; make it an x.
+  return `${lines.join('\r\n')}\r\n`.slice(0, bytes).replace(/\r$/, 'x');
 }
 
 /** Base64 of random bytes in 76-character lines, `bytes` long with their CRLFs. */
