@@ -21,6 +21,10 @@ export interface DeliveryFlags {
   smtpPort: number;
   tlsPolicy: string[];
   tlsCa: string[];
+  mtaSts: boolean;
+  dane: boolean;
+  tlsReportOrganization?: string;
+  tlsReportContact?: string;
   heloName: string;
   bounceDomain?: string;
   connectionsPerDestination: number;
@@ -69,7 +73,11 @@ export function addDeliveryOptions(command: Command): Command {
     .addOption(option('--refuse-destination <range>', 'ADDRESS/PREFIX never connected to, besides loopback, private, link-local and reserved ranges, e.g. a cluster\'s public ranges (repeatable)').argParser(repeatRanges).default([]))
     .addOption(option('--smtp-port <port>', 'port of MX hosts').argParser(integer(1, 65535)).default(25))
     .addOption(option('--tls-policy <policy>', 'DOMAIN=opportunistic|required|verified, * for the default (repeatable)').argParser(repeat).default([]))
-    .addOption(option('--tls-ca <file>', 'extra CA certificates to trust for verified TLS (repeatable)').argParser(repeat).default([]))
+    .addOption(option('--tls-ca <file>', 'extra CA certificates to trust for verified TLS and MTA-STS policy hosts (repeatable)').argParser(repeat).default([]))
+    .addOption(option('--no-mta-sts', 'ignore the MTA-STS policies of recipient domains (RFC 8461)'))
+    .addOption(option('--no-dane', 'ignore DNSSEC-validated TLSA records of MX hosts (RFC 7672); DANE needs a validating resolver in --dns'))
+    .addOption(option('--tls-report-organization <name>', 'send daily TLS reports (RFC 8460) to the domains that ask for them, in this organisation\'s name'))
+    .addOption(option('--tls-report-contact <address>', 'contact in TLS reports (default: postmaster@<helo name>)'))
     .addOption(option('--helo-name <name>', 'name in EHLO; should match the sending address\'s PTR record').default(hostname()))
     .addOption(option('--bounce-domain <domain>', 'domain of the VERP return path (default: keep the envelope sender)'))
     .addOption(option('--connections-per-destination <n>', 'open connections per destination address').argParser(integer(1)).default(10))
@@ -103,6 +111,9 @@ export function deliverySettings(flags: DeliveryFlags): DeliverySettings & Pick<
     smtpPort: flags.smtpPort,
     tlsPolicies: new Map(flags.tlsPolicy.map(parseTlsPolicy)),
     tlsCaFiles: flags.tlsCa,
+    mtaSts: flags.mtaSts,
+    dane: flags.dane,
+    ...(flags.tlsReportOrganization ? { tlsReports: { organization: flags.tlsReportOrganization, contact: flags.tlsReportContact ?? `postmaster@${flags.heloName}` } } : {}),
     heloName: flags.heloName,
     ...(flags.bounceDomain ? { bounceDomain: flags.bounceDomain } : {}),
     limits: { connectionsPerDestination: flags.connectionsPerDestination, messagesPerConnection: flags.messagesPerConnection, messagesPerSecond: flags.messagesPerSecond },

@@ -15,6 +15,7 @@ import { dkimSignatureField, relaxedBodyHash } from './dkim.ts';
 import { bodyContent, fanOut, type Copy, type RcptType } from './fan-out.ts';
 import type { Hop, RouteResolver } from './routes.ts';
 import { TransactionError, type SmtpPool } from './smtp-pool.ts';
+import type { TlsRequirement, TransportSecurity } from './transport-security/transport-security.ts';
 import { messageTracking, trackCopies, trackingBaseUrl, type TrackingSetup } from './tracking/tracked-copies.ts';
 import { addListUnsubscribe } from './list-unsubscribe.ts';
 
@@ -41,6 +42,8 @@ export interface DeliveryDeps {
   store: ConfigStore;
   routes: RouteResolver;
   pool: SmtpPool;
+  /** The TLS each MX host must offer: DANE, MTA-STS or the configured policy. */
+  security: TransportSecurity;
   /** Whether mail to the address is held back; `transactional` for mail marked so (a complaint's entry does not hold it back). */
   isSuppressed: (namespace: string, address: string, transactional: boolean) => boolean;
   /** Domain of the VERP return path; without it the envelope sender is kept. */
@@ -150,6 +153,12 @@ export class Deliverer {
       // The domain itself decides: the address can never receive mail (class 10), or DNS failed for now (class 21).
       return copies.map((c) => failure(c, route.line, undefined, route.reply, route.bounceClass));
     }
+    const { security } = this.#deps;
+    const plan = route.static ? { kind: 'hops' as const, hops: route.hops.map((hop) => ({ hop, requirement: security.configured(domain) })) } : await security.plan(domain, route.hops);
+    if (plan.kind === 'none') {
+      const reply = replyLine('TLS_POLICY_NO_HOST', { domain, detail: plan.detail });
+      return copies.map((c) => failure(c, reply, undefined, 'TLS_POLICY_NO_HOST', BOUNCE_CLASS.TIMEOUT));
+    }
     // Recipients that receive identical bytes share one transaction: same header, same body buffer
     // (untracked copies share it; a tracked copy has its own).
     const groups = new Map<string, Copy[]>();
@@ -161,7 +170,7 @@ export class Deliverer {
       if (group) group.push(copy);
       else groups.set(digest, [copy]);
     }
-    const results = await Promise.all([...groups.values()].map((group) => run.limit(() => this.#sendGroup(run, domain, route.hops, group))));
+    const results = await Promise.all([...groups.values()].map((group) => run.limit(() => this.#sendGroup(run, domain, plan.hops, group))));
     return results.flat();
   }
 
@@ -179,7 +188,7 @@ export class Deliverer {
     return [await dkimSignatureField(copy.header, run.bodyHash(copy), key), copy.header, copy.body];
   }
 
-  async #sendGroup(run: AttemptRun, domain: string, hops: Hop[], group: Copy[]): Promise<RecipientOutcome[]> {
+  async #sendGroup(run: AttemptRun, domain: string, hops: { hop: Hop; requirement: TlsRequirement }[], group: Copy[]): Promise<RecipientOutcome[]> {
     const { job, log } = run;
     let message: Buffer[] | undefined;
     try {
@@ -200,11 +209,11 @@ export class Deliverer {
     const to = group.map((c) => c.rcptTo);
     const from = returnPath(job.submission, to, this.#deps.bounceDomain);
     let lastError = 'no address to try';
-    for (const hop of hops) {
+    for (const { hop, requirement } of hops) {
       for (const address of hop.addresses) {
         const remote = `${hop.name}[${address}]:${hop.port}`;
         try {
-          const result = await this.#deps.pool.send(hop, address, domain, { from, to, message });
+          const result = await this.#deps.pool.send(hop, address, requirement, { from, to, message });
           const accepted = new Set(result.accepted.map((a) => a.toLowerCase()));
           const rejected = new Map([...result.rejected].map(([a, r]) => [a.toLowerCase(), r]));
           return group.map((copy): RecipientOutcome => {

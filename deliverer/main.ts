@@ -1,6 +1,8 @@
 // Wires the deliverer: its config (with DKIM keys), the Kafka topics, the suppression list,
 // the delivery engine fed by the consumer group, and the order in which they stop.
 import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { Resolver } from 'node:dns/promises';
 import type { Logger } from 'pino';
 import { watchTrackingKeys } from '../shared/tracking/keys-file.ts';
 import type { TrackingKeyRing } from '../shared/tracking/tokens.ts';
@@ -19,6 +21,11 @@ import type { RetryPolicy } from './retry-policy.ts';
 import type { DestinationPolicy } from './destination-policy.ts';
 import { RouteResolver, type StaticRoute } from './routes.ts';
 import { SmtpPool, type PoolLimits, type TlsPolicy } from './smtp-pool.ts';
+import { MtaStsPolicies } from './transport-security/mta-sts.ts';
+import { TlsReports } from './transport-security/tls-report.ts';
+import { TlsReportSender } from './transport-security/tls-report-sender.ts';
+import { TransportSecurity } from './transport-security/transport-security.ts';
+import { ValidatedDns } from './transport-security/validated-dns.ts';
 import { SuppressionList, followSuppressions } from './suppression-list.ts';
 
 export interface DelivererConfig extends DeliverySettings {
@@ -46,6 +53,12 @@ export interface DeliverySettings {
   smtpPort: number;
   tlsPolicies: Map<string, TlsPolicy>;
   tlsCaFiles: string[];
+  /** Follow recipient domains' MTA-STS policies. */
+  mtaSts: boolean;
+  /** Follow DNSSEC-validated TLSA records. */
+  dane: boolean;
+  /** Send daily TLS reports, in this organisation's name. */
+  tlsReports?: { organization: string; contact: string };
   heloName: string;
   bounceDomain?: string;
   limits: PoolLimits;
@@ -64,21 +77,45 @@ export function tlsPolicyFor(policies: Map<string, TlsPolicy>): (domain: string)
   return (domain) => policies.get(domain) ?? policies.get('*') ?? 'opportunistic';
 }
 
+/** DANE, MTA-STS and the configured policy, with TLS reports (and their daily sending when configured). */
+function transportSecurity(role: Role, settings: DeliverySettings, extraCa: Buffer[], metrics: DelivererMetrics): TransportSecurity {
+  const resolver = new Resolver({ timeout: 5000, tries: 2 });
+  if (settings.dnsServers.length) resolver.setServers(settings.dnsServers);
+  const reports = new TlsReports(metrics.tlsSessions);
+  if (settings.tlsReports) {
+    const sender = new TlsReportSender({
+      reports, resolver, destinations: settings.destinations, extraCa, logger: role.logger,
+      submitter: { ...settings.tlsReports, instance: hostname() },
+    });
+    sender.start();
+    role.onStop('daily TLS reports', () => sender.stop());
+  }
+  return new TransportSecurity({
+    configured: tlsPolicyFor(settings.tlsPolicies),
+    reports,
+    ...(settings.dane ? { dane: new ValidatedDns({ servers: settings.dnsServers }) } : {}),
+    ...(settings.mtaSts ? { mtaSts: new MtaStsPolicies({ resolver, extraCa, destinations: settings.destinations }) } : {}),
+  });
+}
+
 /** The delivery engine of a role; its connections close after the role's runtime has drained. */
 export function createDeliveryEngine(role: Role, settings: DeliverySettings, store: ConfigStore, suppressions: SuppressionList, metrics: DelivererMetrics): { deliverer: Deliverer; closePool: () => void } {
+  const extraCa = settings.tlsCaFiles.map((f) => readFileSync(f));
+  const security = transportSecurity(role, settings, extraCa, metrics);
   const pool = new SmtpPool({
     ...settings.limits,
     heloName: settings.heloName,
-    extraCa: settings.tlsCaFiles.map((f) => readFileSync(f)),
+    extraCa,
     connectTimeoutMs: settings.connectTimeoutMs,
     socketTimeoutMs: settings.socketTimeoutMs,
-    tlsPolicy: tlsPolicyFor(settings.tlsPolicies),
+    onTlsSession: (session) => security.reports.record(session),
     onOpenChange: (destination, open) => metrics.openConnections.set({ destination }, open),
   });
   const deliverer = new Deliverer({
     store,
     routes: new RouteResolver({ dnsServers: settings.dnsServers, routes: settings.routes, smtpPort: settings.smtpPort, destinations: settings.destinations }),
     pool,
+    security,
     isSuppressed: (namespace, address, transactional) => suppressions.has(namespace, address, transactional),
     ...(settings.bounceDomain ? { bounceDomain: settings.bounceDomain } : {}),
     tracking: {

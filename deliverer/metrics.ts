@@ -22,6 +22,10 @@ export function createDelivererMetrics(registry: Registry) {
       name: 'mtrelay_deliverer_deliveries_total', labelNames: ['destination', 'tls'], registers,
       help: 'Recipients delivered, by destination and whether the connection was encrypted (tls "true" or "false")',
     }),
+    tlsSessions: new Counter({
+      name: 'mtrelay_deliverer_tls_sessions_total', labelNames: ['domain', 'policy_type', 'result'], registers,
+      help: 'Outbound connections by recipient domain (the first 1000, then "other"), the policy they were held to (sts, tlsa, no-policy-found) and their TLS result ("success" or an RFC 8460 result type)',
+    }),
     deliverySeconds: new Histogram({
       name: 'mtrelay_deliverer_accept_to_delivery_seconds', help: 'From the relay\'s 250 to the remote\'s 250, per recipient',
       buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 14400], registers,

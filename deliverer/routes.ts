@@ -24,7 +24,8 @@ type TemporaryReply = 'DNS_LOOKUP_FAILED' | 'ROUTE_HOST_UNRESOLVED' | 'MX_HOSTS_
 
 /** Where to send, or why not: a reply of the catalogue that becomes the recipients' raw_reason. */
 export type Route =
-  | { kind: 'hops'; hops: Hop[] }
+  /** `static`: a `--route` of the operator's, held only to the configured TLS policy. */
+  | { kind: 'hops'; hops: Hop[]; static?: true }
   | { kind: 'permanent' | 'temporary'; reply: ReplyName; line: string; bounceClass: number };
 
 function permanent<N extends PermanentReply>(reply: N, ...args: ReplyArgs<N>): Route {
@@ -89,7 +90,7 @@ export class RouteResolver {
     if (fixed) {
       const addresses = await this.#addresses(fixed.host);
       return addresses.length
-        ? { kind: 'hops', hops: [{ name: fixed.host, addresses, port: fixed.port }] }
+        ? { kind: 'hops', hops: [{ name: fixed.host, addresses, port: fixed.port }], static: true }
         : temporary('ROUTE_HOST_UNRESOLVED', { host: fixed.host });
     }
     // RFC 5321 4.1.3: a literal names a host, not a domain; it reaches no one a DNS name would not.

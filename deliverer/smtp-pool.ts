@@ -1,13 +1,17 @@
 // Outbound SMTP connections, pooled per destination (address:port) with limits on
-// connections, messages per connection and messages per second, and the STARTTLS policy
-// of the recipient domain. Modelled on Haraka's outbound client pool.
+// connections, messages per connection and messages per second, and the TLS each host must
+// offer (transport-security/: DANE, MTA-STS or the configured policy). Modelled on Haraka's
+// outbound client pool.
 import { Readable } from 'node:stream';
-import { rootCertificates } from 'node:tls';
-import { SMTPConnection } from '../shared/mail/nodemailer-internals.ts';
+import { rootCertificates, type TLSSocket } from 'node:tls';
+import { SMTPConnection, tlsSocketOf } from '../shared/mail/nodemailer-internals.ts';
 // DATA goes out through nodemailer's dot-stuffing stream, made to scan natively (for effect).
 import './dot-stuffing.ts';
 import { MtrelayError } from '../shared/errors.ts';
 import type { Hop } from './routes.ts';
+import { daneMismatch, presentedChain } from './transport-security/dane.ts';
+import { certificateResult, type TlsResultType, type TlsSession } from './transport-security/tls-report.ts';
+import type { TlsRequirement } from './transport-security/transport-security.ts';
 
 export type TlsPolicy = 'opportunistic' | 'required' | 'verified';
 
@@ -23,7 +27,8 @@ export interface PoolOptions extends PoolLimits {
   extraCa: Buffer[];
   connectTimeoutMs: number;
   socketTimeoutMs: number;
-  tlsPolicy: (domain: string) => TlsPolicy;
+  /** Each new connection's TLS outcome, for TLS reports. */
+  onTlsSession?: (session: TlsSession) => void;
   /** Connections opened now, by destination, for metrics. */
   onOpenChange?: (destination: string, open: number) => void;
 }
@@ -57,6 +62,17 @@ export class TransactionError extends MtrelayError {
   }
 }
 
+/** `TLS policy verified (MTA-STS)`, for replies and logs. */
+const policyName = (r: TlsRequirement) => `TLS policy ${r.level} (${r.source})`;
+
+/** Connections that met one requirement meet another with the same key. */
+function requirementKey(hop: Hop, r: TlsRequirement): string {
+  if (r.level === 'dane') return `dane:${hop.name}:${r.tlsa?.map((t) => `${t.usage}${t.selector}${t.matchingType}${t.data.toString('hex')}`).join(',')}`;
+  if (r.level === 'verified') return `verified:${hop.name}`;
+  // A testing-mode policy's sessions are reported under that policy: they are not shared with others.
+  return r.testing ? `${r.level}:sts-testing:${r.report.domain}:${r.testing.mxListed}` : r.level;
+}
+
 interface PooledConnection {
   connection: SMTPConnection;
   sent: number;
@@ -71,13 +87,31 @@ class Destination {
   nextSlot = 0;
 }
 
+/** Why an encrypted session does not meet the requirement (undefined: it does), as a TLS-RPT result. */
+function tlsShortfall(socket: TLSSocket, hop: Hop, requirement: TlsRequirement): { type: TlsResultType; detail: string } | undefined {
+  if (requirement.level === 'dane') {
+    const detail = daneMismatch(presentedChain(socket), requirement.tlsa ?? [], hop.name);
+    return detail ? { type: 'validation-failure', detail } : undefined;
+  }
+  if (requirement.level !== 'verified' && !requirement.testing) return undefined;
+  if (requirement.testing && !requirement.testing.mxListed) return { type: 'validation-failure', detail: 'MX host not listed in the policy' };
+  // Node checked the chain against the trusted CAs and the name against hop.name (the servername).
+  if (socket.authorized) return undefined;
+  const code = String(socket.authorizationError ?? '');
+  const type = certificateResult(code);
+  const reason = type === 'certificate-host-mismatch' ? `the certificate does not name ${hop.name}` : type === 'certificate-expired' ? 'the certificate has expired' : 'the certificate is not trusted';
+  return { type, detail: `${reason} (${code})` };
+}
+
 export class SmtpPool {
   readonly #options: PoolOptions;
+  readonly #ca: (string | Buffer)[];
   readonly #destinations = new Map<string, Destination>();
   #closed = false;
 
   constructor(options: PoolOptions) {
     this.#options = options;
+    this.#ca = [...rootCertificates, ...options.extraCa];
   }
 
   #destination(key: string): Destination {
@@ -95,8 +129,8 @@ export class SmtpPool {
     if (slot > now) await new Promise((r) => setTimeout(r, slot - now));
   }
 
-  async #connect(hop: Hop, address: string, domain: string, plaintext = false): Promise<PooledConnection> {
-    const policy = this.#options.tlsPolicy(domain);
+  async #connect(hop: Hop, address: string, requirement: TlsRequirement, plaintext = false): Promise<PooledConnection> {
+    const policy = requirement.level;
     const connection = new SMTPConnection({
       host: address,
       port: hop.port,
@@ -109,9 +143,9 @@ export class SmtpPool {
       greetingTimeout: this.#options.connectTimeoutMs,
       socketTimeout: this.#options.socketTimeoutMs,
       allowInternalNetworkInterfaces: true,
-      tls: policy === 'verified'
-        ? { servername: hop.name, rejectUnauthorized: true, ca: [...rootCertificates, ...this.#options.extraCa], minVersion: 'TLSv1.2' }
-        : { servername: hop.name, rejectUnauthorized: false },
+      // The certificate is checked after the handshake (tlsShortfall), before any command but
+      // EHLO: the same for every policy, and the reason is known precisely for TLS reports.
+      tls: { servername: hop.name, rejectUnauthorized: false, ca: this.#ca, minVersion: 'TLSv1.2' },
     });
     const pooled: PooledConnection = { connection, sent: 0, secure: false, broken: false };
     connection.on('error', () => { pooled.broken = true; });
@@ -127,16 +161,31 @@ export class SmtpPool {
       // Opportunistic TLS means mail goes out even when the server's TLS is broken (RFC 3207 4.1).
       if (policy === 'opportunistic' && !plaintext && error.code === 'ETLS') return 'plaintext' as const;
       // Trouble before the first transaction is the host's, not the message's: try the next one.
-      const tls = policy !== 'opportunistic' && (error.code === 'ETLS' || error.command === 'STARTTLS') ? `TLS policy ${policy}: ` : '';
+      const tlsFailed = policy !== 'opportunistic' && (error.code === 'ETLS' || error.command === 'STARTTLS');
       const reply = error.response ? ` (${error.response})` : '';
-      throw new TransactionError(`${hop.name}[${address}]:${hop.port}: ${tls}${error.message}${reply}`, undefined, true);
+      if (tlsFailed) this.#report(requirement, hop, address, { type: /STARTTLS/i.test(error.message) && !/initiating/.test(error.message) ? 'starttls-not-supported' : 'validation-failure', detail: error.message });
+      throw new TransactionError(`${hop.name}[${address}]:${hop.port}: ${tlsFailed ? `${policyName(requirement)}: ` : ''}${error.message}${reply}`, undefined, true);
     });
-    if (outcome === 'plaintext') return this.#connect(hop, address, domain, true);
+    if (outcome === 'plaintext') return this.#connect(hop, address, requirement, true);
     pooled.secure = connection.secure;
+    const socket = tlsSocketOf(connection);
+    const shortfall = socket ? tlsShortfall(socket, hop, requirement) : { type: 'starttls-not-supported' as const, detail: 'no STARTTLS' };
+    this.#report(requirement, hop, address, shortfall, socket?.localAddress);
+    if (shortfall && (policy === 'verified' || policy === 'dane')) {
+      connection.close();
+      throw new TransactionError(`${hop.name}[${address}]:${hop.port}: ${policyName(requirement)}: ${shortfall.detail}`, undefined, true);
+    }
     return pooled;
   }
 
-  async #acquire(key: string, d: Destination, hop: Hop, address: string, domain: string): Promise<PooledConnection> {
+  #report(requirement: TlsRequirement, hop: Hop, address: string, failure: { type: TlsResultType; detail: string } | undefined, localAddress?: string): void {
+    this.#options.onTlsSession?.({
+      policy: requirement.report,
+      ...(failure ? { failure: { ...failure, mxHost: hop.name, address, ...(localAddress ? { localAddress } : {}) } } : {}),
+    });
+  }
+
+  async #acquire(key: string, d: Destination, hop: Hop, address: string, requirement: TlsRequirement): Promise<PooledConnection> {
     for (;;) {
       if (this.#closed) throw new TransactionError('the deliverer is shutting down', undefined, false);
       const reused = d.idle.pop();
@@ -149,7 +198,7 @@ export class SmtpPool {
         d.open++;
         this.#options.onOpenChange?.(key, d.open);
         try {
-          return await this.#connect(hop, address, domain);
+          return await this.#connect(hop, address, requirement);
         } catch (error) {
           d.open--;
           this.#options.onOpenChange?.(key, d.open);
@@ -193,15 +242,14 @@ export class SmtpPool {
     else pooled.connection.close();
   }
 
-  /** Sends one transaction to one address of a hop. */
-  async send(hop: Hop, address: string, domain: string, transaction: Transaction): Promise<TransactionResult> {
-    // A connection is only shared by domains with the same TLS policy (and, when verified, the same name).
-    const policy = this.#options.tlsPolicy(domain);
-    const key = `${address}:${hop.port}:${policy}${policy === 'verified' ? `:${hop.name}` : ''}`;
+  /** Sends one transaction to one address of a hop, over a connection that meets `requirement`. */
+  async send(hop: Hop, address: string, requirement: TlsRequirement, transaction: Transaction): Promise<TransactionResult> {
+    // A connection is only shared by domains whose hosts must meet the same requirement.
+    const key = `${address}:${hop.port}:${requirementKey(hop, requirement)}`;
     const d = this.#destination(key);
     await this.#rateSlot(d);
     for (let attempt = 0; ; attempt++) {
-      const pooled = await this.#acquire(key, d, hop, address, domain);
+      const pooled = await this.#acquire(key, d, hop, address, requirement);
       const reused = pooled.sent > 0;
       pooled.sent++;
       try {

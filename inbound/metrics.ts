@@ -23,16 +23,3 @@ export function createInboundMetrics(registry: Registry) {
 }
 
 export type InboundMetrics = ReturnType<typeof createInboundMetrics>;
-
-/**
- * A sending domain as a label value. The domain comes from the returned original, which whoever
- * can send a matching report writes: past the first 1000 domains this process has seen, the
- * rest share "other", so no one can grow the number of series without bound.
- */
-export function domainLabel(seen: Set<string>, domain: string | undefined, max = 1000): string {
-  const value = domain || 'unknown';
-  if (seen.has(value)) return value;
-  if (seen.size >= max) return 'other';
-  seen.add(value);
-  return value;
-}

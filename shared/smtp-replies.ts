@@ -275,6 +275,11 @@ export const REPLIES = {
     when: '`delay` (class 24): every address refused, timed out, or failed the TLS policy before a transaction',
     action: 'nothing: retried on the ladder; the detail names the host and the failure',
   },
+  TLS_POLICY_NO_HOST: {
+    code: 451, enhanced: '4.7.5', text: 'No MX host of {domain} may be used under its TLS policy: {detail}', by: 'deliverer',
+    when: '`delay` (class 24): the domain\'s MTA-STS policy (mode enforce) lists none of its MX hosts, or the TLSA lookup of every MX host in its DNSSEC-signed zone failed',
+    action: 'nothing on our side: retried on the ladder until the domain\'s policy, MX or DNS is fixed; the detail names each host and why',
+  },
   DKIM_SIGNING_FAILED: {
     code: 451, enhanced: '4.7.5', text: 'DKIM signing for {domain} with selector {selector} failed; the sending domain\'s key is unusable', by: 'deliverer',
     when: '`delay` (class 25): the sending domain\'s DKIM key cannot sign (not an RSA key, or damaged); nothing is sent unsigned',

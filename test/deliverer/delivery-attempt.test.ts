@@ -15,6 +15,8 @@ import { replyLine } from '../../shared/smtp-replies.ts';
 import { freePort } from '../kafka/broker.ts';
 import { sendingDomainYaml, signedDomainYaml } from '../helpers/resources.ts';
 import { SmtpSink } from '../helpers/smtp-sink.ts';
+import { TransportSecurity } from '../../deliverer/transport-security/transport-security.ts';
+import { TlsReports } from '../../deliverer/transport-security/tls-report.ts';
 
 let sink: SmtpSink;
 let pool: SmtpPool;
@@ -30,9 +32,10 @@ before(async () => {
     signedDomainYaml('mtrelay-system', 'sandbox', 'sandbox.test')]
     .flatMap((yaml) => parseAllDocuments(yaml).map((d) => ({ source: 'test.yaml', document: d.toJS() })))));
   pool = new SmtpPool({ connectionsPerDestination: 1, messagesPerConnection: 10, messagesPerSecond: 0, heloName: 'out.test', extraCa: [],
-    connectTimeoutMs: 2000, socketTimeoutMs: 5000, tlsPolicy: () => 'opportunistic' });
+    connectTimeoutMs: 2000, socketTimeoutMs: 5000 });
   deliverer = new Deliverer({
     store, pool, isSuppressed: () => false, logger: pino({ level: 'silent' }),
+    security: new TransportSecurity({ configured: () => 'opportunistic', reports: new TlsReports() }),
     routes: new RouteResolver({ routes: new Map([['*', { host: '127.0.0.1', port: sink.port }]]) }),
   });
 });

@@ -47,7 +47,7 @@ test('SERVFAIL and MX hosts without addresses are temporary', async () => {
 });
 
 test('static routes win over DNS, and * catches every domain', async () => {
-  assert.deepEqual(await resolver.resolve('routed.test'), { kind: 'hops', hops: [{ name: '127.0.0.9', addresses: ['127.0.0.9'], port: 2525 }] });
+  assert.deepEqual(await resolver.resolve('routed.test'), { kind: 'hops', hops: [{ name: '127.0.0.9', addresses: ['127.0.0.9'], port: 2525 }], static: true });
   assert.throws(() => parseStaticRoute('nonsense'), /expected DOMAIN=HOST:PORT/);
   assert.deepEqual(parseStaticRoute('*=[::1]:25'), ['*', { host: '::1', port: 25 }]);
 });
@@ -73,7 +73,7 @@ test('--allow-destination opens a range, --refuse-destination closes one more; s
   const custom = new RouteResolver({ dnsServers: [server], timeoutMs: 1000, destinations: policy, routes: new Map([parseStaticRoute('smarthost.test=127.0.0.1:2525')]) });
   assert.deepEqual(await custom.resolve('allowed.test'), { kind: 'hops', hops: [{ name: 'allowed.test', addresses: ['10.1.2.3'], port: 25 }] });
   assert.equal((await custom.resolve('public.test') as { reply?: string }).reply, 'INTERNAL_DESTINATION');
-  assert.deepEqual(await custom.resolve('smarthost.test'), { kind: 'hops', hops: [{ name: '127.0.0.1', addresses: ['127.0.0.1'], port: 2525 }] });
+  assert.deepEqual(await custom.resolve('smarthost.test'), { kind: 'hops', hops: [{ name: '127.0.0.1', addresses: ['127.0.0.1'], port: 2525 }], static: true });
   // IPv4-mapped and IPv4-compatible IPv6 spellings of loopback are loopback.
   assert.deepEqual(['::ffff:127.0.0.1', '::ffff:7f00:1', '::127.0.0.1', '::ffff:10.0.0.1'].map((a) => new DestinationPolicy().permits(a)), [false, false, false, false]);
   // A range refused on purpose inside an allowed one stays refused.
@@ -91,5 +91,5 @@ test('an address literal is delivered only where a static route covers it', asyn
   assert.deepEqual(await resolver.resolve('[127.0.0.2]'), { kind: 'permanent', reply: 'ADDRESS_LITERAL_REFUSED', bounceClass: 25,
     line: '550 5.7.1 Recipient domain [127.0.0.2] is an address literal; mail goes to domain names only' });
   const routed = new RouteResolver({ dnsServers: [server], timeoutMs: 1000, routes: new Map([parseStaticRoute('[127.0.0.2]=127.0.0.2:2525')]) });
-  assert.deepEqual(await routed.resolve('[127.0.0.2]'), { kind: 'hops', hops: [{ name: '127.0.0.2', addresses: ['127.0.0.2'], port: 2525 }] });
+  assert.deepEqual(await routed.resolve('[127.0.0.2]'), { kind: 'hops', hops: [{ name: '127.0.0.2', addresses: ['127.0.0.2'], port: 2525 }], static: true });
 });

@@ -1,19 +1,10 @@
 // A real DNS server on loopback (UDP and TCP on the same port, as resolvers expect when a
-// long answer is truncated over UDP) answering from a zone the test controls.
+// long answer is truncated over UDP) answering from a zone the test controls. For DANE it also
+// plays a validating resolver: names marked `dnssec` are answered with the AD flag, as a
+// resolver answers for a zone whose signatures it verified.
 import dgram from 'node:dgram';
-import dns2 from 'dns2';
-import net, { type AddressInfo } from 'node:net';
-
-// dns2's type declarations lag its API (RCODE, plain-object answers): describe what is used.
-interface DnsAnswer { name: string; type: number; class: number; ttl: number; address?: string; domain?: string; exchange?: string; priority?: number; data?: string[] }
-interface DnsResponse { header: { rcode: number }; answers: DnsAnswer[] }
-interface DnsRequest { questions: { name: string; type: number }[] }
-const Packet = (dns2 as unknown as { Packet: {
-  TYPE: { A: number; AAAA: number; MX: number; TXT: number; CNAME: number };
-  CLASS: { IN: number };
-  RCODE: { NXDOMAIN: number; SERVFAIL: number };
-  createResponseFromRequest(request: DnsRequest): DnsResponse;
-} }).Packet;
+import dnsPacket, { type Answer, type DecodedPacket } from 'dns-packet';
+import net from 'node:net';
 
 export interface ZoneRecords {
   A?: string[];
@@ -21,7 +12,10 @@ export interface ZoneRecords {
   MX?: { exchange: string; priority: number }[];
   TXT?: string[];
   CNAME?: string;
-  /** Answer SERVFAIL for this name, as a broken authoritative server would. */
+  TLSA?: { usage: number; selector: number; matchingType: number; certificate: Buffer }[];
+  /** Answers for this name (records, or "no such record") carry the AD flag: validated by DNSSEC. */
+  dnssec?: boolean;
+  /** Answer SERVFAIL for this name, as a broken authoritative server (or a bogus signature) would. */
   servfail?: boolean;
   /** Answer SERVFAIL only to A and AAAA queries (MX answers "no such record"). */
   servfailAddresses?: boolean;
@@ -29,34 +23,58 @@ export interface ZoneRecords {
 
 export class TestDnsServer {
   readonly zone = new Map<string, ZoneRecords>();
-  #server: ReturnType<typeof dns2.createServer>;
+  readonly #udp = dgram.createSocket('udp4');
+  readonly #tcp: net.Server;
   port = 0;
 
   constructor() {
-    this.#server = dns2.createServer({
-      udp: true,
-      tcp: true,
-      handle: (incoming, reply) => {
-        const request = incoming as unknown as DnsRequest;
-        const send = reply as unknown as (response: DnsResponse) => void;
-        const response = Packet.createResponseFromRequest(request);
-        const question = request.questions[0]!;
-        const name = question.name.toLowerCase().replace(/\.$/, '');
-        const records = this.zone.get(name);
-        if (!records) response.header.rcode = Packet.RCODE.NXDOMAIN;
-        else if (records.servfail || (records.servfailAddresses && (question.type === Packet.TYPE.A || question.type === Packet.TYPE.AAAA))) {
-          response.header.rcode = Packet.RCODE.SERVFAIL;
+    this.#udp.on('message', (message, peer) => {
+      const reply = this.#answer(message);
+      if (reply) this.#udp.send(reply, peer.port, peer.address);
+    });
+    this.#tcp = net.createServer((socket) => {
+      let received = Buffer.alloc(0);
+      socket.on('error', () => socket.destroy());
+      socket.on('data', (chunk) => {
+        received = Buffer.concat([received, chunk]);
+        while (received.length >= 2 && received.length >= 2 + received.readUInt16BE(0)) {
+          const reply = this.#answer(received.subarray(2, 2 + received.readUInt16BE(0)));
+          received = received.subarray(2 + received.readUInt16BE(0));
+          if (reply) socket.write(Buffer.concat([Buffer.from([reply.length >> 8, reply.length & 0xff]), reply]));
         }
-        else {
-          const base = { name: question.name, class: Packet.CLASS.IN, ttl: 60 };
-          if (question.type === Packet.TYPE.A) for (const address of records.A ?? []) response.answers.push({ ...base, type: Packet.TYPE.A, address });
-          if (question.type === Packet.TYPE.AAAA) for (const address of records.AAAA ?? []) response.answers.push({ ...base, type: Packet.TYPE.AAAA, address });
-          if (question.type === Packet.TYPE.MX) for (const mx of records.MX ?? []) response.answers.push({ ...base, type: Packet.TYPE.MX, ...mx });
-          if (question.type === Packet.TYPE.CNAME && records.CNAME) response.answers.push({ ...base, type: Packet.TYPE.CNAME, domain: records.CNAME });
-          if (question.type === Packet.TYPE.TXT) for (const data of records.TXT ?? []) response.answers.push({ ...base, type: Packet.TYPE.TXT, data: chunk(data) });
-        }
-        send(response);
-      },
+      });
+    });
+  }
+
+  #answer(message: Buffer): Buffer | undefined {
+    let request: DecodedPacket;
+    try {
+      request = dnsPacket.decode(message);
+    } catch {
+      return undefined;
+    }
+    const question = request.questions?.[0];
+    if (!question) return undefined;
+    const name = question.name.toLowerCase().replace(/\.$/, '');
+    const records = this.zone.get(name);
+    const answers: Answer[] = [];
+    let rcode = 0;
+    if (!records) rcode = 3; // NXDOMAIN
+    else if (records.servfail || (records.servfailAddresses && (question.type === 'A' || question.type === 'AAAA'))) rcode = 2; // SERVFAIL
+    else {
+      const base = { name: question.name, class: 'IN' as const, ttl: 60 };
+      if (question.type === 'A') for (const data of records.A ?? []) answers.push({ ...base, type: 'A', data });
+      if (question.type === 'AAAA') for (const data of records.AAAA ?? []) answers.push({ ...base, type: 'AAAA', data });
+      if (question.type === 'MX') for (const mx of records.MX ?? []) answers.push({ ...base, type: 'MX', data: { exchange: mx.exchange, preference: mx.priority } });
+      if (question.type === 'CNAME' && records.CNAME) answers.push({ ...base, type: 'CNAME', data: records.CNAME });
+      if (question.type === 'TXT') for (const data of records.TXT ?? []) answers.push({ ...base, type: 'TXT', data: chunk(data) });
+      if (question.type === 'TLSA') for (const data of records.TLSA ?? []) answers.push({ ...base, type: 'TLSA', data });
+    }
+    const validated = rcode === 0 && records?.dnssec === true;
+    return dnsPacket.encode({
+      type: 'response', id: request.id, questions: request.questions, answers,
+      // QR is set by type; RD copied, RA, the rcode in the low bits, AD when validated.
+      flags: (request.flags ?? 0) & dnsPacket.RECURSION_DESIRED | dnsPacket.RECURSION_AVAILABLE | (validated ? dnsPacket.AUTHENTIC_DATA : 0) | rcode,
     });
   }
 
@@ -66,14 +84,15 @@ export class TestDnsServer {
 
   async start(): Promise<string> {
     const port = await freeUdpAndTcpPort();
-    await this.#server.listen({ udp: { port, address: '127.0.0.1' }, tcp: { port, address: '127.0.0.1' } });
-    const addresses = this.#server.addresses() as { udp?: AddressInfo; tcp?: AddressInfo };
-    this.port = addresses.udp!.port;
+    await new Promise<void>((resolve) => this.#udp.bind(port, '127.0.0.1', () => resolve()));
+    await new Promise<void>((resolve) => this.#tcp.listen(port, '127.0.0.1', () => resolve()));
+    this.port = port;
     return `127.0.0.1:${this.port}`;
   }
 
   async stop(): Promise<void> {
-    await this.#server.close();
+    await new Promise<void>((resolve) => this.#udp.close(() => resolve()));
+    await new Promise<void>((resolve) => this.#tcp.close(() => resolve()));
   }
 }
 

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import { reportOutcome } from '../../inbound/report-events.ts';
 import { parseReport } from '../../inbound/report-parser.ts';
 import { parseReportAddress, verpReturnPath } from '../../shared/mail/verp.ts';
-import { domainLabel } from '../../inbound/metrics.ts';
+import { domainLabel } from '../../shared/ops/domain-label.ts';
 import { corpusFiles, expected, filled, type Fill } from './report-corpus.ts';
 
 const BOUNCE_DOMAIN = 'bounces.example.com';

@@ -14,6 +14,8 @@ const PRODUCTION = ['cli.ts', 'relay', 'deliverer', 'standalone', 'operator', 't
 const ISOLATED: Record<string, string[]> = {
   'shared/mail/nodemailer-internals.ts': ['nodemailer/lib/addressparser', 'nodemailer/lib/smtp-connection', 'nodemailer/lib/smtp-connection/data-stream'],
   'relay/smtp-server-patches.ts': ['smtp-server/lib/smtp-connection.js', 'smtp-server/lib/smtp-stream.js'],
+  // mailauth's MTA-STS helpers are documented to be imported from here (its README); the TXT id and policy parser are used.
+  'deliverer/transport-security/mta-sts.ts': ['mailauth/lib/mta-sts.js'],
   // crc-32's second public module (CRC-32C), and the kafkajs internals the file patches.
   'shared/kafka/kafkajs-patches.ts': ['crc-32/crc32c.js', 'kafkajs/src/protocol/encoder.js', 'kafkajs/src/protocol/message/compression/index.js',
     'kafkajs/src/protocol/recordBatch/v0/index.js', 'kafkajs/src/utils/long.js'],

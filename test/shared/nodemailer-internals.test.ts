@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
 import { SMTPServer } from 'smtp-server';
-import { SMTPConnection, addressparser } from '../../shared/mail/nodemailer-internals.ts';
+import { TLSSocket } from 'node:tls';
+import { SMTPConnection, addressparser, tlsSocketOf } from '../../shared/mail/nodemailer-internals.ts';
 
 test('addressparser: names, quoted commas, groups and bare addresses', () => {
   assert.deepEqual(addressparser('"Shop, Inc." <shop@example.com>, team: a@x.test, b@y.test;, plain@z.test'), [
@@ -62,4 +63,26 @@ test('every recipient refused: EENVELOPE with rejectedErrors; required TLS that 
   assert.equal(error.rejectedErrors?.[0]?.recipient, 'no@x.test');
   connection.close();
   await assert.rejects(connect({ ignoreTLS: false, requireTLS: true }), (e: Error & { code?: string }) => e.code === 'ETLS' || /STARTTLS/.test(e.message));
+});
+
+test('tlsSocketOf: the TLS socket after STARTTLS, whose certificate chain DANE and MTA-STS check; undefined in plain text', async () => {
+  const tlsServer = new SMTPServer({ authOptional: true, logger: false, onData: (stream, _session, callback) => { stream.resume(); stream.on('end', () => callback()); } });
+  await new Promise<void>((resolve) => tlsServer.listen(0, '127.0.0.1', () => resolve()));
+  try {
+    const tlsPort = (tlsServer.server.address() as AddressInfo).port;
+    const connection = new SMTPConnection({ host: '127.0.0.1', port: tlsPort, name: 'out.test', requireTLS: true, tls: { rejectUnauthorized: false }, connectionTimeout: 2000 });
+    await new Promise<void>((resolve, reject) => {
+      connection.once('error', reject);
+      connection.connect((error?: Error | null) => (error ? reject(error) : resolve()));
+    });
+    const socket = tlsSocketOf(connection);
+    assert.ok(socket instanceof TLSSocket);
+    assert.ok(socket.getPeerCertificate(true).raw.length > 0, 'the peer certificate is readable');
+    connection.quit();
+    const plain = await connect();
+    assert.equal(tlsSocketOf(plain), undefined);
+    plain.quit();
+  } finally {
+    await new Promise<void>((resolve) => tlsServer.close(() => resolve()));
+  }
 });
