@@ -30,6 +30,8 @@ export interface DeliveryFlags {
   connectionsPerDestination: number;
   messagesPerConnection: number;
   messagesPerSecond: number;
+  shaping: boolean;
+  shapingRules?: string;
   connectTimeout: string;
   socketTimeout: string;
   retryDelays: string[];
@@ -80,9 +82,11 @@ export function addDeliveryOptions(command: Command): Command {
     .addOption(option('--tls-report-contact <address>', 'contact in TLS reports (default: postmaster@<helo name>)'))
     .addOption(option('--helo-name <name>', 'name in EHLO; should match the sending address\'s PTR record').default(hostname()))
     .addOption(option('--bounce-domain <domain>', 'domain of the VERP return path (default: keep the envelope sender)'))
-    .addOption(option('--connections-per-destination <n>', 'open connections per destination address').argParser(integer(1)).default(10))
-    .addOption(option('--messages-per-connection <n>', 'messages before a connection is closed').argParser(integer(1)).default(100))
-    .addOption(option('--messages-per-second <n>', 'per destination address; 0 for no limit').argParser(integer(0)).default(0))
+    .addOption(option('--connections-per-destination <n>', 'open connections per destination address (hosts of no known provider)').argParser(integer(1)).default(10))
+    .addOption(option('--messages-per-connection <n>', 'messages before a connection is closed (hosts of no known provider)').argParser(integer(1)).default(100))
+    .addOption(option('--messages-per-second <n>', 'per destination address (hosts of no known provider); 0 for no limit').argParser(integer(0)).default(0))
+    .addOption(option('--shaping-rules <file>', 'YAML of per-provider limits that change or add to the defaults (Gmail, Yahoo, Microsoft, Apple)'))
+    .addOption(option('--no-shaping', 'no per-provider limits or backing off on throttling replies: per destination address only'))
     .addOption(option('--connect-timeout <duration>', 'connection and greeting timeout').default('30s'))
     .addOption(option('--socket-timeout <duration>', 'idle time per command on outbound connections').default('5m'))
     .addOption(option('--retry-delays <list>', 'the retry ladder').argParser(list).default(DEFAULT_RETRY_DELAYS))
@@ -117,6 +121,7 @@ export function deliverySettings(flags: DeliveryFlags): DeliverySettings & Pick<
     heloName: flags.heloName,
     ...(flags.bounceDomain ? { bounceDomain: flags.bounceDomain } : {}),
     limits: { connectionsPerDestination: flags.connectionsPerDestination, messagesPerConnection: flags.messagesPerConnection, messagesPerSecond: flags.messagesPerSecond },
+    ...(flags.shaping ? { shaping: flags.shapingRules ? { rulesFile: flags.shapingRules } : {} } : {}),
     connectTimeoutMs: parseDuration(flags.connectTimeout),
     socketTimeoutMs: parseDuration(flags.socketTimeout),
     tracking: {

@@ -16,6 +16,7 @@ import { bodyContent, fanOut, type Copy, type RcptType } from './fan-out.ts';
 import type { Hop, RouteResolver } from './routes.ts';
 import { TransactionError, type SmtpPool } from './smtp-pool.ts';
 import type { TlsRequirement, TransportSecurity } from './transport-security/transport-security.ts';
+import type { AdaptiveShaper } from './shaping/adaptive-shaper.ts';
 import { messageTracking, trackCopies, trackingBaseUrl, type TrackingSetup } from './tracking/tracked-copies.ts';
 import { addListUnsubscribe } from './list-unsubscribe.ts';
 
@@ -44,6 +45,8 @@ export interface DeliveryDeps {
   pool: SmtpPool;
   /** The TLS each MX host must offer: DANE, MTA-STS or the configured policy. */
   security: TransportSecurity;
+  /** Per-provider limits that back off on throttling replies; without it, the pool's per-destination limits. */
+  shaper?: AdaptiveShaper;
   /** Whether mail to the address is held back; `transactional` for mail marked so (a complaint's entry does not hold it back). */
   isSuppressed: (namespace: string, address: string, transactional: boolean) => boolean;
   /** Domain of the VERP return path; without it the envelope sender is kept. */
@@ -212,8 +215,10 @@ export class Deliverer {
     for (const { hop, requirement } of hops) {
       for (const address of hop.addresses) {
         const remote = `${hop.name}[${address}]:${hop.port}`;
+        const shaper = this.#deps.shaper;
         try {
-          const result = await this.#deps.pool.send(hop, address, requirement, { from, to, message });
+          const result = await this.#deps.pool.send(hop, address, requirement, { from, to, message }, shaper?.laneFor(hop.name));
+          if (shaper) for (const reply of [result.response, ...result.rejected.values()]) shaper.observe(hop.name, reply);
           const accepted = new Set(result.accepted.map((a) => a.toLowerCase()));
           const rejected = new Map([...result.rejected].map(([a, r]) => [a.toLowerCase(), r]));
           return group.map((copy): RecipientOutcome => {
@@ -226,6 +231,7 @@ export class Deliverer {
         } catch (error) {
           if (!(error instanceof TransactionError)) throw error;
           log.debug({ remote, err: error }, 'delivery attempt failed');
+          shaper?.observe(hop.name, error.reply ?? error.greeting ?? '');
           if (!error.tryNextHost) {
             return group.map((copy) => (error.reply ? failure(copy, error.reply, remote)
               : failure(copy, replyLine('DELIVERY_INTERRUPTED', { detail: error.message }), remote, 'DELIVERY_INTERRUPTED', BOUNCE_CLASS.TRANSIENT)));

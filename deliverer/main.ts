@@ -26,6 +26,10 @@ import { TlsReports } from './transport-security/tls-report.ts';
 import { TlsReportSender } from './transport-security/tls-report-sender.ts';
 import { TransportSecurity } from './transport-security/transport-security.ts';
 import { ValidatedDns } from './transport-security/validated-dns.ts';
+import { AdaptiveShaper } from './shaping/adaptive-shaper.ts';
+import { readProviderRules } from './shaping/provider-rules.ts';
+import { UsageCounters } from '../shared/usage/usage-counters.ts';
+import { startKafkaUsage } from '../shared/usage/kafka-usage.ts';
 import { SuppressionList, followSuppressions } from './suppression-list.ts';
 
 export interface DelivererConfig extends DeliverySettings {
@@ -61,7 +65,10 @@ export interface DeliverySettings {
   tlsReports?: { organization: string; contact: string };
   heloName: string;
   bounceDomain?: string;
+  /** Limits per destination address, for hosts of no known provider. */
   limits: PoolLimits;
+  /** Per-provider limits that back off on throttling (undefined: per destination only); `rulesFile` changes the defaults. */
+  shaping?: { rulesFile?: string };
   connectTimeoutMs: number;
   socketTimeoutMs: number;
   /** The keys come from `keys` when the role already follows the file (standalone's tracker), else from `keysFile`. */
@@ -98,8 +105,19 @@ function transportSecurity(role: Role, settings: DeliverySettings, extraCa: Buff
   });
 }
 
+/** Per-provider limits; the fleet's throttling replies are counted in `counters`. */
+function providerShaper(role: Role, settings: DeliverySettings, counters: UsageCounters, metrics: DelivererMetrics): AdaptiveShaper {
+  const { connectionsPerDestination: connections, messagesPerConnection, messagesPerSecond } = settings.limits;
+  const rules = readProviderRules(settings.shaping?.rulesFile, { connections, messagesPerConnection, messagesPerSecond });
+  const shaper = new AdaptiveShaper({ rules, counters, factorGauge: metrics.providerFactor, throttledCounter: metrics.throttlingReplies });
+  shaper.start();
+  role.onStop('provider shaping', () => shaper.stop());
+  return shaper;
+}
+
 /** The delivery engine of a role; its connections close after the role's runtime has drained. */
-export function createDeliveryEngine(role: Role, settings: DeliverySettings, store: ConfigStore, suppressions: SuppressionList, metrics: DelivererMetrics): { deliverer: Deliverer; closePool: () => void } {
+export function createDeliveryEngine(role: Role, settings: DeliverySettings, store: ConfigStore, suppressions: SuppressionList, metrics: DelivererMetrics,
+  counters: UsageCounters): { deliverer: Deliverer; closePool: () => void } {
   const extraCa = settings.tlsCaFiles.map((f) => readFileSync(f));
   const security = transportSecurity(role, settings, extraCa, metrics);
   const pool = new SmtpPool({
@@ -116,6 +134,7 @@ export function createDeliveryEngine(role: Role, settings: DeliverySettings, sto
     routes: new RouteResolver({ dnsServers: settings.dnsServers, routes: settings.routes, smtpPort: settings.smtpPort, destinations: settings.destinations }),
     pool,
     security,
+    ...(settings.shaping ? { shaper: providerShaper(role, settings, counters, metrics) } : {}),
     isSuppressed: (namespace, address, transactional) => suppressions.has(namespace, address, transactional),
     ...(settings.bounceDomain ? { bounceDomain: settings.bounceDomain } : {}),
     tracking: {
@@ -145,7 +164,14 @@ export async function startDeliverer(config: DelivererConfig, logger: Logger): P
     (key, offset) => logger.warn({ key, offset }, 'skipped a malformed suppression entry')), logger, (reason) => role.waiting(reason));
   logger.info({ suppressions: suppressions.size }, 'suppression list loaded');
 
-  const { deliverer, closePool } = createDeliveryEngine(role, config, store, suppressions, metrics);
+  // The providers' throttling, shared by the fleet through the usage topic.
+  const counters = new UsageCounters();
+  const usage = await retryKafka('loading the fleet\'s throttling history', () => startKafkaUsage({
+    kafka, topic: topicNames(layout.prefix).usage, counters, logger, accept: (record) => record.counter.startsWith('shaping|'),
+  }), logger, (reason) => role.waiting(reason));
+  role.onStop('usage counts (the last throttling replies are shared)', () => usage.stop());
+
+  const { deliverer, closePool } = createDeliveryEngine(role, config, store, suppressions, metrics, counters);
   const runtime = new KafkaDeliveryRuntime({
     kafka, prefix: layout.prefix, policy: config.policy, deliverer, suppressions, metrics, logger,
     groupId: config.groupId, maxInFlight: config.maxInFlight, maxMessageBytes: layout.maxMessageBytes,

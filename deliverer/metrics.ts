@@ -26,6 +26,14 @@ export function createDelivererMetrics(registry: Registry) {
       name: 'mtrelay_deliverer_tls_sessions_total', labelNames: ['domain', 'policy_type', 'result'], registers,
       help: 'Outbound connections by recipient domain (the first 1000, then "other"), the policy they were held to (sts, tlsa, no-policy-found) and their TLS result ("success" or an RFC 8460 result type)',
     }),
+    providerFactor: new Gauge({
+      name: 'mtrelay_deliverer_provider_rate_factor', labelNames: ['provider'], registers,
+      help: 'How much of a provider\'s rate and connections the deliverer uses now: 1, halved on each step with throttling replies in the fleet, down to 1/32, and back up gradually',
+    }),
+    throttlingReplies: new Counter({
+      name: 'mtrelay_deliverer_throttling_replies_total', labelNames: ['provider'], registers,
+      help: 'Throttling replies (421 4.7.28, 451 4.7.650, 4.7.0 … rate, …) from a provider\'s MX hosts, seen by this process',
+    }),
     deliverySeconds: new Histogram({
       name: 'mtrelay_deliverer_accept_to_delivery_seconds', help: 'From the relay\'s 250 to the remote\'s 250, per recipient',
       buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 14400], registers,

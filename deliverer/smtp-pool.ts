@@ -22,6 +22,19 @@ export interface PoolLimits {
   messagesPerSecond: number;
 }
 
+/**
+ * Limits shared by every address of a mailbox provider (shaping/): its connections count
+ * together, its messages are spaced out together, instead of per address.
+ */
+export interface LaneLimits {
+  /** The provider's name: connections to any of its addresses count in this lane. */
+  lane: string;
+  connections: number;
+  messagesPerConnection: number;
+  /** 0 for no limit. */
+  messagesPerSecond: number;
+}
+
 export interface PoolOptions extends PoolLimits {
   heloName: string;
   extraCa: Buffer[];
@@ -55,10 +68,13 @@ export class TransactionError extends MtrelayError {
   readonly reply: string | undefined;
   /** True when another host of the same domain could be tried (connection-level trouble). */
   readonly tryNextHost: boolean;
-  constructor(message: string, reply: string | undefined, tryNextHost: boolean) {
+  /** The remote's reply while the connection was set up (a 421 greeting, say), which is no recipient's answer. */
+  readonly greeting: string | undefined;
+  constructor(message: string, reply: string | undefined, tryNextHost: boolean, greeting?: string) {
     super('MTR_ERR_TRANSACTION', message);
     this.reply = reply;
     this.tryNextHost = tryNextHost;
+    this.greeting = greeting;
   }
 }
 
@@ -80,11 +96,31 @@ interface PooledConnection {
   broken: boolean;
 }
 
-class Destination {
-  readonly idle: PooledConnection[] = [];
+/** Connections that count against one limit: one destination's, or a whole provider's. */
+class Lane {
   open = 0;
   readonly waiting: (() => void)[] = [];
+  /** Sends waiting for their turn under the rate; the rate is read when each turn comes, so a backed-off provider slows at once. */
+  readonly turns: (() => void)[] = [];
+  rate = 0;
   nextSlot = 0;
+  timer: NodeJS.Timeout | undefined;
+  readonly destinations = new Set<Destination>();
+  readonly key: string;
+  constructor(key: string) {
+    this.key = key;
+  }
+}
+
+/** Connections to one address and port that meet one TLS requirement. */
+class Destination {
+  readonly idle: PooledConnection[] = [];
+  readonly key: string;
+  readonly lane: Lane;
+  constructor(key: string, lane: Lane) {
+    this.key = key;
+    this.lane = lane;
+  }
 }
 
 /** Why an encrypted session does not meet the requirement (undefined: it does), as a TLS-RPT result. */
@@ -107,6 +143,7 @@ export class SmtpPool {
   readonly #options: PoolOptions;
   readonly #ca: (string | Buffer)[];
   readonly #destinations = new Map<string, Destination>();
+  readonly #lanes = new Map<string, Lane>();
   #closed = false;
 
   constructor(options: PoolOptions) {
@@ -114,19 +151,40 @@ export class SmtpPool {
     this.#ca = [...rootCertificates, ...options.extraCa];
   }
 
-  #destination(key: string): Destination {
-    let d = this.#destinations.get(key);
-    if (!d) this.#destinations.set(key, (d = new Destination()));
+  /** A destination, in its provider's lane or in a lane of its own. */
+  #destination(key: string, laneKey: string): Destination {
+    let d = this.#destinations.get(`${laneKey}|${key}`);
+    if (d) return d;
+    let lane = this.#lanes.get(laneKey);
+    if (!lane) this.#lanes.set(laneKey, (lane = new Lane(laneKey)));
+    this.#destinations.set(`${laneKey}|${key}`, (d = new Destination(key, lane)));
+    lane.destinations.add(d);
     return d;
   }
 
-  async #rateSlot(d: Destination): Promise<void> {
-    const rate = this.#options.messagesPerSecond;
-    if (!rate) return;
+  async #rateSlot(lane: Lane, rate: number): Promise<void> {
+    lane.rate = rate;
+    if (!rate && !lane.turns.length) return;
+    await new Promise<void>((resolve) => {
+      lane.turns.push(resolve);
+      this.#nextTurn(lane);
+    });
+  }
+
+  /** Lets the next send go when its slot has come, at the lane's rate of that moment. */
+  #nextTurn(lane: Lane): void {
+    if (lane.timer || !lane.turns.length) return;
     const now = Date.now();
-    const slot = Math.max(now, d.nextSlot);
-    d.nextSlot = slot + 1000 / rate;
-    if (slot > now) await new Promise((r) => setTimeout(r, slot - now));
+    if (!lane.rate || now >= lane.nextSlot) {
+      lane.nextSlot = lane.rate ? now + 1000 / lane.rate : now;
+      lane.turns.shift()!();
+      this.#nextTurn(lane);
+      return;
+    }
+    lane.timer = setTimeout(() => {
+      lane.timer = undefined;
+      this.#nextTurn(lane);
+    }, lane.nextSlot - now);
   }
 
   async #connect(hop: Hop, address: string, requirement: TlsRequirement, plaintext = false): Promise<PooledConnection> {
@@ -164,7 +222,7 @@ export class SmtpPool {
       const tlsFailed = policy !== 'opportunistic' && (error.code === 'ETLS' || error.command === 'STARTTLS');
       const reply = error.response ? ` (${error.response})` : '';
       if (tlsFailed) this.#report(requirement, hop, address, { type: /STARTTLS/i.test(error.message) && !/initiating/.test(error.message) ? 'starttls-not-supported' : 'validation-failure', detail: error.message });
-      throw new TransactionError(`${hop.name}[${address}]:${hop.port}: ${tlsFailed ? `${policyName(requirement)}: ` : ''}${error.message}${reply}`, undefined, true);
+      throw new TransactionError(`${hop.name}[${address}]:${hop.port}: ${tlsFailed ? `${policyName(requirement)}: ` : ''}${error.message}${reply}`, undefined, true, error.response);
     });
     if (outcome === 'plaintext') return this.#connect(hop, address, requirement, true);
     pooled.secure = connection.secure;
@@ -185,41 +243,46 @@ export class SmtpPool {
     });
   }
 
-  async #acquire(key: string, d: Destination, hop: Hop, address: string, requirement: TlsRequirement): Promise<PooledConnection> {
+  async #acquire(d: Destination, limits: Omit<LaneLimits, 'lane'>, hop: Hop, address: string, requirement: TlsRequirement): Promise<PooledConnection> {
+    const { lane } = d;
     for (;;) {
       if (this.#closed) throw new TransactionError('the deliverer is shutting down', undefined, false);
       const reused = d.idle.pop();
       if (reused && !reused.broken) return reused;
       if (reused) {
-        this.#retire(key, d, reused, false);
+        this.#retire(d, reused, false);
         continue;
       }
-      if (d.open < this.#options.connectionsPerDestination) {
-        d.open++;
-        this.#options.onOpenChange?.(key, d.open);
+      if (lane.open < limits.connections) {
+        lane.open++;
+        this.#options.onOpenChange?.(lane.key, lane.open);
         try {
           return await this.#connect(hop, address, requirement);
         } catch (error) {
-          d.open--;
-          this.#options.onOpenChange?.(key, d.open);
-          this.#wake(d);
+          lane.open--;
+          this.#options.onOpenChange?.(lane.key, lane.open);
+          this.#wake(lane);
           throw error;
         }
       }
-      await new Promise<void>((resolve) => d.waiting.push(resolve));
+      // The lane is full: an idle connection to another of its addresses makes room (it closes, then wakes a waiter).
+      const other = [...lane.destinations].find((o) => o !== d && o.idle.length);
+      if (other) this.#retire(other, other.idle.shift()!, true);
+      await new Promise<void>((resolve) => lane.waiting.push(resolve));
     }
   }
 
-  #wake(d: Destination): void {
-    d.waiting.shift()?.();
+  #wake(lane: Lane): void {
+    lane.waiting.shift()?.();
   }
 
-  #release(key: string, d: Destination, pooled: PooledConnection, reusable: boolean): void {
-    if (reusable && !pooled.broken && !this.#closed && pooled.sent < this.#options.messagesPerConnection) {
+  #release(d: Destination, pooled: PooledConnection, reusable: boolean, limits: Omit<LaneLimits, 'lane'>): void {
+    // A lane whose limit fell (a provider backed off) closes connections until it is within it.
+    if (reusable && !pooled.broken && !this.#closed && pooled.sent < limits.messagesPerConnection && d.lane.open <= limits.connections) {
       d.idle.push(pooled);
-      this.#wake(d);
+      this.#wake(d.lane);
     } else {
-      this.#retire(key, d, pooled, !pooled.broken);
+      this.#retire(d, pooled, !pooled.broken);
     }
   }
 
@@ -227,11 +290,12 @@ export class SmtpPool {
    * Closes a connection (QUIT first when it is healthy). It counts toward the destination's
    * limit until its socket has closed, as the remote server counts it.
    */
-  #retire(key: string, d: Destination, pooled: PooledConnection, polite: boolean): void {
+  #retire(d: Destination, pooled: PooledConnection, polite: boolean): void {
+    const { lane } = d;
     const gone = () => {
-      d.open--;
-      this.#options.onOpenChange?.(key, d.open);
-      this.#wake(d);
+      lane.open--;
+      this.#options.onOpenChange?.(lane.key, lane.open);
+      this.#wake(lane);
     };
     if (pooled.connection.destroyed) {
       gone();
@@ -242,18 +306,22 @@ export class SmtpPool {
     else pooled.connection.close();
   }
 
-  /** Sends one transaction to one address of a hop, over a connection that meets `requirement`. */
-  async send(hop: Hop, address: string, requirement: TlsRequirement, transaction: Transaction): Promise<TransactionResult> {
+  /**
+   * Sends one transaction to one address of a hop, over a connection that meets `requirement`,
+   * within the limits of the host's provider when it has one, else the pool's per destination.
+   */
+  async send(hop: Hop, address: string, requirement: TlsRequirement, transaction: Transaction, provider?: LaneLimits): Promise<TransactionResult> {
     // A connection is only shared by domains whose hosts must meet the same requirement.
     const key = `${address}:${hop.port}:${requirementKey(hop, requirement)}`;
-    const d = this.#destination(key);
-    await this.#rateSlot(d);
+    const d = this.#destination(key, provider ? `provider:${provider.lane}` : key);
+    const limits = provider ?? { connections: this.#options.connectionsPerDestination, messagesPerConnection: this.#options.messagesPerConnection, messagesPerSecond: this.#options.messagesPerSecond };
+    await this.#rateSlot(d.lane, limits.messagesPerSecond);
     for (let attempt = 0; ; attempt++) {
-      const pooled = await this.#acquire(key, d, hop, address, requirement);
+      const pooled = await this.#acquire(d, limits, hop, address, requirement);
       const reused = pooled.sent > 0;
       pooled.sent++;
       try {
-        return await this.#transact(key, d, pooled, transaction);
+        return await this.#transact(d, pooled, transaction, limits);
       } catch (error) {
         // An idle connection the server closed meanwhile is no fault of this host: once more, fresh.
         if (error instanceof TransactionError && error.tryNextHost && !error.reply && reused && attempt === 0) continue;
@@ -262,7 +330,7 @@ export class SmtpPool {
     }
   }
 
-  async #transact(key: string, d: Destination, pooled: PooledConnection, transaction: Transaction): Promise<TransactionResult> {
+  async #transact(d: Destination, pooled: PooledConnection, transaction: Transaction, limits: Omit<LaneLimits, 'lane'>): Promise<TransactionResult> {
     try {
       const info = await new Promise<SMTPConnection.SentMessageInfo>((resolve, reject) => {
         const message = Array.isArray(transaction.message) ? Readable.from(transaction.message, { objectMode: false }) : transaction.message;
@@ -274,11 +342,11 @@ export class SmtpPool {
         if (recipient) rejected.set(recipient, (e as { response?: string }).response ?? e.message);
       }
       for (const r of info.rejected) if (!rejected.has(r)) rejected.set(r, info.response);
-      this.#release(key, d, pooled, true);
+      this.#release(d, pooled, true, limits);
       return { accepted: info.accepted, rejected, response: info.response, tls: pooled.secure };
     } catch (error) {
       const e = error as Error & { response?: string; code?: string; rejectedErrors?: (Error & { recipient?: string; response?: string })[] };
-      this.#release(key, d, pooled, false);
+      this.#release(d, pooled, false, limits);
       // Every recipient refused at RCPT: an answer per recipient. The connection is not reused:
       // nodemailer's RSET never calls back if the server hangs up on it.
       if (e.code === 'EENVELOPE' && e.rejectedErrors?.length) {
@@ -287,16 +355,17 @@ export class SmtpPool {
       }
       pooled.broken = true;
       const connectionLevel = ['ECONNECTION', 'ETIMEDOUT', 'ESOCKET', 'ETLS', 'EPROTOCOL'].includes(e.code ?? '') && !e.response;
-      throw new TransactionError(`${key}: ${e.message}`, e.response, connectionLevel);
+      throw new TransactionError(`${d.key}: ${e.message}`, e.response, connectionLevel);
     }
   }
 
   /** Closes idle connections and refuses new work. */
   close(): void {
     this.#closed = true;
-    for (const d of this.#destinations.values()) {
-      for (const pooled of d.idle.splice(0)) pooled.connection.quit();
-      for (const wake of d.waiting.splice(0)) wake();
+    for (const d of this.#destinations.values()) for (const pooled of d.idle.splice(0)) pooled.connection.quit();
+    for (const lane of this.#lanes.values()) {
+      for (const wake of [...lane.waiting.splice(0), ...lane.turns.splice(0)]) wake();
+      clearTimeout(lane.timer);
     }
   }
 }

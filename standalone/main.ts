@@ -133,8 +133,14 @@ export async function startStandalone(config: StandaloneConfig, logger: Logger):
   });
   const trackingUrl = config.tracking.url ?? `http://${config.settings.host === '0.0.0.0' ? 'localhost' : config.settings.host}:${trackerPort}`;
 
+  // Sending limits, failed AUTHs and providers' throttling as counted before a restart.
+  const counters = new UsageCounters();
+  const usage = startSqliteUsage({
+    file: path.join(config.stateDir, 'usage.db'), counters, logger,
+    onPublished: (n) => relayMetrics.usagePublished.inc(n), onFailed: () => relayMetrics.usagePublishFailures.inc(),
+  });
   const suppressions = new SuppressionList();
-  const { deliverer, closePool } = createDeliveryEngine(role, { ...config, tracking: { ...config.tracking, keys, url: trackingUrl } }, store, suppressions, delivererMetrics);
+  const { deliverer, closePool } = createDeliveryEngine(role, { ...config, tracking: { ...config.tracking, keys, url: trackingUrl } }, store, suppressions, delivererMetrics, counters);
   const runtime = new LocalDeliveryRuntime({ queue, deliverer, policy: config.policy, suppressions, metrics: delivererMetrics, logger, maxInFlight: config.maxInFlight });
   runtime.start();
   const inboundPort = await startLocalInbound(role, {
@@ -142,12 +148,6 @@ export async function startStandalone(config: StandaloneConfig, logger: Logger):
     maxMessageBytes: 10 * 1024 * 1024, certificates, queue, suppressions, trackingKeys: keys, logger,
   });
   const apiPort = await startLocalApi(role, { host: config.settings.host, port: config.apiPort, maxBodyBytes: config.apiMaxBodyBytes, store, queue, suppressions, events: eventStore, logger });
-  // Sending limits and failed AUTHs as counted before a restart.
-  const counters = new UsageCounters();
-  const usage = startSqliteUsage({
-    file: path.join(config.stateDir, 'usage.db'), counters, logger,
-    onPublished: (n) => relayMetrics.usagePublished.inc(n), onFailed: () => relayMetrics.usagePublishFailures.inc(),
-  });
   const server = await startSmtpService(role, {
     settings: config.settings, store, queue, metrics: relayMetrics, certificates, authThrottle: config.authThrottle, counters,
   });

@@ -15,6 +15,8 @@ export interface KafkaUsageOptions {
   logger: Logger;
   onPublished?(records: number): void;
   onFailed?(): void;
+  /** Which of the fleet's counters this process keeps (default all): a deliverer needs only its own kind. */
+  accept?(record: UsageRecord): boolean;
 }
 
 export const usageKey = (r: UsageRecord) => `${r.counter}|${r.source}|${r.start}`;
@@ -39,7 +41,7 @@ export async function startKafkaUsage(o: KafkaUsageOptions): Promise<{ stop(): P
     kafka: o.kafka, topic: o.topic, groupPrefix: 'mtrelay-usage',
     onRecord: (message: KafkaMessage) => {
       const record = parseUsageRecord(message.value);
-      if (record) o.counters.apply(record);
+      if (record && (o.accept?.(record) ?? true)) o.counters.apply(record);
     },
   }).catch(async (error: unknown) => {
     await producer.disconnect().catch(() => undefined); // the caller may try again with new ones

@@ -22,7 +22,12 @@ export interface SinkOptions {
   tls?: { cert: string; key: string };
   /** Offer STARTTLS (default true when a certificate is given). */
   starttls?: boolean;
+  /** Answer like a provider under pressure: beyond this many messages a second, MAIL FROM gets 421 4.7.28. */
+  throttlePerSecond?: number;
 }
+
+/** Gmail's words when a sender goes too fast. */
+export const THROTTLE_REPLY = 'Our system has detected an unusual rate of unsolicited mail originating from your IP address; rate limited, try again later';
 
 export class SmtpSink {
   readonly received: Received[] = [];
@@ -31,6 +36,8 @@ export class SmtpSink {
   readonly host: string;
   readonly port: number;
   connections = 0;
+  /** MAIL FROMs answered 421 4.7.28 (throttlePerSecond). */
+  throttled = 0;
   open = 0;
   maxOpen = 0;
   /** Messages accepted per connection (session id). */
@@ -57,6 +64,14 @@ export class SmtpSink {
       onClose: () => {
         this.open--;
       },
+      onMailFrom: (_address, _session, callback) => {
+        if (options.throttlePerSecond && !this.#takeToken(options.throttlePerSecond)) {
+          this.throttled++;
+          callback(Object.assign(new Error(`4.7.28 ${THROTTLE_REPLY}`), { responseCode: 421 }));
+          return;
+        }
+        callback();
+      },
       onRcptTo: (address, _session, callback) => {
         const behaviour = this.script.get(address.address.toLowerCase()) ?? 'accept';
         if (/^[45]\d\d /.test(behaviour)) {
@@ -70,6 +85,19 @@ export class SmtpSink {
       onData: (stream, session, callback) => this.#onData(stream, session, callback),
     });
     this.#server.on('error', () => undefined); // connections the test drops on purpose
+  }
+
+  #tokens = 0;
+  #refilled = 0;
+
+  /** A token bucket of one second's messages. */
+  #takeToken(perSecond: number): boolean {
+    const now = Date.now();
+    this.#tokens = Math.min(perSecond, this.#tokens + ((now - this.#refilled) / 1000) * perSecond);
+    this.#refilled = now;
+    if (this.#tokens < 1) return false;
+    this.#tokens -= 1;
+    return true;
   }
 
   #onData(stream: NodeJS.ReadableStream, session: SMTPServerSession, callback: (error?: Error | null) => void): void {
