@@ -28,7 +28,7 @@ export function createDelivererMetrics(registry: Registry) {
     }),
     providerFactor: new Gauge({
       name: 'mtrelay_deliverer_provider_rate_factor', labelNames: ['provider'], registers,
-      help: 'How much of a provider\'s rate and connections the deliverer uses now: 1, halved on each step with throttling replies in the fleet, down to 1/32, and back up gradually',
+      help: 'How much of a provider\'s rate and connections the deliverer uses now: 1, cut to 3/4 (1/2 in a row) on each step with throttling replies in the fleet, down to 1/32, and back up by 5% a step',
     }),
     throttlingReplies: new Counter({
       name: 'mtrelay_deliverer_throttling_replies_total', labelNames: ['provider'], registers,

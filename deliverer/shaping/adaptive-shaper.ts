@@ -4,11 +4,13 @@
 // standalone). Each process derives the provider's rate factor from that shared history with
 // the same steps, so all of them back off together:
 //
-// - the process that gets the reply halves the factor at once (at most once per STEP);
+// - the process that gets the reply cuts the factor to CUT of itself at once (at most once per
+//   STEP; to REPEATED_CUT when the step before was cut too: far above the limit, it comes down fast);
 // - every STEP, once SETTLE has passed for the fleet's counts to arrive, each process looks at
-//   that step's throttling replies of the whole fleet: any, and the factor halves (unless it
-//   already did in that step), down to MIN_FACTOR;
-// - after QUIET without any, it grows by RECOVERY per step, back up to 1.
+//   that step's throttling replies of the whole fleet: any, and the factor is cut (unless it
+//   already was in that step), down to MIN_FACTOR;
+// - after QUIET without any, it grows by RECOVERY (a factor) per step, back up to 1: slowly
+//   near the limit it found, which it probes again only gently.
 //
 // The factor scales the provider's rate and connections. A process started later replays the
 // history it reads and lands on the same factor. Error bound: the others follow a throttling
@@ -22,11 +24,13 @@ import { ruleForHost, type ProviderRule } from './provider-rules.ts';
 export const STEP_MS = 2_000;
 /** How long a step's counts are given to arrive from the rest of the fleet before it is evaluated. */
 export const SETTLE_MS = 3_000;
-export const QUIET_MS = 20_000;
+export const QUIET_MS = 6_000;
 export const MIN_FACTOR = 1 / 32;
-export const RECOVERY = 0.05;
-/** How far back a process replays the fleet's throttling history: enough to recover from the floor. */
-const HISTORY_MS = QUIET_MS + Math.ceil((1 - MIN_FACTOR) / RECOVERY) * STEP_MS + 10 * 60_000;
+export const CUT = 0.75;
+export const REPEATED_CUT = 0.5;
+export const RECOVERY = 1.05;
+/** How far back a process replays the fleet's throttling history: enough to recover from the floor, and more. */
+const HISTORY_MS = QUIET_MS + Math.ceil(Math.log(1 / MIN_FACTOR) / Math.log(RECOVERY)) * STEP_MS + 10 * 60_000;
 /** One-second buckets: each step counts exactly its own seconds (stepCount). */
 const WINDOW = { window: HISTORY_MS, bucket: 1000 };
 
@@ -43,7 +47,7 @@ interface State {
   factor: number;
   /** The last step evaluated. */
   stepped: number;
-  /** The step of the last halving. */
+  /** When the factor was last cut. */
   cut: number;
 }
 
@@ -94,7 +98,7 @@ export class AdaptiveShaper {
     this.#metrics.throttled?.inc({ provider: rule.name });
     const state = this.#state(rule.name, now);
     this.#advance(rule.name, state, now);
-    if (now - state.cut >= STEP_MS) this.#halve(rule.name, state, now);
+    if (now - state.cut >= STEP_MS) this.#cut(rule.name, state, now);
   }
 
   /** The provider's factor (1: its full limits), after the steps due. */
@@ -121,15 +125,15 @@ export class AdaptiveShaper {
       state.stepped += STEP_MS;
       if (replies(state.stepped, STEP_MS) > 0) {
         // Not twice for one step: a cut since the step began (this process's own) answered it.
-        if (state.cut < state.stepped - STEP_MS) this.#halve(provider, state, state.stepped - STEP_MS);
+        if (state.cut < state.stepped - STEP_MS) this.#cut(provider, state, state.stepped - STEP_MS);
       } else if (state.stepped - state.cut >= QUIET_MS && replies(state.stepped, QUIET_MS) === 0) {
-        state.factor = Math.min(1, state.factor + RECOVERY);
+        state.factor = Math.min(1, state.factor * RECOVERY);
       }
     }
   }
 
-  #halve(provider: string, state: State, at: number): void {
-    state.factor = Math.max(MIN_FACTOR, state.factor / 2);
+  #cut(provider: string, state: State, at: number): void {
+    state.factor = Math.max(MIN_FACTOR, state.factor * (at - state.cut <= 2 * STEP_MS ? REPEATED_CUT : CUT));
     state.cut = at;
     this.#metrics.factor?.set({ provider }, state.factor);
   }

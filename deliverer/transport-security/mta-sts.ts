@@ -50,6 +50,12 @@ export class MtaStsPolicies {
   readonly #destinations: DestinationPolicy;
   readonly #timeoutMs: number;
   readonly #cache = new Map<string, Cached>();
+  /**
+   * Domains found without a policy, or whose policy could not be had, with when: most domains
+   * have none, and a policy host that is down must not hold every attempt for its timeout. They
+   * are asked again after RECHECK_MS.
+   */
+  readonly #without = new Map<string, { at: number; lookup: StsLookup }>();
 
   constructor(options: { resolver: Resolver; extraCa: Buffer[]; destinations: DestinationPolicy; timeoutMs?: number }) {
     this.#resolver = options.resolver;
@@ -63,16 +69,20 @@ export class MtaStsPolicies {
     const cached = this.#cache.get(domain);
     const live = cached && cached.expires > now ? cached : undefined;
     if (live && now - live.checked < RECHECK_MS) return { kind: 'policy', policy: live.policy };
+    const known = this.#without.get(domain);
+    if (!live && known && now - known.at < RECHECK_MS) return known.lookup;
     let id: string | false;
     try {
       id = await resolvePolicy(domain, { resolver: (name: string, type: string) => this.#resolver.resolve(name, type as 'TXT') });
     } catch (error) {
       // DNS trouble (or two STSv1 records) leaves a cached policy in force.
       if (live) return { kind: 'policy', policy: live.policy };
-      return { kind: 'failed', resultType: 'sts-policy-fetch-error', detail: `_mta-sts.${domain} TXT: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}` };
+      return this.#remember(domain, now, { kind: 'failed', resultType: 'sts-policy-fetch-error', detail: `_mta-sts.${domain} TXT: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}` });
     }
     // A removed TXT record does not end a policy early: it runs to its max_age (RFC 8461 8.3).
-    if (!id) return live ? { kind: 'policy', policy: live.policy } : { kind: 'none' };
+    if (!id && live) return { kind: 'policy', policy: live.policy };
+    if (!id) return this.#remember(domain, now, { kind: 'none' });
+    this.#without.delete(domain);
     if (live && live.policy.id === id) {
       live.checked = now;
       return { kind: 'policy', policy: live.policy };
@@ -86,8 +96,15 @@ export class MtaStsPolicies {
     } catch (error) {
       if (live) return { kind: 'policy', policy: live.policy };
       const failure = error as Error & { resultType?: StsFailure };
-      return { kind: 'failed', resultType: failure.resultType ?? 'sts-policy-fetch-error', detail: `https://mta-sts.${domain}/.well-known/mta-sts.txt: ${failure.message}` };
+      return this.#remember(domain, now, { kind: 'failed', resultType: failure.resultType ?? 'sts-policy-fetch-error', detail: `https://mta-sts.${domain}/.well-known/mta-sts.txt: ${failure.message}` });
     }
+  }
+
+  #remember(domain: string, now: number, lookup: StsLookup): StsLookup {
+    this.#without.delete(domain);
+    this.#without.set(domain, { at: now, lookup });
+    if (this.#without.size > CACHE_SIZE) this.#without.delete(this.#without.keys().next().value!);
+    return lookup;
   }
 
   async #fetch(domain: string, id: string): Promise<StsPolicy> {

@@ -42,10 +42,17 @@ function occurrences(data: Buffer, needle: Buffer): number {
   return count;
 }
 
+/** Gmail's reply to a sender over its rate. */
+export const THROTTLING_REPLY = '421 4.7.28 Our system has detected an unusual rate of unsolicited mail originating from your IP address; rate limited, try again later';
+
 /** One client connection: SMTP commands (pipelined or not), then DATA up to CRLF.CRLF. */
 class SinkSession {
   readonly #socket: net.Socket;
   readonly #onMessage: (arrival: Arrival) => void;
+  /** Whether a transaction may start now (a throttling sink's rate); false answers MAIL with 421 4.7.28. */
+  readonly #admit: () => boolean;
+  /** The MAIL of this transaction was refused: its RCPT and DATA are out of sequence. */
+  #refused = false;
   readonly #needle: Buffer | undefined;
   /** Bytes kept from one read to the next: enough for a terminator or a needle cut in two. */
   readonly #keep: number;
@@ -57,9 +64,10 @@ class SinkSession {
   #headLength = 0;
   #trackingUrls = 0;
 
-  constructor(socket: net.Socket, name: string, onMessage: (arrival: Arrival) => void, needle?: Buffer) {
+  constructor(socket: net.Socket, name: string, onMessage: (arrival: Arrival) => void, needle?: Buffer, admit: () => boolean = () => true) {
     this.#socket = socket;
     this.#onMessage = onMessage;
+    this.#admit = admit;
     this.#needle = needle;
     this.#keep = Math.max(TERMINATOR.length, needle?.length ?? 0) - 1;
     socket.setNoDelay(true);
@@ -133,18 +141,26 @@ class SinkSession {
         this.#reply('250 sink.bench.test');
         break;
       case 'MAIL':
-        this.#reply('250 2.1.0 Ok');
+        this.#refused = !this.#admit();
+        this.#reply(this.#refused ? THROTTLING_REPLY : '250 2.1.0 Ok');
         break;
       case 'RCPT':
-        this.#reply('250 2.1.5 Ok');
+        this.#reply(this.#refused ? '503 5.5.1 Error: need MAIL command' : '250 2.1.5 Ok');
         break;
       case 'DATA':
+        if (this.#refused) {
+          this.#reply('503 5.5.1 Error: need RCPT command');
+          break;
+        }
         this.#inData = true;
         // DATA's own CRLF counts as the one before a first line that is only a dot.
         this.#tail = Buffer.from('\r\n');
         this.#reply('354 End data with <CR><LF>.<CR><LF>');
         break;
       case 'RSET':
+        this.#refused = false;
+        this.#reply('250 2.0.0 Ok');
+        break;
       case 'NOOP':
         this.#reply('250 2.0.0 Ok');
         break;
@@ -168,14 +184,35 @@ export class CountingSink {
   /** The tracking host's occurrences over all messages (a lower bound, see Arrival). */
   trackingUrls = 0;
   connections = 0;
+  /** MAIL commands answered 421 4.7.28 (with `throttlePerSecond`). */
+  throttled = 0;
   /** Set by the benchmark: where each arrival goes. */
   onMessage: (id: string, arrivedAt: number) => void = () => undefined;
   readonly #server: net.Server;
   readonly #sockets = new Set<net.Socket>();
 
-  /** `trackingHost`: the host of tracked links and pixels (e.g. track.bench.test), to count tracked arrivals. */
-  constructor(name = 'sink.bench.test', trackingHost?: string) {
+  #tokens = 0;
+  #refilled = 0;
+
+  /**
+   * `trackingHost`: the host of tracked links and pixels (e.g. track.bench.test), to count tracked
+   * arrivals. `throttlePerSecond`: answer like a provider under pressure, 421 4.7.28 to each MAIL
+   * beyond that many a second (a token bucket holding one second's worth).
+   */
+  constructor(name = 'sink.bench.test', trackingHost?: string, throttlePerSecond = 0) {
     const needle = trackingHost ? Buffer.from(trackingHost, 'latin1') : undefined;
+    const admit = () => {
+      if (!throttlePerSecond) return true;
+      const now = performance.now();
+      this.#tokens = Math.min(throttlePerSecond, this.#tokens + ((now - this.#refilled) / 1000) * throttlePerSecond);
+      this.#refilled = now;
+      if (this.#tokens >= 1) {
+        this.#tokens -= 1;
+        return true;
+      }
+      this.throttled += 1;
+      return false;
+    };
     this.#server = net.createServer((socket) => {
       this.connections += 1;
       this.#sockets.add(socket);
@@ -186,7 +223,7 @@ export class CountingSink {
         if (arrival.trackingUrls > 0) this.tracked += 1;
         this.trackingUrls += arrival.trackingUrls;
         this.onMessage(arrival.id, arrival.arrivedAt);
-      }, needle);
+      }, needle, admit);
     });
   }
 

@@ -27,7 +27,12 @@ export const E2E_USAGE = `npm run bench:e2e -- [flags]
                         run (Postfix sends them as they are: it does not track); with --html as well,
                         each mtrelay mode runs both ways and the report shows what tracking costs
   --html-size B         bytes of an HTML newsletter, at least 10752 (default 11264: about 10 KB of
-                        it HTML)`;
+                        it HTML)
+  --throttle R          instead: the sink answers 421 4.7.28 beyond R msgs/s, as a provider under
+                        pressure does, and each system delivers --messages 4 KB messages to it
+                        (mtrelay standalone with and without per-provider shaping, mtrelay in Kafka
+                        mode with it, Postfix); reports the pace each settles at and the 421s it
+                        drew. Try --throttle 50 --messages 3000 --connections 20`;
 
 export interface E2eFlags {
   messages: number;
@@ -49,6 +54,8 @@ export interface E2eFlags {
   /** HTML newsletters, tracked runs of mtrelay. */
   tracking: boolean;
   htmlSize: number;
+  /** Msgs/s beyond which the sink throttles; 0: the normal benchmark. */
+  throttle: number;
 }
 
 /** The flags, or undefined after printing the usage for --help. */
@@ -73,6 +80,7 @@ export function parseE2eFlags(argv: string[]): E2eFlags | undefined {
       html: { type: 'boolean', default: false },
       tracking: { type: 'boolean', default: false },
       'html-size': { type: 'string', default: '11264' },
+      throttle: { type: 'string', default: '0' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -100,5 +108,6 @@ export function parseE2eFlags(argv: string[]): E2eFlags | undefined {
     html: values.html,
     tracking: values.tracking,
     htmlSize,
+    throttle: count('throttle', values.throttle, 0),
   };
 }

@@ -45,6 +45,12 @@ export interface SystemOptions {
   tracking?: { keysFile: string; url: string };
   /** Appended to the system's name: which variant of a run this is. */
   variant?: string;
+  /** The retry ladder of mtrelay (default 1s: nothing should be retried). */
+  retryDelays?: string;
+  /** More flags for mtrelay's deliverer (standalone's too), e.g. --shaping-rules. */
+  deliveryArgs?: string[];
+  /** More main.cf lines for Postfix. */
+  postfixLines?: string[];
 }
 
 const HOST = '127.0.0.1';
@@ -55,8 +61,9 @@ function deliveryFlags(o: SystemOptions): string[] {
     '--route', `*=${HOST}:${o.sinkPort}`, '--tls-policy', '*=opportunistic',
     '--connections-per-destination', String(o.outConnections), '--max-in-flight', String(o.maxInFlight),
     // Nothing should be retried; if something is, it comes back within the run.
-    '--retry-delays', '1s',
+    '--retry-delays', o.retryDelays ?? '1s',
     ...(o.tracking ? ['--tracking-keys', o.tracking.keysFile, '--tracking-url', o.tracking.url] : []),
+    ...(o.deliveryArgs ?? []),
   ];
 }
 
@@ -99,7 +106,7 @@ export async function startKafkaMode(o: SystemOptions): Promise<SystemUnderTest>
   await broker.start();
   const prefix = `e2e${Date.now()}`;
   // One broker, so one replica per partition (said outright rather than left to the broker's default).
-  const topics = ['--topic-prefix', prefix, '--partitions', '3', '--replication-factor', '1', '--retry-delays', '1s', '--kafka-compression', o.kafkaCompression];
+  const topics = ['--topic-prefix', prefix, '--partitions', '3', '--replication-factor', '1', '--retry-delays', o.retryDelays ?? '1s', '--kafka-compression', o.kafkaCompression];
   const relay = await RelayProcess.start({
     resources: o.account.resources, kafka: broker.bootstrap, args: ['--allow-auth-without-tls', '--max-clients', '20000', ...topics],
   });
@@ -154,7 +161,7 @@ export async function startStandalone(o: SystemOptions): Promise<SystemUnderTest
 export async function startPostfix(o: SystemOptions): Promise<SystemUnderTest> {
   const opendkim = await OpenDkimInstance.start(path.join(o.dir, '..', `${path.basename(o.dir)}-opendkim`), o.dkim);
   o.run.defer(() => opendkim.stop());
-  const postfix = await PostfixInstance.start(o.dir, { relayPort: o.sinkPort, concurrency: o.outConnections, extra: opendkim.postfixLines });
+  const postfix = await PostfixInstance.start(o.dir, { relayPort: o.sinkPort, concurrency: o.outConnections, extra: [...opendkim.postfixLines, ...(o.postfixLines ?? [])] });
   o.run.defer(() => postfix.stop());
   return {
     name: 'Postfix + OpenDKIM, relayhost = the sink',

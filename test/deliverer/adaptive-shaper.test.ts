@@ -3,7 +3,7 @@
 // topic carries them) back off together, a late starter included.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { AdaptiveShaper, isThrottling, MIN_FACTOR, QUIET_MS, RECOVERY, SETTLE_MS, STEP_MS } from '../../deliverer/shaping/adaptive-shaper.ts';
+import { AdaptiveShaper, CUT, isThrottling, REPEATED_CUT, MIN_FACTOR, QUIET_MS, RECOVERY, SETTLE_MS, STEP_MS } from '../../deliverer/shaping/adaptive-shaper.ts';
 import { DEFAULT_PROVIDER_RULES, providerRules, ruleForHost } from '../../deliverer/shaping/provider-rules.ts';
 import { UsageCounters } from '../../shared/usage/usage-counters.ts';
 
@@ -35,23 +35,23 @@ test('providers by MX host: defaults, a changed default, a new provider, and no 
   assert.throws(() => providerRules({ newcomer: { connections: 3 } }, { connections: 10, messagesPerConnection: 100, messagesPerSecond: 0 }), /provider "newcomer" .* needs mx patterns/);
 });
 
-test('one process: a throttling reply halves at once, not twice in a step; quiet brings it back gradually', () => {
+test('one process: a throttling reply cuts at once, not twice in a step; quiet brings it back gradually', () => {
   const shaper = new AdaptiveShaper({ rules, counters: new UsageCounters() });
   assert.deepEqual(shaper.laneFor('mx1.throttle.test', ), { lane: 'throttler', connections: 8, messagesPerConnection: 10, messagesPerSecond: 40 });
   shaper.observe('mx1.throttle.test', GMAIL_421, T0);
   shaper.observe('mx2.throttle.test', GMAIL_421, T0 + 100);
-  assert.equal(shaper.factor('throttler', T0 + 200), 0.5, 'one cut for replies in the same step');
+  assert.equal(shaper.factor('throttler', T0 + 200), CUT, 'one cut for replies in the same step');
   shaper.observe('mx1.throttle.test', GMAIL_421, T0 + STEP_MS);
-  assert.equal(shaper.factor('throttler', T0 + STEP_MS), 0.25);
+  assert.equal(shaper.factor('throttler', T0 + STEP_MS), CUT * REPEATED_CUT, 'cut harder in the next step: still far above the limit');
   // Its own counts come back in the step evaluations: still no second cut for those steps.
-  assert.equal(shaper.factor('throttler', T0 + 2 * STEP_MS + SETTLE_MS + 1), 0.25);
+  assert.equal(shaper.factor('throttler', T0 + 2 * STEP_MS + SETTLE_MS + 1), CUT * REPEATED_CUT);
   for (let i = 0; i < 20; i++) shaper.observe('mx1.throttle.test', GMAIL_421, T0 + (3 + i) * STEP_MS);
   assert.equal(shaper.factor('throttler', T0 + 23 * STEP_MS), MIN_FACTOR, 'never below the floor');
   const quietFrom = T0 + 23 * STEP_MS;
   assert.equal(shaper.factor('throttler', quietFrom + QUIET_MS - STEP_MS), MIN_FACTOR, 'nothing before QUIET has passed');
   const later = shaper.factor('throttler', quietFrom + QUIET_MS + SETTLE_MS + 3 * STEP_MS);
-  assert.ok(later > MIN_FACTOR && later <= MIN_FACTOR + 4 * RECOVERY + 1e-9, `gradual: ${later}`);
-  assert.equal(shaper.factor('throttler', quietFrom + QUIET_MS + SETTLE_MS + 40 * STEP_MS), 1, 'all the way back');
+  assert.ok(later > MIN_FACTOR && later <= MIN_FACTOR * RECOVERY ** 4 + 1e-9, `gradual: ${later}`);
+  assert.equal(shaper.factor('throttler', quietFrom + QUIET_MS + SETTLE_MS + 100 * STEP_MS), 1, 'all the way back');
   const lane = shaper.laneFor('mx1.throttle.test');
   assert.equal(lane?.messagesPerSecond, 40);
   assert.equal(shaper.laneFor('mx.example.org'), undefined);
@@ -68,9 +68,9 @@ test('two processes that share their counts back off together, and one started l
   const exchange = () => { for (const record of a.takeChanges()) b.apply(record); };
   exchange();
   assert.equal(shaperB.factor('throttler', T0 + 1000), 1, 'not before the step has settled');
-  assert.equal(shaperB.factor('throttler', T0 + STEP_MS + SETTLE_MS), 0.5, 'within a step and the settling time');
-  assert.equal(shaperA.factor('throttler', T0 + STEP_MS + SETTLE_MS), 0.5, 'the process that cut does not cut again');
+  assert.equal(shaperB.factor('throttler', T0 + STEP_MS + SETTLE_MS), CUT, 'within a step and the settling time');
+  assert.equal(shaperA.factor('throttler', T0 + STEP_MS + SETTLE_MS), CUT, 'the process that cut does not cut again');
   const late = new UsageCounters();
   late.apply({ counter: 'shaping|throttled|throttler', source: 'a', start: T0 - (T0 % 1000), width: 1000, window: 1, count: 1 });
-  assert.equal(new AdaptiveShaper({ rules, counters: late }).factor('throttler', T0 + 10_000), 0.5, 'a replayed history');
+  assert.equal(new AdaptiveShaper({ rules, counters: late }).factor('throttler', T0 + STEP_MS + SETTLE_MS), CUT, 'a replayed history');
 });

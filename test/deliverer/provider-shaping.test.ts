@@ -35,7 +35,7 @@ before(async () => {
   dns.set('mx1.throttle.test', { A: ['127.0.82.1'] });
   const dnsAddress = await dns.start();
   const rules = path.join(state, 'providers.yaml');
-  writeFileSync(rules, 'providers:\n  throttler:\n    mx: ["*.throttle.test"]\n    connections: 4\n    messagesPerConnection: 20\n    messagesPerSecond: 40\n');
+  writeFileSync(rules, 'providers:\n  throttler:\n    mx: ["*.throttle.test"]\n    connections: 4\n    messagesPerConnection: 20\n    messagesPerSecond: 20\n');
   standalone = new MtrelayProcess(['standalone', '--state', state, '--resources', account.dir, '--allow-auth-without-tls',
     '--host', '127.0.0.1', '--port', '0', '--alt-port', '-1', '--smtps-port', '-1', '--tracker-port', '0', '--api-port', '-1', '--inbound-port', '-1', '--metrics-host', '127.0.0.1', '--metrics-port', '0',
     '--dns', dnsAddress, '--smtp-port', String(port), '--allow-destination', '127.0.82.0/24', '--shaping-rules', rules,

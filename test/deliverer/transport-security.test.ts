@@ -86,9 +86,9 @@ function publishPolicy(domain: string, text: string, id = '20261130'): void {
 }
 
 before(async () => {
-  const addresses = ['127.0.81.10', '127.0.81.11', '127.0.81.12', '127.0.81.13', '127.0.81.14', '127.0.81.20', '127.0.81.21', '127.0.81.22', '127.0.81.23'];
+  const addresses = ['127.0.81.10', '127.0.81.11', '127.0.81.12', '127.0.81.13', '127.0.81.14', '127.0.81.15', '127.0.81.20', '127.0.81.21', '127.0.81.22', '127.0.81.23'];
   port = await sharedPort(addresses);
-  const domains = ['sts-enforce.test', 'sts-badcert.test', 'sts-plain.test', 'sts-unlisted.test', 'sts-testing.test', 'dane-ee.test', 'dane-ta.test', 'dane-bad.test', 'dane-insecure.test', 'dane-servfail.test'];
+  const domains = ['sts-enforce.test', 'sts-down.test', 'sts-badcert.test', 'sts-plain.test', 'sts-unlisted.test', 'sts-testing.test', 'dane-ee.test', 'dane-ta.test', 'dane-bad.test', 'dane-insecure.test', 'dane-servfail.test'];
   const right = ca.issue('mx-right', domains.map((d) => `mx.${d}`));
   const wrong = ca.issue('mx-wrong', ['mx.somewhere-else.test']);
   const self = selfSigned('mx.dane-ee.test');
@@ -102,6 +102,7 @@ before(async () => {
   sink('sts-plain', '127.0.81.12');
   sink('sts-testing', '127.0.81.13', wrong);
   sink('sts-unlisted', '127.0.81.14', right);
+  sink('sts-down', '127.0.81.15', wrong);
   sink('dane-ee', '127.0.81.20', self);
   sink('dane-ta', '127.0.81.21', { cert: chain, key: right.key });
   sink('dane-bad', '127.0.81.22', right);
@@ -119,6 +120,10 @@ before(async () => {
   mxDomain('sts-unlisted.test', '127.0.81.14');
   // A one-label wildcard does not cover a deeper name (RFC 8461 4.1).
   publishPolicy('sts-unlisted.test', policy('enforce', ['*.elsewhere.sts-unlisted.test', '*.test']));
+  // The policy host does not answer (nothing listens there): no policy was ever had, so the configured policy applies.
+  mxDomain('sts-down.test', '127.0.81.15');
+  dns.set('_mta-sts.sts-down.test', { TXT: ['v=STSv1; id=1'] });
+  dns.set('mta-sts.sts-down.test', { A: ['127.0.81.3'] });
   dns.set('_smtp._tls.sts-badcert.test', { TXT: ['v=TLSRPTv1; rua=https://reports.example/tlsrpt'] });
 
   const tlsa = (host: string, records: { usage: number; selector: number; matchingType: number; certificate: Buffer }[], dnssec = true) =>
@@ -176,9 +181,11 @@ test('MTA-STS enforce: verified TLS to a listed MX delivers; a wrong certificate
   assert.ok(await standalone.metric('mtrelay_deliverer_tls_sessions_total', { domain: 'sts-plain.test', policy_type: 'sts', result: 'starttls-not-supported' }) >= 1);
 });
 
-test('MTA-STS testing: the configured policy delivers, and the certificate failure is reported', async () => {
-  await send(['e@sts-testing.test']);
+test('MTA-STS testing, or a policy that cannot be fetched: the configured policy delivers, and the failure is reported', async () => {
+  await send(['e@sts-testing.test', 'k@sts-down.test']);
   await sinks['sts-testing']!.waitFor('e@sts-testing.test');
+  await sinks['sts-down']!.waitFor('k@sts-down.test');
+  assert.ok(await standalone.metric('mtrelay_deliverer_tls_sessions_total', { domain: 'sts-down.test', policy_type: 'sts', result: 'sts-policy-fetch-error' }) >= 1);
   assert.ok(await standalone.metric('mtrelay_deliverer_tls_sessions_total', { domain: 'sts-testing.test', policy_type: 'sts', result: 'certificate-host-mismatch' }) >= 1);
 });
 
