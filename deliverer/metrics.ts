@@ -41,7 +41,7 @@ export function createDelivererMetrics(registry: Registry) {
     retries: new Counter({ name: 'mtrelay_deliverer_retries_total', help: 'Retry records written, by rung of the ladder', labelNames: ['rung'], registers }),
     inFlight: new Gauge({ name: 'mtrelay_deliverer_in_flight', help: 'Records being delivered now', registers }),
     consumerLag: new Gauge({ name: 'mtrelay_deliverer_consumer_lag', help: 'Records behind the end of the partition at the last fetch', labelNames: ['topic', 'partition'], registers }),
-    openConnections: new Gauge({ name: 'mtrelay_deliverer_open_connections', help: 'Outbound SMTP connections open, by destination', labelNames: ['destination'], registers }),
+    openConnections: new Gauge({ name: 'mtrelay_deliverer_open_connections', help: 'Outbound SMTP connections open, by destination address (or provider:<name> for a shaped provider\'s hosts together)', labelNames: ['destination'], registers }),
     deadLetters: new Counter({ name: 'mtrelay_deliverer_dead_letters_total', help: 'Records that could not be processed and went to the dead-letter topic', registers }),
   };
 }
