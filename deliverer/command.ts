@@ -25,6 +25,7 @@ export interface DeliveryFlags {
   dane: boolean;
   tlsReportOrganization?: string;
   tlsReportContact?: string;
+  tlsReportFrom?: string;
   heloName: string;
   bounceDomain?: string;
   connectionsPerDestination: number;
@@ -80,6 +81,7 @@ export function addDeliveryOptions(command: Command): Command {
     .addOption(option('--no-dane', 'ignore DNSSEC-validated TLSA records of MX hosts (RFC 7672); DANE needs a validating resolver in --dns'))
     .addOption(option('--tls-report-organization <name>', 'send daily TLS reports (RFC 8460) to the domains that ask for them, in this organisation\'s name'))
     .addOption(option('--tls-report-contact <address>', 'contact in TLS reports (default: postmaster@<helo name>)'))
+    .addOption(option('--tls-report-from <address>', 'mail TLS reports to mailto: addresses from this address, signed with the key of the SendingDomain of its domain (without it, only https: addresses get reports)').argParser(reportFrom))
     .addOption(option('--helo-name <name>', 'name in EHLO; should match the sending address\'s PTR record').default(hostname()))
     .addOption(option('--bounce-domain <domain>', 'domain of the VERP return path (default: keep the envelope sender)'))
     .addOption(option('--connections-per-destination <n>', 'open connections per destination address (hosts of no known provider)').argParser(integer(1)).default(10))
@@ -95,6 +97,11 @@ export function addDeliveryOptions(command: Command): Command {
     .addOption(option('--tracking-keys <file>', 'the tracking keys, a line each: "<id> <base64 secret>", newest first (the tracker\'s file); without it nothing is tracked'))
     .addOption(option('--tracking-url <url>', 'the tracker\'s base URL for accounts and sending domains with no tracking domain, e.g. https://track.example.net').argParser(trackingUrl))
     .addOption(option('--tracking-lifetime <duration>', 'how long tracked links and pixels keep working').default('365d'));
+}
+
+function reportFrom(value: string): string {
+  if (!/^[^@\s<>]+@([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)+[a-z0-9-]+$/i.test(value)) throw new InvalidArgumentError(`invalid address "${value}" (expected local@domain)`);
+  return value;
 }
 
 function trackingUrl(value: string): string {
@@ -117,7 +124,9 @@ export function deliverySettings(flags: DeliveryFlags): DeliverySettings & Pick<
     tlsCaFiles: flags.tlsCa,
     mtaSts: flags.mtaSts,
     dane: flags.dane,
-    ...(flags.tlsReportOrganization ? { tlsReports: { organization: flags.tlsReportOrganization, contact: flags.tlsReportContact ?? `postmaster@${flags.heloName}` } } : {}),
+    ...(flags.tlsReportOrganization ? { tlsReports: {
+      organization: flags.tlsReportOrganization, contact: flags.tlsReportContact ?? `postmaster@${flags.heloName}`, ...(flags.tlsReportFrom ? { from: flags.tlsReportFrom } : {}),
+    } } : {}),
     heloName: flags.heloName,
     ...(flags.bounceDomain ? { bounceDomain: flags.bounceDomain } : {}),
     limits: { connectionsPerDestination: flags.connectionsPerDestination, messagesPerConnection: flags.messagesPerConnection, messagesPerSecond: flags.messagesPerSecond },

@@ -24,6 +24,7 @@ import { SmtpPool, type PoolLimits, type TlsPolicy } from './smtp-pool.ts';
 import { MtaStsPolicies } from './transport-security/mta-sts.ts';
 import { TlsReports } from './transport-security/tls-report.ts';
 import { TlsReportSender } from './transport-security/tls-report-sender.ts';
+import { reportMailer } from './transport-security/tls-report-delivery.ts';
 import { TransportSecurity } from './transport-security/transport-security.ts';
 import { ValidatedDns } from './transport-security/validated-dns.ts';
 import { AdaptiveShaper } from './shaping/adaptive-shaper.ts';
@@ -61,8 +62,8 @@ export interface DeliverySettings {
   mtaSts: boolean;
   /** Follow DNSSEC-validated TLSA records. */
   dane: boolean;
-  /** Send daily TLS reports, in this organisation's name. */
-  tlsReports?: { organization: string; contact: string };
+  /** Send daily TLS reports, in this organisation's name; mailed ones from `from`. */
+  tlsReports?: { organization: string; contact: string; from?: string };
   heloName: string;
   bounceDomain?: string;
   /** Limits per destination address, for hosts of no known provider. */
@@ -84,19 +85,17 @@ export function tlsPolicyFor(policies: Map<string, TlsPolicy>): (domain: string)
   return (domain) => policies.get(domain) ?? policies.get('*') ?? 'opportunistic';
 }
 
-/** DANE, MTA-STS and the configured policy, with TLS reports (and their daily sending when configured). */
-function transportSecurity(role: Role, settings: DeliverySettings, extraCa: Buffer[], metrics: DelivererMetrics): TransportSecurity {
+/** A resolver of the configured DNS servers (MTA-STS, TLS reports). */
+function resolverOf(settings: DeliverySettings): Resolver {
   const resolver = new Resolver({ timeout: 5000, tries: 2 });
   if (settings.dnsServers.length) resolver.setServers(settings.dnsServers);
+  return resolver;
+}
+
+/** DANE, MTA-STS and the configured policy, with TLS reports. */
+function transportSecurity(settings: DeliverySettings, extraCa: Buffer[], metrics: DelivererMetrics): TransportSecurity {
+  const resolver = resolverOf(settings);
   const reports = new TlsReports(metrics.tlsSessions);
-  if (settings.tlsReports) {
-    const sender = new TlsReportSender({
-      reports, resolver, destinations: settings.destinations, extraCa, logger: role.logger,
-      submitter: { ...settings.tlsReports, instance: hostname() },
-    });
-    sender.start();
-    role.onStop('daily TLS reports', () => sender.stop());
-  }
   return new TransportSecurity({
     configured: tlsPolicyFor(settings.tlsPolicies),
     reports,
@@ -119,7 +118,7 @@ function providerShaper(role: Role, settings: DeliverySettings, counters: UsageC
 export function createDeliveryEngine(role: Role, settings: DeliverySettings, store: ConfigStore, suppressions: SuppressionList, metrics: DelivererMetrics,
   counters: UsageCounters): { deliverer: Deliverer; closePool: () => void } {
   const extraCa = settings.tlsCaFiles.map((f) => readFileSync(f));
-  const security = transportSecurity(role, settings, extraCa, metrics);
+  const security = transportSecurity(settings, extraCa, metrics);
   const pool = new SmtpPool({
     ...settings.limits,
     heloName: settings.heloName,
@@ -144,6 +143,15 @@ export function createDeliveryEngine(role: Role, settings: DeliverySettings, sto
     },
     logger: role.logger,
   });
+  if (settings.tlsReports) {
+    const { from, ...submitter } = settings.tlsReports;
+    const sender = new TlsReportSender({
+      reports: security.reports, resolver: resolverOf(settings), destinations: settings.destinations, extraCa, logger: role.logger,
+      submitter: { ...submitter, instance: hostname() }, ...(from ? { mailer: reportMailer(deliverer, store, from) } : {}),
+    });
+    sender.start();
+    role.onStop('daily TLS reports', () => sender.stop());
+  }
   return { deliverer, closePool: () => pool.close() };
 }
 

@@ -1,6 +1,7 @@
 // Daily TLS reports (RFC 8460 3, 5): after each UTC day, every domain the deliverer sent to
 // that publishes `_smtp._tls.<domain>` TXT "v=TLSRPTv1; rua=…" gets the day's report, gzipped
-// JSON POSTed to each https: address. Reports are per deliverer process (each has its own
+// JSON POSTed to each https: address and mailed to each mailto: address (from a sending domain
+// of the operator's, DKIM-signed). Reports are per deliverer process (each has its own
 // report-id; receivers add them up, RFC 8460 3); a process that restarts loses its current
 // day's counts, which its metrics keep.
 import https from 'node:https';
@@ -10,6 +11,7 @@ import type { Resolver } from 'node:dns/promises';
 import type { Logger } from 'pino';
 import type { DestinationPolicy } from '../destination-policy.ts';
 import { utcDay, type TlsReports } from './tls-report.ts';
+import { tlsReportMessage } from './tls-report-mail.ts';
 
 export interface TlsReportSubmitter {
   /** The organisation named in reports (RFC 8460 4.4 organization-name). */
@@ -18,6 +20,12 @@ export interface TlsReportSubmitter {
   contact: string;
   /** This process, in report ids: `<day>.<domain>.<instance>@<organization>`. */
   instance: string;
+}
+
+/** How mailed reports go out: from this address, through the deliverer (which signs them with the From domain's key). */
+export interface ReportMailer {
+  from: string;
+  deliver(to: string, message: Buffer): Promise<void>;
 }
 
 /** The reporting addresses a domain publishes; none when it publishes no valid record. */
@@ -37,15 +45,17 @@ export class TlsReportSender {
   readonly #ca: (string | Buffer)[];
   readonly #submitter: TlsReportSubmitter;
   readonly #logger: Logger;
+  readonly #mailer?: ReportMailer;
   #timer?: NodeJS.Timeout;
 
-  constructor(options: { reports: TlsReports; resolver: Resolver; destinations: DestinationPolicy; extraCa: Buffer[]; submitter: TlsReportSubmitter; logger: Logger }) {
+  constructor(options: { reports: TlsReports; resolver: Resolver; destinations: DestinationPolicy; extraCa: Buffer[]; submitter: TlsReportSubmitter; logger: Logger; mailer?: ReportMailer }) {
     this.#reports = options.reports;
     this.#resolver = options.resolver;
     this.#destinations = options.destinations;
     this.#ca = [...rootCertificates, ...options.extraCa];
     this.#submitter = options.submitter;
     this.#logger = options.logger;
+    if (options.mailer) this.#mailer = options.mailer;
   }
 
   /** Sends each finished day's reports, checking every ten minutes. */
@@ -76,12 +86,22 @@ export class TlsReportSender {
       if (!addresses.length || !report) continue;
       const body = gzipSync(JSON.stringify(report));
       for (const address of addresses) {
-        if (!address.startsWith('https://')) {
-          this.#logger.info({ domain, address }, 'TLS report not sent: only https: reporting addresses are supported');
+        const mailto = /^mailto:([^?]+)/i.exec(address)?.[1];
+        if (!address.startsWith('https://') && !mailto) {
+          this.#logger.info({ domain, address }, 'TLS report not sent: not an https: or mailto: address');
+          continue;
+        }
+        if (mailto && !this.#mailer) {
+          this.#logger.info({ domain, address }, 'TLS report not mailed: no --tls-report-from');
           continue;
         }
         try {
-          await this.#post(new URL(address), body, domain);
+          if (mailto) {
+            const message = await tlsReportMessage({ from: this.#mailer!.from, to: decodeURIComponent(mailto), domain, submitter: this.#submitter.organization, reportId, day, gzippedReport: body });
+            await this.#mailer!.deliver(decodeURIComponent(mailto), message);
+          } else {
+            await this.#post(new URL(address), body, domain);
+          }
           sent.push(address);
           this.#logger.info({ domain, address, reportId }, 'TLS report sent');
         } catch (error) {

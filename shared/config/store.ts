@@ -58,4 +58,9 @@ export class ConfigStore extends EventEmitter<{ change: [LoadedConfig] }> {
     const namespaces = Object.values(this.#current?.document.namespaces ?? {});
     return namespaces.find((n) => n.domains[domain])?.domains[domain];
   }
+
+  /** The namespace whose SendingDomain claims `domain`. */
+  claimingNamespace(domain: string): string | undefined {
+    return Object.entries(this.#current?.document.namespaces ?? {}).find(([, n]) => n.domains[domain])?.[0];
+  }
 }
