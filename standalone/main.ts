@@ -4,7 +4,7 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { createDeliveryEngine, type DeliverySettings } from '../deliverer/main.ts';
+import { createDeliveryEngine, type DeliverySettings } from '../deliverer/delivery-engine.ts';
 import { createDelivererMetrics } from '../deliverer/metrics.ts';
 import type { RetryPolicy } from '../deliverer/retry-policy.ts';
 import { SuppressionList } from '../deliverer/suppression-list.ts';
