@@ -15,6 +15,7 @@ import nodemailer from 'nodemailer';
 import { stringify } from 'yaml';
 import { freePort } from '../kafka/broker.ts';
 import { testKafka } from '../helpers/env.ts';
+import { eventually } from '../helpers/eventually.ts';
 import { DelivererProcess, MtrelayProcess, RelayProcess } from '../helpers/relay-process.ts';
 import { writeNewTrackingKeys } from '../../shared/tracking/keys-file.ts';
 import { accountFolder, newApiKey, tempDir } from '../helpers/resources.ts';
@@ -99,6 +100,10 @@ describe('the metrics they use are served by the running roles', () => {
       await new Promise((r) => setTimeout(r, 100));
     }
     await operator.waitForLog((l) => l.msg === 'became the leader', 30_000);
+    // A SendingDomain, so the operator serves its resources' conditions (the DMARC alert counts them).
+    cluster.apply(['apiVersion: v1', 'kind: Namespace', 'metadata: {name: monitoring-acme}', '---', 'apiVersion: mtrelay.dev/v1alpha1', 'kind: SendingDomain',
+      'metadata: {name: example-com, namespace: monitoring-acme}', 'spec: {domain: example.com}']);
+    await eventually('the operator counts the domain\'s conditions', async () => (await operator.http('/metrics')).body.includes('condition="DMARCAligned"'), 30_000);
     const keys = path.join(tempDir('monitoring-keys'), 'keys');
     writeNewTrackingKeys(keys);
     const ops = ['--metrics-host', '127.0.0.1', '--metrics-port', '0'];
