@@ -32,8 +32,16 @@ export async function mxSecure(dns: ValidatedDns, domain: string): Promise<boole
   return answer?.rcode === 'NOERROR' && answer.authenticated;
 }
 
-/** The TLSA records at `_<port>._tcp.<host>`, when the MX records that named the host were validated. */
+/** Whether the host's address records were validated: TLSA records of a host whose addresses are not are not used (RFC 7672 2.2.2). */
+async function addressesSecure(dns: ValidatedDns, host: string): Promise<boolean> {
+  const answers = await Promise.all((['A', 'AAAA'] as const).map((type) => dns.query(host, type).catch(() => undefined)));
+  const found = answers.filter((a) => a?.rcode === 'NOERROR' && a.answers.length);
+  return found.length > 0 && found.every((a) => a!.authenticated);
+}
+
+/** The TLSA records at `_<port>._tcp.<host>`, when the MX records that named the host and the host's addresses were validated. */
 export async function daneFor(dns: ValidatedDns, host: string, port: number): Promise<DaneLookup> {
+  if (!(await addressesSecure(dns, host))) return { kind: 'none' };
   const name = `_${port}._tcp.${host}`;
   let answer;
   try {

@@ -86,9 +86,9 @@ function publishPolicy(domain: string, text: string, id = '20261130'): void {
 }
 
 before(async () => {
-  const addresses = ['127.0.81.10', '127.0.81.11', '127.0.81.12', '127.0.81.13', '127.0.81.14', '127.0.81.15', '127.0.81.20', '127.0.81.21', '127.0.81.22', '127.0.81.23'];
+  const addresses = ['127.0.81.10', '127.0.81.11', '127.0.81.12', '127.0.81.13', '127.0.81.14', '127.0.81.15', '127.0.81.20', '127.0.81.21', '127.0.81.22', '127.0.81.23', '127.0.81.24'];
   port = await sharedPort(addresses);
-  const domains = ['sts-enforce.test', 'sts-down.test', 'sts-badcert.test', 'sts-plain.test', 'sts-unlisted.test', 'sts-testing.test', 'dane-ee.test', 'dane-ta.test', 'dane-bad.test', 'dane-insecure.test', 'dane-servfail.test'];
+  const domains = ['sts-enforce.test', 'sts-down.test', 'sts-badcert.test', 'sts-plain.test', 'sts-unlisted.test', 'sts-testing.test', 'dane-ee.test', 'dane-ta.test', 'dane-bad.test', 'dane-insecure.test', 'dane-insecure-address.test', 'dane-servfail.test'];
   const right = ca.issue('mx-right', domains.map((d) => `mx.${d}`));
   const wrong = ca.issue('mx-wrong', ['mx.somewhere-else.test']);
   const self = selfSigned('mx.dane-ee.test');
@@ -107,6 +107,7 @@ before(async () => {
   sink('dane-ta', '127.0.81.21', { cert: chain, key: right.key });
   sink('dane-bad', '127.0.81.22', right);
   sink('dane-insecure', '127.0.81.23', self);
+  sink('dane-insecure-address', '127.0.81.24', right);
   await Promise.all(Object.values(sinks).map((s) => s.listen()));
 
   mxDomain('sts-enforce.test', '127.0.81.10');
@@ -139,6 +140,10 @@ before(async () => {
   // Not validated: the same mismatching record is ignored, as DANE only trusts signed zones.
   mxDomain('dane-insecure.test', '127.0.81.23');
   tlsa('mx.dane-insecure.test', [{ usage: 3, selector: 1, matchingType: 1, certificate: tlsaOf(right.cert, 1) }], false);
+  // Signed MX and TLSA, but the host's address records are not validated: its TLSA records are not used (RFC 7672 2.2.2).
+  dns.set('dane-insecure-address.test', { MX: [{ exchange: 'mx.dane-insecure-address.test', priority: 10 }], dnssec: true });
+  dns.set('mx.dane-insecure-address.test', { A: ['127.0.81.24'] });
+  tlsa('mx.dane-insecure-address.test', [{ usage: 3, selector: 1, matchingType: 1, certificate: tlsaOf(self.cert, 1) }]);
   mxDomain('dane-servfail.test', '127.0.81.99', { dnssec: true });
   dns.set(`_${port}._tcp.mx.dane-servfail.test`, { servfail: true });
   const dnsAddress = await dns.start();
@@ -190,10 +195,11 @@ test('MTA-STS testing, or a policy that cannot be fetched: the configured policy
 });
 
 test('DANE: validated TLSA records decide before MTA-STS; DANE-EE takes a self-signed certificate, DANE-TA a chain to the named CA; a mismatch waits', async () => {
-  const id = await send(['f@dane-ee.test', 'g@dane-ta.test', 'h@dane-bad.test', 'i@dane-insecure.test', 'j@dane-servfail.test']);
+  const id = await send(['f@dane-ee.test', 'g@dane-ta.test', 'h@dane-bad.test', 'i@dane-insecure.test', 'j@dane-servfail.test', 'l@dane-insecure-address.test']);
   assert.equal((await sinks['dane-ee']!.waitFor('f@dane-ee.test'))[0]!.tls, true, 'the MTA-STS policy naming another MX did not apply');
   await sinks['dane-ta']!.waitFor('g@dane-ta.test');
   await sinks['dane-insecure']!.waitFor('i@dane-insecure.test');
+  await sinks['dane-insecure-address']!.waitFor('l@dane-insecure-address.test');
   const bad = await waitForEvent(id, 'h@dane-bad.test', 'delay');
   assert.match(bad.raw_reason ?? '', /mx\.dane-bad\.test.*TLS policy dane \(DANE\): no TLSA record matches the certificate the server presented/);
   assert.equal(sinks['dane-bad']!.received.length, 0);
