@@ -3,6 +3,7 @@
 // pool, per-provider shaping, and the Deliverer that ties them together.
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
+import { rootCertificates } from 'node:tls';
 import { Resolver } from 'node:dns/promises';
 import { watchTrackingKeys } from '../shared/tracking/keys-file.ts';
 import type { TrackingKeyRing } from '../shared/tracking/tokens.ts';
@@ -63,14 +64,13 @@ function resolverOf(settings: DeliverySettings): Resolver {
 }
 
 /** DANE, MTA-STS and the configured policy, with TLS reports. */
-function transportSecurity(settings: DeliverySettings, extraCa: Buffer[], metrics: DelivererMetrics): TransportSecurity {
-  const resolver = resolverOf(settings);
+function transportSecurity(settings: DeliverySettings, resolver: Resolver, ca: (string | Buffer)[], metrics: DelivererMetrics): TransportSecurity {
   const reports = new TlsReports(metrics.tlsSessions);
   return new TransportSecurity({
     configured: tlsPolicyFor(settings.tlsPolicies),
     reports,
     ...(settings.dane ? { dane: new ValidatedDns({ servers: settings.dnsServers }) } : {}),
-    ...(settings.mtaSts ? { mtaSts: new MtaStsPolicies({ resolver, extraCa, destinations: settings.destinations }) } : {}),
+    ...(settings.mtaSts ? { mtaSts: new MtaStsPolicies({ resolver, ca, destinations: settings.destinations }) } : {}),
   });
 }
 
@@ -87,12 +87,15 @@ function providerShaper(role: Role, settings: DeliverySettings, counters: UsageC
 /** The delivery engine of a role; its connections close after the role's runtime has drained. */
 export function createDeliveryEngine(role: Role, settings: DeliverySettings, store: ConfigStore, suppressions: SuppressionList, metrics: DelivererMetrics,
   counters: UsageCounters): { deliverer: Deliverer; closePool: () => void } {
-  const extraCa = settings.tlsCaFiles.map((f) => readFileSync(f));
-  const security = transportSecurity(settings, extraCa, metrics);
+  // Trusted for verified TLS, MTA-STS policy hosts and TLS report receivers alike.
+  const ca = [...rootCertificates, ...settings.tlsCaFiles.map((f) => readFileSync(f))];
+  // MTA-STS policies and TLS reports are looked up with the same resolvers as the routes.
+  const resolver = resolverOf(settings);
+  const security = transportSecurity(settings, resolver, ca, metrics);
   const pool = new SmtpPool({
     ...settings.limits,
     heloName: settings.heloName,
-    extraCa,
+    ca,
     connectTimeoutMs: settings.connectTimeoutMs,
     socketTimeoutMs: settings.socketTimeoutMs,
     onTlsSession: (session) => security.reports.record(session),
@@ -116,7 +119,7 @@ export function createDeliveryEngine(role: Role, settings: DeliverySettings, sto
   if (settings.tlsReports) {
     const { from, ...submitter } = settings.tlsReports;
     const sender = new TlsReportSender({
-      reports: security.reports, resolver: resolverOf(settings), destinations: settings.destinations, extraCa, logger: role.logger,
+      reports: security.reports, resolver, destinations: settings.destinations, ca, logger: role.logger,
       submitter: { ...submitter, instance: hostname() }, ...(from ? { mailer: reportMailer(deliverer, store, from) } : {}),
     });
     sender.start();

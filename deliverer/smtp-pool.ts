@@ -3,7 +3,7 @@
 // offer (transport-security/: DANE, MTA-STS or the configured policy). Modelled on Haraka's
 // outbound client pool.
 import { Readable } from 'node:stream';
-import { rootCertificates, type TLSSocket } from 'node:tls';
+import type { TLSSocket } from 'node:tls';
 import { SMTPConnection, tlsSocketOf } from '../shared/mail/nodemailer-internals.ts';
 // DATA goes out through nodemailer's dot-stuffing stream, made to scan natively (for effect).
 import './dot-stuffing.ts';
@@ -37,7 +37,8 @@ export interface LaneLimits {
 
 export interface PoolOptions extends PoolLimits {
   heloName: string;
-  extraCa: Buffer[];
+  /** The CAs trusted for verified TLS: the system's and --tls-ca. */
+  ca: (string | Buffer)[];
   connectTimeoutMs: number;
   socketTimeoutMs: number;
   /** Each new connection's TLS outcome, for TLS reports. */
@@ -148,7 +149,7 @@ export class SmtpPool {
 
   constructor(options: PoolOptions) {
     this.#options = options;
-    this.#ca = [...rootCertificates, ...options.extraCa];
+    this.#ca = options.ca;
   }
 
   /** A destination, in its provider's lane or in a lane of its own. */

@@ -55,13 +55,13 @@ export class AdaptiveShaper {
   readonly #rules: ProviderRule[];
   readonly #counters: UsageCounters;
   readonly #states = new Map<string, State>();
-  readonly #metrics: { factor?: Gauge<'provider'>; throttled?: Counter<'provider'> };
+  readonly #metrics: { factor: Gauge<'provider'> | undefined; throttled: Counter<'provider'> | undefined };
   #timer?: NodeJS.Timeout;
 
   constructor(options: { rules: ProviderRule[]; counters: UsageCounters; factorGauge?: Gauge<'provider'>; throttledCounter?: Counter<'provider'> }) {
     this.#rules = options.rules;
     this.#counters = options.counters;
-    this.#metrics = { ...(options.factorGauge ? { factor: options.factorGauge } : {}), ...(options.throttledCounter ? { throttled: options.throttledCounter } : {}) };
+    this.#metrics = { factor: options.factorGauge, throttled: options.throttledCounter };
   }
 
   /** Keeps every provider's factor (and its gauge) current, with or without traffic. */

@@ -5,10 +5,11 @@
 // parses the policy; the fetch is ours, to use the deliverer's resolver, trusted CAs and
 // destination policy (the policy host is named by the recipient's domain: no SSRF).
 import https from 'node:https';
-import { rootCertificates } from 'node:tls';
 import type { Resolver } from 'node:dns/promises';
 import { parsePolicy, resolvePolicy } from 'mailauth/lib/mta-sts.js';
 import type { DestinationPolicy } from '../destination-policy.ts';
+import { setBounded } from './bounded-cache.ts';
+import { permittedAddress } from './permitted-address.ts';
 
 export interface StsPolicy {
   id: string;
@@ -57,9 +58,10 @@ export class MtaStsPolicies {
    */
   readonly #without = new Map<string, { at: number; lookup: StsLookup }>();
 
-  constructor(options: { resolver: Resolver; extraCa: Buffer[]; destinations: DestinationPolicy; timeoutMs?: number }) {
+  /** `ca`: the CAs trusted for the policy hosts' certificates (the system's and --tls-ca). */
+  constructor(options: { resolver: Resolver; ca: (string | Buffer)[]; destinations: DestinationPolicy; timeoutMs?: number }) {
     this.#resolver = options.resolver;
-    this.#ca = [...rootCertificates, ...options.extraCa];
+    this.#ca = options.ca;
     this.#destinations = options.destinations;
     this.#timeoutMs = options.timeoutMs ?? 15_000;
   }
@@ -89,9 +91,7 @@ export class MtaStsPolicies {
     }
     try {
       const policy = await this.#fetch(domain, id);
-      this.#cache.delete(domain);
-      this.#cache.set(domain, { policy, expires: now + policy.maxAgeSeconds * 1000, checked: now });
-      if (this.#cache.size > CACHE_SIZE) this.#cache.delete(this.#cache.keys().next().value!);
+      setBounded(this.#cache, domain, { policy, expires: now + policy.maxAgeSeconds * 1000, checked: now }, CACHE_SIZE);
       return { kind: 'policy', policy };
     } catch (error) {
       if (live) return { kind: 'policy', policy: live.policy };
@@ -101,9 +101,7 @@ export class MtaStsPolicies {
   }
 
   #remember(domain: string, now: number, lookup: StsLookup): StsLookup {
-    this.#without.delete(domain);
-    this.#without.set(domain, { at: now, lookup });
-    if (this.#without.size > CACHE_SIZE) this.#without.delete(this.#without.keys().next().value!);
+    setBounded(this.#without, domain, { at: now, lookup }, CACHE_SIZE);
     return lookup;
   }
 
@@ -124,9 +122,7 @@ export class MtaStsPolicies {
 
   /** The policy file over HTTPS with a valid certificate for the host; no redirects (RFC 8461 3.3). */
   async #get(host: string): Promise<string> {
-    const addresses = [...await this.#resolver.resolve4(host).catch(() => []), ...await this.#resolver.resolve6(host).catch(() => [])];
-    const address = addresses.find((a) => this.#destinations.permits(a));
-    if (!address) throw new Error(addresses.length ? `${host} resolves only to refused addresses (${addresses.join(', ')})` : `${host} has no address`);
+    const address = await permittedAddress(this.#resolver, this.#destinations, host);
     return new Promise((resolve, reject) => {
       const request = https.get({
         host: address, port: 443, path: '/.well-known/mta-sts.txt', servername: host,

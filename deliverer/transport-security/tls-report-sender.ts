@@ -5,13 +5,13 @@
 // report-id; receivers add them up, RFC 8460 3); a process that restarts loses its current
 // day's counts, which its metrics keep.
 import https from 'node:https';
-import { rootCertificates } from 'node:tls';
 import { gzipSync } from 'node:zlib';
 import type { Resolver } from 'node:dns/promises';
 import type { Logger } from 'pino';
 import type { DestinationPolicy } from '../destination-policy.ts';
 import { utcDay, type TlsReports } from './tls-report.ts';
 import { tlsReportMessage } from './tls-report-mail.ts';
+import { permittedAddress } from './permitted-address.ts';
 
 export interface TlsReportSubmitter {
   /** The organisation named in reports (RFC 8460 4.4 organization-name). */
@@ -48,11 +48,12 @@ export class TlsReportSender {
   readonly #mailer?: ReportMailer;
   #timer?: NodeJS.Timeout;
 
-  constructor(options: { reports: TlsReports; resolver: Resolver; destinations: DestinationPolicy; extraCa: Buffer[]; submitter: TlsReportSubmitter; logger: Logger; mailer?: ReportMailer }) {
+  /** `ca`: the CAs trusted for the receivers' certificates (the system's and --tls-ca). */
+  constructor(options: { reports: TlsReports; resolver: Resolver; destinations: DestinationPolicy; ca: (string | Buffer)[]; submitter: TlsReportSubmitter; logger: Logger; mailer?: ReportMailer }) {
     this.#reports = options.reports;
     this.#resolver = options.resolver;
     this.#destinations = options.destinations;
-    this.#ca = [...rootCertificates, ...options.extraCa];
+    this.#ca = options.ca;
     this.#submitter = options.submitter;
     this.#logger = options.logger;
     if (options.mailer) this.#mailer = options.mailer;
@@ -114,9 +115,7 @@ export class TlsReportSender {
 
   /** POSTs to a receiver's address, refusing addresses the destination policy refuses (the URL is the domain's choice). */
   async #post(url: URL, body: Buffer, domain: string): Promise<void> {
-    const addresses = [...await this.#resolver.resolve4(url.hostname).catch(() => []), ...await this.#resolver.resolve6(url.hostname).catch(() => [])];
-    const address = addresses.find((a) => this.#destinations.permits(a));
-    if (!address) throw new Error(`${url.hostname} has no permitted address (${addresses.join(', ') || 'none'})`);
+    const address = await permittedAddress(this.#resolver, this.#destinations, url.hostname);
     await new Promise<void>((resolve, reject) => {
       const request = https.request({
         method: 'POST', host: address, port: url.port || 443, path: `${url.pathname}${url.search}`, servername: url.hostname,

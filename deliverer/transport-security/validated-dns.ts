@@ -8,6 +8,7 @@ import { getServers } from 'node:dns';
 import net from 'node:net';
 import { randomInt } from 'node:crypto';
 import dnsPacket, { type Answer, type DecodedPacket, type RecordType } from 'dns-packet';
+import { setBounded } from './bounded-cache.ts';
 
 export interface ValidatedAnswer {
   /** NOERROR, NXDOMAIN, SERVFAIL, … */
@@ -69,9 +70,7 @@ export class ValidatedDns {
     // A failure is not cached: the next attempt asks again.
     if (answer.rcode === 'SERVFAIL') return;
     const ttl = Math.min(MAX_TTL_SECONDS, ...answer.answers.map((a) => ('ttl' in a && a.ttl !== undefined ? a.ttl : MAX_TTL_SECONDS)));
-    this.#cache.delete(key);
-    this.#cache.set(key, { answer, expires: Date.now() + ttl * 1000 });
-    if (this.#cache.size > CACHE_SIZE) this.#cache.delete(this.#cache.keys().next().value!);
+    setBounded(this.#cache, key, { answer, expires: Date.now() + ttl * 1000 }, CACHE_SIZE);
   }
 
   /** One query over UDP, again over TCP when the answer was truncated. */

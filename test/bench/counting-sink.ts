@@ -7,6 +7,7 @@
 // it, so a run whose tracking silently did nothing cannot pass for a fast tracked run.
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
+import { THROTTLING_TEXT, tokenBucket } from '../helpers/provider-throttle.ts';
 
 /** Message-ID of a message (without <>), read from its header block; '' when there is none. */
 export function messageIdOf(message: Buffer): string {
@@ -42,8 +43,7 @@ function occurrences(data: Buffer, needle: Buffer): number {
   return count;
 }
 
-/** Gmail's reply to a sender over its rate. */
-export const THROTTLING_REPLY = '421 4.7.28 Our system has detected an unusual rate of unsolicited mail originating from your IP address; rate limited, try again later';
+const THROTTLING_REPLY = `421 4.7.28 ${THROTTLING_TEXT}`;
 
 /** One client connection: SMTP commands (pipelined or not), then DATA up to CRLF.CRLF. */
 class SinkSession {
@@ -191,9 +191,6 @@ export class CountingSink {
   readonly #server: net.Server;
   readonly #sockets = new Set<net.Socket>();
 
-  #tokens = 0;
-  #refilled = 0;
-
   /**
    * `trackingHost`: the host of tracked links and pixels (e.g. track.bench.test), to count tracked
    * arrivals. `throttlePerSecond`: answer like a provider under pressure, 421 4.7.28 to each MAIL
@@ -201,15 +198,9 @@ export class CountingSink {
    */
   constructor(name = 'sink.bench.test', trackingHost?: string, throttlePerSecond = 0) {
     const needle = trackingHost ? Buffer.from(trackingHost, 'latin1') : undefined;
+    const bucket = throttlePerSecond ? tokenBucket(throttlePerSecond) : () => true;
     const admit = () => {
-      if (!throttlePerSecond) return true;
-      const now = performance.now();
-      this.#tokens = Math.min(throttlePerSecond, this.#tokens + ((now - this.#refilled) / 1000) * throttlePerSecond);
-      this.#refilled = now;
-      if (this.#tokens >= 1) {
-        this.#tokens -= 1;
-        return true;
-      }
+      if (bucket()) return true;
       this.throttled += 1;
       return false;
     };

@@ -31,7 +31,7 @@ before(async () => {
   store.apply(compileConfig([sendingDomainYaml('acme', 'broken-com', 'broken.com'), damaged, sendingDomainYaml('acme', 'keyless-com', 'keyless.com'),
     signedDomainYaml('mtrelay-system', 'sandbox', 'sandbox.test')]
     .flatMap((yaml) => parseAllDocuments(yaml).map((d) => ({ source: 'test.yaml', document: d.toJS() })))));
-  pool = new SmtpPool({ connectionsPerDestination: 1, messagesPerConnection: 10, messagesPerSecond: 0, heloName: 'out.test', extraCa: [],
+  pool = new SmtpPool({ connectionsPerDestination: 1, messagesPerConnection: 10, messagesPerSecond: 0, heloName: 'out.test', ca: [],
     connectTimeoutMs: 2000, socketTimeoutMs: 5000 });
   deliverer = new Deliverer({
     store, pool, isSuppressed: () => false, logger: pino({ level: 'silent' }),

@@ -20,7 +20,7 @@ before(async () => {
 after(() => sink.close());
 
 function pool(limits: PoolLimits & Pick<PoolOptions, 'onOpenChange'>): SmtpPool {
-  return new SmtpPool({ ...limits, heloName: 'out.test', extraCa: [], connectTimeoutMs: 2000, socketTimeoutMs: 5000 });
+  return new SmtpPool({ ...limits, heloName: 'out.test', ca: [], connectTimeoutMs: 2000, socketTimeoutMs: 5000 });
 }
 
 const message = (i: number) => Buffer.from(`From: a@example.com\r\nTo: b@pool.test\r\nSubject: ${i}\r\n\r\nbody\r\n`);

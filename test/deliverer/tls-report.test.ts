@@ -98,7 +98,7 @@ test('a day\'s sessions become one RFC 8460 report per domain, POSTed gzipped to
   reports.record({ policy: sts }, Date.parse('2026-11-30T00:00:01Z'));
 
   const sender = new TlsReportSender({
-    reports, resolver, destinations: new DestinationPolicy({ allow: ['127.0.81.0/24'] }), extraCa: [readFileSync(ca.caCert)],
+    reports, resolver, destinations: new DestinationPolicy({ allow: ['127.0.81.0/24'] }), ca: [readFileSync(ca.caCert)],
     submitter: { organization: 'mtrelay.example', contact: 'postmaster@mtrelay.example', instance: 'deliverer-0' }, logger: pino({ level: 'silent' }),
   });
   assert.deepEqual(await sender.send(day), ['https://reports.example/tlsrpt?d=asks'], 'only the domain that asks, only at its https: address');
@@ -135,14 +135,14 @@ test('a mailto: address gets the report as multipart/report mail from the operat
   reports.record({ policy: { type: 'tlsa', domain: 'mailed.test', text: ['3 1 1 00ff'] } }, Date.parse(`${day}T08:00:00Z`));
   const store = new ConfigStore();
   store.apply(compileConfig(parseAllDocuments(signedDomainYaml('ops', 'mtrelay-example', 'mtrelay.example')).map((d) => ({ source: 'ops.yaml', document: d.toJS() }))));
-  const pool = new SmtpPool({ connectionsPerDestination: 1, messagesPerConnection: 1, messagesPerSecond: 0, heloName: 'out.mtrelay.example', extraCa: [], connectTimeoutMs: 2000, socketTimeoutMs: 5000 });
+  const pool = new SmtpPool({ connectionsPerDestination: 1, messagesPerConnection: 1, messagesPerSecond: 0, heloName: 'out.mtrelay.example', ca: [], connectTimeoutMs: 2000, socketTimeoutMs: 5000 });
   const deliverer = new Deliverer({
     store, pool, isSuppressed: () => false, logger: pino({ level: 'silent' }),
     routes: new RouteResolver({ dnsServers: [dnsAddress], smtpPort: mailboxPort, destinations: new DestinationPolicy({ allow: ['127.0.81.0/24'] }) }),
     security: new TransportSecurity({ configured: () => 'opportunistic', reports }),
   });
   const sender = new TlsReportSender({
-    reports, resolver, destinations: new DestinationPolicy({ allow: ['127.0.81.0/24'] }), extraCa: [],
+    reports, resolver, destinations: new DestinationPolicy({ allow: ['127.0.81.0/24'] }), ca: [],
     submitter: { organization: 'mtrelay.example', contact: 'postmaster@mtrelay.example', instance: 'deliverer-1' }, logger: pino({ level: 'silent' }),
     mailer: reportMailer(deliverer, store, 'tls-reports@mtrelay.example'),
   });

@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 // Scripted replies carry their own enhanced status codes, as real providers' do.
 import '../../relay/smtp-server-patches.ts';
 import { SMTPServer, type SMTPServerSession } from 'smtp-server';
+import { THROTTLING_TEXT, tokenBucket } from './provider-throttle.ts';
 
 export type Behaviour = 'accept' | `${4 | 5}${number}${number} ${string}` | 'drop' | 'stall' | 'slow';
 
@@ -26,9 +27,6 @@ export interface SinkOptions {
   throttlePerSecond?: number;
 }
 
-/** Gmail's words when a sender goes too fast. */
-export const THROTTLE_REPLY = 'Our system has detected an unusual rate of unsolicited mail originating from your IP address; rate limited, try again later';
-
 export class SmtpSink {
   readonly received: Received[] = [];
   /** Behaviour per recipient address (lower case); others are accepted. */
@@ -49,6 +47,7 @@ export class SmtpSink {
     this.host = options.host;
     this.port = options.port;
     const tls = options.tls && options.starttls !== false;
+    const admit = options.throttlePerSecond ? tokenBucket(options.throttlePerSecond) : () => true;
     this.#server = new SMTPServer({
       name: options.host,
       authOptional: true,
@@ -65,9 +64,9 @@ export class SmtpSink {
         this.open--;
       },
       onMailFrom: (_address, _session, callback) => {
-        if (options.throttlePerSecond && !this.#takeToken(options.throttlePerSecond)) {
+        if (!admit()) {
           this.throttled++;
-          callback(Object.assign(new Error(`4.7.28 ${THROTTLE_REPLY}`), { responseCode: 421 }));
+          callback(Object.assign(new Error(`4.7.28 ${THROTTLING_TEXT}`), { responseCode: 421 }));
           return;
         }
         callback();
@@ -85,19 +84,6 @@ export class SmtpSink {
       onData: (stream, session, callback) => this.#onData(stream, session, callback),
     });
     this.#server.on('error', () => undefined); // connections the test drops on purpose
-  }
-
-  #tokens = 0;
-  #refilled = 0;
-
-  /** A token bucket of one second's messages. */
-  #takeToken(perSecond: number): boolean {
-    const now = Date.now();
-    this.#tokens = Math.min(perSecond, this.#tokens + ((now - this.#refilled) / 1000) * perSecond);
-    this.#refilled = now;
-    if (this.#tokens < 1) return false;
-    this.#tokens -= 1;
-    return true;
   }
 
   #onData(stream: NodeJS.ReadableStream, session: SMTPServerSession, callback: (error?: Error | null) => void): void {
